@@ -1,0 +1,225 @@
+//! Request and response bodies of the ingest and control APIs, beyond the records themselves.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event_type::EventType;
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::records::{DeliveryStatus, EventSelection};
+use crate::timestamp::Timestamp;
+
+/// Version prefix of every API route.
+pub const API_PREFIX: &str = "/v1";
+
+/// Default number of deliveries in one page of `GET /v1/deliveries`.
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+
+/// Largest number of deliveries in one page.
+pub const MAX_PAGE_LIMIT: u32 = 1_000;
+
+/// Body of `POST /v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestRequest {
+    /// The event type.
+    pub event: String,
+    /// The event data, validated against the type's schema.
+    pub data: serde_json::Value,
+}
+
+/// Response of `POST /v1/events`, sent once the event and its deliveries are flushed to disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestResponse {
+    /// The new event's id.
+    pub event_id: EventId,
+    /// One delivery per subscribed endpoint.
+    pub deliveries: Vec<DeliveryId>,
+}
+
+/// Body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What failed, on which value, and what to do.
+    pub error: String,
+}
+
+/// Body of `POST /v1/endpoints`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateEndpoint {
+    /// Where deliveries are posted: an http or https URL.
+    pub url: String,
+    /// Which event types it receives; every type when absent.
+    #[serde(default = "all_events")]
+    pub event_types: EventSelection,
+    /// A note for operators.
+    #[serde(default)]
+    pub description: String,
+    /// Whether the endpoint starts paused.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn all_events() -> EventSelection {
+    EventSelection::All
+}
+
+/// Body of `PATCH /v1/endpoints/{id}`: the fields to change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateEndpoint {
+    /// A new URL for deliveries created from now on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A new event selection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<EventSelection>,
+    /// A new description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Response of `POST /v1/endpoints`: the endpoint and its secret, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedEndpoint {
+    /// The new endpoint.
+    pub endpoint: crate::records::Endpoint,
+    /// Its signing secret.
+    pub secret: String,
+}
+
+/// Filters of the delivery log, shared by listing and replay by filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryFilter {
+    /// Only deliveries in this status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeliveryStatus>,
+    /// Only events of this type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventType>,
+    /// Only deliveries to this endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointId>,
+    /// Only deliveries whose target URL or endpoint id contains this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Only deliveries created at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Only deliveries created before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+}
+
+impl DeliveryFilter {
+    /// Whether no filter is set.
+    pub fn is_empty(&self) -> bool {
+        self == &DeliveryFilter::default()
+    }
+}
+
+/// Query of `GET /v1/deliveries`: filters plus paging. Results come newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryQuery {
+    /// Only deliveries in this status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeliveryStatus>,
+    /// Only events of this type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventType>,
+    /// Only deliveries to this endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointId>,
+    /// Only deliveries whose target URL or endpoint id contains this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Only deliveries created at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Only deliveries created before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+    /// The `next_cursor` of the previous page: results continue with older deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<DeliveryId>,
+    /// Page size, 50 when absent, at most 1,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+impl DeliveryQuery {
+    /// The filter part of the query.
+    pub fn filter(&self) -> DeliveryFilter {
+        DeliveryFilter {
+            status: self.status,
+            event: self.event,
+            endpoint: self.endpoint.clone(),
+            target: self.target.clone(),
+            since: self.since,
+            until: self.until,
+        }
+    }
+
+    /// A query for the first page of a filter.
+    pub fn from_filter(filter: DeliveryFilter, limit: Option<u32>) -> Self {
+        DeliveryQuery {
+            status: filter.status,
+            event: filter.event,
+            endpoint: filter.endpoint,
+            target: filter.target,
+            since: filter.since,
+            until: filter.until,
+            cursor: None,
+            limit,
+        }
+    }
+}
+
+/// Response of `GET /v1/deliveries`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryPage {
+    /// Deliveries, newest first.
+    pub deliveries: Vec<crate::records::Delivery>,
+    /// Pass as `cursor` for the next, older page; absent on the last page.
+    pub next_cursor: Option<DeliveryId>,
+}
+
+/// Body of `POST /v1/replay`: deliveries by id, or every delivery that a filter matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayRequest {
+    /// Deliveries to replay by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<DeliveryId>,
+    /// Replay every delivery this filter matches, used when `ids` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<DeliveryFilter>,
+    /// Count what would be replayed without queueing anything.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Deliveries of one replay bound for one target URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetCount {
+    /// The target URL.
+    pub url: String,
+    /// How many deliveries go there.
+    pub count: u64,
+}
+
+/// Response of a replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayResponse {
+    /// Deliveries queued for a new attempt, or that would be with `dry_run`.
+    pub queued: u64,
+    /// Deliveries left alone: in flight now, or whose endpoint was deleted.
+    pub skipped: u64,
+    /// Queued deliveries per target URL, most first.
+    pub targets: Vec<TargetCount>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+/// Query of `GET /v1/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsQuery {
+    /// Window length such as `24h` or `15m`; 24 h when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+}

@@ -1,0 +1,184 @@
+//! Typed ids: `evt_`, `del_` and `ep_` followed by a ULID, so that ids sort by creation time and
+//! the store can page through records newest first by key order alone.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Length of a ULID in Crockford base32.
+const ULID_LEN: usize = 26;
+
+/// A value that is not an id of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid {kind} id {value:?}: expected {prefix} followed by 26 Crockford base32 characters"
+)]
+pub struct IdError {
+    /// What kind of id was expected, such as "delivery".
+    pub kind: &'static str,
+    /// The prefix that id kind starts with.
+    pub prefix: &'static str,
+    /// The rejected value, cut to 64 characters.
+    pub value: String,
+}
+
+/// Generator that keeps ids strictly increasing within one process, even within one millisecond.
+static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
+
+fn next_ulid() -> ulid::Ulid {
+    let mut guard = GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let generator = guard.get_or_insert_with(ulid::Generator::new);
+    // The monotonic generator fails only when 2^80 ids are made in one millisecond. Falling back
+    // to a fresh random ULID then keeps ids unique, though not ordered within that millisecond.
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+}
+
+fn check(kind: &'static str, prefix: &'static str, value: &str) -> Result<(), IdError> {
+    let valid = value
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.len() == ULID_LEN && ulid::Ulid::from_string(rest).is_ok());
+    if valid {
+        Ok(())
+    } else {
+        Err(IdError {
+            kind,
+            prefix,
+            value: value.chars().take(64).collect(),
+        })
+    }
+}
+
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The prefix every id of this kind starts with.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// Generates a new id, later in sort order than every id this process made before.
+            pub fn generate() -> Self {
+                Self(format!("{}{}", $prefix, next_ulid()))
+            }
+
+            /// Parses and validates an id.
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                check($kind, $prefix, value)?;
+                Ok(Self(value.to_owned()))
+            }
+
+            /// The id as text, prefix included.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// Creation time of the id in milliseconds since the Unix epoch, from its ULID.
+            pub fn timestamp_ms(&self) -> u64 {
+                ulid::Ulid::from_string(&self.0[$prefix.len()..])
+                    .map(|ulid| ulid.timestamp_ms())
+                    .unwrap_or(0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                Self::parse(value)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                check($kind, $prefix, &value)?;
+                Ok(Self(value))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// Id of one accepted event, `evt_…`.
+    EventId,
+    "event",
+    "evt_"
+);
+typed_id!(
+    /// Id of one delivery, the pair of an event and one endpoint, `del_…`. It stays the same
+    /// across retries and replays, so receivers can de-duplicate on it.
+    DeliveryId,
+    "delivery",
+    "del_"
+);
+typed_id!(
+    /// Id of one subscribed endpoint, `ep_…`.
+    EndpointId,
+    "endpoint",
+    "ep_"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_and_sort() {
+        let first = DeliveryId::generate();
+        let second = DeliveryId::generate();
+        assert!(first < second);
+        assert_eq!(DeliveryId::parse(first.as_str()), Ok(first.clone()));
+        assert!(first.as_str().starts_with("del_"));
+        assert!(first.timestamp_ms() > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn parse_rejects_wrong_prefix_and_length() {
+        let event = EventId::generate();
+        assert!(DeliveryId::parse(event.as_str()).is_err());
+        assert!(DeliveryId::parse("del_").is_err());
+        assert!(DeliveryId::parse("del_01ARZ3NDEKTSV4RRFFQ69G5FA").is_err());
+        assert!(DeliveryId::parse("del_01ARZ3NDEKTSV4RRFFQ69G5FAVX").is_err());
+        assert!(DeliveryId::parse("del_01ARZ3NDEKTSV4RRFFQ69G5FAV").is_ok());
+    }
+
+    #[test]
+    fn error_names_value_and_format() {
+        let error = EndpointId::parse("ep_nope").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("\"ep_nope\""), "{message}");
+        assert!(message.contains("ep_ followed by 26"), "{message}");
+    }
+
+    #[test]
+    fn deserialize_validates() {
+        let parsed: Result<EventId, _> = serde_json::from_str("\"evt_bad\"");
+        assert!(parsed.is_err());
+    }
+}
