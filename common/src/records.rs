@@ -419,6 +419,10 @@ pub struct Health {
     pub version: String,
     /// When the daemon started.
     pub started_at: Timestamp,
+    /// The address the ingest API listens on, with the port actually bound.
+    pub ingest_addr: String,
+    /// The daemon's data directory.
+    pub data_dir: String,
 }
 
 #[cfg(test)]
