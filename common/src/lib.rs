@@ -9,6 +9,7 @@ pub mod event_type;
 pub mod headers;
 pub mod ids;
 pub mod records;
+pub mod samples;
 pub mod schema;
 pub mod signing;
 pub mod timestamp;
