@@ -60,9 +60,9 @@ pub(crate) enum EndpointsCommand {
     Show(EndpointIdArg),
     /// Change an endpoint's URL, event types or description
     Update(UpdateEndpointArgs),
-    /// Stop sending to an endpoint; its deliveries queue until it is resumed
+    /// Pause an endpoint, so its deliveries queue until it is resumed
     Pause(EndpointIdArg),
-    /// Send the deliveries of a paused endpoint again
+    /// Resume a paused endpoint and send its queued deliveries
     Resume(EndpointIdArg),
     /// Replace an endpoint's signing secret and print the new one
     RotateSecret(EndpointIdArg),
@@ -116,7 +116,7 @@ pub(crate) struct UpdateEndpointArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum EventsCommand {
-    /// Post an event from a JSON file holding {"event": TYPE, "data": {...}}
+    /// Post an event from a JSON file that contains {"event": TYPE, "data": {...}}
     Post(PostEventArgs),
     /// List the event types
     Types,
@@ -172,7 +172,7 @@ pub(crate) struct FilterArgs {
 }
 
 impl FilterArgs {
-    /// The filter as the API takes it.
+    /// Converts the flags into the filter of the API.
     pub(crate) fn to_filter(&self) -> DeliveryFilter {
         DeliveryFilter {
             status: self.status,

@@ -1,16 +1,14 @@
-//! Asks the operator to confirm a change on a terminal, and rejects it when nobody can answer.
+//! Confirmation of a change on a terminal, rejected when standard input is not a terminal.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
 
 /// Asks `question` on standard error and reads the answer from standard input. Without a
-/// terminal on standard input the change is rejected with a message that names `--yes`.
+/// terminal on standard input it returns an error that names `--yes`.
 pub(crate) fn confirm(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "{question} Nobody can answer: standard input is not a terminal. Pass --yes to go ahead"
-        );
+        anyhow::bail!("standard input is not a terminal: pass --yes to confirm");
     }
     ask(question, std::io::stdin().lock(), std::io::stderr().lock())
         .context("failed to read the answer from standard input")

@@ -11,7 +11,7 @@ use crate::pretty_json::indent_json;
 use crate::table::{render_fields, truncate, Table};
 use crate::times::format_age;
 
-/// Longest error or response excerpt shown in the attempts table, in characters.
+/// Maximum length of the error or response excerpt in the attempts table, in characters.
 const MAX_ATTEMPT_NOTE_CHARS: usize = 72;
 
 /// Runs one `deliveries` subcommand.
@@ -62,7 +62,7 @@ fn next_attempt_label(delivery: &Delivery, now: Timestamp) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-/// The delivery table of `deliveries list`.
+/// Renders the delivery table of `deliveries list`.
 fn render_page(page: &DeliveryPage, now: Timestamp) -> String {
     if page.deliveries.is_empty() {
         return "no deliveries match\n".to_owned();
@@ -85,7 +85,7 @@ fn render_page(page: &DeliveryPage, now: Timestamp) -> String {
     table.render()
 }
 
-/// The full view of `deliveries show`: summary, payload, request headers and attempts.
+/// Renders the full view of `deliveries show`: summary, payload, request headers and attempts.
 fn render_detail(detail: &DeliveryDetail, now: Timestamp) -> String {
     let delivery = &detail.delivery;
     let mut last_result = delivery.outcome_label();

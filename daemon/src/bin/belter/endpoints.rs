@@ -105,11 +105,11 @@ fn print_endpoint(json: bool, endpoint: &Endpoint) -> anyhow::Result<()> {
     print_text(&render_fields(&endpoint_fields(endpoint, Timestamp::now())))
 }
 
-fn print_change(json: bool, endpoint: &Endpoint, what: &str) -> anyhow::Result<()> {
+fn print_change(json: bool, endpoint: &Endpoint, change: &str) -> anyhow::Result<()> {
     if json {
         return print_json(endpoint);
     }
-    print_text(&format!("endpoint {} {what}\n", endpoint.id))
+    print_text(&format!("endpoint {} {change}\n", endpoint.id))
 }
 
 /// Prints the bare secret, so that `$(belter endpoints secret ID)` captures it.
@@ -134,7 +134,7 @@ fn last_success_label(endpoint: &Endpoint, now: Timestamp) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-/// The endpoint table of `endpoints list`.
+/// Renders the endpoint table of `endpoints list`.
 fn render_list(endpoints: &[Endpoint], now: Timestamp) -> String {
     if endpoints.is_empty() {
         return "no endpoints; add one with `belter endpoints add URL`\n".to_owned();
@@ -162,7 +162,7 @@ fn render_list(endpoints: &[Endpoint], now: Timestamp) -> String {
     table.render()
 }
 
-/// The label-value list of `endpoints show`.
+/// Lists the labels and values of `endpoints show`.
 fn endpoint_fields(endpoint: &Endpoint, now: Timestamp) -> Vec<(&'static str, String)> {
     vec![
         ("id", endpoint.id.to_string()),

@@ -1,4 +1,4 @@
-//! Where command results go: the API's JSON for scripts, or text for people.
+//! Output of command results: the API's JSON for scripts, or text for people.
 
 use std::io::Write;
 

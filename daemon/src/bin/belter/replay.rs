@@ -1,6 +1,7 @@
 //! `belter replay …`: queue deliveries for a new attempt, by id or by filter, with a dry run and
 //! a confirmation before a replay by filter touches more than one delivery.
 
+use anyhow::Context;
 use belter_common::api::{DeliveryFilter, ReplayRequest, ReplayResponse};
 use belter_common::client::ControlClient;
 
@@ -53,7 +54,10 @@ pub(crate) async fn run(
             // carries only the result.
             eprint!("{}", render_response(&preview));
             let question = format!("Replay {} deliveries?", preview.queued);
-            if !confirm(&question)? {
+            let confirmed = confirm(&question).with_context(|| {
+                format!("replay of {} deliveries not confirmed", preview.queued)
+            })?;
+            if !confirmed {
                 anyhow::bail!("replay cancelled, nothing was queued");
             }
         }
@@ -65,7 +69,7 @@ pub(crate) async fn run(
     print_response(json, &response)
 }
 
-/// Whether a replay by filter of `count` deliveries needs `--yes` or an answer on a terminal.
+/// Whether a replay by filter of `count` deliveries needs `--yes` or confirmation on a terminal.
 fn needs_confirmation(count: u64) -> bool {
     count > 1
 }
@@ -85,7 +89,7 @@ fn plural(count: u64) -> &'static str {
     }
 }
 
-/// The summary line and the count per target.
+/// Renders the summary line and the count per target.
 fn render_response(response: &ReplayResponse) -> String {
     let verb = if response.dry_run {
         "would queue"

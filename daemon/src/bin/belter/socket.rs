@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// File name of the control socket inside the data directory.
 const SOCKET_NAME: &str = "control.sock";
 
-/// The socket path from the environment: `$XDG_DATA_HOME/belter/control.sock`, else
+/// Derives the socket path from the environment: `$XDG_DATA_HOME/belter/control.sock`, else
 /// `$HOME/.local/share/belter/control.sock`.
 pub(crate) fn default_socket_path() -> anyhow::Result<PathBuf> {
     socket_path_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME")).ok_or_else(|| {

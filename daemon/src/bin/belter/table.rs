@@ -11,7 +11,7 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// A table with these column headers and no rows.
+    /// Creates a table with these column headers and no rows.
     pub(crate) fn new(headers: &[&str]) -> Self {
         Self {
             headers: headers.iter().map(|header| (*header).to_owned()).collect(),
@@ -57,7 +57,7 @@ impl Table {
     }
 }
 
-/// Renders `label  value` lines with the values aligned, skipping no pair.
+/// Renders `label  value` lines with the values aligned.
 pub(crate) fn render_fields(fields: &[(&str, String)]) -> String {
     let label_width = fields
         .iter()
