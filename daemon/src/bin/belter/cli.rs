@@ -14,17 +14,26 @@ const AFTER_HELP: &str = "\
 Exit status: 0 on success, 1 when a command fails or belterd rejects it, 2 on invalid arguments,
 3 when belterd is not reachable on the control socket.";
 
+/// Heading of the options that every subcommand takes.
+const GLOBAL_HEADING: &str = "Global options";
+
 /// Manage a running belterd over its control socket: endpoints, events, deliveries and replays.
 #[derive(Debug, Parser)]
 #[command(name = "belter", version, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
     /// Path of belterd's control socket [default: $XDG_DATA_HOME/belter/control.sock, else
     /// ~/.local/share/belter/control.sock]
-    #[arg(long, global = true, env = "BELTER_SOCKET", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "BELTER_SOCKET",
+        value_name = "PATH",
+        help_heading = GLOBAL_HEADING
+    )]
     pub(crate) socket: Option<PathBuf>,
 
     /// Print the API's JSON instead of tables
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING)]
     pub(crate) json: bool,
 
     #[command(subcommand)]

@@ -32,7 +32,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             exit_code(&error)
         }
     }
@@ -52,6 +52,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(&client, json, args).await,
         Command::Stats(args) => status::stats(&client, json, args.window.as_deref()).await,
         Command::Health => status::health(&client, json).await,
+    }
+}
+
+/// Formats an error with its causes. An unreachable daemon gets its own message, because the
+/// client's message already contains the connect error that the cause chain would repeat.
+fn describe(error: &anyhow::Error) -> String {
+    match error.downcast_ref::<ClientError>() {
+        Some(ClientError::NotRunning { path, source }) => format!(
+            "cannot connect to belterd at {}: {source}\nIs belterd running? Start it with \
+             `belterd`, or pass its control socket with --socket PATH or BELTER_SOCKET.",
+            path.display()
+        ),
+        _ => format!("{error:#}"),
     }
 }
 
