@@ -1,0 +1,222 @@
+//! Endpoint management as deliveries see it: pause and resume, delete, URL change, secret
+//! rotation, and the endpoint records themselves.
+
+use std::time::Duration;
+
+use belter_common::api::{CreateEndpoint, DeliveryQuery, UpdateEndpoint};
+use belter_common::records::{DeliveryStatus, EndpointState, EventSelection};
+use belter_common::samples::sample_body;
+use belter_common::{EndpointId, EventType};
+use belter_tests::endpoint::{subscribe, subscribe_with};
+use belter_tests::signature::signature_matches;
+use belter_tests::wait::{wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
+use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
+use hyper::StatusCode;
+
+/// Time a test watches a paused or cancelled delivery for a request that must not come.
+const QUIET_WINDOW: Duration = Duration::from_millis(500);
+
+fn csat() -> &'static str {
+    sample_body(EventType::CsatReceived)
+}
+
+#[tokio::test]
+async fn paused_endpoint_holds_deliveries() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let created = subscribe(&client, &receiver).await;
+    let endpoint_id = &created.endpoint.id;
+
+    let paused = client.pause_endpoint(endpoint_id).await.expect("pause");
+    let answer = daemon.ingest_accepted(csat()).await;
+    let id = &answer.deliveries[0];
+    wait_for_status(&client, id, DeliveryStatus::Paused).await;
+    receiver.expect_no_more_than(0, QUIET_WINDOW).await;
+    let resumed = client.resume_endpoint(endpoint_id).await.expect("resume");
+    let requests = receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+    let detail = wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+
+    assert_eq!(paused.state, EndpointState::Paused);
+    assert_eq!(resumed.state, EndpointState::Active);
+    assert_eq!(requests[0].signature_valid, Some(true));
+    assert_eq!(detail.delivery.attempt_count, 1);
+}
+
+#[tokio::test]
+async fn delete_cancels_queued() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let created = subscribe_with(&client, &receiver, EventSelection::All, true).await;
+    let first = daemon.ingest_accepted(csat()).await;
+    let second = daemon.ingest_accepted(csat()).await;
+    let ids = [&first.deliveries[0], &second.deliveries[0]];
+    for id in ids {
+        wait_for_status(&client, id, DeliveryStatus::Paused).await;
+    }
+
+    client
+        .delete_endpoint(&created.endpoint.id)
+        .await
+        .expect("delete endpoint");
+
+    for id in ids {
+        let detail = client.get_delivery(id).await.expect("history is kept");
+        assert_eq!(detail.delivery.status, DeliveryStatus::Cancelled, "{id}");
+    }
+    let endpoints = client.list_endpoints().await.expect("list endpoints");
+    assert!(endpoints.iter().all(|e| e.id != created.endpoint.id));
+    receiver.expect_no_more_than(0, QUIET_WINDOW).await;
+}
+
+#[tokio::test]
+async fn delete_cancels_pending_retry() {
+    let options = DaemonOptions {
+        retry_schedule: "500ms".to_owned(),
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::with_reply(Reply::Status(500)).await;
+    let created = subscribe(&client, &receiver).await;
+    let answer = daemon.ingest_accepted(csat()).await;
+    let id = &answer.deliveries[0];
+    wait_for_attempts(&client, id, 1).await;
+
+    client
+        .delete_endpoint(&created.endpoint.id)
+        .await
+        .expect("delete endpoint");
+
+    let detail = client.get_delivery(id).await.expect("history is kept");
+    assert_eq!(detail.delivery.status, DeliveryStatus::Cancelled);
+    assert_eq!(detail.attempts.len(), 1);
+    receiver
+        .expect_no_more_than(1, Duration::from_secs(1))
+        .await;
+}
+
+#[tokio::test]
+async fn endpoint_crud_round_trip() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let created = subscribe(&client, &receiver).await;
+    let id = &created.endpoint.id;
+
+    let fetched = client.get_endpoint(id).await.expect("get endpoint");
+    let listed = client.list_endpoints().await.expect("list endpoints");
+    let update = UpdateEndpoint {
+        description: Some("billing alerts".to_owned()),
+        event_types: Some(EventSelection::Only(vec![EventType::SmartAlertCreated])),
+        url: None,
+    };
+    let updated = client.update_endpoint(id, &update).await.expect("update");
+    let refetched = client.get_endpoint(id).await.expect("get endpoint");
+
+    assert_eq!(fetched.url, receiver.url());
+    assert_eq!(fetched.state, EndpointState::Active);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, *id);
+    assert_eq!(updated.description, "billing alerts");
+    assert_eq!(refetched.description, "billing alerts");
+    assert_eq!(
+        refetched.event_types,
+        EventSelection::Only(vec![EventType::SmartAlertCreated])
+    );
+    assert!(created.secret.starts_with("whsec_"), "{}", created.secret);
+}
+
+#[tokio::test]
+async fn endpoint_rejects_bad_url() {
+    let daemon = DaemonProcess::start().await;
+    let request = CreateEndpoint {
+        url: "ftp://127.0.0.1/hook".to_owned(),
+        event_types: EventSelection::All,
+        description: String::new(),
+        paused: false,
+    };
+
+    let error = daemon
+        .client()
+        .create_endpoint(&request)
+        .await
+        .expect_err("ftp URL accepted");
+
+    let status = error.status().expect("an API error");
+    assert!(status.is_client_error(), "{status}");
+    assert!(error.to_string().contains("url"), "{error}");
+}
+
+#[tokio::test]
+async fn unknown_endpoint_is_404() {
+    let daemon = DaemonProcess::start().await;
+
+    let error = daemon
+        .client()
+        .get_endpoint(&EndpointId::generate())
+        .await
+        .expect_err("unknown endpoint found");
+
+    assert_eq!(error.status(), Some(StatusCode::NOT_FOUND));
+}
+
+#[tokio::test]
+async fn rotated_secret_signs_next() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let created = subscribe(&client, &receiver).await;
+    let id = &created.endpoint.id;
+
+    let shown = client.endpoint_secret(id).await.expect("secret");
+    let rotated = client.rotate_secret(id).await.expect("rotate");
+    let shown_after = client.endpoint_secret(id).await.expect("secret");
+    receiver.set_secret(&rotated.secret);
+    daemon.ingest_accepted(csat()).await;
+    let requests = receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+
+    assert_eq!(shown.secret, created.secret);
+    assert_ne!(rotated.secret, created.secret);
+    assert_eq!(shown_after.secret, rotated.secret);
+    assert_eq!(requests[0].signature_valid, Some(true));
+    let header = requests[0]
+        .header("x-webhook-signature")
+        .unwrap_or_default();
+    assert!(!signature_matches(
+        &created.secret,
+        &requests[0].body,
+        header
+    ));
+}
+
+#[tokio::test]
+async fn url_change_applies_to_new() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let old = Receiver::start().await;
+    let new = Receiver::start().await;
+    let created = subscribe(&client, &old).await;
+    new.set_secret(&created.secret);
+    let update = UpdateEndpoint {
+        url: Some(new.url()),
+        ..UpdateEndpoint::default()
+    };
+
+    client
+        .update_endpoint(&created.endpoint.id, &update)
+        .await
+        .expect("update URL");
+    let answer = daemon.ingest_accepted(csat()).await;
+    let requests = new.wait_for_requests(1, WAIT_TIMEOUT).await;
+
+    assert_eq!(requests[0].signature_valid, Some(true));
+    assert_eq!(old.count(), 0);
+    let page = client
+        .list_deliveries(&DeliveryQuery::default())
+        .await
+        .expect("list deliveries");
+    assert_eq!(page.deliveries[0].id, answer.deliveries[0]);
+    assert_eq!(page.deliveries[0].target_url, new.url());
+}

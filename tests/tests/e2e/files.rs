@@ -1,0 +1,118 @@
+//! Files the daemon leaves on disk: the ingest token, the control socket and its logs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use belter_common::records::DeliveryStatus;
+use belter_common::samples::sample_body;
+use belter_common::EventType;
+use belter_tests::endpoint::subscribe;
+use belter_tests::wait::{wait_for_status, WAIT_TIMEOUT};
+use belter_tests::{DaemonOptions, DaemonProcess, Receiver};
+use hyper::StatusCode;
+
+fn mode(path: &Path) -> u32 {
+    let metadata =
+        std::fs::metadata(path).unwrap_or_else(|error| panic!("stat {}: {error}", path.display()));
+    metadata.permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn token_file_is_0600() {
+    let daemon = DaemonProcess::start().await;
+
+    assert_eq!(mode(&daemon.token_path()), 0o600);
+}
+
+#[tokio::test]
+async fn control_socket_is_0600() {
+    let daemon = DaemonProcess::start().await;
+
+    assert_eq!(mode(&daemon.socket_path()), 0o600);
+}
+
+#[tokio::test]
+async fn socket_dir_is_0700() {
+    let daemon = DaemonProcess::start().await;
+    let dir = daemon.socket_path().parent().expect("parent").to_owned();
+
+    assert_eq!(mode(&dir), 0o700);
+}
+
+#[tokio::test]
+async fn socket_removed_on_stop() {
+    let mut daemon = DaemonProcess::start().await;
+
+    daemon.stop().await;
+
+    assert!(!daemon.socket_path().exists());
+}
+
+#[tokio::test]
+async fn token_survives_restart() {
+    let mut daemon = DaemonProcess::start().await;
+    let before = daemon.token();
+
+    daemon.stop().await;
+    daemon.start_again().await;
+    let response = daemon.ingest(sample_body(EventType::CsatReceived)).await;
+
+    assert_eq!(daemon.token(), before);
+    assert_eq!(response.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn env_token_is_used() {
+    let token = "e2e-configured-token-0123456789";
+    let options = DaemonOptions {
+        ingest_token: Some(token.to_owned()),
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let body = sample_body(EventType::CsatReceived).as_bytes().to_vec();
+    let headers = [
+        ("authorization", "Bearer e2e-configured-token-0123456789"),
+        ("content-type", "application/json"),
+    ];
+
+    let response = daemon.ingest_with_headers(&headers, body).await;
+
+    assert_eq!(response.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn health_reports_data_dir() {
+    let daemon = DaemonProcess::start().await;
+
+    let health = daemon.client().health().await.expect("health");
+
+    assert_eq!(health.status, "ok");
+    assert_eq!(Path::new(&health.data_dir), daemon.data_dir());
+    assert_eq!(health.ingest_addr, daemon.ingest_addr().to_string());
+}
+
+#[tokio::test]
+async fn logs_omit_secrets() {
+    let mut daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let created = subscribe(&client, &receiver).await;
+    let rotated = client
+        .rotate_secret(&created.endpoint.id)
+        .await
+        .expect("rotate");
+    receiver.set_secret(&rotated.secret);
+    let answer = daemon
+        .ingest_accepted(sample_body(EventType::CsatReceived))
+        .await;
+    wait_for_status(&client, &answer.deliveries[0], DeliveryStatus::Succeeded).await;
+    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+    let token = daemon.token();
+
+    daemon.stop().await;
+    let log = daemon.stderr();
+
+    assert!(!log.contains(&token), "stderr contains the ingest token");
+    assert!(!log.contains(&created.secret), "stderr contains a secret");
+    assert!(!log.contains(&rotated.secret), "stderr contains a secret");
+}

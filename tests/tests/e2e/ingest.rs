@@ -1,0 +1,348 @@
+//! The ingest API: accepted events, rejected requests and idempotency.
+
+use belter_common::api::{DeliveryQuery, IngestResponse};
+use belter_common::records::EventSelection;
+use belter_common::samples::sample_body;
+use belter_common::EventType;
+use belter_tests::endpoint::{subscribe, subscribe_with};
+use belter_tests::wait::WAIT_TIMEOUT;
+use belter_tests::{DaemonOptions, DaemonProcess, Receiver};
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+/// The csat.received sample as a JSON value.
+fn csat_sample() -> Value {
+    serde_json::from_str(sample_body(EventType::CsatReceived)).expect("sample is JSON")
+}
+
+/// Counts every delivery the daemon stores, in one page of up to 1,000.
+async fn delivery_count(daemon: &DaemonProcess) -> usize {
+    let query = DeliveryQuery {
+        limit: Some(1_000),
+        ..DeliveryQuery::default()
+    };
+    let page = daemon
+        .client()
+        .list_deliveries(&query)
+        .await
+        .expect("list deliveries");
+    page.deliveries.len()
+}
+
+#[tokio::test]
+async fn ingest_returns_ids() {
+    let daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(&daemon.client(), &receiver).await;
+
+    let response = daemon.ingest(sample_body(EventType::CsatReceived)).await;
+
+    assert_eq!(response.status, StatusCode::ACCEPTED);
+    let answer: IngestResponse = serde_json::from_slice(&response.body).expect("typed ids");
+    assert_eq!(answer.deliveries.len(), 1);
+}
+
+#[tokio::test]
+async fn ingest_selects_subscribers() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let every = subscribe(&client, &receiver).await;
+    let csat_only = subscribe_with(
+        &client,
+        &receiver,
+        EventSelection::Only(vec![EventType::CsatReceived]),
+        false,
+    )
+    .await;
+    subscribe_with(
+        &client,
+        &receiver,
+        EventSelection::Only(vec![EventType::FrustrationDetected]),
+        false,
+    )
+    .await;
+
+    let answer = daemon
+        .ingest_accepted(sample_body(EventType::CsatReceived))
+        .await;
+
+    assert_eq!(answer.deliveries.len(), 2);
+    let mut endpoints = Vec::new();
+    for id in &answer.deliveries {
+        let detail = client.get_delivery(id).await.expect("get delivery");
+        endpoints.push(detail.delivery.endpoint_id);
+    }
+    assert!(endpoints.contains(&every.endpoint.id));
+    assert!(endpoints.contains(&csat_only.endpoint.id));
+}
+
+#[tokio::test]
+async fn ingest_on_socket_needs_no_token() {
+    let daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(&daemon.client(), &receiver).await;
+    let body = sample_body(EventType::CsatReceived).as_bytes().to_vec();
+
+    let answer = daemon
+        .client()
+        .post_event(body, None)
+        .await
+        .expect("ingest on the control socket");
+
+    assert_eq!(answer.deliveries.len(), 1);
+    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+}
+
+/// One schema violation: the field the error must name, the event type, and the change that
+/// breaks the sample.
+type SchemaCase = (&'static str, EventType, fn(&mut Value));
+
+#[tokio::test]
+async fn ingest_rejects_schema_violations() {
+    let cases: [SchemaCase; 16] = [
+        ("data.score", EventType::EvaluationCompleted, |data| {
+            data["score"] = json!(101)
+        }),
+        ("data.score", EventType::EvaluationCompleted, |data| {
+            data["score"] = json!("high")
+        }),
+        (
+            "data.rubric_version",
+            EventType::EvaluationCompleted,
+            |data| data["rubric_version"] = json!(0),
+        ),
+        (
+            "data.conversation_id",
+            EventType::EvaluationCompleted,
+            |data| {
+                data.as_object_mut()
+                    .map(|object| object.remove("conversation_id"));
+            },
+        ),
+        (
+            "data.criteria[1].score",
+            EventType::EvaluationCompleted,
+            |data| data["criteria"][1]["score"] = json!(-3),
+        ),
+        ("data.source", EventType::ConversationImported, |data| {
+            data["source"] = json!("ftp")
+        }),
+        (
+            "data.imported_at",
+            EventType::ConversationImported,
+            |data| data["imported_at"] = json!("yesterday"),
+        ),
+        ("data.scope", EventType::ScoreThresholdBreached, |data| {
+            data["scope"] = json!("planet")
+        }),
+        (
+            "data.criterion",
+            EventType::ScoreThresholdBreached,
+            |data| data["criterion"] = json!(5),
+        ),
+        ("data.rating", EventType::CsatReceived, |data| {
+            data["rating"] = json!(6)
+        }),
+        ("data.via", EventType::CsatReceived, |data| {
+            data["via"] = json!("fax")
+        }),
+        ("data.start", EventType::SentimentAnalyzed, |data| {
+            data["start"] = json!(-1.5)
+        }),
+        (
+            "data.inflection_points",
+            EventType::SentimentAnalyzed,
+            |data| data["inflection_points"] = json!("none"),
+        ),
+        (
+            "data.conversation_ids[0]",
+            EventType::SmartAlertCreated,
+            |data| data["conversation_ids"] = json!([""]),
+        ),
+        ("data.level", EventType::FrustrationDetected, |data| {
+            data["level"] = json!(1.5)
+        }),
+        ("data", EventType::FrustrationDetected, |data| {
+            *data = json!([1, 2])
+        }),
+    ];
+    let daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(&daemon.client(), &receiver).await;
+
+    for (field, kind, change) in cases {
+        let mut body: Value = serde_json::from_str(sample_body(kind)).expect("sample is JSON");
+        change(&mut body["data"]);
+        let response = daemon.ingest(&body.to_string()).await;
+        let message = response.error_message();
+
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field} of {kind}: {message}"
+        );
+        assert!(
+            message.contains(field),
+            "{kind}: error does not name {field}: {message}"
+        );
+    }
+    assert_eq!(delivery_count(&daemon).await, 0);
+}
+
+#[tokio::test]
+async fn ingest_rejects_bad_envelopes() {
+    let cases = [
+        (
+            "unknown type",
+            json!({"event": "csat.recieved", "data": {}}),
+            "csat.recieved",
+        ),
+        (
+            "missing event",
+            json!({"data": csat_sample()["data"]}),
+            "event",
+        ),
+        ("missing data", json!({"event": "csat.received"}), "data"),
+        (
+            "event not a string",
+            json!({"event": 7, "data": csat_sample()["data"]}),
+            "event",
+        ),
+    ];
+    let daemon = DaemonProcess::start().await;
+
+    for (label, body, needle) in cases {
+        let response = daemon.ingest(&body.to_string()).await;
+        let message = response.error_message();
+
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{label}: {message}"
+        );
+        assert!(message.contains(needle), "{label}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn ingest_rejects_bad_tokens() {
+    let daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(&daemon.client(), &receiver).await;
+    let basic = format!("Basic {}", daemon.token());
+    let truncated = format!("Bearer {}", &daemon.token()[1..]);
+    let cases: [(&str, Option<&str>); 5] = [
+        ("missing header", None),
+        ("wrong token", Some("Bearer e2e-wrong-token-000000000000")),
+        ("empty token", Some("Bearer ")),
+        ("basic scheme", Some(&basic)),
+        ("truncated token", Some(&truncated)),
+    ];
+
+    for (label, authorization) in cases {
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(value) = authorization {
+            headers.push(("authorization", value));
+        }
+        let body = sample_body(EventType::CsatReceived).as_bytes().to_vec();
+
+        let response = daemon.ingest_with_headers(&headers, body).await;
+
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{label}");
+    }
+    assert_eq!(delivery_count(&daemon).await, 0);
+}
+
+#[tokio::test]
+async fn ingest_rejects_invalid_json() {
+    let daemon = DaemonProcess::start().await;
+
+    let response = daemon
+        .ingest(r#"{"event": "csat.received", "data": "#)
+        .await;
+
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn ingest_rejects_large_body() {
+    let options = DaemonOptions {
+        max_body_bytes: Some(1_024),
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let mut body = csat_sample();
+    body["data"]["comment"] = json!("x".repeat(2_000));
+
+    let large = daemon.ingest(&body.to_string()).await;
+    let small = daemon.ingest(sample_body(EventType::CsatReceived)).await;
+
+    assert_eq!(large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(small.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn ingest_checks_content_type() {
+    let daemon = DaemonProcess::start().await;
+    let authorization = format!("Bearer {}", daemon.token());
+    let cases = [
+        (Some("text/plain"), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (
+            Some("application/x-www-form-urlencoded"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (None, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (
+            Some("application/json; charset=utf-8"),
+            StatusCode::ACCEPTED,
+        ),
+    ];
+
+    for (content_type, expected) in cases {
+        let mut headers = vec![("authorization", authorization.as_str())];
+        if let Some(value) = content_type {
+            headers.push(("content-type", value));
+        }
+        let body = sample_body(EventType::CsatReceived).as_bytes().to_vec();
+
+        let response = daemon.ingest_with_headers(&headers, body).await;
+
+        assert_eq!(response.status, expected, "Content-Type {content_type:?}");
+    }
+}
+
+#[tokio::test]
+async fn idempotency_key_repeats_answer() {
+    let daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(&daemon.client(), &receiver).await;
+    let body = sample_body(EventType::CsatReceived);
+
+    let first = daemon.ingest_with_key(body, "order-84291").await;
+    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+    let repeat = daemon.ingest_with_key(body, "order-84291").await;
+
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    assert_eq!(repeat.status, StatusCode::ACCEPTED);
+    assert_eq!(repeat.json(), first.json());
+    assert_eq!(delivery_count(&daemon).await, 1);
+    receiver
+        .expect_no_more_than(1, std::time::Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
+async fn idempotency_key_other_is_new() {
+    let daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(&daemon.client(), &receiver).await;
+    let body = sample_body(EventType::CsatReceived);
+
+    let first = daemon.ingest_with_key(body, "order-1").await;
+    let second = daemon.ingest_with_key(body, "order-2").await;
+
+    assert_eq!(second.status, StatusCode::ACCEPTED);
+    assert_ne!(second.json()["event_id"], first.json()["event_id"]);
+    assert_eq!(delivery_count(&daemon).await, 2);
+}

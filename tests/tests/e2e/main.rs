@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `belterd` binary on a temporary directory, driven through its
+//! ingest port and control socket, delivering to real receivers on 127.0.0.1.
+
+mod cli;
+mod delivery;
+mod endpoints;
+mod files;
+mod ingest;
+mod replay;
+mod restart;
+mod retry;
+mod stats;
+mod stream;

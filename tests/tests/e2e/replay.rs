@@ -1,0 +1,174 @@
+//! Replays of one delivery and of many by id or filter.
+
+use belter_common::api::{DeliveryFilter, ReplayRequest};
+use belter_common::headers;
+use belter_common::records::{AttemptTrigger, DeliveryStatus};
+use belter_common::samples::sample_body;
+use belter_common::{DeliveryId, EventType};
+use belter_tests::endpoint::subscribe;
+use belter_tests::wait::{wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
+use belter_tests::{DaemonProcess, Receiver, Reply};
+use hyper::StatusCode;
+
+fn csat() -> &'static str {
+    sample_body(EventType::CsatReceived)
+}
+
+#[tokio::test]
+async fn replay_one_resends_delivery() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    subscribe(&client, &receiver).await;
+    let answer = daemon.ingest_accepted(csat()).await;
+    let id = &answer.deliveries[0];
+    wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+
+    let replayed = client.replay(id).await.expect("replay");
+    let requests = receiver.wait_for_requests(2, WAIT_TIMEOUT).await;
+    let detail = wait_for_attempts(&client, id, 2).await;
+
+    assert_eq!(replayed.queued, 1);
+    assert_eq!(requests[1].header(headers::DELIVERY), Some(id.as_str()));
+    assert_eq!(requests[1].header(headers::ATTEMPT), Some("2"));
+    assert_eq!(requests[1].body, requests[0].body);
+    assert_eq!(requests[1].signature_valid, Some(true));
+    assert_eq!(detail.attempts[1].trigger, AttemptTrigger::Replay);
+    assert_eq!(detail.attempts[1].number, 2);
+}
+
+#[tokio::test]
+async fn replay_unknown_is_404() {
+    let daemon = DaemonProcess::start().await;
+
+    let error = daemon
+        .client()
+        .replay(&DeliveryId::generate())
+        .await
+        .expect_err("unknown delivery replayed");
+
+    assert_eq!(error.status(), Some(StatusCode::NOT_FOUND));
+    assert!(
+        error.to_string().contains("not found or past retention"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn replay_by_filter() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let failing = Receiver::with_reply(Reply::Status(500)).await;
+    let healthy = Receiver::start().await;
+    let failing_endpoint = subscribe(&client, &failing).await;
+    subscribe(&client, &healthy).await;
+    let mut failed_ids = Vec::new();
+    for _ in 0..2 {
+        let answer = daemon.ingest_accepted(csat()).await;
+        for id in answer.deliveries {
+            let detail = client.get_delivery(&id).await.expect("get delivery");
+            if detail.delivery.endpoint_id == failing_endpoint.endpoint.id {
+                failed_ids.push(id);
+            }
+        }
+    }
+    for id in &failed_ids {
+        wait_for_status(&client, id, DeliveryStatus::Failed).await;
+    }
+    healthy.wait_for_requests(2, WAIT_TIMEOUT).await;
+    let failing_before = failing.count();
+    let filter = DeliveryFilter {
+        status: Some(DeliveryStatus::Failed),
+        ..DeliveryFilter::default()
+    };
+
+    let dry_run = client
+        .replay_many(&ReplayRequest {
+            ids: Vec::new(),
+            filter: Some(filter.clone()),
+            dry_run: true,
+        })
+        .await
+        .expect("dry run");
+    let still_failed = client.get_delivery(&failed_ids[0]).await.expect("get");
+    failing.set_reply(Reply::Status(200));
+    let replayed = client
+        .replay_many(&ReplayRequest {
+            ids: Vec::new(),
+            filter: Some(filter),
+            dry_run: false,
+        })
+        .await
+        .expect("replay");
+    failing
+        .wait_for_requests(failing_before + 2, WAIT_TIMEOUT)
+        .await;
+
+    assert!(dry_run.dry_run);
+    assert_eq!(dry_run.queued, 2);
+    assert_eq!(dry_run.targets.len(), 1);
+    assert_eq!(dry_run.targets[0].url, failing.url());
+    assert_eq!(dry_run.targets[0].count, 2);
+    assert_eq!(still_failed.delivery.status, DeliveryStatus::Failed);
+    assert!(!replayed.dry_run);
+    assert_eq!(replayed.queued, 2);
+    for id in &failed_ids {
+        let detail = wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+        let last = detail.attempts.last().expect("attempts");
+        assert_eq!(last.trigger, AttemptTrigger::Replay, "{id}");
+    }
+    assert_eq!(healthy.count(), 2);
+}
+
+#[tokio::test]
+async fn replay_by_ids() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    subscribe(&client, &receiver).await;
+    let first = daemon.ingest_accepted(csat()).await;
+    let second = daemon.ingest_accepted(csat()).await;
+    let chosen = &first.deliveries[0];
+    wait_for_status(&client, chosen, DeliveryStatus::Succeeded).await;
+    wait_for_status(&client, &second.deliveries[0], DeliveryStatus::Succeeded).await;
+
+    let replayed = client
+        .replay_many(&ReplayRequest {
+            ids: vec![chosen.clone()],
+            filter: None,
+            dry_run: false,
+        })
+        .await
+        .expect("replay");
+    let requests = receiver.wait_for_requests(3, WAIT_TIMEOUT).await;
+
+    assert_eq!(replayed.queued, 1);
+    assert_eq!(requests[2].header(headers::DELIVERY), Some(chosen.as_str()));
+}
+
+#[tokio::test]
+async fn replay_skips_deleted_endpoint() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let created = subscribe(&client, &receiver).await;
+    let answer = daemon.ingest_accepted(csat()).await;
+    let id = &answer.deliveries[0];
+    wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    client
+        .delete_endpoint(&created.endpoint.id)
+        .await
+        .expect("delete endpoint");
+
+    let replayed = client
+        .replay_many(&ReplayRequest {
+            ids: vec![id.clone()],
+            filter: None,
+            dry_run: false,
+        })
+        .await
+        .expect("replay");
+
+    assert_eq!(replayed.queued, 0);
+    assert_eq!(replayed.skipped, 1);
+}

@@ -1,0 +1,150 @@
+//! Restarts with work queued: nothing accepted is lost across SIGTERM or SIGKILL.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use belter_common::api::DeliveryQuery;
+use belter_common::headers;
+use belter_common::records::{AttemptTrigger, DeliveryStatus, EndpointState, EventSelection};
+use belter_common::samples::sample_body;
+use belter_common::{DeliveryId, EventType};
+use belter_tests::endpoint::{subscribe, subscribe_with};
+use belter_tests::wait::{wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
+use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
+
+/// Events queued before a restart.
+const QUEUED_EVENTS: usize = 5;
+
+/// How the daemon is stopped.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Term,
+    Kill,
+}
+
+/// Queues events for a paused endpoint, stops the daemon, starts it again, resumes the endpoint
+/// and checks that every delivery arrives once.
+async fn queued_deliveries_survive(stop: Stop) {
+    let mut daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    let created = subscribe_with(&daemon.client(), &receiver, EventSelection::All, true).await;
+    let mut ids = BTreeSet::new();
+    for _ in 0..QUEUED_EVENTS {
+        let answer = daemon
+            .ingest_accepted(sample_body(EventType::FrustrationDetected))
+            .await;
+        ids.extend(answer.deliveries);
+    }
+
+    match stop {
+        Stop::Term => {
+            let status = daemon.stop().await;
+            assert!(
+                status.success(),
+                "belterd exited with {status} after SIGTERM"
+            );
+        }
+        Stop::Kill => {
+            daemon.kill().await;
+        }
+    }
+    daemon.start_again().await;
+    let client = daemon.client();
+    let endpoint = client
+        .get_endpoint(&created.endpoint.id)
+        .await
+        .expect("endpoint kept");
+    let page = client
+        .list_deliveries(&DeliveryQuery::default())
+        .await
+        .expect("list deliveries");
+    client
+        .resume_endpoint(&created.endpoint.id)
+        .await
+        .expect("resume");
+    let requests = receiver
+        .wait_for_requests(QUEUED_EVENTS, WAIT_TIMEOUT)
+        .await;
+
+    assert_eq!(endpoint.state, EndpointState::Paused, "{stop:?}");
+    let listed: BTreeSet<DeliveryId> = page.deliveries.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(listed, ids, "{stop:?}");
+    let received: BTreeSet<String> = requests
+        .iter()
+        .filter_map(|request| request.header(headers::DELIVERY).map(str::to_owned))
+        .collect();
+    let expected: BTreeSet<String> = ids.iter().map(ToString::to_string).collect();
+    assert_eq!(received, expected, "{stop:?}");
+    for request in &requests {
+        assert_eq!(request.signature_valid, Some(true), "{stop:?}");
+    }
+    for id in &ids {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    receiver
+        .expect_no_more_than(QUEUED_EVENTS, Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
+async fn sigterm_keeps_queued() {
+    queued_deliveries_survive(Stop::Term).await;
+}
+
+#[tokio::test]
+async fn sigkill_keeps_queued() {
+    queued_deliveries_survive(Stop::Kill).await;
+}
+
+#[tokio::test]
+async fn sigkill_keeps_pending_retry() {
+    let options = DaemonOptions {
+        retry_schedule: "1s".to_owned(),
+        ..DaemonOptions::default()
+    };
+    let mut daemon = DaemonProcess::start_with(options).await;
+    let receiver = Receiver::start().await;
+    receiver.set_replies(vec![Reply::Status(500), Reply::Status(200)]);
+    subscribe(&daemon.client(), &receiver).await;
+    let answer = daemon
+        .ingest_accepted(sample_body(EventType::CsatReceived))
+        .await;
+    let id = &answer.deliveries[0];
+    wait_for_attempts(&daemon.client(), id, 1).await;
+
+    daemon.kill().await;
+    daemon.start_again().await;
+    let detail = wait_for_status(&daemon.client(), id, DeliveryStatus::Succeeded).await;
+    let requests = receiver.wait_for_requests(2, WAIT_TIMEOUT).await;
+
+    assert_eq!(detail.attempts.len(), 2);
+    assert_eq!(detail.attempts[1].trigger, AttemptTrigger::Retry);
+    assert_eq!(requests[1].header(headers::DELIVERY), Some(id.as_str()));
+    assert_eq!(requests[1].header(headers::ATTEMPT), Some("2"));
+}
+
+#[tokio::test]
+async fn sigterm_during_attempt() {
+    let mut daemon = DaemonProcess::start().await;
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_millis(300),
+        status: 200,
+    })
+    .await;
+    subscribe(&daemon.client(), &receiver).await;
+    let answer = daemon
+        .ingest_accepted(sample_body(EventType::CsatReceived))
+        .await;
+    let id = &answer.deliveries[0];
+    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+
+    let status = daemon.stop().await;
+    daemon.start_again().await;
+    let detail = wait_for_status(&daemon.client(), id, DeliveryStatus::Succeeded).await;
+
+    assert!(
+        status.success(),
+        "belterd exited with {status} after SIGTERM"
+    );
+    assert!(detail.attempts.iter().any(|attempt| attempt.succeeded));
+}
