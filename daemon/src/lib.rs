@@ -1,1 +1,255 @@
-pub fn x() {}
+//! `belterd`, the Belter Outbound webhook delivery daemon, as a library: [`Daemon::start`] runs
+//! it in-process, and the `belterd` binary is a thin wrapper that adds flags, logging and
+//! signals.
+
+mod api_error;
+mod codec;
+pub mod config;
+mod control;
+mod deliver;
+mod flush;
+mod ingest;
+mod registry;
+mod retention;
+mod retry;
+mod schedule;
+mod state;
+mod store;
+mod token;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+
+use belter_common::Timestamp;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use control::SocketError;
+pub use store::StoreError;
+pub use token::TokenError;
+
+use crate::flush::Flusher;
+use crate::registry::Registry;
+use crate::state::{AppState, StateParts};
+use crate::store::Store;
+
+/// Connection timeout of delivery requests; the attempt timeout still bounds the whole attempt.
+const CONNECT_TIMEOUT_CAP: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened, for example because another daemon holds it.
+    #[error(
+        "cannot open the store in {path}: {source}. Is another belterd using this data directory?"
+    )]
+    Store {
+        /// The store directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: StoreError,
+    },
+    /// The ingest token could not be loaded.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The ingest address could not be bound.
+    #[error("cannot listen for ingest on {addr}: {source}. Pass another --ingest-addr")]
+    IngestBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The control socket could not be bound.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// The HTTP client for deliveries could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// A running daemon.
+pub struct Daemon {
+    state: AppState,
+    tasks: JoinSet<()>,
+}
+
+impl Daemon {
+    /// Opens the store, binds the ingest address and the control socket, and starts delivering.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .map_err(|source| StartError::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            })?;
+        let store_path = config.data_dir.join("store");
+        let store = Store::open(&store_path).map_err(|source| StartError::Store {
+            path: store_path.clone(),
+            source,
+        })?;
+        let ingest_token = match &config.ingest_token {
+            Some(token) => token.clone(),
+            None => token::load_or_generate(&config.data_dir.join(config::INGEST_TOKEN_NAME))?,
+        };
+        let recovered = store
+            .recover_inflight(Timestamp::now().as_millis())
+            .map_err(|source| StartError::Store {
+                path: store_path.clone(),
+                source,
+            })?;
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "attempts cut short by the last stop are queued again"
+            );
+        }
+        let endpoints = store.endpoints().map_err(|source| StartError::Store {
+            path: store_path.clone(),
+            source,
+        })?;
+        let http = deliver::build_client(config.attempt_timeout.min(CONNECT_TIMEOUT_CAP))?;
+        let ingest_listener = tokio::net::TcpListener::bind(config.ingest_addr)
+            .await
+            .map_err(|source| StartError::IngestBind {
+                addr: config.ingest_addr,
+                source,
+            })?;
+        let ingest_addr =
+            ingest_listener
+                .local_addr()
+                .map_err(|source| StartError::IngestBind {
+                    addr: config.ingest_addr,
+                    source,
+                })?;
+        let control_listener = control::bind_control_socket(&config.control_socket)?;
+
+        let mut tasks = JoinSet::new();
+        let (flusher, flush_task) = Flusher::spawn(store.clone());
+        let shutdown = CancellationToken::new();
+        let state = AppState::new(StateParts {
+            config,
+            store,
+            flusher,
+            endpoints: Registry::new(endpoints),
+            http,
+            shutdown: shutdown.clone(),
+            ingest_token,
+            ingest_addr,
+        });
+
+        tasks.spawn(schedule::run(state.clone()));
+        tasks.spawn(retention::run(state.clone()));
+        let ingest_app = ingest::router(state.clone());
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(ingest_listener, ingest_app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "ingest listener failed");
+            }
+        });
+        let control_app = control::router(state.clone());
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(control_listener, control_app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "control socket listener failed");
+            }
+        });
+        tasks.spawn(async move {
+            // The flush task ends once every flusher handle is dropped after shutdown.
+            if let Err(error) = flush_task.await {
+                tracing::error!(%error, "flush task failed");
+            }
+        });
+
+        tracing::info!(
+            ingest_addr = %ingest_addr,
+            control_socket = %state.config.control_socket.display(),
+            data_dir = %state.config.data_dir.display(),
+            endpoints = state.endpoints.len(),
+            waiting = state.waiting(),
+            "belterd started"
+        );
+        Ok(Self { state, tasks })
+    }
+
+    /// The address the ingest API listens on, with the port actually bound.
+    pub fn ingest_addr(&self) -> SocketAddr {
+        self.state.ingest_addr
+    }
+
+    /// The control socket path.
+    pub fn control_socket(&self) -> &std::path::Path {
+        &self.state.config.control_socket
+    }
+
+    /// The ingest bearer token.
+    pub fn ingest_token(&self) -> &str {
+        &self.state.ingest_token
+    }
+
+    /// A token that stops the daemon when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Waits until the daemon is stopped through its shutdown token, then stops it cleanly:
+    /// listeners close, attempts in flight end or stay queued, the store is flushed, and the
+    /// control socket is removed.
+    pub async fn wait(self) {
+        self.state.shutdown.cancelled().await;
+        tracing::info!("belterd stopping");
+        let Self { state, mut tasks } = self;
+        let store = state.store.clone();
+        let socket = state.config.control_socket.clone();
+        // Dropping the last state handle lets the flush task end.
+        drop(state);
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "daemon task failed");
+            }
+        }
+        if let Err(error) = store.flush().await {
+            tracing::error!(%error, "final flush failed");
+        }
+        if let Err(error) = std::fs::remove_file(&socket) {
+            tracing::warn!(%error, path = %socket.display(), "cannot remove the control socket");
+        }
+        tracing::info!("belterd stopped");
+    }
+
+    /// Stops the daemon and waits until it has stopped.
+    pub async fn stop(self) {
+        self.state.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    let daemon = Daemon::start(config).await?;
+    let own = daemon.shutdown_token();
+    tokio::select! {
+        () = shutdown.cancelled() => own.cancel(),
+        () = own.cancelled() => {}
+    }
+    daemon.wait().await;
+    Ok(())
+}

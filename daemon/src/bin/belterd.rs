@@ -1,1 +1,128 @@
-fn main() {}
+//! `belterd`: the webhook delivery daemon. Flags override the config file, which overrides the
+//! embedded defaults.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use belter_daemon::config::{self, Config};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+/// Belter Outbound's webhook delivery daemon: accepts events over HTTP and delivers them,
+/// signed, to subscribed endpoints with retries.
+#[derive(Debug, Parser)]
+#[command(name = "belterd", version)]
+struct Args {
+    /// TOML config file; flags given here override its keys.
+    #[arg(long, env = "BELTER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory of the store, the ingest token and the control socket
+    /// [default: $XDG_DATA_HOME/belter or ~/.local/share/belter].
+    #[arg(long, env = "BELTER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the ingest API, such as 127.0.0.1:7700; port 0 picks a free port
+    /// [default: 127.0.0.1:7700].
+    #[arg(long)]
+    ingest_addr: Option<String>,
+    /// Path of the control socket [default: <data dir>/control.sock].
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
+    /// Delays before each retry, comma-separated [default: 30s,5m,30m,2h,12h].
+    #[arg(long)]
+    retry_schedule: Option<String>,
+    /// Time a receiver has to answer 2xx, body read included, such as 15s [default: 15s].
+    #[arg(long)]
+    attempt_timeout: Option<String>,
+    /// How long deliveries, attempts and events are kept, such as 7d [default: 7d].
+    #[arg(long)]
+    retention: Option<String>,
+    /// Size limit of an ingest request body in bytes [default: 262144].
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Limit of attempts in flight across all endpoints [default: 512].
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// Limit of attempts in flight to one endpoint [default: 64].
+    #[arg(long)]
+    max_in_flight_per_endpoint: Option<usize>,
+}
+
+fn build_config(args: Args) -> anyhow::Result<Config> {
+    let mut config = match &args.data_dir {
+        Some(dir) => Config::with_data_dir(dir),
+        None => Config::defaults()?,
+    };
+    if let Some(path) = &args.config {
+        config.apply_file(path)?;
+    }
+    if let Some(dir) = args.data_dir {
+        let socket_was_default =
+            config.control_socket == config.data_dir.join(config::CONTROL_SOCKET_NAME);
+        config.data_dir = dir;
+        if socket_was_default {
+            config.control_socket = config.data_dir.join(config::CONTROL_SOCKET_NAME);
+        }
+    }
+    if let Some(addr) = args.ingest_addr {
+        config.ingest_addr = config::parse_addr(&addr)?;
+    }
+    if let Some(socket) = args.control_socket {
+        config.control_socket = socket;
+    }
+    if let Some(schedule) = args.retry_schedule {
+        config.retry_schedule = config::parse_schedule(&schedule)?;
+    }
+    if let Some(timeout) = args.attempt_timeout {
+        config.attempt_timeout = config::parse_positive("attempt_timeout", &timeout)?;
+    }
+    if let Some(retention) = args.retention {
+        config.retention = config::parse_positive("retention", &retention)?;
+    }
+    if let Some(bytes) = args.max_body_bytes {
+        config.max_body_bytes = config::check_count("max_body_bytes", bytes)?;
+    }
+    if let Some(count) = args.max_in_flight {
+        config.max_in_flight = config::check_count("max_in_flight", count)?;
+    }
+    if let Some(count) = args.max_in_flight_per_endpoint {
+        config.max_in_flight_per_endpoint =
+            config::check_count("max_in_flight_per_endpoint", count)?;
+    }
+    if let Some(token) = std::env::var("BELTER_INGEST_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty())
+    {
+        config.ingest_token = Some(config::check_token(token)?);
+    }
+    Ok(config)
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn watch_signals(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BELTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = build_config(Args::parse())?;
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(shutdown.clone()));
+    let result = belter_daemon::run(config, shutdown).await;
+    signals.abort();
+    result.context("belterd failed to start")
+}

@@ -1,0 +1,68 @@
+//! Errors of the ingest and control APIs, answered as JSON `{"error": "..."}` with their status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use belter_common::api::ErrorBody;
+
+use crate::store::StoreError;
+
+/// An API error: the status and a message that names the value and the fix.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub(crate) fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// A store failure: logged once here, answered 503 because a later try may succeed.
+    pub(crate) fn store(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "store operation failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store cannot complete the request, nothing was changed: {error}"),
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::store(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The answer of every unknown route.
+pub(crate) async fn route_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {}: see docs/api.md for the routes",
+        uri.path()
+    ))
+}

@@ -1,0 +1,334 @@
+//! Delivery log routes: listing with filters and paging, one delivery in detail, replays, the
+//! totals and the event type catalogue.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use belter_common::api::{
+    DeliveryFilter, DeliveryPage, DeliveryQuery, ReplayRequest, ReplayResponse, StatsQuery,
+    TargetCount, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
+};
+use belter_common::duration::parse_duration;
+use belter_common::records::{
+    Delivery, DeliveryDetail, DeliveryStatus, EventTypeInfo, Stats, StreamEvent, StreamKind,
+};
+use belter_common::{schema, DeliveryId, EventType, Timestamp};
+use serde_json::value::RawValue;
+
+use super::extract;
+use crate::api_error::ApiError;
+use crate::deliver::{request_headers, AttemptRequest};
+use crate::state::AppState;
+use crate::store::{DeliveryRecord, LogScan, ReplayOutcome};
+
+/// Default window of `GET /v1/stats`.
+const DEFAULT_STATS_WINDOW: &str = "24h";
+
+/// `GET /v1/event-types`
+pub(super) async fn event_types() -> Json<Vec<EventTypeInfo>> {
+    Json(
+        EventType::ALL
+            .into_iter()
+            .map(|kind| EventTypeInfo {
+                name: kind,
+                description: kind.description().to_owned(),
+                schema: schema::json_schema(kind),
+            })
+            .collect(),
+    )
+}
+
+/// Whether a delivery, as the API shows it, passes a filter. Time bounds are applied by the scan.
+fn matches(filter: &DeliveryFilter, delivery: &Delivery) -> bool {
+    if filter
+        .status
+        .is_some_and(|status| status != delivery.status)
+    {
+        return false;
+    }
+    if filter.event.is_some_and(|kind| kind != delivery.event_type) {
+        return false;
+    }
+    if filter
+        .endpoint
+        .as_ref()
+        .is_some_and(|endpoint| *endpoint != delivery.endpoint_id)
+    {
+        return false;
+    }
+    if let Some(target) = &filter.target {
+        let in_url = delivery.target_url.contains(target.as_str());
+        let in_id = delivery.endpoint_id.as_str().contains(target.as_str());
+        if !in_url && !in_id {
+            return false;
+        }
+    }
+    true
+}
+
+/// Walks the log newest first and calls `visit` with each delivery that passes `filter`, until
+/// it returns `false`.
+fn scan_filtered(
+    state: &AppState,
+    filter: &DeliveryFilter,
+    cursor: Option<DeliveryId>,
+    mut visit: impl FnMut(Delivery, &DeliveryRecord) -> bool,
+) -> Result<(), ApiError> {
+    let scan = LogScan {
+        since: filter.since,
+        until: filter.until,
+        cursor,
+    };
+    state.store.scan_log(&scan, |id, record| {
+        let paused = state.endpoints.is_paused(&record.endpoint_id);
+        let delivery = record.to_api(&id, paused);
+        if !matches(filter, &delivery) {
+            return true;
+        }
+        visit(delivery, &record)
+    })?;
+    Ok(())
+}
+
+/// `GET /v1/deliveries`: one page, newest first.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    let query: DeliveryQuery = extract::query(raw.as_deref())?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if limit == 0 || limit > MAX_PAGE_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "invalid limit {limit}: use 1 to {MAX_PAGE_LIMIT}"
+        )));
+    }
+    let limit = limit as usize;
+    let mut deliveries = Vec::with_capacity(limit.min(64));
+    let mut more = false;
+    scan_filtered(
+        &state,
+        &query.filter(),
+        query.cursor.clone(),
+        |delivery, _| {
+            if deliveries.len() == limit {
+                more = true;
+                return false;
+            }
+            deliveries.push(delivery);
+            true
+        },
+    )?;
+    let next_cursor = if more {
+        deliveries.last().map(|delivery| delivery.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(DeliveryPage {
+        deliveries,
+        next_cursor,
+    }))
+}
+
+/// The message of every unknown or pruned delivery id.
+fn not_found(id: &DeliveryId) -> ApiError {
+    ApiError::not_found(format!("delivery {id} not found or past retention"))
+}
+
+/// `GET /v1/deliveries/{id}`: payload, request headers and every attempt.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryDetail>, ApiError> {
+    let id = extract::delivery_id(&id)?;
+    let record = state.store.delivery(&id)?.ok_or_else(|| not_found(&id))?;
+    let event = state
+        .store
+        .event(&record.event_id)?
+        .ok_or_else(|| not_found(&id))?;
+    let attempts = state.store.attempts(&id)?;
+    let body_text = String::from_utf8_lossy(&event.body).into_owned();
+    let payload = RawValue::from_string(body_text).map_err(|error| {
+        ApiError::store(format!(
+            "stored body of event {} is not JSON: {error}",
+            record.event_id
+        ))
+    })?;
+
+    let endpoint = state
+        .endpoints
+        .get(&belter_common::EndpointId::parse(&record.endpoint_id).map_err(ApiError::store)?);
+    let kind = record.kind();
+    let (number, signature) = match attempts.last() {
+        Some(last) => (last.number, last.signature.clone()),
+        None => {
+            let signature = endpoint
+                .as_ref()
+                .map(|entry| belter_common::signing::sign(&entry.record.secret, &event.body))
+                .unwrap_or_default();
+            (1, signature)
+        }
+    };
+    let headers = request_headers(
+        &AttemptRequest {
+            url: &record.target_url,
+            body: bytes::Bytes::new(),
+            secret: "",
+            event_type: kind.as_str(),
+            event_id: &record.event_id,
+            delivery_id: id.as_str(),
+            attempt: number,
+        },
+        &signature,
+    );
+    let paused = endpoint.is_some_and(|entry| entry.record.paused);
+    Ok(Json(DeliveryDetail {
+        delivery: record.to_api(&id, paused),
+        payload,
+        request_headers: headers,
+        attempts: attempts.iter().map(|attempt| attempt.to_api()).collect(),
+    }))
+}
+
+/// Tally of one replay, per target URL.
+#[derive(Default)]
+struct ReplayTally {
+    queued: u64,
+    skipped: u64,
+    targets: BTreeMap<String, u64>,
+}
+
+impl ReplayTally {
+    fn into_response(self, dry_run: bool) -> ReplayResponse {
+        let mut targets: Vec<TargetCount> = self
+            .targets
+            .into_iter()
+            .map(|(url, count)| TargetCount { url, count })
+            .collect();
+        targets.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.url.cmp(&b.url)));
+        ReplayResponse {
+            queued: self.queued,
+            skipped: self.skipped,
+            targets,
+            dry_run,
+        }
+    }
+}
+
+/// Queues one delivery for a replay, or with `dry_run` only counts it.
+fn replay_delivery(
+    state: &AppState,
+    id: &DeliveryId,
+    record: &DeliveryRecord,
+    dry_run: bool,
+    tally: &mut ReplayTally,
+) -> Result<(), ApiError> {
+    let endpoint_exists = belter_common::EndpointId::parse(&record.endpoint_id)
+        .ok()
+        .and_then(|endpoint| state.endpoints.get(&endpoint))
+        .is_some();
+    if !endpoint_exists || record.status == DeliveryStatus::InFlight {
+        tally.skipped += 1;
+        return Ok(());
+    }
+    if dry_run {
+        tally.queued += 1;
+        *tally.targets.entry(record.target_url.clone()).or_default() += 1;
+        return Ok(());
+    }
+    let was_waiting = record.next_attempt_at.is_some();
+    match state.store.requeue(id, Timestamp::now().as_millis())? {
+        ReplayOutcome::Queued(updated) => {
+            if !was_waiting {
+                state.add_waiting(1);
+            }
+            tally.queued += 1;
+            *tally.targets.entry(updated.target_url.clone()).or_default() += 1;
+            let paused = state.endpoints.is_paused(&updated.endpoint_id);
+            state.publish(StreamEvent {
+                kind: StreamKind::DeliveryUpdated,
+                delivery: Some(updated.to_api(id, paused)),
+                attempt: None,
+                missed: None,
+            });
+            tracing::info!(delivery_id = %id, endpoint_id = %updated.endpoint_id, "replay queued");
+        }
+        ReplayOutcome::InFlight | ReplayOutcome::NotFound => tally.skipped += 1,
+    }
+    Ok(())
+}
+
+/// `POST /v1/deliveries/{id}/replay`
+pub(super) async fn replay_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ReplayResponse>, ApiError> {
+    let id = extract::delivery_id(&id)?;
+    let record = state.store.delivery(&id)?.ok_or_else(|| not_found(&id))?;
+    let mut tally = ReplayTally::default();
+    replay_delivery(&state, &id, &record, false, &mut tally)?;
+    state.wake_scheduler.notify_one();
+    Ok(Json(tally.into_response(false)))
+}
+
+/// `POST /v1/replay`: by ids, or every delivery a filter matches.
+pub(super) async fn replay_many(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<ReplayResponse>, ApiError> {
+    let request: ReplayRequest = extract::json(&body)?;
+    let mut tally = ReplayTally::default();
+    if !request.ids.is_empty() {
+        for id in &request.ids {
+            let record = state.store.delivery(id)?.ok_or_else(|| not_found(id))?;
+            replay_delivery(&state, id, &record, request.dry_run, &mut tally)?;
+        }
+    } else if let Some(filter) = &request.filter {
+        let mut matched = Vec::new();
+        scan_filtered(&state, filter, None, |delivery, record| {
+            matched.push((delivery.id, record.clone()));
+            true
+        })?;
+        for (id, record) in &matched {
+            replay_delivery(&state, id, record, request.dry_run, &mut tally)?;
+        }
+    } else {
+        return Err(ApiError::unprocessable(
+            "nothing to replay: give \"ids\", or a \"filter\" (an empty filter {} matches every delivery)",
+        ));
+    }
+    if tally.queued > 0 && !request.dry_run {
+        state.wake_scheduler.notify_one();
+    }
+    Ok(Json(tally.into_response(request.dry_run)))
+}
+
+/// `GET /v1/stats`: attempt outcomes over a window, 24 h by default.
+pub(super) async fn stats(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Stats>, ApiError> {
+    let query: StatsQuery = extract::query(raw.as_deref())?;
+    let window_text = query.window.as_deref().unwrap_or(DEFAULT_STATS_WINDOW);
+    let window = parse_duration(window_text)
+        .ok()
+        .filter(|window| !window.is_zero())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid window {window_text:?}: use a duration such as 15m, 24h or 7d"
+            ))
+        })?;
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    let since = Timestamp::now().minus_millis(window_ms);
+    let counts = state.store.outcomes_since(since.as_millis())?;
+    Ok(Json(Stats {
+        window_secs: window.as_secs(),
+        since,
+        ok: counts.ok,
+        failed: counts.failed,
+        gave_up: counts.gave_up,
+        pending: state.waiting(),
+        endpoints: state.endpoints.len() as u64,
+    }))
+}

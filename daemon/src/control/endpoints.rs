@@ -1,0 +1,293 @@
+//! Endpoint routes: create, list, show, update, delete, pause, resume, and the secret.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine;
+use belter_common::api::{CreateEndpoint, CreatedEndpoint, UpdateEndpoint};
+use belter_common::records::{Endpoint, EndpointSecret, StreamEvent, StreamKind};
+use belter_common::signing::SECRET_PREFIX;
+use belter_common::{EndpointId, Timestamp};
+
+use super::extract;
+use crate::api_error::ApiError;
+use crate::registry::EndpointEntry;
+use crate::state::AppState;
+use crate::store::EndpointRecord;
+
+/// Longest endpoint description accepted, in bytes.
+const MAX_DESCRIPTION_LEN: usize = 1_024;
+/// Longest endpoint URL accepted, in bytes.
+const MAX_URL_LEN: usize = 2_048;
+
+/// Checks an endpoint URL: absolute http or https, with a host, and no user name or password.
+pub(crate) fn check_url(text: &str) -> Result<String, ApiError> {
+    let invalid = |fix: &str| {
+        let shown: String = text.chars().take(200).collect();
+        ApiError::unprocessable(format!("invalid url {shown:?}: {fix}"))
+    };
+    if text.len() > MAX_URL_LEN {
+        return Err(invalid(&format!("use at most {MAX_URL_LEN} bytes")));
+    }
+    let url = url::Url::parse(text).map_err(|error| {
+        invalid(&format!(
+            "{error}; expected a URL such as https://example.com/hooks"
+        ))
+    })?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL must name a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "user names and passwords in URLs are not sent; remove them",
+        ));
+    }
+    Ok(url.to_string())
+}
+
+fn check_description(text: &str) -> Result<(), ApiError> {
+    if text.len() > MAX_DESCRIPTION_LEN {
+        return Err(ApiError::unprocessable(format!(
+            "description is {} bytes long: use at most {MAX_DESCRIPTION_LEN}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Generates a secret: `whsec_` and the standard base64 of 32 bytes from the OS CSPRNG.
+fn generate_secret() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|error| {
+        tracing::error!(%error, "the OS random source failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot generate a secret: the OS random source failed",
+        )
+    })?;
+    Ok(format!(
+        "{SECRET_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+fn lookup(state: &AppState, id: &str) -> Result<EndpointEntry, ApiError> {
+    let id = extract::endpoint_id(id)?;
+    state
+        .endpoints
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("endpoint {id} not found")))
+}
+
+/// Writes a changed record to the store, then to the registry.
+async fn save(
+    state: &AppState,
+    id: &EndpointId,
+    record: EndpointRecord,
+) -> Result<EndpointEntry, ApiError> {
+    state.store.put_endpoint(id, &record).await?;
+    Ok(state.endpoints.put(id, record))
+}
+
+/// `GET /v1/endpoints`
+pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<Endpoint>> {
+    Json(
+        state
+            .endpoints
+            .all()
+            .iter()
+            .map(EndpointEntry::to_api)
+            .collect(),
+    )
+}
+
+/// `POST /v1/endpoints`
+pub(super) async fn create(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
+    let request: CreateEndpoint = extract::json(&body)?;
+    let url = check_url(&request.url)?;
+    check_description(&request.description)?;
+    let now = Timestamp::now().as_millis();
+    let secret = generate_secret()?;
+    let mut record = EndpointRecord {
+        url,
+        event_types: Vec::new(),
+        description: request.description,
+        paused: request.paused,
+        created_at: now,
+        updated_at: now,
+        secret: secret.clone(),
+    };
+    record.set_selection(&request.event_types);
+    let id = EndpointId::generate();
+    let entry = save(&state, &id, record).await?;
+    tracing::info!(endpoint_id = %id, url = %entry.record.url, events = %entry.record.selection().to_text(), "endpoint created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedEndpoint {
+            endpoint: entry.to_api(),
+            secret,
+        }),
+    ))
+}
+
+/// `GET /v1/endpoints/{id}`
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Endpoint>, ApiError> {
+    Ok(Json(lookup(&state, &id)?.to_api()))
+}
+
+/// `PATCH /v1/endpoints/{id}`
+pub(super) async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Endpoint>, ApiError> {
+    let entry = lookup(&state, &id)?;
+    let request: UpdateEndpoint = extract::json(&body)?;
+    let mut record = entry.record.clone();
+    if let Some(url) = &request.url {
+        record.url = check_url(url)?;
+    }
+    if let Some(selection) = &request.event_types {
+        record.set_selection(selection);
+    }
+    if let Some(description) = request.description {
+        check_description(&description)?;
+        record.description = description;
+    }
+    record.updated_at = Timestamp::now().as_millis();
+    let entry = save(&state, &entry.id, record).await?;
+    tracing::info!(endpoint_id = %entry.id, "endpoint updated");
+    Ok(Json(entry.to_api()))
+}
+
+/// `DELETE /v1/endpoints/{id}`: cancels its queued deliveries and keeps their history.
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Endpoint>, ApiError> {
+    let entry = lookup(&state, &id)?;
+    state.store.remove_endpoint(&entry.id).await?;
+    state.endpoints.remove(&entry.id);
+    let cancelled = state
+        .store
+        .cancel_endpoint(&entry.id, Timestamp::now().as_millis())?;
+    state.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(i64::MAX));
+    for delivery_id in &cancelled {
+        if let Ok(Some(record)) = state.store.delivery(delivery_id) {
+            state.publish(StreamEvent {
+                kind: StreamKind::DeliveryUpdated,
+                delivery: Some(record.to_api(delivery_id, false)),
+                attempt: None,
+                missed: None,
+            });
+        }
+    }
+    tracing::info!(endpoint_id = %entry.id, cancelled = cancelled.len(), "endpoint deleted");
+    Ok(Json(entry.to_api()))
+}
+
+async fn set_paused(state: &AppState, id: &str, paused: bool) -> Result<Endpoint, ApiError> {
+    let entry = lookup(state, id)?;
+    if entry.record.paused == paused {
+        return Ok(entry.to_api());
+    }
+    let mut record = entry.record.clone();
+    record.paused = paused;
+    record.updated_at = Timestamp::now().as_millis();
+    let entry = save(state, &entry.id, record).await?;
+    if paused {
+        tracing::info!(endpoint_id = %entry.id, "endpoint paused");
+    } else {
+        tracing::info!(endpoint_id = %entry.id, "endpoint resumed");
+        state.wake_scheduler.notify_one();
+    }
+    Ok(entry.to_api())
+}
+
+/// `POST /v1/endpoints/{id}/pause`
+pub(super) async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Endpoint>, ApiError> {
+    Ok(Json(set_paused(&state, &id, true).await?))
+}
+
+/// `POST /v1/endpoints/{id}/resume`
+pub(super) async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Endpoint>, ApiError> {
+    Ok(Json(set_paused(&state, &id, false).await?))
+}
+
+/// `GET /v1/endpoints/{id}/secret`
+pub(super) async fn secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointSecret>, ApiError> {
+    let entry = lookup(&state, &id)?;
+    Ok(Json(EndpointSecret {
+        endpoint_id: entry.id,
+        secret: entry.record.secret,
+    }))
+}
+
+/// `POST /v1/endpoints/{id}/rotate-secret`: the new secret signs every attempt from now on.
+pub(super) async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointSecret>, ApiError> {
+    let entry = lookup(&state, &id)?;
+    let mut record = entry.record.clone();
+    record.secret = generate_secret()?;
+    record.updated_at = Timestamp::now().as_millis();
+    let entry = save(&state, &entry.id, record).await?;
+    tracing::info!(endpoint_id = %entry.id, "endpoint secret rotated");
+    Ok(Json(EndpointSecret {
+        endpoint_id: entry.id,
+        secret: entry.record.secret,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_checks() {
+        assert!(check_url("https://hooks.example.com/belter").is_ok());
+        assert!(check_url("http://127.0.0.1:8080/x?y=1").is_ok());
+        let cases = [
+            ("ftp://example.com/", "http or https"),
+            ("https://user:pw@example.com/", "passwords"),
+            ("not a url", "invalid url"),
+            ("https://", "invalid url"),
+            ("file:///etc/passwd", "http or https"),
+        ];
+        for (url, expected) in cases {
+            let message = check_url(url).unwrap_err().message;
+            assert!(message.contains(expected), "{url}: {message}");
+        }
+    }
+
+    #[test]
+    fn secret_has_prefix_and_32_bytes() {
+        let secret = generate_secret().unwrap();
+        let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        assert_eq!(decoded.len(), 32);
+        assert_ne!(secret, generate_secret().unwrap());
+    }
+}

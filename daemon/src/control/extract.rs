@@ -1,0 +1,39 @@
+//! Parsing of path ids, query strings and JSON bodies into API errors that name the value, in
+//! place of axum's plain-text rejections.
+
+use belter_common::{DeliveryId, EndpointId};
+use serde::de::DeserializeOwned;
+
+use crate::api_error::ApiError;
+
+/// Parses an endpoint id from the path.
+pub(super) fn endpoint_id(text: &str) -> Result<EndpointId, ApiError> {
+    EndpointId::parse(text).map_err(|error| ApiError::bad_request(error.to_string()))
+}
+
+/// Parses a delivery id from the path.
+pub(super) fn delivery_id(text: &str) -> Result<DeliveryId, ApiError> {
+    DeliveryId::parse(text).map_err(|error| ApiError::bad_request(error.to_string()))
+}
+
+/// Parses a query string, absent meaning empty.
+pub(super) fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|error| ApiError::bad_request(format!("invalid query parameter: {error}")))
+}
+
+/// Parses a JSON request body; an empty body reads as `{}`.
+pub(super) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|error| {
+        if error.is_data() {
+            ApiError::unprocessable(format!("invalid request body: {error}"))
+        } else {
+            ApiError::bad_request(format!("invalid JSON: {error}"))
+        }
+    })
+}

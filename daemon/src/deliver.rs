@@ -1,0 +1,297 @@
+//! One HTTP attempt of a delivery: the signed request, the deadline over the whole exchange, the
+//! response excerpt, and a readable classification of every failure.
+
+use std::error::Error as _;
+use std::time::{Duration, Instant, SystemTime};
+
+use belter_common::records::{FailureKind, Header};
+use belter_common::{headers, signing};
+use bytes::Bytes;
+
+use crate::retry::parse_retry_after;
+
+/// Bytes of the response body kept with an attempt; the rest is not read.
+pub(crate) const RESPONSE_EXCERPT_BYTES: usize = 4 * 1024;
+
+/// Idle pooled connections kept per receiver host.
+const MAX_IDLE_PER_HOST: usize = 256;
+
+/// What an attempt sends.
+#[derive(Debug)]
+pub(crate) struct AttemptRequest<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) body: Bytes,
+    pub(crate) secret: &'a str,
+    pub(crate) event_type: &'a str,
+    pub(crate) event_id: &'a str,
+    pub(crate) delivery_id: &'a str,
+    pub(crate) attempt: u32,
+}
+
+/// What an attempt observed.
+#[derive(Debug, Clone)]
+pub(crate) struct AttemptResult {
+    pub(crate) latency_ms: u64,
+    pub(crate) succeeded: bool,
+    pub(crate) status_code: Option<u16>,
+    pub(crate) failure: Option<FailureKind>,
+    pub(crate) error: Option<String>,
+    pub(crate) response_body: Option<String>,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) signature: String,
+}
+
+/// Builds the HTTP client shared by every attempt: no redirects, no proxy, pooled connections.
+pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(headers::user_agent())
+        .connect_timeout(connect_timeout)
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+        .pool_idle_timeout(Duration::from_secs(50))
+        .tcp_nodelay(true)
+        .build()
+}
+
+/// The request headers of an attempt, as sent, signature included.
+pub(crate) fn request_headers(request: &AttemptRequest<'_>, signature: &str) -> Vec<Header> {
+    let pairs = [
+        ("content-type", "application/json".to_owned()),
+        ("user-agent", headers::user_agent()),
+        (headers::EVENT, request.event_type.to_owned()),
+        (headers::EVENT_ID, request.event_id.to_owned()),
+        (headers::DELIVERY, request.delivery_id.to_owned()),
+        (headers::ATTEMPT, request.attempt.to_string()),
+        (headers::SIGNATURE, signature.to_owned()),
+    ];
+    pairs
+        .into_iter()
+        .map(|(name, value)| Header {
+            name: name.to_owned(),
+            value,
+        })
+        .collect()
+}
+
+/// Sends one attempt. Success is a 2xx status whose exchange, excerpt read included, ends within
+/// `timeout`; everything else is a failure with its kind.
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    request: AttemptRequest<'_>,
+    timeout: Duration,
+) -> AttemptResult {
+    let signature = signing::sign(request.secret, &request.body);
+    let started = Instant::now();
+    let mut builder = client.post(request.url);
+    for header in request_headers(&request, &signature) {
+        if header.name != "user-agent" {
+            builder = builder.header(header.name, header.value);
+        }
+    }
+    let exchange = async {
+        let response = builder.body(request.body.clone()).send().await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| parse_retry_after(value, SystemTime::now()));
+        let excerpt = read_excerpt(response).await;
+        Ok::<_, reqwest::Error>((status, retry_after, excerpt))
+    };
+    let outcome = tokio::time::timeout(timeout, exchange).await;
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut result = AttemptResult {
+        latency_ms,
+        succeeded: false,
+        status_code: None,
+        failure: None,
+        error: None,
+        response_body: None,
+        retry_after: None,
+        signature,
+    };
+    match outcome {
+        Err(_elapsed) => {
+            result.failure = Some(FailureKind::Timeout);
+            result.error = Some(format!(
+                "no complete answer within {} ms",
+                timeout.as_millis()
+            ));
+        }
+        Ok(Err(error)) => {
+            let (kind, message) = classify(&error);
+            result.failure = Some(kind);
+            result.error = Some(message);
+        }
+        Ok(Ok((status, retry_after, excerpt))) => {
+            result.status_code = Some(status.as_u16());
+            result.response_body = Some(String::from_utf8_lossy(&excerpt.bytes).into_owned());
+            match excerpt.error {
+                Some(error) => {
+                    let (kind, message) = classify(&error);
+                    result.status_code = None;
+                    result.failure = Some(kind);
+                    result.error = Some(format!(
+                        "response with status {} broke off: {message}",
+                        status.as_u16()
+                    ));
+                }
+                None if status.is_success() => result.succeeded = true,
+                None => {
+                    result.failure = Some(FailureKind::HttpStatus);
+                    result.error = Some(status_error(status));
+                    if status.as_u16() == 429 || status.as_u16() == 503 {
+                        result.retry_after = retry_after;
+                    }
+                }
+            }
+        }
+    }
+    result
+}
+
+fn status_error(status: reqwest::StatusCode) -> String {
+    let reason = status.canonical_reason().unwrap_or("unknown status");
+    if status.is_redirection() {
+        format!(
+            "HTTP {} {reason}: redirects are not followed, point the endpoint at the final URL",
+            status.as_u16()
+        )
+    } else {
+        format!("HTTP {} {reason}", status.as_u16())
+    }
+}
+
+/// The start of a response body, and the error that cut it short, if any.
+struct Excerpt {
+    bytes: Vec<u8>,
+    error: Option<reqwest::Error>,
+}
+
+/// Reads up to [`RESPONSE_EXCERPT_BYTES`] of the body, then drops the response, which closes the
+/// connection instead of reading a large body to its end.
+async fn read_excerpt(mut response: reqwest::Response) -> Excerpt {
+    let mut bytes = Vec::new();
+    while bytes.len() < RESPONSE_EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = RESPONSE_EXCERPT_BYTES - bytes.len();
+                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) => break,
+            Err(error) => {
+                return Excerpt {
+                    bytes,
+                    error: Some(error),
+                }
+            }
+        }
+    }
+    Excerpt { bytes, error: None }
+}
+
+/// Names the kind of a transport failure and describes it from the innermost cause.
+fn classify(error: &reqwest::Error) -> (FailureKind, String) {
+    let mut causes = Vec::new();
+    let mut io_kind = None;
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+        }
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let detail = causes.last().cloned().unwrap_or_else(|| error.to_string());
+    let all = causes.join(": ").to_ascii_lowercase();
+
+    let kind = if error.is_timeout() {
+        FailureKind::Timeout
+    } else if io_kind == Some(std::io::ErrorKind::ConnectionRefused) {
+        FailureKind::ConnectionRefused
+    } else if all.contains("dns error") || all.contains("failed to lookup address") {
+        FailureKind::Dns
+    } else if all.contains("certificate")
+        || all.contains("tls")
+        || all.contains("handshake")
+        || all.contains("peer sent")
+    {
+        FailureKind::Tls
+    } else if matches!(
+        io_kind,
+        Some(std::io::ErrorKind::ConnectionReset)
+            | Some(std::io::ErrorKind::ConnectionAborted)
+            | Some(std::io::ErrorKind::BrokenPipe)
+            | Some(std::io::ErrorKind::UnexpectedEof)
+    ) || all.contains("connection closed")
+        || all.contains("incomplete message")
+        || all.contains("reset")
+    {
+        FailureKind::Reset
+    } else if error.is_connect() {
+        FailureKind::Connect
+    } else {
+        FailureKind::Other
+    };
+    let message = match kind {
+        FailureKind::ConnectionRefused => format!("connection refused: {detail}"),
+        FailureKind::Dns => format!("host name did not resolve: {detail}"),
+        FailureKind::Tls => format!("TLS failed: {detail}"),
+        FailureKind::Reset => format!("connection closed before a full response: {detail}"),
+        FailureKind::Timeout => format!("timed out: {detail}"),
+        _ => detail,
+    };
+    (kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_carry_ids_and_signature() {
+        let request = AttemptRequest {
+            url: "http://127.0.0.1:9/",
+            body: Bytes::from_static(b"{}"),
+            secret: "whsec_x",
+            event_type: "csat.received",
+            event_id: "evt_1",
+            delivery_id: "del_1",
+            attempt: 3,
+        };
+        let sent = request_headers(&request, "v1=ab");
+        let value = |name: &str| {
+            sent.iter()
+                .find(|header| header.name == name)
+                .map(|header| header.value.clone())
+        };
+        assert_eq!(value("x-belter-attempt").as_deref(), Some("3"));
+        assert_eq!(value("x-belter-delivery").as_deref(), Some("del_1"));
+        assert_eq!(value("x-webhook-signature").as_deref(), Some("v1=ab"));
+        assert_eq!(value("content-type").as_deref(), Some("application/json"));
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_classified() {
+        // Bind and drop a listener so the port is very likely closed.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let client = build_client(Duration::from_secs(2)).unwrap();
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let request = AttemptRequest {
+            url: &url,
+            body: Bytes::from_static(b"{}"),
+            secret: "whsec_x",
+            event_type: "csat.received",
+            event_id: "evt_1",
+            delivery_id: "del_1",
+            attempt: 1,
+        };
+        let result = send(&client, request, Duration::from_secs(2)).await;
+        assert!(!result.succeeded);
+        assert_eq!(result.failure, Some(FailureKind::ConnectionRefused));
+    }
+}

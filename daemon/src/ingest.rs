@@ -1,0 +1,394 @@
+//! The ingest API: services post events, the daemon validates them, stores the event with one
+//! delivery per subscribed endpoint in one transaction, flushes, and only then answers 202.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use belter_common::api::IngestResponse;
+use belter_common::records::{Health, StreamEvent, StreamKind};
+use belter_common::{headers, schema, DeliveryId, EventId, EventType, Timestamp};
+use http_body_util::{BodyExt, Limited};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use subtle::ConstantTimeEq;
+
+use crate::api_error::{route_not_found, ApiError};
+use crate::state::AppState;
+use crate::store::{IngestWrite, NewDelivery, NewEvent};
+
+/// Longest idempotency key accepted, in bytes.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Header set on an answer that repeats the first answer to an idempotency key.
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The router of the TCP ingest listener: token-protected ingest plus health.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/events", post(ingest_with_token))
+        .route("/healthz", get(health))
+        .fallback(route_not_found)
+        .with_state(state)
+}
+
+async fn ingest_with_token(
+    State(state): State<AppState>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_token(&state, &request_headers)?;
+    ingest(&state, &request_headers, body).await
+}
+
+/// The control socket's ingest route, for local services: no token.
+pub(crate) async fn ingest_local(
+    State(state): State<AppState>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    ingest(&state, &request_headers, body).await
+}
+
+/// `GET /healthz` on both listeners.
+pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: state.started_at,
+        ingest_addr: state.ingest_addr.to_string(),
+        data_dir: state.config.data_dir.display().to_string(),
+    })
+}
+
+fn check_token(state: &AppState, request_headers: &HeaderMap) -> Result<(), ApiError> {
+    let fix = "send Authorization: Bearer <token>, with the token from the daemon's config or \
+               its data directory's ingest.token file";
+    let Some(value) = request_headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(format!("missing Authorization header: {fix}")));
+    };
+    let presented = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    let expected = state.ingest_token.as_bytes();
+    let matches: bool = presented.as_bytes().ct_eq(expected).into();
+    if !matches {
+        return Err(unauthorized(format!("invalid ingest token: {fix}")));
+    }
+    Ok(())
+}
+
+fn unauthorized(message: String) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, message)
+}
+
+/// The envelope of an ingest body, with `data` kept as raw text so it is stored byte for byte.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// A checked ingest request.
+struct ValidEvent<'a> {
+    kind: EventType,
+    raw_data: &'a str,
+}
+
+async fn ingest(
+    state: &AppState,
+    request_headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_content_type(request_headers)?;
+    let idempotency_key = idempotency_key(request_headers)?;
+    let bytes = read_limited(body, state.config.max_body_bytes).await?;
+    let valid = parse_event(&bytes)?;
+
+    let event_id = EventId::generate();
+    let created_at = Timestamp::now();
+    let stored_body = format!(
+        r#"{{"id":"{event_id}","event":"{kind}","created_at":"{created}","data":{data}}}"#,
+        kind = valid.kind,
+        created = created_at.to_rfc3339(),
+        data = valid.raw_data,
+    );
+    let deliveries: Vec<NewDelivery> = state
+        .endpoints
+        .subscribers(valid.kind)
+        .into_iter()
+        .map(|(endpoint_id, target_url)| NewDelivery {
+            id: DeliveryId::generate(),
+            endpoint_id,
+            target_url,
+        })
+        .collect();
+    let answer = IngestResponse {
+        event_id: event_id.clone(),
+        deliveries: deliveries
+            .iter()
+            .map(|delivery| delivery.id.clone())
+            .collect(),
+    };
+    let answer_bytes = serde_json::to_vec(&answer)
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+    let event = NewEvent {
+        id: event_id.clone(),
+        kind: valid.kind,
+        created_at: created_at.as_millis(),
+        body: stored_body.into_bytes(),
+    };
+
+    let idempotency = idempotency_key
+        .as_deref()
+        .map(|key| (key, answer_bytes.as_slice()));
+    let written = state.store.write_event(&event, &deliveries, idempotency)?;
+    if let IngestWrite::Duplicate(first_answer) = written {
+        tracing::debug!(idempotency_key = ?idempotency_key, "repeated idempotency key");
+        return Ok(json_answer(first_answer, true));
+    }
+    state.flusher.flush().await.map_err(ApiError::store)?;
+
+    state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
+    cancel_for_deleted_endpoints(state, &deliveries);
+    tracing::debug!(event_id = %event_id, event = %valid.kind, deliveries = deliveries.len(), "event accepted");
+    announce_deliveries(state, &event, &deliveries);
+    state.wake_scheduler.notify_one();
+    Ok(json_answer(answer_bytes, false))
+}
+
+/// Cancels the new deliveries of endpoints deleted while this event was being written. Deletion
+/// removes the endpoint before cancelling its queue, so either that cancel or this one sees them.
+fn cancel_for_deleted_endpoints(state: &AppState, deliveries: &[NewDelivery]) {
+    for delivery in deliveries {
+        if state.endpoints.get(&delivery.endpoint_id).is_some() {
+            continue;
+        }
+        match state
+            .store
+            .cancel_endpoint(&delivery.endpoint_id, Timestamp::now().as_millis())
+        {
+            Ok(cancelled) => state.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(0)),
+            Err(error) => {
+                tracing::error!(%error, endpoint_id = %delivery.endpoint_id, "cannot cancel deliveries of a deleted endpoint")
+            }
+        }
+    }
+}
+
+fn announce_deliveries(state: &AppState, event: &NewEvent, deliveries: &[NewDelivery]) {
+    if state.stream.receiver_count() == 0 {
+        return;
+    }
+    for delivery in deliveries {
+        if let Ok(Some(record)) = state.store.delivery(&delivery.id) {
+            let paused = state.endpoints.is_paused(&record.endpoint_id);
+            state.publish(StreamEvent {
+                kind: StreamKind::DeliveryCreated,
+                delivery: Some(record.to_api(&delivery.id, paused)),
+                attempt: None,
+                missed: None,
+            });
+        }
+    }
+    tracing::trace!(event_id = %event.id, "deliveries announced");
+}
+
+fn json_answer(body: Vec<u8>, replayed: bool) -> Response {
+    let mut response = (StatusCode::ACCEPTED, body).into_response();
+    let response_headers = response.headers_mut();
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if replayed {
+        response_headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+fn check_content_type(request_headers: &HeaderMap) -> Result<(), ApiError> {
+    let value = request_headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let media_type = value.split(';').next().unwrap_or_default().trim();
+    if media_type.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!("unsupported Content-Type {value:?}: send Content-Type: application/json"),
+    ))
+}
+
+fn idempotency_key(request_headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = request_headers.get(headers::IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default();
+    let valid = !text.is_empty()
+        && text.len() <= MAX_IDEMPOTENCY_KEY_LEN
+        && text.bytes().all(|byte| byte.is_ascii_graphic());
+    if !valid {
+        let shown: String = String::from_utf8_lossy(value.as_bytes())
+            .chars()
+            .take(64)
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "invalid Idempotency-Key {shown:?}: use 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters without spaces"
+        )));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+async fn read_limited(body: Body, max_bytes: usize) -> Result<bytes::Bytes, ApiError> {
+    match Limited::new(body, max_bytes).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {max_bytes} bytes: send a smaller event, or raise max_body_bytes in the daemon's config"),
+        )),
+        Err(error) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {error}"
+        ))),
+    }
+}
+
+/// Parses and validates an ingest body: an object with `event`, a known type, and `data`, an
+/// object that matches the type's schema.
+fn parse_event(bytes: &[u8]) -> Result<ValidEvent<'_>, ApiError> {
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        // serde would read a struct from an array too, so anything but an object is turned away
+        // here: as invalid JSON when it does not parse, else as the wrong shape.
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Err(error) => ApiError::bad_request(format!("invalid JSON: {error}")),
+                Ok(_) => ApiError::unprocessable(
+                    "body must be a JSON object with \"event\" and \"data\"",
+                ),
+            },
+        );
+    }
+    let envelope: Envelope<'_> = serde_json::from_slice(bytes).map_err(|error| {
+        if error.is_data() {
+            ApiError::unprocessable(format!(
+                "body must be a JSON object with \"event\" and \"data\": {error}"
+            ))
+        } else {
+            ApiError::bad_request(format!("invalid JSON: {error}"))
+        }
+    })?;
+    let Some(raw_event) = envelope.event else {
+        return Err(ApiError::unprocessable(format!(
+            "event is required: name one of {}",
+            EventType::names().join(", ")
+        )));
+    };
+    let name: String = serde_json::from_str(raw_event.get()).map_err(|_| {
+        ApiError::unprocessable(format!(
+            "event must be a string naming the event type, got {}",
+            shorten(raw_event.get())
+        ))
+    })?;
+    let kind: EventType = name
+        .parse()
+        .map_err(|error| ApiError::unprocessable(format!("event: {error}")))?;
+    let Some(raw_data) = envelope.data else {
+        return Err(ApiError::unprocessable(format!(
+            "data is required: an object with the fields of {kind}, see GET /v1/event-types"
+        )));
+    };
+    let data: serde_json::Value = serde_json::from_str(raw_data.get())
+        .map_err(|error| ApiError::bad_request(format!("invalid JSON in data: {error}")))?;
+    schema::validate(kind, &data).map_err(|error| ApiError::unprocessable(error.to_string()))?;
+    Ok(ValidEvent {
+        kind,
+        raw_data: raw_data.get(),
+    })
+}
+
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 64 {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(64).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(body: &str) -> StatusCode {
+        match parse_event(body.as_bytes()) {
+            Ok(_) => StatusCode::ACCEPTED,
+            Err(error) => error.status,
+        }
+    }
+
+    #[test]
+    fn parse_keeps_data_bytes() {
+        let body = r#"{"event":"frustration.detected","data":{"conversation_id":"c1", "level":0.9,"threshold":0.7,"extra":[1, 2]}}"#;
+        let valid = parse_event(body.as_bytes()).unwrap();
+        assert_eq!(valid.kind, EventType::FrustrationDetected);
+        assert_eq!(
+            valid.raw_data,
+            r#"{"conversation_id":"c1", "level":0.9,"threshold":0.7,"extra":[1, 2]}"#
+        );
+    }
+
+    #[test]
+    fn rejections_have_their_status() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep_data = format!(r#"{{"event":"csat.received","data":{{"x":{deep}}}}}"#);
+        let cases = [
+            ("{", StatusCode::BAD_REQUEST),
+            ("", StatusCode::BAD_REQUEST),
+            ("[1]", StatusCode::UNPROCESSABLE_ENTITY),
+            (r#"{"data":{}}"#, StatusCode::UNPROCESSABLE_ENTITY),
+            (r#"{"event":7,"data":{}}"#, StatusCode::UNPROCESSABLE_ENTITY),
+            (
+                r#"{"event":"csat.recieved","data":{}}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                r#"{"event":"csat.received"}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                r#"{"event":"csat.received","data":{"conversation_id":"c"}}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (deep.as_str(), StatusCode::UNPROCESSABLE_ENTITY),
+            (deep_data.as_str(), StatusCode::BAD_REQUEST),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(status_of(body), expected, "{}", shorten(body));
+        }
+    }
+
+    #[test]
+    fn schema_error_names_field() {
+        let body = r#"{"event":"frustration.detected","data":{"conversation_id":"c1","level":"high","threshold":0.7}}"#;
+        let error = parse_event(body.as_bytes()).err().unwrap();
+        assert!(error.message.contains("data.level"), "{}", error.message);
+    }
+
+    #[test]
+    fn samples_are_accepted() {
+        for kind in EventType::ALL {
+            let body = belter_common::samples::sample_body(kind);
+            assert_eq!(status_of(body), StatusCode::ACCEPTED, "{kind}");
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The endpoints in memory: their records for ingest and the scheduler, and their live health
+//! counters. The store stays the source of truth; this is loaded from it at start and changed
+//! only together with it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use belter_common::records::Endpoint;
+use belter_common::{EndpointId, EventType, Timestamp};
+
+use crate::store::EndpointRecord;
+
+/// Length of the window over which an endpoint's recent failures are counted, in minutes.
+const FAILURE_WINDOW_MINUTES: u64 = 24 * 60;
+
+/// Counters of one endpoint since the daemon started.
+#[derive(Debug, Default)]
+pub(crate) struct EndpointHealth {
+    /// Attempts running now.
+    pub(crate) in_flight: AtomicUsize,
+    consecutive_failures: AtomicU32,
+    last_success_at: AtomicU64,
+    /// Failures per minute, oldest first, over the last day.
+    failures_by_minute: Mutex<VecDeque<(u64, u64)>>,
+}
+
+impl EndpointHealth {
+    /// Records the outcome of an attempt that ended at `now_ms`.
+    pub(crate) fn record(&self, succeeded: bool, now_ms: u64) {
+        if succeeded {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            self.last_success_at.store(now_ms, Ordering::Relaxed);
+            return;
+        }
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        let minute = now_ms / 60_000;
+        let mut buckets = self
+            .failures_by_minute
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match buckets.back_mut() {
+            Some((last, count)) if *last == minute => *count += 1,
+            _ => buckets.push_back((minute, 1)),
+        }
+        while buckets
+            .front()
+            .is_some_and(|(first, _)| *first + FAILURE_WINDOW_MINUTES <= minute)
+        {
+            buckets.pop_front();
+        }
+    }
+
+    fn recent_failures(&self, now_ms: u64) -> u64 {
+        let minute = now_ms / 60_000;
+        let buckets = self
+            .failures_by_minute
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        buckets
+            .iter()
+            .filter(|(at, _)| *at + FAILURE_WINDOW_MINUTES > minute)
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+/// One endpoint: its record as stored and its health.
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointEntry {
+    pub(crate) id: EndpointId,
+    pub(crate) record: EndpointRecord,
+    pub(crate) health: Arc<EndpointHealth>,
+}
+
+impl EndpointEntry {
+    /// The API view, without the secret.
+    pub(crate) fn to_api(&self) -> Endpoint {
+        let last_success = self.health.last_success_at.load(Ordering::Relaxed);
+        Endpoint {
+            id: self.id.clone(),
+            url: self.record.url.clone(),
+            event_types: self.record.selection(),
+            description: self.record.description.clone(),
+            state: self.record.state(),
+            created_at: Timestamp::from_millis(self.record.created_at),
+            updated_at: Timestamp::from_millis(self.record.updated_at),
+            consecutive_failures: self.health.consecutive_failures.load(Ordering::Relaxed),
+            recent_failures: self.health.recent_failures(Timestamp::now().as_millis()),
+            last_success_at: (last_success > 0).then(|| Timestamp::from_millis(last_success)),
+        }
+    }
+}
+
+/// Every endpoint, by id.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    entries: RwLock<BTreeMap<EndpointId, EndpointEntry>>,
+}
+
+impl Registry {
+    /// A registry of the stored endpoints.
+    pub(crate) fn new(stored: Vec<(EndpointId, EndpointRecord)>) -> Self {
+        let entries = stored
+            .into_iter()
+            .map(|(id, record)| {
+                let entry = EndpointEntry {
+                    id: id.clone(),
+                    record,
+                    health: Arc::default(),
+                };
+                (id, entry)
+            })
+            .collect();
+        Self {
+            entries: RwLock::new(entries),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<EndpointId, EndpointEntry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<EndpointId, EndpointEntry>> {
+        self.entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One endpoint.
+    pub(crate) fn get(&self, id: &EndpointId) -> Option<EndpointEntry> {
+        self.read().get(id).cloned()
+    }
+
+    /// Every endpoint, oldest first.
+    pub(crate) fn all(&self) -> Vec<EndpointEntry> {
+        self.read().values().cloned().collect()
+    }
+
+    /// The endpoints subscribed to an event type, paused ones included.
+    pub(crate) fn subscribers(&self, kind: EventType) -> Vec<(EndpointId, String)> {
+        self.read()
+            .values()
+            .filter(|entry| entry.record.selection().includes(kind))
+            .map(|entry| (entry.id.clone(), entry.record.url.clone()))
+            .collect()
+    }
+
+    /// Whether an endpoint is paused; a deleted endpoint counts as not paused.
+    pub(crate) fn is_paused(&self, id: &str) -> bool {
+        let Ok(id) = EndpointId::parse(id) else {
+            return false;
+        };
+        self.read()
+            .get(&id)
+            .is_some_and(|entry| entry.record.paused)
+    }
+
+    /// Adds or replaces an endpoint's record, keeping its health counters.
+    pub(crate) fn put(&self, id: &EndpointId, record: EndpointRecord) -> EndpointEntry {
+        let mut entries = self.write();
+        let health = entries
+            .get(id)
+            .map(|entry| entry.health.clone())
+            .unwrap_or_default();
+        let entry = EndpointEntry {
+            id: id.clone(),
+            record,
+            health,
+        };
+        entries.insert(id.clone(), entry.clone());
+        entry
+    }
+
+    /// Removes an endpoint.
+    pub(crate) fn remove(&self, id: &EndpointId) -> Option<EndpointEntry> {
+        self.write().remove(id)
+    }
+
+    /// Number of endpoints.
+    pub(crate) fn len(&self) -> usize {
+        self.read().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_counts_failures_in_window() {
+        let health = EndpointHealth::default();
+        health.record(false, 0);
+        health.record(false, 30_000);
+        assert_eq!(health.consecutive_failures.load(Ordering::Relaxed), 2);
+        assert_eq!(health.recent_failures(60_000), 2);
+        let day_later = FAILURE_WINDOW_MINUTES * 60_000 + 60_000;
+        assert_eq!(health.recent_failures(day_later), 0);
+        health.record(true, 70_000);
+        assert_eq!(health.consecutive_failures.load(Ordering::Relaxed), 0);
+        assert_eq!(health.last_success_at.load(Ordering::Relaxed), 70_000);
+    }
+}

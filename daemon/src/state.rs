@@ -1,0 +1,86 @@
+//! The state every task and handler shares: store, configuration, endpoints, the HTTP client,
+//! the live stream and the shutdown token.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use belter_common::records::StreamEvent;
+use belter_common::Timestamp;
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::flush::Flusher;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// Lines the live stream buffers for a slow reader before it reports them as missed.
+const STREAM_CAPACITY: usize = 4_096;
+
+/// Shared daemon state; cloning is cheap.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Store,
+    pub(crate) flusher: Flusher,
+    pub(crate) endpoints: Arc<Registry>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) stream: broadcast::Sender<StreamEvent>,
+    /// Wakes the scheduler when new work is queued or an attempt ends.
+    pub(crate) wake_scheduler: Arc<Notify>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) ingest_token: Arc<String>,
+    pub(crate) ingest_addr: SocketAddr,
+    pub(crate) started_at: Timestamp,
+    /// Deliveries queued or in flight, kept in memory so stats need no scan.
+    waiting: Arc<AtomicI64>,
+}
+
+/// The parts of the state built before the listeners are bound.
+pub(crate) struct StateParts {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) flusher: Flusher,
+    pub(crate) endpoints: Registry,
+    pub(crate) http: reqwest::Client,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) ingest_token: String,
+    pub(crate) ingest_addr: SocketAddr,
+}
+
+impl AppState {
+    pub(crate) fn new(parts: StateParts) -> Self {
+        let waiting = i64::try_from(parts.store.waiting_count()).unwrap_or(i64::MAX);
+        let (stream, _) = broadcast::channel(STREAM_CAPACITY);
+        Self {
+            config: Arc::new(parts.config),
+            store: parts.store,
+            flusher: parts.flusher,
+            endpoints: Arc::new(parts.endpoints),
+            http: parts.http,
+            stream,
+            wake_scheduler: Arc::new(Notify::new()),
+            shutdown: parts.shutdown,
+            ingest_token: Arc::new(parts.ingest_token),
+            ingest_addr: parts.ingest_addr,
+            started_at: Timestamp::now(),
+            waiting: Arc::new(AtomicI64::new(waiting)),
+        }
+    }
+
+    /// Sends a line to every stream reader; nobody listening is fine.
+    pub(crate) fn publish(&self, event: StreamEvent) {
+        let _ = self.stream.send(event);
+    }
+
+    /// Changes the count of waiting deliveries by `delta`.
+    pub(crate) fn add_waiting(&self, delta: i64) {
+        self.waiting.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Deliveries queued or in flight now.
+    pub(crate) fn waiting(&self) -> u64 {
+        u64::try_from(self.waiting.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+}

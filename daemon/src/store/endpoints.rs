@@ -1,0 +1,40 @@
+//! Endpoint records, secrets included.
+
+use belter_common::EndpointId;
+
+use super::{EndpointRecord, Store, StoreError};
+use crate::codec::{decode, encode};
+
+impl Store {
+    /// Reads every endpoint, oldest first.
+    pub(crate) fn endpoints(&self) -> Result<Vec<(EndpointId, EndpointRecord)>, StoreError> {
+        let mut endpoints = Vec::new();
+        for item in self.endpoints.iter() {
+            let (key, bytes) = item?;
+            let text = String::from_utf8_lossy(&key).into_owned();
+            let id = EndpointId::parse(&text).map_err(|error| StoreError::CorruptKey {
+                tree: "endpoints",
+                detail: error.to_string(),
+            })?;
+            endpoints.push((id, decode(&bytes)?));
+        }
+        Ok(endpoints)
+    }
+
+    /// Writes an endpoint and flushes, so a change the API confirmed survives a crash.
+    pub(crate) async fn put_endpoint(
+        &self,
+        id: &EndpointId,
+        record: &EndpointRecord,
+    ) -> Result<(), StoreError> {
+        self.endpoints
+            .insert(id.as_str().as_bytes(), encode(record)?)?;
+        self.flush().await
+    }
+
+    /// Removes an endpoint and flushes.
+    pub(crate) async fn remove_endpoint(&self, id: &EndpointId) -> Result<(), StoreError> {
+        self.endpoints.remove(id.as_str().as_bytes())?;
+        self.flush().await
+    }
+}

@@ -1,0 +1,278 @@
+//! Writing accepted events with their deliveries in one transaction, reading them back, and
+//! pruning what is past retention.
+
+use belter_common::records::{AttemptTrigger, DeliveryStatus};
+use belter_common::{DeliveryId, EndpointId, EventId, EventType};
+use sled::transaction::{ConflictableTransactionError, Transactional};
+
+use super::{abort, due_key, DeliveryRecord, EventRecord, IdempotencyRecord, Store, StoreError};
+use crate::codec::{decode, encode};
+
+/// An event accepted at ingest, ready to store.
+#[derive(Debug)]
+pub(crate) struct NewEvent {
+    pub(crate) id: EventId,
+    pub(crate) kind: EventType,
+    pub(crate) created_at: u64,
+    pub(crate) body: Vec<u8>,
+}
+
+/// A delivery to create with an event.
+#[derive(Debug)]
+pub(crate) struct NewDelivery {
+    pub(crate) id: DeliveryId,
+    pub(crate) endpoint_id: EndpointId,
+    pub(crate) target_url: String,
+}
+
+/// The outcome of an ingest write.
+#[derive(Debug)]
+pub(crate) enum IngestWrite {
+    /// The event and its deliveries were written.
+    Written,
+    /// The idempotency key was used before; nothing was written. Holds the first answer.
+    Duplicate(Vec<u8>),
+}
+
+/// What one retention sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pruned {
+    pub(crate) events: u64,
+    pub(crate) deliveries: u64,
+    /// Deliveries removed while still waiting for an attempt.
+    pub(crate) pending: u64,
+}
+
+impl Store {
+    /// Writes an event, its deliveries, their due entries and the idempotency key in one
+    /// transaction, so a crash leaves all of them or none. The caller flushes before answering.
+    pub(crate) fn write_event(
+        &self,
+        event: &NewEvent,
+        deliveries: &[NewDelivery],
+        idempotency: Option<(&str, &[u8])>,
+    ) -> Result<IngestWrite, StoreError> {
+        let event_record = EventRecord {
+            event_type: event.kind.code(),
+            created_at: event.created_at,
+            body: event.body.clone(),
+            deliveries: deliveries
+                .iter()
+                .map(|delivery| delivery.id.to_string())
+                .collect(),
+        };
+        let event_bytes = encode(&event_record)?;
+        let mut delivery_rows = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let record = DeliveryRecord {
+                event_id: event.id.to_string(),
+                event_type: event.kind.code(),
+                endpoint_id: delivery.endpoint_id.to_string(),
+                target_url: delivery.target_url.clone(),
+                status: DeliveryStatus::Pending,
+                attempt_count: 0,
+                scheduled_attempts: 0,
+                created_at: event.created_at,
+                updated_at: event.created_at,
+                next_attempt_at: Some(event.created_at),
+                next_trigger: AttemptTrigger::First,
+                last_status_code: None,
+                last_failure: None,
+                last_error: None,
+                last_latency_ms: None,
+            };
+            let key = due_key(
+                delivery.endpoint_id.as_str(),
+                event.created_at,
+                delivery.id.as_str(),
+            );
+            delivery_rows.push((delivery.id.as_str(), encode(&record)?, key));
+        }
+        let idempotency_row = match idempotency {
+            Some((key, response)) => Some((
+                key,
+                encode(&IdempotencyRecord {
+                    created_at: event.created_at,
+                    response: response.to_vec(),
+                })?,
+            )),
+            None => None,
+        };
+
+        let outcome = (&self.events, &self.deliveries, &self.due, &self.idempotency).transaction(
+            |(events, deliveries_tree, due, idempotency_tree)| {
+                if let Some((key, record)) = &idempotency_row {
+                    if let Some(existing) = idempotency_tree.get(key.as_bytes())? {
+                        let first: IdempotencyRecord = decode(&existing).map_err(abort)?;
+                        return Ok(IngestWrite::Duplicate(first.response));
+                    }
+                    idempotency_tree.insert(key.as_bytes(), record.as_slice())?;
+                }
+                events.insert(event.id.as_str().as_bytes(), event_bytes.as_slice())?;
+                for (id, record, key) in &delivery_rows {
+                    deliveries_tree.insert(id.as_bytes(), record.as_slice())?;
+                    due.insert(key.as_slice(), &[][..])?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(IngestWrite::Written)
+            },
+        )?;
+        Ok(outcome)
+    }
+
+    /// Reads one event.
+    pub(crate) fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        match self.events.get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes events accepted before `cutoff_ms` with their deliveries, attempts and due
+    /// entries, at most `max_events` of them per call so one sweep does not hold the store long.
+    pub(crate) fn prune_before(
+        &self,
+        cutoff_ms: u64,
+        max_events: usize,
+    ) -> Result<Pruned, StoreError> {
+        let mut pruned = Pruned::default();
+        for entry in self.events.iter().take(max_events) {
+            let (key, bytes) = entry?;
+            let event: EventRecord = decode(&bytes)?;
+            if event.created_at >= cutoff_ms {
+                break;
+            }
+            for delivery_id in &event.deliveries {
+                if self.remove_delivery(delivery_id)? {
+                    pruned.pending += 1;
+                }
+                pruned.deliveries += 1;
+            }
+            // The event goes last, so a crash mid-way leaves it for the next sweep to finish.
+            self.events.remove(key)?;
+            pruned.events += 1;
+        }
+        Ok(pruned)
+    }
+
+    /// Removes a delivery with its attempts and queue entries. Returns whether it was still
+    /// waiting for an attempt.
+    fn remove_delivery(&self, delivery_id: &str) -> Result<bool, StoreError> {
+        let Some(bytes) = self.deliveries.get(delivery_id.as_bytes())? else {
+            return Ok(false);
+        };
+        let record: DeliveryRecord = decode(&bytes)?;
+        let mut was_waiting = false;
+        if let Some(due_ms) = record.next_attempt_at {
+            let key = due_key(&record.endpoint_id, due_ms, delivery_id);
+            was_waiting |= self.due.remove(key)?.is_some();
+        }
+        was_waiting |= self.inflight.remove(delivery_id.as_bytes())?.is_some();
+        let attempt_keys: Vec<_> = self
+            .attempts
+            .scan_prefix(delivery_id.as_bytes())
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for key in attempt_keys {
+            self.attempts.remove(key)?;
+        }
+        self.deliveries.remove(delivery_id.as_bytes())?;
+        Ok(was_waiting)
+    }
+
+    /// Removes idempotency keys first used before `cutoff_ms`.
+    pub(crate) fn prune_idempotency(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for entry in self.idempotency.iter() {
+            let (key, bytes) = entry?;
+            let record: IdempotencyRecord = decode(&bytes)?;
+            if record.created_at < cutoff_ms {
+                self.idempotency.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::open_temp;
+
+    fn sample_event(created_at: u64) -> NewEvent {
+        NewEvent {
+            id: EventId::generate(),
+            kind: EventType::CsatReceived,
+            created_at,
+            body: br#"{"id":"x"}"#.to_vec(),
+        }
+    }
+
+    fn sample_delivery() -> NewDelivery {
+        NewDelivery {
+            id: DeliveryId::generate(),
+            endpoint_id: EndpointId::generate(),
+            target_url: "http://127.0.0.1:9/hook".to_owned(),
+        }
+    }
+
+    #[test]
+    fn write_event_stores_all_parts() {
+        let (_dir, store) = open_temp();
+        let event = sample_event(1_000);
+        let delivery = sample_delivery();
+        let outcome = store
+            .write_event(&event, std::slice::from_ref(&delivery), None)
+            .unwrap();
+        assert!(matches!(outcome, IngestWrite::Written));
+        let stored = store.event(event.id.as_str()).unwrap().unwrap();
+        assert_eq!(stored.body, event.body);
+        assert_eq!(stored.deliveries, vec![delivery.id.to_string()]);
+        let due = store.due_entries(&delivery.endpoint_id, 1_000, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].delivery_id, delivery.id);
+    }
+
+    #[test]
+    fn repeated_idempotency_key_writes_nothing() {
+        let (_dir, store) = open_temp();
+        let first = sample_event(1_000);
+        let outcome = store
+            .write_event(&first, &[], Some(("key-1", b"first answer")))
+            .unwrap();
+        assert!(matches!(outcome, IngestWrite::Written));
+        let second = sample_event(2_000);
+        let outcome = store
+            .write_event(&second, &[], Some(("key-1", b"second answer")))
+            .unwrap();
+        match outcome {
+            IngestWrite::Duplicate(answer) => assert_eq!(answer, b"first answer"),
+            IngestWrite::Written => panic!("second write with the same key was stored"),
+        }
+        assert!(store.event(second.id.as_str()).unwrap().is_none());
+    }
+
+    #[test]
+    fn prune_removes_only_old_events() {
+        let (_dir, store) = open_temp();
+        let old = sample_event(1_000);
+        let old_delivery = sample_delivery();
+        store
+            .write_event(&old, std::slice::from_ref(&old_delivery), None)
+            .unwrap();
+        let young = sample_event(5_000);
+        store.write_event(&young, &[], None).unwrap();
+
+        let pruned = store.prune_before(2_000, 100).unwrap();
+        assert_eq!(pruned.events, 1);
+        assert_eq!(pruned.deliveries, 1);
+        assert_eq!(pruned.pending, 1);
+        assert!(store.event(old.id.as_str()).unwrap().is_none());
+        assert!(store.event(young.id.as_str()).unwrap().is_some());
+        assert!(store.delivery(&old_delivery.id).unwrap().is_none());
+        let due = store
+            .due_entries(&old_delivery.endpoint_id, u64::MAX, 10)
+            .unwrap();
+        assert!(due.is_empty());
+    }
+}

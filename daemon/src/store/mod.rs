@@ -1,0 +1,152 @@
+//! The store: the only module that touches sled. One tree per record kind, plus the due index that
+//! is the delivery queue, so nothing pending lives only in memory.
+//!
+//! Trees and their keys:
+//! - `events`: event id → [`EventRecord`]
+//! - `deliveries`: delivery id → [`DeliveryRecord`]
+//! - `attempts`: delivery id, attempt number (u32 big-endian) → [`AttemptRecord`]
+//! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per
+//!   delivery waiting for an attempt, so a range scan of one endpoint yields its due work in order
+//! - `inflight`: delivery id → endpoint id; deliveries whose attempt has started and not ended
+//! - `endpoints`: endpoint id → [`EndpointRecord`]
+//! - `idempotency`: idempotency key → [`IdempotencyRecord`]
+//! - `stats`: minute since the epoch (u64 big-endian) → outcome counts, summed by a merge operator
+
+mod endpoints;
+mod events;
+mod log;
+mod queue;
+mod records;
+mod stats;
+
+use std::path::Path;
+
+use belter_common::{DeliveryId, EndpointId};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::codec::CodecError;
+
+pub(crate) use events::{IngestWrite, NewDelivery, NewEvent};
+pub(crate) use log::LogScan;
+pub(crate) use queue::{Completion, ReplayOutcome};
+pub(crate) use records::{
+    AttemptRecord, DeliveryRecord, EndpointRecord, EventRecord, IdempotencyRecord,
+};
+pub(crate) use stats::OutcomeCounts;
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an I/O or corruption error.
+    #[error("store error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored record could not be encoded or decoded.
+    #[error("store record error: {0}")]
+    Codec(#[from] CodecError),
+    /// A key in the store has an unexpected shape.
+    #[error("corrupt store key in tree {tree}: {detail}")]
+    CorruptKey {
+        /// The tree the key is in.
+        tree: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(error: TransactionError<StoreError>) -> Self {
+        match error {
+            TransactionError::Abort(inner) => inner,
+            TransactionError::Storage(inner) => StoreError::Sled(inner),
+        }
+    }
+}
+
+/// Turns a codec error inside a transaction into an abort that carries it out.
+fn abort(error: CodecError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(StoreError::Codec(error))
+}
+
+/// The open store. Cloning is cheap: sled trees are shared handles.
+#[derive(Clone)]
+pub(crate) struct Store {
+    db: sled::Db,
+    events: sled::Tree,
+    deliveries: sled::Tree,
+    attempts: sled::Tree,
+    due: sled::Tree,
+    inflight: sled::Tree,
+    endpoints: sled::Tree,
+    idempotency: sled::Tree,
+    stats: sled::Tree,
+}
+
+impl Store {
+    /// Opens or creates the store in `path`. sled locks the directory, so a second daemon on the
+    /// same data directory fails here.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()?;
+        let stats = db.open_tree("stats")?;
+        stats.set_merge_operator(stats::merge_counts);
+        Ok(Self {
+            events: db.open_tree("events")?,
+            deliveries: db.open_tree("deliveries")?,
+            attempts: db.open_tree("attempts")?,
+            due: db.open_tree("due")?,
+            inflight: db.open_tree("inflight")?,
+            endpoints: db.open_tree("endpoints")?,
+            idempotency: db.open_tree("idempotency")?,
+            stats,
+            db,
+        })
+    }
+
+    /// Writes every change so far to disk.
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+/// Key of a delivery's due entry: endpoint id, due time in ms (big-endian), delivery id.
+fn due_key(endpoint: &str, due_ms: u64, delivery: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(endpoint.len() + 8 + delivery.len());
+    key.extend_from_slice(endpoint.as_bytes());
+    key.extend_from_slice(&due_ms.to_be_bytes());
+    key.extend_from_slice(delivery.as_bytes());
+    key
+}
+
+/// Key of an attempt: delivery id, attempt number (big-endian).
+fn attempt_key(delivery: &DeliveryId, number: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(delivery.as_str().len() + 4);
+    key.extend_from_slice(delivery.as_str().as_bytes());
+    key.extend_from_slice(&number.to_be_bytes());
+    key
+}
+
+/// Splits a due key into its due time and delivery id.
+fn parse_due_key(endpoint: &EndpointId, key: &[u8]) -> Result<(u64, DeliveryId), StoreError> {
+    let prefix = endpoint.as_str().len();
+    let corrupt = |detail: &str| StoreError::CorruptKey {
+        tree: "due",
+        detail: detail.to_owned(),
+    };
+    let time_bytes: [u8; 8] = key
+        .get(prefix..prefix + 8)
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| corrupt("too short"))?;
+    let id_text = std::str::from_utf8(&key[prefix + 8..]).map_err(|_| corrupt("not UTF-8"))?;
+    let id = DeliveryId::parse(id_text).map_err(|error| corrupt(&error.to_string()))?;
+    Ok((u64::from_be_bytes(time_bytes), id))
+}
+
+#[cfg(test)]
+pub(crate) fn open_temp() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("db")).expect("open store");
+    (dir, store)
+}

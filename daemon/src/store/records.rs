@@ -1,0 +1,164 @@
+//! The records as stored, with plain fields so the encoding stays compact, and their conversion
+//! to the API records of `belter_common`.
+
+use belter_common::records::{
+    Attempt, AttemptTrigger, Delivery, DeliveryStatus, EndpointState, EventSelection, FailureKind,
+};
+use belter_common::{DeliveryId, EndpointId, EventId, EventType, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// One accepted event: its exact delivery body and the deliveries made from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EventRecord {
+    /// Store code of the event type.
+    pub(crate) event_type: u8,
+    /// Acceptance time in ms since the epoch.
+    pub(crate) created_at: u64,
+    /// The body sent to receivers, byte for byte.
+    pub(crate) body: Vec<u8>,
+    /// Ids of the deliveries made at ingest.
+    pub(crate) deliveries: Vec<String>,
+}
+
+/// One delivery: an event bound for one endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DeliveryRecord {
+    pub(crate) event_id: String,
+    pub(crate) event_type: u8,
+    pub(crate) endpoint_id: String,
+    pub(crate) target_url: String,
+    pub(crate) status: DeliveryStatus,
+    /// Attempts made, replays included.
+    pub(crate) attempt_count: u32,
+    /// Attempts made by the schedule (first and retries), which decide when to give up.
+    pub(crate) scheduled_attempts: u32,
+    pub(crate) created_at: u64,
+    pub(crate) updated_at: u64,
+    /// Due time of the next attempt while the delivery waits in the due index.
+    pub(crate) next_attempt_at: Option<u64>,
+    /// What causes the next attempt.
+    pub(crate) next_trigger: AttemptTrigger,
+    pub(crate) last_status_code: Option<u16>,
+    pub(crate) last_failure: Option<FailureKind>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_latency_ms: Option<u64>,
+}
+
+impl DeliveryRecord {
+    /// The event type, falling back to `evaluation.completed` for an unknown code.
+    pub(crate) fn kind(&self) -> EventType {
+        EventType::from_code(self.event_type).unwrap_or(EventType::EvaluationCompleted)
+    }
+
+    /// The API view. A pending delivery of a paused endpoint shows as `paused`.
+    pub(crate) fn to_api(&self, id: &DeliveryId, endpoint_paused: bool) -> Delivery {
+        let status = if self.status == DeliveryStatus::Pending && endpoint_paused {
+            DeliveryStatus::Paused
+        } else {
+            self.status
+        };
+        Delivery {
+            id: id.clone(),
+            event_id: EventId::parse(&self.event_id).unwrap_or_else(|_| EventId::generate()),
+            event_type: self.kind(),
+            endpoint_id: EndpointId::parse(&self.endpoint_id)
+                .unwrap_or_else(|_| EndpointId::generate()),
+            target_url: self.target_url.clone(),
+            status,
+            attempt_count: self.attempt_count,
+            created_at: Timestamp::from_millis(self.created_at),
+            updated_at: Timestamp::from_millis(self.updated_at),
+            next_attempt_at: self.next_attempt_at.map(Timestamp::from_millis),
+            last_status_code: self.last_status_code,
+            last_failure: self.last_failure,
+            last_error: self.last_error.clone(),
+            last_latency_ms: self.last_latency_ms,
+        }
+    }
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AttemptRecord {
+    pub(crate) number: u32,
+    pub(crate) trigger: AttemptTrigger,
+    pub(crate) started_at: u64,
+    pub(crate) latency_ms: u64,
+    pub(crate) succeeded: bool,
+    pub(crate) status_code: Option<u16>,
+    pub(crate) failure: Option<FailureKind>,
+    pub(crate) error: Option<String>,
+    pub(crate) response_body: Option<String>,
+    pub(crate) signature: String,
+}
+
+impl AttemptRecord {
+    /// The API view.
+    pub(crate) fn to_api(&self) -> Attempt {
+        Attempt {
+            number: self.number,
+            trigger: self.trigger,
+            started_at: Timestamp::from_millis(self.started_at),
+            latency_ms: self.latency_ms,
+            succeeded: self.succeeded,
+            status_code: self.status_code,
+            failure: self.failure,
+            error: self.error.clone(),
+            response_body: self.response_body.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+}
+
+/// A subscribed endpoint with its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EndpointRecord {
+    pub(crate) url: String,
+    /// Store codes of the selected event types; empty selects every type.
+    pub(crate) event_types: Vec<u8>,
+    pub(crate) description: String,
+    pub(crate) paused: bool,
+    pub(crate) created_at: u64,
+    pub(crate) updated_at: u64,
+    pub(crate) secret: String,
+}
+
+impl EndpointRecord {
+    /// The event selection.
+    pub(crate) fn selection(&self) -> EventSelection {
+        if self.event_types.is_empty() {
+            return EventSelection::All;
+        }
+        EventSelection::Only(
+            self.event_types
+                .iter()
+                .filter_map(|code| EventType::from_code(*code))
+                .collect(),
+        )
+    }
+
+    /// Stores a selection as type codes.
+    pub(crate) fn set_selection(&mut self, selection: &EventSelection) {
+        self.event_types = match selection {
+            EventSelection::All => Vec::new(),
+            EventSelection::Only(kinds) => kinds.iter().map(|kind| kind.code()).collect(),
+        };
+    }
+
+    /// The state as the API shows it.
+    pub(crate) fn state(&self) -> EndpointState {
+        if self.paused {
+            EndpointState::Paused
+        } else {
+            EndpointState::Active
+        }
+    }
+}
+
+/// The first answer to an ingest request with an idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct IdempotencyRecord {
+    pub(crate) created_at: u64,
+    /// The JSON body of the first 202 answer.
+    pub(crate) response: Vec<u8>,
+}
