@@ -1,6 +1,7 @@
 //! `belterd`: the webhook delivery daemon. Flags override the config file, which overrides the
 //! embedded defaults.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -117,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let config = build_config(Args::parse())?;
