@@ -134,6 +134,11 @@ impl DaemonProcess {
         std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
     }
 
+    /// Reads everything the daemon wrote to standard output so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.stdout_path()).unwrap_or_default()
+    }
+
     /// Returns a control client on the socket.
     pub fn client(&self) -> ControlClient {
         ControlClient::new(self.socket_path())

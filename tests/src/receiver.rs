@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -101,6 +102,8 @@ struct Shared {
     secret: Mutex<Option<String>>,
     requests: Mutex<Vec<ReceivedRequest>>,
     count: watch::Sender<usize>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 impl Shared {
@@ -166,6 +169,8 @@ impl Receiver {
             secret: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
             count: watch::Sender::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&shared)));
         Self {
@@ -223,6 +228,12 @@ impl Receiver {
     /// Returns the number of requests so far.
     pub fn count(&self) -> usize {
         *self.shared.count.borrow()
+    }
+
+    /// Returns the largest number of requests that were open at the same time, from the start of
+    /// a request until its response was sent or its connection closed.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `count` requests arrived and returns all of them, oldest first.
@@ -288,10 +299,29 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Counts one open request in [`Shared::in_flight`] until it is dropped, which also happens when
+/// hyper drops the handler because the client closed the connection.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> Self {
+        let open = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(open, Ordering::SeqCst);
+        Self(Arc::clone(shared))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, CloseConnection> {
+    let _in_flight = InFlight::enter(&shared);
     let (parts, body) = request.into_parts();
     let Ok(collected) = body.collect().await else {
         return Err(CloseConnection);
@@ -382,6 +412,23 @@ mod tests {
         }
 
         assert_eq!(statuses, [500, 202, 202]);
+    }
+
+    #[tokio::test]
+    async fn max_in_flight_counts_overlap() {
+        let receiver = Receiver::with_reply(Reply::Delayed {
+            delay: Duration::from_millis(200),
+            status: 200,
+        })
+        .await;
+
+        let url = receiver.url();
+        let (first, second) =
+            tokio::join!(post(&url, &[], Vec::new()), post(&url, &[], Vec::new()));
+
+        assert!(first.is_ok());
+        assert!(second.is_ok());
+        assert_eq!(receiver.max_in_flight(), 2);
     }
 
     #[tokio::test]
