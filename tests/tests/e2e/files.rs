@@ -1,15 +1,19 @@
-//! Files the daemon leaves on disk: the ingest token, the control socket and its logs.
+//! Files the daemon leaves on disk: the ingest token, the control socket and the daemon's output.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Stdio;
 
 use belter_common::records::DeliveryStatus;
 use belter_common::samples::sample_body;
 use belter_common::EventType;
+use belter_tests::binaries::belterd_path;
+use belter_tests::daemon::{INGEST_TOKEN_ENV, STOP_TIMEOUT};
 use belter_tests::endpoint::subscribe;
 use belter_tests::wait::{wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver};
 use hyper::StatusCode;
+use tokio::process::Command;
 
 fn mode(path: &Path) -> u32 {
     let metadata =
@@ -110,9 +114,37 @@ async fn logs_omit_secrets() {
     let token = daemon.token();
 
     daemon.stop().await;
-    let log = daemon.stderr();
+    let log = format!("{}{}", daemon.stderr(), daemon.stdout());
 
-    assert!(!log.contains(&token), "stderr contains the ingest token");
-    assert!(!log.contains(&created.secret), "stderr contains a secret");
-    assert!(!log.contains(&rotated.secret), "stderr contains a secret");
+    assert!(!log.contains(&token), "output contains the ingest token");
+    assert!(!log.contains(&created.secret), "output contains a secret");
+    assert!(!log.contains(&rotated.secret), "output contains a secret");
+}
+
+#[tokio::test]
+async fn second_daemon_keeps_off_socket() {
+    let daemon = DaemonProcess::start().await;
+    let other_dir = tempfile::tempdir().expect("temporary directory");
+    let mut second = Command::new(belterd_path())
+        .arg("--data-dir")
+        .arg(other_dir.path().join("data"))
+        .arg("--control-socket")
+        .arg(daemon.socket_path())
+        .args(["--ingest-addr", "127.0.0.1:0"])
+        .env_remove(INGEST_TOKEN_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn a second belterd");
+
+    let exit = tokio::time::timeout(STOP_TIMEOUT, second.wait()).await;
+    let health = daemon.client().health().await;
+
+    let status = exit
+        .expect("second belterd kept running on a socket in use")
+        .expect("wait for the second belterd");
+    assert!(!status.success(), "second belterd exited with {status}");
+    assert!(health.is_ok(), "first belterd lost its socket: {health:?}");
 }

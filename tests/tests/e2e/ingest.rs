@@ -10,7 +10,7 @@ use belter_tests::{DaemonOptions, DaemonProcess, Receiver};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-/// The csat.received sample as a JSON value.
+/// Parses the csat.received sample as a JSON value.
 fn csat_sample() -> Value {
     serde_json::from_str(sample_body(EventType::CsatReceived)).expect("sample is JSON")
 }

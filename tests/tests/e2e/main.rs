@@ -6,6 +6,7 @@ mod delivery;
 mod endpoints;
 mod files;
 mod ingest;
+mod limits;
 mod replay;
 mod restart;
 mod retry;

@@ -105,12 +105,19 @@ async fn sigkill_keeps_pending_retry() {
     let mut daemon = DaemonProcess::start_with(options).await;
     let receiver = Receiver::start().await;
     receiver.set_replies(vec![Reply::Status(500), Reply::Status(200)]);
-    subscribe(&daemon.client(), &receiver).await;
+    let csat_only = EventSelection::Only(vec![EventType::CsatReceived]);
+    subscribe_with(&daemon.client(), &receiver, csat_only, false).await;
     let answer = daemon
         .ingest_accepted(sample_body(EventType::CsatReceived))
         .await;
     let id = &answer.deliveries[0];
     wait_for_attempts(&daemon.client(), id, 1).await;
+    // Attempt results are written without their own flush. An ingest returns 202 only after a flush
+    // of the whole store, so this event, which no endpoint receives, makes the failed first
+    // attempt durable before the kill.
+    daemon
+        .ingest_accepted(sample_body(EventType::FrustrationDetected))
+        .await;
 
     daemon.kill().await;
     daemon.start_again().await;
@@ -118,6 +125,7 @@ async fn sigkill_keeps_pending_retry() {
     let requests = receiver.wait_for_requests(2, WAIT_TIMEOUT).await;
 
     assert_eq!(detail.attempts.len(), 2);
+    assert_eq!(detail.attempts[0].status_code, Some(500));
     assert_eq!(detail.attempts[1].trigger, AttemptTrigger::Retry);
     assert_eq!(requests[1].header(headers::DELIVERY), Some(id.as_str()));
     assert_eq!(requests[1].header(headers::ATTEMPT), Some("2"));
