@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use belter_common::duration::{format_duration, parse_duration, parse_duration_list};
+use ipnet::IpNet;
 use serde::Deserialize;
+
+use crate::address_policy::{parse_network, NetworkError};
 
 /// Default address of the ingest API.
 pub const DEFAULT_INGEST_ADDR: &str = "127.0.0.1:7700";
@@ -55,6 +58,9 @@ pub enum ConfigError {
         /// What a valid value looks like.
         fix: String,
     },
+    /// An entry of the network allowlist is not a CIDR.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     /// No data directory was given and none could be derived from the environment.
     #[error("no data directory: set --data-dir, or set HOME or XDG_DATA_HOME")]
     NoDataDir,
@@ -85,6 +91,9 @@ pub struct Config {
     pub max_in_flight_per_endpoint: usize,
     /// Interval of the retention sweep.
     pub retention_interval: Duration,
+    /// Internal networks that deliveries may reach; loopback, private, link-local and metadata
+    /// addresses are blocked unless listed here.
+    pub allow_networks: Vec<IpNet>,
 }
 
 impl Config {
@@ -108,6 +117,7 @@ impl Config {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_in_flight_per_endpoint: DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
             retention_interval: Duration::from_secs(600),
+            allow_networks: Vec::new(),
         }
     }
 
@@ -162,6 +172,12 @@ impl Config {
         if let Some(count) = file.max_in_flight_per_endpoint {
             self.max_in_flight_per_endpoint = check_count("max_in_flight_per_endpoint", count)?;
         }
+        if let Some(networks) = file.allow_networks {
+            self.allow_networks = networks
+                .iter()
+                .map(|text| parse_network(text))
+                .collect::<Result<_, _>>()?;
+        }
         Ok(())
     }
 
@@ -196,6 +212,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     max_in_flight: Option<usize>,
     max_in_flight_per_endpoint: Option<usize>,
+    allow_networks: Option<Vec<String>>,
 }
 
 /// Parses an ingest listen address such as `127.0.0.1:7700`.
@@ -298,12 +315,24 @@ mod tests {
         )
         .unwrap();
         config.apply(file).unwrap();
+        assert!(config.allow_networks.is_empty());
         assert_eq!(
             config.control_socket,
             PathBuf::from("/var/lib/belter/control.sock")
         );
         assert_eq!(config.max_attempts(), 3);
         assert_eq!(config.attempt_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn allow_networks_parse() {
+        let mut config = Config::with_data_dir("/srv/belter");
+        let file: FileConfig =
+            toml::from_str("allow_networks = [\"127.0.0.0/8\", \"::1\"]").unwrap();
+        config.apply(file).unwrap();
+        assert_eq!(config.allow_networks.len(), 2);
+        let file: FileConfig = toml::from_str("allow_networks = [\"127.0.0.0/33\"]").unwrap();
+        assert!(config.apply(file).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use belter_common::records::{FailureKind, Header};
 use belter_common::{headers, signing};
 use bytes::Bytes;
 
+use crate::address_policy::{AddressPolicy, PolicyResolver, BLOCKED};
 use crate::retry::parse_retry_after;
 
 /// Bytes of the response body kept with an attempt; the rest is not read.
@@ -41,9 +42,14 @@ pub(crate) struct AttemptResult {
     pub(crate) signature: String,
 }
 
-/// Builds the HTTP client shared by every attempt: no redirects, no proxy, pooled connections.
-pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+/// Builds the HTTP client shared by every attempt: no redirects, no proxy, pooled connections,
+/// and a resolver that drops addresses the policy blocks.
+pub(crate) fn build_client(
+    connect_timeout: Duration,
+    policy: AddressPolicy,
+) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(PolicyResolver { policy }))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .user_agent(headers::user_agent())
@@ -78,11 +84,24 @@ pub(crate) fn request_headers(request: &AttemptRequest<'_>, signature: &str) -> 
 /// `timeout`; everything else is a failure with its kind.
 pub(crate) async fn send(
     client: &reqwest::Client,
+    policy: &AddressPolicy,
     request: AttemptRequest<'_>,
     timeout: Duration,
 ) -> AttemptResult {
     let signature = signing::sign(request.secret, &request.body);
     let started = Instant::now();
+    if let Some(message) = literal_address_blocked(policy, request.url) {
+        return AttemptResult {
+            latency_ms: 0,
+            succeeded: false,
+            status_code: None,
+            failure: Some(FailureKind::BlockedByPolicy),
+            error: Some(message),
+            response_body: None,
+            retry_after: None,
+            signature,
+        };
+    }
     let mut builder = client.post(request.url);
     for header in request_headers(&request, &signature) {
         if header.name != "user-agent" {
@@ -152,6 +171,21 @@ pub(crate) async fn send(
     result
 }
 
+/// Checks a URL whose host is an IP address, which the client connects to without the
+/// resolver, against the policy.
+fn literal_address_blocked(policy: &AddressPolicy, url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let ip = match parsed.host()? {
+        url::Host::Ipv4(v4) => std::net::IpAddr::V4(v4),
+        url::Host::Ipv6(v6) => std::net::IpAddr::V6(v6),
+        url::Host::Domain(_) => return None,
+    };
+    if policy.permits(ip) {
+        return None;
+    }
+    Some(AddressPolicy::blocked_message(&ip.to_string(), &[ip]))
+}
+
 fn status_error(status: reqwest::StatusCode) -> String {
     let reason = status.canonical_reason().unwrap_or("unknown status");
     if status.is_redirection() {
@@ -207,7 +241,9 @@ fn classify(error: &reqwest::Error) -> (FailureKind, String) {
     let detail = causes.last().cloned().unwrap_or_else(|| error.to_string());
     let all = causes.join(": ").to_ascii_lowercase();
 
-    let kind = if error.is_timeout() {
+    let kind = if all.contains(BLOCKED) {
+        FailureKind::BlockedByPolicy
+    } else if error.is_timeout() {
         FailureKind::Timeout
     } else if io_kind == Some(std::io::ErrorKind::ConnectionRefused) {
         FailureKind::ConnectionRefused
@@ -279,7 +315,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let client = build_client(Duration::from_secs(2)).unwrap();
+        let policy = AddressPolicy::new(vec![crate::parse_network("127.0.0.0/8").unwrap()]);
+        let client = build_client(Duration::from_secs(2), policy.clone()).unwrap();
         let url = format!("http://127.0.0.1:{port}/hook");
         let request = AttemptRequest {
             url: &url,
@@ -290,8 +327,33 @@ mod tests {
             delivery_id: "del_1",
             attempt: 1,
         };
-        let result = send(&client, request, Duration::from_secs(2)).await;
+        let result = send(&client, &policy, request, Duration::from_secs(2)).await;
         assert!(!result.succeeded);
         assert_eq!(result.failure, Some(FailureKind::ConnectionRefused));
+    }
+
+    #[tokio::test]
+    async fn internal_addresses_are_blocked() {
+        let policy = AddressPolicy::default();
+        let client = build_client(Duration::from_secs(2), policy.clone()).unwrap();
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://localhost:9/hook",
+            "http://[::1]:9/",
+        ] {
+            let request = AttemptRequest {
+                url,
+                body: Bytes::from_static(b"{}"),
+                secret: "whsec_x",
+                event_type: "csat.received",
+                event_id: "evt_1",
+                delivery_id: "del_1",
+                attempt: 1,
+            };
+            let result = send(&client, &policy, request, Duration::from_secs(2)).await;
+            assert_eq!(result.failure, Some(FailureKind::BlockedByPolicy), "{url}");
+            let error = result.error.unwrap_or_default();
+            assert!(error.contains("blocked by policy"), "{url}: {error}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! it in-process, and the `belterd` binary is a thin wrapper that adds flags, logging and
 //! signals.
 
+mod address_policy;
 mod api_error;
 mod codec;
 pub mod config;
@@ -25,11 +26,13 @@ use belter_common::Timestamp;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use address_policy::{parse_network, NetworkError};
 pub use config::Config;
 pub use control::SocketError;
 pub use store::StoreError;
 pub use token::TokenError;
 
+use crate::address_policy::AddressPolicy;
 use crate::flush::Flusher;
 use crate::registry::Registry;
 use crate::state::{AppState, StateParts};
@@ -120,7 +123,11 @@ impl Daemon {
             path: store_path.clone(),
             source,
         })?;
-        let http = deliver::build_client(config.attempt_timeout.min(CONNECT_TIMEOUT_CAP))?;
+        let policy = AddressPolicy::new(config.allow_networks.clone());
+        let http = deliver::build_client(
+            config.attempt_timeout.min(CONNECT_TIMEOUT_CAP),
+            policy.clone(),
+        )?;
         let ingest_listener = tokio::net::TcpListener::bind(config.ingest_addr)
             .await
             .map_err(|source| StartError::IngestBind {
@@ -145,6 +152,7 @@ impl Daemon {
             flusher,
             endpoints: Registry::new(endpoints),
             http,
+            policy,
             shutdown: shutdown.clone(),
             ingest_token,
             ingest_addr,
@@ -182,6 +190,7 @@ impl Daemon {
         tracing::info!(
             ingest_addr = %ingest_addr,
             control_socket = %state.config.control_socket.display(),
+            allow_networks = ?state.config.allow_networks,
             data_dir = %state.config.data_dir.display(),
             endpoints = state.endpoints.len(),
             waiting = state.waiting(),

@@ -204,7 +204,13 @@ async fn run_attempt(
         attempt: number,
     };
     tracing::debug!(%delivery_id, endpoint_id = %entry.id, attempt = number, ?trigger, "attempt started");
-    let result = deliver::send(&state.http, request, state.config.attempt_timeout).await;
+    let result = deliver::send(
+        &state.http,
+        &state.policy,
+        request,
+        state.config.attempt_timeout,
+    )
+    .await;
     let ended_at = now_ms();
 
     let endpoint_gone = state.endpoints.get(&entry.id).is_none();

@@ -10,6 +10,7 @@ use belter_common::Timestamp;
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::address_policy::AddressPolicy;
 use crate::config::Config;
 use crate::flush::Flusher;
 use crate::registry::Registry;
@@ -26,6 +27,7 @@ pub(crate) struct AppState {
     pub(crate) flusher: Flusher,
     pub(crate) endpoints: Arc<Registry>,
     pub(crate) http: reqwest::Client,
+    pub(crate) policy: AddressPolicy,
     pub(crate) stream: broadcast::Sender<StreamEvent>,
     /// Wakes the scheduler when new work is queued or an attempt ends.
     pub(crate) wake_scheduler: Arc<Notify>,
@@ -44,6 +46,7 @@ pub(crate) struct StateParts {
     pub(crate) flusher: Flusher,
     pub(crate) endpoints: Registry,
     pub(crate) http: reqwest::Client,
+    pub(crate) policy: AddressPolicy,
     pub(crate) shutdown: CancellationToken,
     pub(crate) ingest_token: String,
     pub(crate) ingest_addr: SocketAddr,
@@ -59,6 +62,7 @@ impl AppState {
             flusher: parts.flusher,
             endpoints: Arc::new(parts.endpoints),
             http: parts.http,
+            policy: parts.policy,
             stream,
             wake_scheduler: Arc::new(Notify::new()),
             shutdown: parts.shutdown,

@@ -299,6 +299,8 @@ impl DaemonProcess {
             .arg("--control-socket")
             .arg(self.socket_path())
             .args(["--ingest-addr", "127.0.0.1:0"])
+            // Receivers run on loopback, which the delivery policy blocks unless allowed.
+            .args(["--allow-network", "127.0.0.0/8"])
             .args(["--retry-schedule", &self.options.retry_schedule])
             .args(["--attempt-timeout", &self.options.attempt_timeout]);
         if let Some(bytes) = self.options.max_body_bytes {

@@ -46,6 +46,10 @@ struct Args {
     /// Limit of attempts in flight to one endpoint [default: 64].
     #[arg(long)]
     max_in_flight_per_endpoint: Option<usize>,
+    /// An internal network that deliveries may reach, as a CIDR such as 127.0.0.0/8; repeat for
+    /// more. Loopback, private, link-local and metadata addresses are blocked otherwise.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    allow_networks: Vec<String>,
 }
 
 fn build_config(args: Args) -> anyhow::Result<Config> {
@@ -88,6 +92,11 @@ fn build_config(args: Args) -> anyhow::Result<Config> {
     if let Some(count) = args.max_in_flight_per_endpoint {
         config.max_in_flight_per_endpoint =
             config::check_count("max_in_flight_per_endpoint", count)?;
+    }
+    for network in &args.allow_networks {
+        config
+            .allow_networks
+            .push(belter_daemon::parse_network(network)?);
     }
     if let Some(token) = std::env::var("BELTER_INGEST_TOKEN")
         .ok()

@@ -1,0 +1,206 @@
+//! Which addresses deliveries may connect to. By default nothing on loopback, private,
+//! link-local, unique-local, shared, multicast, reserved or cloud metadata ranges is reachable,
+//! so an endpoint URL cannot aim the daemon at internal services. Operators open ranges with an
+//! allowlist of CIDRs. The check runs on the resolved addresses as the connection is made, so a
+//! host name that resolves to an internal address later (DNS rebinding) is caught too.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+/// Text every blocked attempt's error starts with.
+pub(crate) const BLOCKED: &str = "blocked by policy";
+
+/// A CIDR that cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid network {0:?} in allow_networks: expected a CIDR such as 127.0.0.0/8 or fd00::/8")]
+pub struct NetworkError(pub String);
+
+/// Parses a CIDR, or a bare address as a single-host network.
+pub fn parse_network(text: &str) -> Result<IpNet, NetworkError> {
+    let text = text.trim();
+    if let Ok(network) = text.parse::<IpNet>() {
+        return Ok(network);
+    }
+    text.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| NetworkError(text.to_owned()))
+}
+
+/// The delivery address policy.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AddressPolicy {
+    allowed: Arc<Vec<IpNet>>,
+}
+
+impl AddressPolicy {
+    /// A policy that opens `allowed` on top of the public internet.
+    pub(crate) fn new(allowed: Vec<IpNet>) -> Self {
+        Self {
+            allowed: Arc::new(allowed),
+        }
+    }
+
+    /// Whether deliveries may connect to `ip`.
+    pub(crate) fn permits(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.allowed.iter().any(|network| network.contains(&ip)) || !is_internal(ip)
+    }
+
+    /// The error of a blocked address.
+    pub(crate) fn blocked_message(host: &str, addresses: &[IpAddr]) -> String {
+        let shown: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        format!(
+            "{BLOCKED}: {host} resolves to {} only, which is internal; add the range to allow_networks to deliver there",
+            shown.join(", ")
+        )
+    }
+}
+
+/// An IPv4-mapped IPv6 address as its IPv4 address, so `::ffff:127.0.0.1` is treated as loopback.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// Whether an address is outside the public internet.
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => is_internal_v6(v6),
+    }
+}
+
+fn is_internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local() // 169.254.0.0/16, cloud metadata included
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || a == 0 // 0.0.0.0/8, "this network"
+        || (a == 100 && (64..128).contains(&b)) // 100.64.0.0/10, carrier-grade NAT
+        || (a == 192 && b == 0 && c == 0) // 192.0.0.0/24, protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // 198.18.0.0/15, benchmarking
+        || a >= 240 // 240.0.0.0/4, reserved
+}
+
+fn is_internal_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // fc00::/7 unique local, fd00:ec2::254 included
+        || (first & 0xffc0) == 0xfe80 // fe80::/10 link-local
+        || (first & 0xffc0) == 0xfec0 // fec0::/10 site-local, deprecated
+        || first == 0x2001 && ip.segments()[1] == 0x0db8 // 2001:db8::/32 documentation
+        || nat64_internal(ip)
+}
+
+/// Whether a NAT64 address (64:ff9b::/96) embeds an internal IPv4 address.
+fn nat64_internal(ip: Ipv6Addr) -> bool {
+    let segments = ip.segments();
+    if segments[..6] != [0x64, 0xff9b, 0, 0, 0, 0] {
+        return false;
+    }
+    let octets = ip.octets();
+    is_internal_v4(Ipv4Addr::new(
+        octets[12], octets[13], octets[14], octets[15],
+    ))
+}
+
+/// The resolver of the delivery client: system DNS, then the policy on every address.
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyResolver {
+    pub(crate) policy: AddressPolicy,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let permitted: Vec<SocketAddr> = resolved
+                .iter()
+                .copied()
+                .filter(|addr| policy.permits(addr.ip()))
+                .collect();
+            if permitted.is_empty() && !resolved.is_empty() {
+                let addresses: Vec<IpAddr> = resolved.iter().map(SocketAddr::ip).collect();
+                let message = AddressPolicy::blocked_message(&host, &addresses);
+                return Err(message.into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(permitted.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn internal_ranges_are_blocked_by_default() {
+        let policy = AddressPolicy::default();
+        let blocked = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ];
+        for address in blocked {
+            assert!(!policy.permits(ip(address)), "{address} should be blocked");
+        }
+        for address in ["93.184.216.34", "2606:4700::6810:84e5", "8.8.8.8"] {
+            assert!(policy.permits(ip(address)), "{address} should be allowed");
+        }
+    }
+
+    #[test]
+    fn allowlist_opens_ranges() {
+        let policy = AddressPolicy::new(vec![parse_network("127.0.0.0/8").unwrap()]);
+        assert!(policy.permits(ip("127.0.0.1")));
+        assert!(policy.permits(ip("::ffff:127.0.0.2")));
+        assert!(!policy.permits(ip("10.0.0.1")));
+        assert!(!policy.permits(ip("::1")));
+    }
+
+    #[test]
+    fn networks_parse_with_and_without_prefix() {
+        assert_eq!(parse_network("::1").unwrap().to_string(), "::1/128");
+        assert_eq!(
+            parse_network("10.0.0.0/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        let error = parse_network("10.0.0.0/33").unwrap_err();
+        assert!(error.to_string().contains("10.0.0.0/33"));
+    }
+}
