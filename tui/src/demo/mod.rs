@@ -1,0 +1,121 @@
+//! `belter-tui --demo`: a belterd child process on a temporary data directory, a sample receiver
+//! on 127.0.0.1 and a bounded stream of sample events, so the console has something to show.
+//! Everything it starts is stopped, and the directory removed, by `Demo::stop`.
+
+mod daemon_process;
+mod receiver;
+mod traffic;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use belter_common::api::CreateEndpoint;
+use belter_common::client::ControlClient;
+use belter_common::records::EventSelection;
+use belter_common::EventType;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+pub use daemon_process::find_belterd;
+use daemon_process::DaemonProcess;
+use receiver::Receiver;
+
+/// The running demo.
+pub struct Demo {
+    directory: TempDir,
+    socket: PathBuf,
+    daemon: DaemonProcess,
+    receiver: Receiver,
+    traffic: JoinHandle<()>,
+}
+
+impl Demo {
+    /// Starts belterd (`belterd` if given, else found next to this binary or on PATH), the
+    /// receiver, three endpoints and the sample traffic.
+    pub async fn start(belterd: Option<PathBuf>) -> anyhow::Result<Demo> {
+        let binary = find_belterd(belterd)?;
+        let directory = tempfile::Builder::new()
+            .prefix("belter-demo-")
+            .tempdir()
+            .context("cannot create the demo's temporary directory")?;
+        let socket = directory.path().join("control.sock");
+        eprintln!(
+            "belter-tui demo: starting {} in {}",
+            binary.display(),
+            directory.path().display()
+        );
+        let daemon = DaemonProcess::spawn(&binary, directory.path(), &socket).await?;
+        let client = ControlClient::new(&socket);
+        let receiver = Receiver::start().await?;
+        create_endpoints(&client, &receiver).await?;
+        let traffic = traffic::spawn(client);
+        Ok(Demo {
+            directory,
+            socket,
+            daemon,
+            receiver,
+            traffic,
+        })
+    }
+
+    /// The demo daemon's control socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Stops the traffic, the daemon and the receiver, and removes the temporary directory.
+    pub async fn stop(self) {
+        self.traffic.abort();
+        self.daemon.stop().await;
+        self.receiver.stop();
+        let path = self.directory.path().to_path_buf();
+        if let Err(error) = self.directory.close() {
+            eprintln!(
+                "belter-tui demo: cannot remove {}: {error}",
+                path.display()
+            );
+        }
+    }
+}
+
+async fn create_endpoints(client: &ControlClient, receiver: &Receiver) -> anyhow::Result<()> {
+    let endpoints = [
+        (
+            receiver.url(receiver::CRM_PATH),
+            EventSelection::All,
+            "CRM sync: answers 200",
+        ),
+        (
+            receiver.url(receiver::ALERTS_PATH),
+            EventSelection::Only(vec![
+                EventType::ScoreThresholdBreached,
+                EventType::SmartAlertCreated,
+                EventType::FrustrationDetected,
+                EventType::CsatReceived,
+            ]),
+            "Alerting: one request in three gets 500",
+        ),
+        (
+            receiver.url(receiver::ANALYTICS_PATH),
+            EventSelection::Only(vec![
+                EventType::EvaluationCompleted,
+                EventType::ConversationImported,
+                EventType::SentimentAnalyzed,
+            ]),
+            "Analytics: slow, one request in four times out",
+        ),
+    ];
+    for (url, event_types, description) in endpoints {
+        let request = CreateEndpoint {
+            url: url.clone(),
+            event_types,
+            description: description.to_owned(),
+            paused: false,
+        };
+        client
+            .create_endpoint(&request)
+            .await
+            .with_context(|| format!("cannot create the demo endpoint {url}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Deterministic records for unit and render tests.
+
+use belter_common::records::{Delivery, DeliveryStatus, FailureKind};
+use belter_common::{DeliveryId, EndpointId, EventId, EventType, Timestamp};
+
+/// The clock every test starts from: 2026-12-03 14:32:08 UTC.
+pub(crate) const NOW_MILLIS: u64 = 1_796_308_328_000;
+
+/// The test clock.
+pub(crate) fn now() -> Timestamp {
+    Timestamp::from_millis(NOW_MILLIS)
+}
+
+fn ulid_text(millis: u64, serial: u64) -> String {
+    ulid::Ulid::from_parts(millis, u128::from(serial)).to_string()
+}
+
+/// A delivery id created at `millis`, unique per `serial`.
+pub(crate) fn delivery_id(millis: u64, serial: u64) -> DeliveryId {
+    DeliveryId::parse(&format!("del_{}", ulid_text(millis, serial))).expect("valid id")
+}
+
+/// An endpoint id, unique per `serial`.
+pub(crate) fn endpoint_id(serial: u64) -> EndpointId {
+    EndpointId::parse(&format!("ep_{}", ulid_text(NOW_MILLIS - 86_400_000, serial)))
+        .expect("valid id")
+}
+
+/// A succeeded delivery number `serial`, created `serial` seconds before the test clock, so
+/// higher serials are older.
+pub(crate) fn delivery(serial: u64) -> Delivery {
+    let created = now().minus_millis(serial * 1_000);
+    Delivery {
+        id: delivery_id(created.as_millis(), serial),
+        event_id: EventId::parse(&format!("evt_{}", ulid_text(created.as_millis(), serial)))
+            .expect("valid id"),
+        event_type: EventType::ALL[(serial % 7) as usize],
+        endpoint_id: endpoint_id(serial % 2),
+        target_url: if serial % 2 == 0 {
+            "https://hooks.example.com/integrations/crm/receive".to_owned()
+        } else {
+            "http://127.0.0.1:9000/alerts".to_owned()
+        },
+        status: DeliveryStatus::Succeeded,
+        attempt_count: 1,
+        created_at: created,
+        updated_at: created.plus_millis(120),
+        next_attempt_at: None,
+        last_status_code: Some(200),
+        last_failure: None,
+        last_error: None,
+        last_latency_ms: Some(120),
+    }
+}
+
+/// A delivery that failed with HTTP 500 after three attempts.
+pub(crate) fn failed_delivery(serial: u64) -> Delivery {
+    Delivery {
+        status: DeliveryStatus::Failed,
+        attempt_count: 3,
+        last_status_code: Some(500),
+        last_failure: Some(FailureKind::HttpStatus),
+        last_error: Some("receiver returned 500 Internal Server Error".to_owned()),
+        last_latency_ms: Some(35),
+        ..delivery(serial)
+    }
+}
+
+/// A delivery whose latest attempt timed out and that waits for its retry.
+pub(crate) fn retrying_delivery(serial: u64) -> Delivery {
+    Delivery {
+        status: DeliveryStatus::Pending,
+        attempt_count: 2,
+        last_status_code: None,
+        last_failure: Some(FailureKind::Timeout),
+        last_error: Some("no response within 3s".to_owned()),
+        last_latency_ms: Some(3_000),
+        next_attempt_at: Some(now().plus_millis(5_000)),
+        ..delivery(serial)
+    }
+}

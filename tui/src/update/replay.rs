@@ -1,0 +1,112 @@
+//! Replays from the console. One delivery is replayed at once; several, by marks or by filter,
+//! are first counted with a dry run and replayed only after the user confirms the counts.
+
+use belter_common::api::{ReplayRequest, ReplayResponse};
+
+use crate::app::{App, Overlay, ReplayConfirm, View};
+use crate::command::Command;
+
+/// Replays the open delivery in the detail view, else the marked deliveries, else the selected one.
+pub(super) fn replay_selection(app: &mut App, commands: &mut Vec<Command>) {
+    if app.view == View::Detail {
+        if let Some(view) = &app.detail {
+            commands.push(Command::Replay(view.id.clone()));
+            app.inform(format!("replaying {}", view.id));
+        }
+        return;
+    }
+    if app.marks.len() > 1 {
+        let request = ReplayRequest {
+            ids: app.marks.iter().cloned().collect(),
+            filter: None,
+            dry_run: true,
+        };
+        count(app, request, commands);
+        return;
+    }
+    let id = match app.marks.first() {
+        Some(id) => id.clone(),
+        None => match app.log.selected_delivery() {
+            Some(delivery) => delivery.id.clone(),
+            None => return,
+        },
+    };
+    app.inform(format!("replaying {id}"));
+    commands.push(Command::Replay(id));
+}
+
+/// Counts every delivery the current filter matches, to confirm a replay of all of them.
+pub(super) fn count_filtered(app: &mut App, commands: &mut Vec<Command>) {
+    let request = ReplayRequest {
+        ids: Vec::new(),
+        filter: Some(app.filter.to_filter(app.now)),
+        dry_run: true,
+    };
+    count(app, request, commands);
+}
+
+fn count(app: &mut App, request: ReplayRequest, commands: &mut Vec<Command>) {
+    if app.counting_replay {
+        return;
+    }
+    app.counting_replay = true;
+    app.inform("counting the deliveries to replay…");
+    commands.push(Command::CountReplay(request));
+}
+
+/// Shows the dry run's counts and waits for the user's yes.
+pub(super) fn counted(app: &mut App, request: ReplayRequest, counted: ReplayResponse) {
+    app.counting_replay = false;
+    if counted.queued == 0 {
+        app.warn(format!(
+            "nothing to replay: {} skipped (in flight, or their endpoint was deleted)",
+            counted.skipped
+        ));
+        return;
+    }
+    let scope = if !request.ids.is_empty() {
+        format!("{} marked deliveries", request.ids.len())
+    } else if app.filter.is_empty() {
+        "every delivery in the log".to_owned()
+    } else {
+        format!("every delivery matching {}", app.filter)
+    };
+    app.notice = None;
+    app.overlay = Some(Overlay::Confirm(ReplayConfirm {
+        request: ReplayRequest {
+            dry_run: false,
+            ..request
+        },
+        counted,
+        scope,
+    }));
+}
+
+/// Sends the confirmed replay.
+pub(super) fn confirm(app: &mut App, commands: &mut Vec<Command>) {
+    let Some(Overlay::Confirm(confirmation)) = app.overlay.take() else {
+        return;
+    };
+    app.inform(format!(
+        "replaying {} deliveries…",
+        crate::format::count(confirmation.counted.queued)
+    ));
+    commands.push(Command::ReplayMany(confirmation.request));
+}
+
+/// Reports a replay the daemon queued.
+pub(super) fn replayed_many(app: &mut App, request: &ReplayRequest, response: &ReplayResponse) {
+    if !request.ids.is_empty() {
+        for id in &request.ids {
+            app.marks.remove(id);
+        }
+    }
+    let mut text = format!(
+        "queued {} deliveries for replay",
+        crate::format::count(response.queued)
+    );
+    if response.skipped > 0 {
+        text.push_str(&format!(", {} skipped", crate::format::count(response.skipped)));
+    }
+    app.inform(text);
+}
