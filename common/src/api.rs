@@ -75,6 +75,15 @@ pub struct UpdateEndpoint {
     pub description: Option<String>,
 }
 
+/// Body of `POST /v1/endpoints/{id}/rotate-secret`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateSecret {
+    /// How long the old secret still signs deliveries beside the new one, such as `24h`;
+    /// absent or `0s` retires it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<String>,
+}
+
 /// Response of `POST /v1/endpoints`: the endpoint and its secret, shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedEndpoint {

@@ -14,7 +14,7 @@ use tokio::net::UnixStream;
 
 use crate::api::{
     CreateEndpoint, CreatedEndpoint, DeliveryPage, DeliveryQuery, ErrorBody, IngestResponse,
-    ReplayRequest, ReplayResponse, StatsQuery, UpdateEndpoint,
+    ReplayRequest, ReplayResponse, RotateSecret, StatsQuery, UpdateEndpoint,
 };
 use crate::ids::{DeliveryId, EndpointId};
 use crate::records::{
@@ -173,10 +173,28 @@ impl ControlClient {
         self.get_json(&format!("/v1/endpoints/{id}/secret")).await
     }
 
-    /// Replaces an endpoint's signing secret and returns the new one.
+    /// Replaces an endpoint's signing secret at once and returns the new one.
     pub async fn rotate_secret(&self, id: &EndpointId) -> Result<EndpointSecret, ClientError> {
         self.post_empty(&format!("/v1/endpoints/{id}/rotate-secret"))
             .await
+    }
+
+    /// Replaces an endpoint's signing secret; during `grace` (such as `24h`) deliveries carry a
+    /// signature with the old secret too, so receivers can switch without rejecting any.
+    pub async fn rotate_secret_with_grace(
+        &self,
+        id: &EndpointId,
+        grace: &str,
+    ) -> Result<EndpointSecret, ClientError> {
+        let request = RotateSecret {
+            grace: Some(grace.to_owned()),
+        };
+        self.send_json(
+            Method::POST,
+            &format!("/v1/endpoints/{id}/rotate-secret"),
+            &request,
+        )
+        .await
     }
 
     /// Lists one page of deliveries, newest first.

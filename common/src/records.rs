@@ -346,6 +346,10 @@ pub struct EndpointSecret {
     pub endpoint_id: EndpointId,
     /// The secret: `whsec_` followed by the standard base64 of 32 random bytes.
     pub secret: String,
+    /// Until when the previous secret also signs deliveries, after a rotation with a grace
+    /// period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<Timestamp>,
 }
 
 /// What a stream line reports.

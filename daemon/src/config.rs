@@ -24,6 +24,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 /// Default limit of attempts in flight to one endpoint.
 pub const DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT: usize = 64;
+/// Default time an endpoint may fail every attempt before the daemon pauses it.
+pub const DEFAULT_AUTO_PAUSE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
 /// File name of the control socket inside the data directory.
 pub const CONTROL_SOCKET_NAME: &str = "control.sock";
 /// File name of the generated ingest token inside the data directory.
@@ -94,6 +96,8 @@ pub struct Config {
     /// Internal networks that deliveries may reach; loopback, private, link-local and metadata
     /// addresses are blocked unless listed here.
     pub allow_networks: Vec<IpNet>,
+    /// Time an endpoint may fail every attempt before the daemon pauses it.
+    pub auto_pause_after: Duration,
 }
 
 impl Config {
@@ -118,6 +122,7 @@ impl Config {
             max_in_flight_per_endpoint: DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
             retention_interval: Duration::from_secs(600),
             allow_networks: Vec::new(),
+            auto_pause_after: DEFAULT_AUTO_PAUSE_AFTER,
         }
     }
 
@@ -172,6 +177,9 @@ impl Config {
         if let Some(count) = file.max_in_flight_per_endpoint {
             self.max_in_flight_per_endpoint = check_count("max_in_flight_per_endpoint", count)?;
         }
+        if let Some(period) = file.auto_pause_after {
+            self.auto_pause_after = parse_positive("auto_pause_after", &period)?;
+        }
         if let Some(networks) = file.allow_networks {
             self.allow_networks = networks
                 .iter()
@@ -213,6 +221,7 @@ struct FileConfig {
     max_in_flight: Option<usize>,
     max_in_flight_per_endpoint: Option<usize>,
     allow_networks: Option<Vec<String>>,
+    auto_pause_after: Option<String>,
 }
 
 /// Parses an ingest listen address such as `127.0.0.1:7700`.

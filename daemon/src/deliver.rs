@@ -22,7 +22,8 @@ const MAX_IDLE_PER_HOST: usize = 256;
 pub(crate) struct AttemptRequest<'a> {
     pub(crate) url: &'a str,
     pub(crate) body: Bytes,
-    pub(crate) secret: &'a str,
+    /// Signing secrets: the current one, then earlier ones within their grace period.
+    pub(crate) secrets: Vec<&'a str>,
     pub(crate) event_type: &'a str,
     pub(crate) event_id: &'a str,
     pub(crate) delivery_id: &'a str,
@@ -60,6 +61,15 @@ pub(crate) fn build_client(
         .build()
 }
 
+/// The signature header: one `v1=` signature per secret, space-separated.
+pub(crate) fn sign_all(secrets: &[&str], body: &[u8]) -> String {
+    let signatures: Vec<String> = secrets
+        .iter()
+        .map(|secret| signing::sign(secret, body))
+        .collect();
+    signatures.join(" ")
+}
+
 /// The request headers of an attempt, as sent, signature included.
 pub(crate) fn request_headers(request: &AttemptRequest<'_>, signature: &str) -> Vec<Header> {
     let pairs = [
@@ -88,7 +98,7 @@ pub(crate) async fn send(
     request: AttemptRequest<'_>,
     timeout: Duration,
 ) -> AttemptResult {
-    let signature = signing::sign(request.secret, &request.body);
+    let signature = sign_all(&request.secrets, &request.body);
     let started = Instant::now();
     if let Some(message) = literal_address_blocked(policy, request.url) {
         return AttemptResult {
@@ -291,7 +301,7 @@ mod tests {
         let request = AttemptRequest {
             url: "http://127.0.0.1:9/",
             body: Bytes::from_static(b"{}"),
-            secret: "whsec_x",
+            secrets: vec!["whsec_x"],
             event_type: "csat.received",
             event_id: "evt_1",
             delivery_id: "del_1",
@@ -309,6 +319,18 @@ mod tests {
         assert_eq!(value("content-type").as_deref(), Some("application/json"));
     }
 
+    #[test]
+    fn every_secret_signs() {
+        let header = sign_all(&["whsec_new", "whsec_old"], b"{}");
+        assert!(signing::verify("whsec_new", b"{}", &header));
+        assert!(signing::verify("whsec_old", b"{}", &header));
+        assert_eq!(header.split(' ').count(), 2);
+        assert_eq!(
+            sign_all(&["whsec_new"], b"{}"),
+            signing::sign("whsec_new", b"{}")
+        );
+    }
+
     #[tokio::test]
     async fn refused_connection_is_classified() {
         // Bind and drop a listener so the port is very likely closed.
@@ -321,7 +343,7 @@ mod tests {
         let request = AttemptRequest {
             url: &url,
             body: Bytes::from_static(b"{}"),
-            secret: "whsec_x",
+            secrets: vec!["whsec_x"],
             event_type: "csat.received",
             event_id: "evt_1",
             delivery_id: "del_1",
@@ -344,7 +366,7 @@ mod tests {
             let request = AttemptRequest {
                 url,
                 body: Bytes::from_static(b"{}"),
-                secret: "whsec_x",
+                secrets: vec!["whsec_x"],
                 event_type: "csat.received",
                 event_id: "evt_1",
                 delivery_id: "del_1",

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use belter_common::records::Endpoint;
 use belter_common::{EndpointId, EventType, Timestamp};
 
-use crate::store::EndpointRecord;
+use crate::store::{EndpointRecord, Store, StoreError};
 
 /// Length of the window over which an endpoint's recent failures are counted, in minutes.
 const FAILURE_WINDOW_MINUTES: u64 = 24 * 60;
@@ -158,25 +158,53 @@ impl Registry {
             .is_some_and(|entry| entry.record.paused)
     }
 
-    /// Adds or replaces an endpoint's record, keeping its health counters.
-    pub(crate) fn put(&self, id: &EndpointId, record: EndpointRecord) -> EndpointEntry {
+    /// Adds a new endpoint and writes it to the store.
+    pub(crate) fn insert(
+        &self,
+        store: &Store,
+        id: &EndpointId,
+        record: EndpointRecord,
+    ) -> Result<EndpointEntry, StoreError> {
         let mut entries = self.write();
-        let health = entries
-            .get(id)
-            .map(|entry| entry.health.clone())
-            .unwrap_or_default();
+        store.put_endpoint(id, &record)?;
         let entry = EndpointEntry {
             id: id.clone(),
             record,
-            health,
+            health: Arc::default(),
         };
         entries.insert(id.clone(), entry.clone());
-        entry
+        Ok(entry)
     }
 
-    /// Removes an endpoint.
-    pub(crate) fn remove(&self, id: &EndpointId) -> Option<EndpointEntry> {
-        self.write().remove(id)
+    /// Changes an endpoint's record with `change` and writes it to the store, holding the lock
+    /// throughout so concurrent changes reach the store in the order they are made. Returns
+    /// `None` when the endpoint does not exist. The caller flushes before confirming.
+    pub(crate) fn modify(
+        &self,
+        store: &Store,
+        id: &EndpointId,
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointEntry>, StoreError> {
+        let mut entries = self.write();
+        let Some(entry) = entries.get_mut(id) else {
+            return Ok(None);
+        };
+        let mut record = entry.record.clone();
+        change(&mut record);
+        store.put_endpoint(id, &record)?;
+        entry.record = record;
+        Ok(Some(entry.clone()))
+    }
+
+    /// Removes an endpoint from the store and the registry. The caller flushes.
+    pub(crate) fn remove(
+        &self,
+        store: &Store,
+        id: &EndpointId,
+    ) -> Result<Option<EndpointEntry>, StoreError> {
+        let mut entries = self.write();
+        store.remove_endpoint(id)?;
+        Ok(entries.remove(id))
     }
 
     /// Number of endpoints.

@@ -7,6 +7,10 @@ use belter_common::records::{AttemptTrigger, DeliveryStatus};
 
 use crate::store::Completion;
 
+/// Largest share of a retry delay added as jitter, so deliveries that failed together (an
+/// endpoint that went down) do not all retry in the same instant.
+pub(crate) const MAX_JITTER_SHARE: f64 = 0.1;
+
 /// Longest `Retry-After` the daemon honours, so a receiver cannot park a delivery for weeks.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -25,12 +29,14 @@ pub(crate) enum AttemptOutcome {
 /// first attempt or retry is retried after the schedule's next delay, or gives up once the
 /// schedule is used up. A failed replay gives up, unless the delivery still had scheduled retries
 /// left, in which case the schedule goes on. A `Retry-After` lengthens the delay, never shortens it.
+/// `jitter`, in `[0, 1)`, adds up to [`MAX_JITTER_SHARE`] of the delay.
 pub(crate) fn after_attempt(
     schedule: &[Duration],
     scheduled_attempts: u32,
     trigger: AttemptTrigger,
     outcome: AttemptOutcome,
     ended_at_ms: u64,
+    jitter: f64,
 ) -> Completion {
     let AttemptOutcome::Failed { retry_after } = outcome else {
         return Completion::Final(DeliveryStatus::Succeeded);
@@ -48,7 +54,12 @@ pub(crate) fn after_attempt(
         None => delay,
     };
     let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-    Completion::RetryAt(ended_at_ms.saturating_add(wait_ms))
+    let jitter_ms = (wait_ms as f64 * MAX_JITTER_SHARE * jitter.clamp(0.0, 1.0)) as u64;
+    Completion::RetryAt(
+        ended_at_ms
+            .saturating_add(wait_ms)
+            .saturating_add(jitter_ms),
+    )
 }
 
 /// Parses a `Retry-After` value: delay seconds, or an HTTP date measured from `now`.
@@ -95,14 +106,25 @@ mod tests {
             (4, Replay, ok, Final(Succeeded)),
         ];
         for (before, trigger, outcome, expected) in cases {
-            let got = after_attempt(&schedule(), before, trigger, outcome, 1_000);
+            let got = after_attempt(&schedule(), before, trigger, outcome, 1_000, 0.0);
             assert_eq!(got, expected, "{before} attempts, {trigger:?}, {outcome:?}");
         }
     }
 
     #[test]
+    fn jitter_adds_at_most_a_tenth() {
+        let base = after_attempt(&schedule(), 0, AttemptTrigger::First, failed(), 0, 0.0);
+        let most = after_attempt(&schedule(), 0, AttemptTrigger::First, failed(), 0, 0.999);
+        assert_eq!(base, Completion::RetryAt(30_000));
+        let Completion::RetryAt(at) = most else {
+            panic!("expected a retry, got {most:?}");
+        };
+        assert!((30_000..=33_000).contains(&at), "{at}");
+    }
+
+    #[test]
     fn empty_schedule_gives_up_at_once() {
-        let got = after_attempt(&[], 0, AttemptTrigger::First, failed(), 5);
+        let got = after_attempt(&[], 0, AttemptTrigger::First, failed(), 5, 0.0);
         assert_eq!(got, Completion::Final(DeliveryStatus::Failed));
     }
 
@@ -111,17 +133,17 @@ mod tests {
         let longer = AttemptOutcome::Failed {
             retry_after: Some(120 * SECOND),
         };
-        let got = after_attempt(&schedule(), 0, AttemptTrigger::First, longer, 0);
+        let got = after_attempt(&schedule(), 0, AttemptTrigger::First, longer, 0, 0.0);
         assert_eq!(got, Completion::RetryAt(120_000));
         let shorter = AttemptOutcome::Failed {
             retry_after: Some(SECOND),
         };
-        let got = after_attempt(&schedule(), 0, AttemptTrigger::First, shorter, 0);
+        let got = after_attempt(&schedule(), 0, AttemptTrigger::First, shorter, 0, 0.0);
         assert_eq!(got, Completion::RetryAt(30_000));
         let huge = AttemptOutcome::Failed {
             retry_after: Some(Duration::from_secs(10 * 24 * 3600)),
         };
-        let got = after_attempt(&schedule(), 0, AttemptTrigger::First, huge, 0);
+        let got = after_attempt(&schedule(), 0, AttemptTrigger::First, huge, 0, 0.0);
         assert_eq!(got, Completion::RetryAt(24 * 3600 * 1_000));
     }
 

@@ -197,7 +197,7 @@ async fn run_attempt(
     let request = AttemptRequest {
         url: &record.target_url,
         body: Bytes::from(event.body),
-        secret: &entry.record.secret,
+        secrets: entry.record.signing_secrets(started_at),
         event_type: kind.as_str(),
         event_id: &record.event_id,
         delivery_id: delivery_id.as_str(),
@@ -230,6 +230,7 @@ async fn run_attempt(
             trigger,
             outcome,
             ended_at,
+            random_unit(),
         )
     };
     let attempt = AttemptRecord {
@@ -246,6 +247,7 @@ async fn run_attempt(
     };
     log_outcome(&delivery_id, &entry, &attempt, completion);
     entry.health.record(result.succeeded, ended_at);
+    track_failing_run(&state, &entry, result.succeeded, ended_at);
 
     match state
         .store
@@ -266,6 +268,49 @@ async fn run_attempt(
         }
     }
     finish(&state, &entry, permit);
+}
+
+/// A random number in `[0, 1)` for retry jitter; 0 if the OS random source fails.
+fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.0;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Tracks when an endpoint's current run of failures began, and pauses the endpoint once every
+/// attempt has failed for the configured period, instead of retrying into it forever.
+fn track_failing_run(state: &AppState, entry: &EndpointEntry, succeeded: bool, now: u64) {
+    let Some(current) = state.endpoints.get(&entry.id) else {
+        return;
+    };
+    let record = &current.record;
+    let pause_after = u64::try_from(state.config.auto_pause_after.as_millis()).unwrap_or(u64::MAX);
+    let changed = match (succeeded, record.failing_since) {
+        (true, None) => return,
+        (true, Some(_)) => state.endpoints.modify(&state.store, &entry.id, |record| {
+            record.failing_since = None;
+        }),
+        (false, None) => state.endpoints.modify(&state.store, &entry.id, |record| {
+            record.failing_since = Some(now);
+        }),
+        (false, Some(since)) if !record.paused && now.saturating_sub(since) >= pause_after => {
+            let reason = format!(
+                "paused by belterd: every attempt failed since {}",
+                Timestamp::from_millis(since)
+            );
+            tracing::warn!(endpoint_id = %entry.id, failing_since = %Timestamp::from_millis(since), "endpoint paused: every attempt failed for the auto-pause period");
+            state.endpoints.modify(&state.store, &entry.id, |record| {
+                record.paused = true;
+                record.paused_reason = Some(reason);
+            })
+        }
+        (false, Some(_)) => return,
+    };
+    if let Err(error) = changed {
+        tracing::error!(%error, endpoint_id = %entry.id, "cannot record endpoint health");
+    }
 }
 
 fn finish(state: &AppState, entry: &EndpointEntry, permit: OwnedSemaphorePermit) {

@@ -50,6 +50,10 @@ struct Args {
     /// more. Loopback, private, link-local and metadata addresses are blocked otherwise.
     #[arg(long = "allow-network", value_name = "CIDR")]
     allow_networks: Vec<String>,
+    /// Time an endpoint may fail every attempt before belterd pauses it, such as 5d
+    /// [default: 5d].
+    #[arg(long)]
+    auto_pause_after: Option<String>,
 }
 
 fn build_config(args: Args) -> anyhow::Result<Config> {
@@ -92,6 +96,9 @@ fn build_config(args: Args) -> anyhow::Result<Config> {
     if let Some(count) = args.max_in_flight_per_endpoint {
         config.max_in_flight_per_endpoint =
             config::check_count("max_in_flight_per_endpoint", count)?;
+    }
+    if let Some(period) = args.auto_pause_after {
+        config.auto_pause_after = config::parse_positive("auto_pause_after", &period)?;
     }
     for network in &args.allow_networks {
         config

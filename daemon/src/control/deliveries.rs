@@ -165,7 +165,10 @@ pub(super) async fn show(
         None => {
             let signature = endpoint
                 .as_ref()
-                .map(|entry| belter_common::signing::sign(&entry.record.secret, &event.body))
+                .map(|entry| {
+                    let secrets = entry.record.signing_secrets(Timestamp::now().as_millis());
+                    crate::deliver::sign_all(&secrets, &event.body)
+                })
                 .unwrap_or_default();
             (1, signature)
         }
@@ -174,7 +177,7 @@ pub(super) async fn show(
         &AttemptRequest {
             url: &record.target_url,
             body: bytes::Bytes::new(),
-            secret: "",
+            secrets: Vec::new(),
             event_type: kind.as_str(),
             event_id: &record.event_id,
             delivery_id: id.as_str(),

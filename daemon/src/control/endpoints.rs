@@ -5,7 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
-use belter_common::api::{CreateEndpoint, CreatedEndpoint, UpdateEndpoint};
+use belter_common::api::{CreateEndpoint, CreatedEndpoint, RotateSecret, UpdateEndpoint};
+use belter_common::duration::parse_duration;
 use belter_common::records::{Endpoint, EndpointSecret, StreamEvent, StreamKind};
 use belter_common::signing::SECRET_PREFIX;
 use belter_common::{EndpointId, Timestamp};
@@ -18,6 +19,8 @@ use crate::store::EndpointRecord;
 
 /// Longest endpoint description accepted, in bytes.
 const MAX_DESCRIPTION_LEN: usize = 1_024;
+/// Longest grace period of a secret rotation.
+const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 /// Longest endpoint URL accepted, in bytes.
 const MAX_URL_LEN: usize = 2_048;
 
@@ -83,14 +86,22 @@ fn lookup(state: &AppState, id: &str) -> Result<EndpointEntry, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("endpoint {id} not found")))
 }
 
-/// Writes a changed record to the store, then to the registry.
-async fn save(
+/// Applies a change to an endpoint, writes it and flushes, so a confirmed change survives a
+/// crash.
+async fn modify(
     state: &AppState,
     id: &EndpointId,
-    record: EndpointRecord,
+    change: impl FnOnce(&mut EndpointRecord),
 ) -> Result<EndpointEntry, ApiError> {
-    state.store.put_endpoint(id, &record).await?;
-    Ok(state.endpoints.put(id, record))
+    let entry = state
+        .endpoints
+        .modify(&state.store, id, |record| {
+            change(record);
+            record.updated_at = Timestamp::now().as_millis();
+        })?
+        .ok_or_else(|| ApiError::not_found(format!("endpoint {id} not found")))?;
+    state.flusher.flush().await.map_err(ApiError::store)?;
+    Ok(entry)
 }
 
 /// `GET /v1/endpoints`
@@ -123,10 +134,14 @@ pub(super) async fn create(
         created_at: now,
         updated_at: now,
         secret: secret.clone(),
+        previous_secrets: Vec::new(),
+        failing_since: None,
+        paused_reason: None,
     };
     record.set_selection(&request.event_types);
     let id = EndpointId::generate();
-    let entry = save(&state, &id, record).await?;
+    let entry = state.endpoints.insert(&state.store, &id, record)?;
+    state.flusher.flush().await.map_err(ApiError::store)?;
     tracing::info!(endpoint_id = %id, url = %entry.record.url, events = %entry.record.selection().to_text(), "endpoint created");
     Ok((
         StatusCode::CREATED,
@@ -153,19 +168,22 @@ pub(super) async fn update(
 ) -> Result<Json<Endpoint>, ApiError> {
     let entry = lookup(&state, &id)?;
     let request: UpdateEndpoint = extract::json(&body)?;
-    let mut record = entry.record.clone();
-    if let Some(url) = &request.url {
-        record.url = check_url(url)?;
+    let url = request.url.as_deref().map(check_url).transpose()?;
+    if let Some(description) = &request.description {
+        check_description(description)?;
     }
-    if let Some(selection) = &request.event_types {
-        record.set_selection(selection);
-    }
-    if let Some(description) = request.description {
-        check_description(&description)?;
-        record.description = description;
-    }
-    record.updated_at = Timestamp::now().as_millis();
-    let entry = save(&state, &entry.id, record).await?;
+    let entry = modify(&state, &entry.id, |record| {
+        if let Some(url) = url {
+            record.url = url;
+        }
+        if let Some(selection) = &request.event_types {
+            record.set_selection(selection);
+        }
+        if let Some(description) = request.description {
+            record.description = description;
+        }
+    })
+    .await?;
     tracing::info!(endpoint_id = %entry.id, "endpoint updated");
     Ok(Json(entry.to_api()))
 }
@@ -176,8 +194,8 @@ pub(super) async fn remove(
     Path(id): Path<String>,
 ) -> Result<Json<Endpoint>, ApiError> {
     let entry = lookup(&state, &id)?;
-    state.store.remove_endpoint(&entry.id).await?;
-    state.endpoints.remove(&entry.id);
+    state.endpoints.remove(&state.store, &entry.id)?;
+    state.flusher.flush().await.map_err(ApiError::store)?;
     let cancelled = state
         .store
         .cancel_endpoint(&entry.id, Timestamp::now().as_millis())?;
@@ -201,10 +219,15 @@ async fn set_paused(state: &AppState, id: &str, paused: bool) -> Result<Endpoint
     if entry.record.paused == paused {
         return Ok(entry.to_api());
     }
-    let mut record = entry.record.clone();
-    record.paused = paused;
-    record.updated_at = Timestamp::now().as_millis();
-    let entry = save(state, &entry.id, record).await?;
+    let entry = modify(state, &entry.id, |record| {
+        record.paused = paused;
+        record.paused_reason = None;
+        if !paused {
+            // A resumed endpoint gets the whole auto-pause period again.
+            record.failing_since = None;
+        }
+    })
+    .await?;
     if paused {
         tracing::info!(endpoint_id = %entry.id, "endpoint paused");
     } else {
@@ -236,27 +259,60 @@ pub(super) async fn secret(
     Path(id): Path<String>,
 ) -> Result<Json<EndpointSecret>, ApiError> {
     let entry = lookup(&state, &id)?;
-    Ok(Json(EndpointSecret {
-        endpoint_id: entry.id,
-        secret: entry.record.secret,
-    }))
+    Ok(Json(secret_view(&entry)))
 }
 
-/// `POST /v1/endpoints/{id}/rotate-secret`: the new secret signs every attempt from now on.
+fn secret_view(entry: &EndpointEntry) -> EndpointSecret {
+    EndpointSecret {
+        endpoint_id: entry.id.clone(),
+        secret: entry.record.secret.clone(),
+        previous_valid_until: entry
+            .record
+            .previous_valid_until(Timestamp::now().as_millis())
+            .map(Timestamp::from_millis),
+    }
+}
+
+fn parse_grace(text: Option<&str>) -> Result<u64, ApiError> {
+    let Some(text) = text else {
+        return Ok(0);
+    };
+    let grace =
+        parse_duration(text).map_err(|error| ApiError::unprocessable(format!("grace: {error}")))?;
+    if grace > MAX_GRACE {
+        return Err(ApiError::unprocessable(format!(
+            "grace {text:?} is longer than the maximum of 30d"
+        )));
+    }
+    Ok(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `POST /v1/endpoints/{id}/rotate-secret`: the new secret signs every attempt from now on, and
+/// during the grace period the old one signs too.
 pub(super) async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Json<EndpointSecret>, ApiError> {
     let entry = lookup(&state, &id)?;
-    let mut record = entry.record.clone();
-    record.secret = generate_secret()?;
-    record.updated_at = Timestamp::now().as_millis();
-    let entry = save(&state, &entry.id, record).await?;
-    tracing::info!(endpoint_id = %entry.id, "endpoint secret rotated");
-    Ok(Json(EndpointSecret {
-        endpoint_id: entry.id,
-        secret: entry.record.secret,
-    }))
+    let request: RotateSecret = extract::json(&body)?;
+    let grace_ms = parse_grace(request.grace.as_deref())?;
+    let now = Timestamp::now().as_millis();
+    let new_secret = generate_secret()?;
+    let entry = modify(&state, &entry.id, |record| {
+        record
+            .previous_secrets
+            .retain(|(_, valid_until)| *valid_until > now);
+        let old = std::mem::replace(&mut record.secret, new_secret);
+        if grace_ms > 0 {
+            record
+                .previous_secrets
+                .push((old, now.saturating_add(grace_ms)));
+        }
+    })
+    .await?;
+    tracing::info!(endpoint_id = %entry.id, grace_ms, "endpoint secret rotated");
+    Ok(Json(secret_view(&entry)))
 }
 
 #[cfg(test)]

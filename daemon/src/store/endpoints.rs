@@ -21,20 +21,20 @@ impl Store {
         Ok(endpoints)
     }
 
-    /// Writes an endpoint and flushes, so a change the API confirmed survives a crash.
-    pub(crate) async fn put_endpoint(
+    /// Writes an endpoint. The caller flushes before it confirms the change.
+    pub(crate) fn put_endpoint(
         &self,
         id: &EndpointId,
         record: &EndpointRecord,
     ) -> Result<(), StoreError> {
         self.endpoints
             .insert(id.as_str().as_bytes(), encode(record)?)?;
-        self.flush().await
+        Ok(())
     }
 
-    /// Removes an endpoint and flushes.
-    pub(crate) async fn remove_endpoint(&self, id: &EndpointId) -> Result<(), StoreError> {
+    /// Removes an endpoint. The caller flushes before it confirms the change.
+    pub(crate) fn remove_endpoint(&self, id: &EndpointId) -> Result<(), StoreError> {
         self.endpoints.remove(id.as_str().as_bytes())?;
-        self.flush().await
+        Ok(())
     }
 }

@@ -121,9 +121,36 @@ pub(crate) struct EndpointRecord {
     pub(crate) created_at: u64,
     pub(crate) updated_at: u64,
     pub(crate) secret: String,
+    /// Earlier secrets that still sign deliveries, each with the end of its grace period (ms).
+    pub(crate) previous_secrets: Vec<(String, u64)>,
+    /// Start of the current run of failed attempts (ms), cleared by a success.
+    pub(crate) failing_since: Option<u64>,
+    /// Why the daemon paused the endpoint by itself, if it did.
+    pub(crate) paused_reason: Option<String>,
 }
 
 impl EndpointRecord {
+    /// The secrets that sign a delivery at `now_ms`: the current one first, then earlier ones
+    /// still within their grace period.
+    pub(crate) fn signing_secrets(&self, now_ms: u64) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        for (secret, valid_until) in &self.previous_secrets {
+            if *valid_until > now_ms {
+                secrets.push(secret.as_str());
+            }
+        }
+        secrets
+    }
+
+    /// The end of the latest grace period still running at `now_ms`.
+    pub(crate) fn previous_valid_until(&self, now_ms: u64) -> Option<u64> {
+        self.previous_secrets
+            .iter()
+            .map(|(_, valid_until)| *valid_until)
+            .filter(|valid_until| *valid_until > now_ms)
+            .max()
+    }
+
     /// The event selection.
     pub(crate) fn selection(&self) -> EventSelection {
         if self.event_types.is_empty() {
