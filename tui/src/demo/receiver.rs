@@ -1,13 +1,13 @@
-//! The demo's webhook receiver on 127.0.0.1: one path always answers 200, one fails every third
-//! request with 500, and one is slow and lets every fourth request run past the attempt timeout.
+//! The demo's webhook receiver on 127.0.0.1: one path always answers 200, one answers 500 to a
+//! third of its deliveries on every attempt, so they end failed, and one is slow and lets the
+//! first attempt of a quarter of its deliveries run past the attempt timeout, so they retry.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use belter_common::headers;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -20,10 +20,11 @@ use tokio::task::JoinHandle;
 /// Path that always answers 200.
 pub(super) const CRM_PATH: &str = "/hooks/crm";
 
-/// Path that answers 500 to every third request.
+/// Path that answers 500 to every attempt of a third of the deliveries.
 pub(super) const ALERTS_PATH: &str = "/hooks/alerts";
 
-/// Path that answers slowly, and past the demo's 3 s attempt timeout every fourth request.
+/// Path that answers slowly, and past the demo's 3 s attempt timeout on the first attempt of a
+/// quarter of the deliveries.
 pub(super) const ANALYTICS_PATH: &str = "/hooks/analytics";
 
 /// Delay of a slow answer.
@@ -45,15 +46,13 @@ impl Receiver {
             .await
             .context("cannot bind the demo receiver on 127.0.0.1")?;
         let address = listener.local_addr()?;
-        let counter = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let counter = Arc::clone(&counter);
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(request, Arc::clone(&counter)));
+                    let service = service_fn(answer);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -74,23 +73,39 @@ impl Receiver {
     }
 }
 
-async fn answer(
-    request: Request<Incoming>,
-    counter: Arc<AtomicU64>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+/// A number that is stable for one delivery across its attempts, from its delivery id header.
+fn delivery_number(request: &Request<Incoming>) -> u64 {
+    request
+        .headers()
+        .get(headers::DELIVERY)
+        .map(|value| value.as_bytes().iter().map(|&byte| u64::from(byte)).sum())
+        .unwrap_or(0)
+}
+
+fn attempt_number(request: &Request<Incoming>) -> u64 {
+    request
+        .headers()
+        .get(headers::ATTEMPT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(1)
+}
+
+async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
+    let delivery = delivery_number(&request);
+    let attempt = attempt_number(&request);
     // The body is read so the daemon sees a normal exchange; its content does not matter here.
     let _ = request.into_body().collect().await;
-    let number = counter.fetch_add(1, Ordering::Relaxed) + 1;
     let (status, body) = match path.as_str() {
         CRM_PATH => (StatusCode::OK, r#"{"received":true}"#),
-        ALERTS_PATH if number % 3 == 0 => (
+        ALERTS_PATH if delivery % 3 == 0 => (
             StatusCode::INTERNAL_SERVER_ERROR,
             r#"{"error":"alert store unavailable"}"#,
         ),
         ALERTS_PATH => (StatusCode::OK, r#"{"received":true}"#),
         ANALYTICS_PATH => {
-            let delay = if number % 4 == 0 {
+            let delay = if delivery % 4 == 0 && attempt == 1 {
                 TIMED_OUT_ANSWER
             } else {
                 SLOW_ANSWER

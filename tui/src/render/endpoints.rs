@@ -11,7 +11,8 @@ use crate::format;
 
 const STATE_WIDTH: u16 = 8;
 const EVENTS_WIDTH: u16 = 24;
-const FAILURES_WIDTH: u16 = 11;
+/// Width of the failures column: failed attempts in a row, then in the last 24 h.
+const FAILURES_WIDTH: u16 = 13;
 const LAST_OK_WIDTH: u16 = 8;
 
 pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -34,8 +35,9 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
             EndpointState::Paused => Span::styled("‖ paused", theme.retrying()),
         };
         let failures = format!(
-            "{} · {}",
-            endpoint.consecutive_failures, endpoint.recent_failures
+            "{} / {}",
+            endpoint.consecutive_failures,
+            format::count(endpoint.recent_failures)
         );
         let failure_style = if endpoint.consecutive_failures > 0 {
             theme.failed()
@@ -61,7 +63,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
         Cell::from("STATE"),
         Cell::from("URL"),
         Cell::from("EVENTS"),
-        Cell::from(Line::from("FAILS·24H").alignment(Alignment::Right)),
+        Cell::from(Line::from("FAILS row/24h").alignment(Alignment::Right)),
         Cell::from(Line::from("LAST OK").alignment(Alignment::Right)),
     ])
     .style(theme.dim());

@@ -102,7 +102,7 @@ fn hints(app: &App) -> &'static [(&'static str, &'static str)] {
     }
     match (&app.overlay, app.view) {
         (Some(Overlay::Confirm(_)), _) => &[("y", "replay"), ("n", "cancel")],
-        (Some(Overlay::Help), _) => &[("any key", "close")],
+        (Some(Overlay::Help), _) => &[("any key", "closes the help")],
         (None, View::Log) => &[
             ("Enter", "open"),
             ("/", "filter"),
