@@ -49,6 +49,9 @@ pub struct DaemonOptions {
     /// The `RUST_LOG` filter. Debug by default, so that scans for leaked secrets see every line
     /// the daemon can write.
     pub log_filter: String,
+    /// CIDRs passed as `--allow-network`. The daemon blocks deliveries to loopback addresses
+    /// unless allowed, and every test receiver listens on 127.0.0.1.
+    pub allow_networks: Vec<String>,
     /// More flags, appended after the others.
     pub extra_args: Vec<String>,
 }
@@ -61,6 +64,7 @@ impl Default for DaemonOptions {
             max_body_bytes: None,
             ingest_token: None,
             log_filter: "debug".to_owned(),
+            allow_networks: vec!["127.0.0.0/8".to_owned()],
             extra_args: Vec::new(),
         }
     }
@@ -299,12 +303,13 @@ impl DaemonProcess {
             .arg("--control-socket")
             .arg(self.socket_path())
             .args(["--ingest-addr", "127.0.0.1:0"])
-            // Receivers run on loopback, which the delivery policy blocks unless allowed.
-            .args(["--allow-network", "127.0.0.0/8"])
             .args(["--retry-schedule", &self.options.retry_schedule])
             .args(["--attempt-timeout", &self.options.attempt_timeout]);
         if let Some(bytes) = self.options.max_body_bytes {
             command.args(["--max-body-bytes", &bytes.to_string()]);
+        }
+        for network in &self.options.allow_networks {
+            command.args(["--allow-network", network]);
         }
         command.args(&self.options.extra_args);
         // A config file or data directory of the user running the tests must not leak in.

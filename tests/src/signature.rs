@@ -14,9 +14,14 @@ pub fn expected_signature(secret: &str, body: &[u8]) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Checks whether `header` is exactly the signature of `body` under `secret`.
+/// Checks whether one of the signatures in `header` is the signature of `body` under `secret`.
+/// During a secret rotation the header carries one signature per valid secret, separated by
+/// spaces or commas.
 pub fn signature_matches(secret: &str, body: &[u8], header: &str) -> bool {
-    expected_signature(secret, body) == header
+    let expected = expected_signature(secret, body);
+    header
+        .split([' ', ','])
+        .any(|signature| signature.trim() == expected)
 }
 
 #[cfg(test)]
@@ -38,6 +43,19 @@ mod tests {
     fn signature_rejects_other_secret() {
         let header = expected_signature("whsec_one", b"{}");
         assert!(!signature_matches("whsec_two", b"{}", &header));
+    }
+
+    #[test]
+    fn signature_accepts_any_listed() {
+        let header = format!(
+            "{} {}",
+            expected_signature("whsec_new", b"{}"),
+            expected_signature("whsec_old", b"{}")
+        );
+
+        assert!(signature_matches("whsec_new", b"{}", &header));
+        assert!(signature_matches("whsec_old", b"{}", &header));
+        assert!(!signature_matches("whsec_other", b"{}", &header));
     }
 
     #[test]

@@ -192,6 +192,33 @@ async fn rotated_secret_signs_next() {
 }
 
 #[tokio::test]
+async fn grace_rotation_signs_both() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let created = subscribe(&client, &receiver).await;
+
+    let rotated = client
+        .rotate_secret_with_grace(&created.endpoint.id, "1h")
+        .await
+        .expect("rotate with grace");
+    receiver.set_secret(&rotated.secret);
+    daemon.ingest_accepted(csat()).await;
+    let requests = receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+
+    assert_ne!(rotated.secret, created.secret);
+    assert_eq!(requests[0].signature_valid, Some(true));
+    let header = requests[0]
+        .header("x-webhook-signature")
+        .unwrap_or_default();
+    assert!(signature_matches(
+        &created.secret,
+        &requests[0].body,
+        header
+    ));
+}
+
+#[tokio::test]
 async fn url_change_applies_to_new() {
     let daemon = DaemonProcess::start().await;
     let client = daemon.client();

@@ -13,7 +13,7 @@ use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 const BURST: usize = 4;
 
 /// How long each receiver keeps a request open, so attempts would overlap without a limit.
-const HOLD: Duration = Duration::from_millis(200);
+const HOLD: Duration = Duration::from_millis(300);
 
 fn slow_reply() -> Reply {
     Reply::Delayed {

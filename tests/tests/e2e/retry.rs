@@ -263,3 +263,24 @@ async fn retry_after_is_honoured() {
         );
     }
 }
+
+#[tokio::test]
+async fn loopback_blocked_by_default() {
+    let options = DaemonOptions {
+        allow_networks: Vec::new(),
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    subscribe(&client, &receiver).await;
+    let answer = daemon.ingest_accepted(csat()).await;
+
+    let detail = wait_for_attempts(&client, &answer.deliveries[0], 1).await;
+
+    assert_eq!(
+        detail.attempts[0].failure,
+        Some(FailureKind::BlockedByPolicy)
+    );
+    assert_eq!(receiver.count(), 0);
+}
