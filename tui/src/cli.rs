@@ -27,7 +27,12 @@ pub struct Args {
     pub log_file: Option<PathBuf>,
 
     /// Log filter for --log-file, in tracing's env-filter syntax.
-    #[arg(long, env = "BELTER_TUI_LOG", default_value = "info", value_name = "FILTER")]
+    #[arg(
+        long,
+        env = "BELTER_TUI_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
     pub log_level: String,
 }
 

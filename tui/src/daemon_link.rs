@@ -37,11 +37,17 @@ async fn execute(client: &ControlClient, command: Command) -> DaemonMessage {
     match command {
         Command::FetchPage { request, query } => DaemonMessage::Page {
             request,
-            result: client.list_deliveries(&query).await.map_err(CallError::from),
+            result: client
+                .list_deliveries(&query)
+                .await
+                .map_err(CallError::from),
         },
-        Command::FetchStats => {
-            DaemonMessage::Stats(client.stats(Some(STATS_WINDOW)).await.map_err(CallError::from))
-        }
+        Command::FetchStats => DaemonMessage::Stats(
+            client
+                .stats(Some(STATS_WINDOW))
+                .await
+                .map_err(CallError::from),
+        ),
         Command::FetchDetail(id) => {
             let result = client
                 .get_delivery(&id)
@@ -107,7 +113,10 @@ async fn follow_stream(
     let mut stream = client.stream().await?;
     *delay = RECONNECT_FIRST_DELAY;
     tracing::info!(socket = %client.socket().display(), "live stream open");
-    if messages.send(DaemonMessage::StreamConnected(health)).is_err() {
+    if messages
+        .send(DaemonMessage::StreamConnected(health))
+        .is_err()
+    {
         return Ok(());
     }
     while let Some(line) = stream.next().await {

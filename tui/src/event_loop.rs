@@ -32,7 +32,10 @@ pub async fn run(client: ControlClient) -> anyhow::Result<()> {
     client.health().await.context("belterd is not reachable")?;
 
     let mut guard = TerminalGuard::start().context("cannot set up the terminal")?;
-    let size = guard.terminal.size().context("cannot read the terminal size")?;
+    let size = guard
+        .terminal
+        .size()
+        .context("cannot read the terminal size")?;
     let mut app = App::new(
         client.socket().to_path_buf(),
         Theme::from_env(),

@@ -235,8 +235,7 @@ mod tests {
     #[test]
     fn parse_reads_every_key() {
         let spec =
-            FilterSpec::parse("event:csat.received target:example status:failed since:1h")
-                .unwrap();
+            FilterSpec::parse("event:csat.received target:example status:failed since:1h").unwrap();
         assert_eq!(spec.event, Some(EventType::CsatReceived));
         assert_eq!(spec.target.as_deref(), Some("example"));
         assert_eq!(spec.status, Some(DeliveryStatus::Failed));
@@ -290,7 +289,10 @@ mod tests {
         let now = Timestamp::from_millis(10_000_000);
         let spec = FilterSpec::parse("since:1h until:2026-12-03T14:00:00Z").unwrap();
         let filter = spec.to_filter(now);
-        assert_eq!(filter.since, Some(Timestamp::from_millis(10_000_000 - 3_600_000)));
+        assert_eq!(
+            filter.since,
+            Some(Timestamp::from_millis(10_000_000 - 3_600_000))
+        );
         assert_eq!(filter.until, Some("2026-12-03T14:00:00Z".parse().unwrap()));
     }
 
@@ -304,7 +306,9 @@ mod tests {
         );
         let yes = |text: &str| FilterSpec::parse(text).unwrap().matches(&row, now);
         assert!(yes(""));
-        assert!(yes("status:failed target:hooks/crm event:csat.received since:5m"));
+        assert!(yes(
+            "status:failed target:hooks/crm event:csat.received since:5m"
+        ));
         assert!(yes(&format!("target:{}", &row.endpoint_id.as_str()[..8])));
         assert!(!yes("status:succeeded"));
         assert!(!yes("event:frustration.detected"));

@@ -1,6 +1,6 @@
 //! Deterministic records for unit and render tests.
 
-use belter_common::records::{Delivery, DeliveryStatus, FailureKind};
+use belter_common::records::{Delivery, DeliveryDetail, DeliveryStatus, FailureKind};
 use belter_common::{DeliveryId, EndpointId, EventId, EventType, Timestamp};
 
 /// The clock every test starts from: 2026-12-03 14:32:08 UTC.
@@ -22,8 +22,11 @@ pub(crate) fn delivery_id(millis: u64, serial: u64) -> DeliveryId {
 
 /// An endpoint id, unique per `serial`.
 pub(crate) fn endpoint_id(serial: u64) -> EndpointId {
-    EndpointId::parse(&format!("ep_{}", ulid_text(NOW_MILLIS - 86_400_000, serial)))
-        .expect("valid id")
+    EndpointId::parse(&format!(
+        "ep_{}",
+        ulid_text(NOW_MILLIS - 86_400_000, serial)
+    ))
+    .expect("valid id")
 }
 
 /// A succeeded delivery number `serial`, created `serial` seconds before the test clock, so
@@ -78,4 +81,37 @@ pub(crate) fn retrying_delivery(serial: u64) -> Delivery {
         next_attempt_at: Some(now().plus_millis(5_000)),
         ..delivery(serial)
     }
+}
+
+/// A failed delivery in full: payload, signed headers and one attempt with a response body.
+pub(crate) fn sample_detail() -> DeliveryDetail {
+    let delivery = failed_delivery(2);
+    let json = serde_json::json!({
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "endpoint_id": delivery.endpoint_id,
+        "target_url": delivery.target_url,
+        "status": "failed",
+        "attempt_count": 1,
+        "created_at": delivery.created_at,
+        "updated_at": delivery.updated_at,
+        "next_attempt_at": null,
+        "last_status_code": 500,
+        "last_failure": "http_status",
+        "last_error": "receiver returned 500",
+        "last_latency_ms": 35,
+        "payload": {"event": "csat.received", "data": {"score": 2}},
+        "request_headers": [
+            {"name": "x-webhook-signature", "value": format!("v1={}", "ab".repeat(32))},
+            {"name": "x-belter-event", "value": "csat.received"}
+        ],
+        "attempts": [{
+            "number": 1, "trigger": "first", "started_at": delivery.created_at,
+            "latency_ms": 35, "succeeded": false, "status_code": 500,
+            "failure": "http_status", "error": "receiver returned 500",
+            "response_body": "{\"error\":\"boom\"}\nsecond line", "signature": "v1=ab"
+        }]
+    });
+    serde_json::from_value(json).expect("valid detail")
 }

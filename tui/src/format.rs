@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn target_drops_scheme_then_middle() {
         let url = "https://hooks.example.com/integrations/csat/receive";
-        assert_eq!(target(url, 60), "hooks.example.com/integrations/csat/receive");
+        assert_eq!(
+            target(url, 60),
+            "hooks.example.com/integrations/csat/receive"
+        );
         assert_eq!(target(url, 30), "hooks.example.com…csat/receive");
         assert_eq!(target(url, 30).chars().count(), 30);
         assert_eq!(target(url, 12), "hooks.examp…");
@@ -189,7 +192,10 @@ mod tests {
 
     #[test]
     fn truncate_marks_the_cut() {
-        assert_eq!(truncate("score.threshold_breached", 21), "score.threshold_brea…");
+        assert_eq!(
+            truncate("score.threshold_breached", 21),
+            "score.threshold_brea…"
+        );
         assert_eq!(truncate("short", 21), "short");
         assert_eq!(truncate("abc", 0), "");
     }

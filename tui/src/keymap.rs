@@ -172,8 +172,14 @@ mod tests {
             (key(KeyCode::Up), "Up"),
             (key(KeyCode::Char('k')), "Up"),
             (key(KeyCode::PageDown), "PageDown"),
-            (key_with(KeyCode::Char('f'), KeyModifiers::CONTROL), "PageDown"),
-            (key_with(KeyCode::Char('d'), KeyModifiers::CONTROL), "HalfPageDown"),
+            (
+                key_with(KeyCode::Char('f'), KeyModifiers::CONTROL),
+                "PageDown",
+            ),
+            (
+                key_with(KeyCode::Char('d'), KeyModifiers::CONTROL),
+                "HalfPageDown",
+            ),
             (key(KeyCode::Home), "First"),
             (key(KeyCode::Char('g')), "First"),
             (key(KeyCode::End), "Last"),
@@ -186,13 +192,31 @@ mod tests {
     #[test]
     fn log_keys_map_to_actions() {
         let app = app();
-        assert_eq!(action(&app, key(KeyCode::Char('/'))).as_deref(), Some("OpenFilter"));
-        assert_eq!(action(&app, key(KeyCode::Char('f'))).as_deref(), Some("ToggleFailedOnly"));
-        assert_eq!(action(&app, key(KeyCode::Char(' '))).as_deref(), Some("ToggleMark"));
-        assert_eq!(action(&app, key(KeyCode::Char('r'))).as_deref(), Some("Replay"));
-        assert_eq!(action(&app, key(KeyCode::Char('R'))).as_deref(), Some("ReplayFiltered"));
+        assert_eq!(
+            action(&app, key(KeyCode::Char('/'))).as_deref(),
+            Some("OpenFilter")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Char('f'))).as_deref(),
+            Some("ToggleFailedOnly")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Char(' '))).as_deref(),
+            Some("ToggleMark")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Char('r'))).as_deref(),
+            Some("Replay")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Char('R'))).as_deref(),
+            Some("ReplayFiltered")
+        );
         assert_eq!(action(&app, key(KeyCode::Enter)).as_deref(), Some("Open"));
-        assert_eq!(action(&app, key(KeyCode::Char('q'))).as_deref(), Some("Quit"));
+        assert_eq!(
+            action(&app, key(KeyCode::Char('q'))).as_deref(),
+            Some("Quit")
+        );
         assert_eq!(action(&app, key(KeyCode::Char('p'))), None);
     }
 
@@ -204,8 +228,14 @@ mod tests {
             action(&app, key(KeyCode::Char('q'))).as_deref(),
             Some("EditFilter(InsertChar('q'))")
         );
-        assert_eq!(action(&app, key(KeyCode::Enter)).as_deref(), Some("ApplyFilter"));
-        assert_eq!(action(&app, key(KeyCode::Esc)).as_deref(), Some("CancelFilter"));
+        assert_eq!(
+            action(&app, key(KeyCode::Enter)).as_deref(),
+            Some("ApplyFilter")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Esc)).as_deref(),
+            Some("CancelFilter")
+        );
         assert_eq!(
             action(&app, key_with(KeyCode::Char('c'), KeyModifiers::CONTROL)).as_deref(),
             Some("Quit")
@@ -216,7 +246,10 @@ mod tests {
     fn endpoint_view_pauses_with_p() {
         let mut app = app();
         app.view = View::Endpoints;
-        assert_eq!(action(&app, key(KeyCode::Char('p'))).as_deref(), Some("TogglePause"));
+        assert_eq!(
+            action(&app, key(KeyCode::Char('p'))).as_deref(),
+            Some("TogglePause")
+        );
         assert_eq!(action(&app, key(KeyCode::Char('r'))), None);
     }
 

@@ -14,8 +14,8 @@ pub fn init_file_log(path: &Path, filter: &str) -> anyhow::Result<()> {
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open log file {}", path.display()))?;
-    let filter = EnvFilter::try_new(filter)
-        .with_context(|| format!("invalid log filter {filter:?}"))?;
+    let filter =
+        EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Mutex::new(file))

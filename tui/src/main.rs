@@ -44,8 +44,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         demo.stop().await;
         return result;
     }
-    let socket = args.socket.or_else(default_socket_path).context(
-        "no control socket path: pass --socket PATH, or set HOME or XDG_DATA_HOME",
-    )?;
+    let socket = args
+        .socket
+        .or_else(default_socket_path)
+        .context("no control socket path: pass --socket PATH, or set HOME or XDG_DATA_HOME")?;
     event_loop::run(ControlClient::new(socket)).await
 }

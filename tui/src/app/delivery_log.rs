@@ -256,8 +256,7 @@ impl DeliveryLog {
         if self.seeking_end {
             return self.request_older();
         }
-        let near_bottom =
-            self.selected + self.viewport + PREFETCH_MARGIN >= self.rows.len();
+        let near_bottom = self.selected + self.viewport + PREFETCH_MARGIN >= self.rows.len();
         if near_bottom {
             if let Some(request) = self.request_older() {
                 return Some(request);

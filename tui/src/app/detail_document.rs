@@ -71,15 +71,17 @@ impl Builder {
 
     fn field(&mut self, label: &str, value: String, style: Style) {
         let label = format!("{label:<LABEL_WIDTH$}");
-        self.push(
-            vec![(label, self.theme.dim()), (value, style)],
-            LABEL_WIDTH,
-        );
+        self.push(vec![(label, self.theme.dim()), (value, style)], LABEL_WIDTH);
     }
 }
 
 /// Builds the document of `detail` for a pane `width` columns wide, with ages counted to `now`.
-pub fn build(detail: &DeliveryDetail, theme: Theme, width: usize, now: Timestamp) -> DetailDocument {
+pub fn build(
+    detail: &DeliveryDetail,
+    theme: Theme,
+    width: usize,
+    now: Timestamp,
+) -> DetailDocument {
     let mut builder = Builder {
         theme,
         width,
@@ -117,13 +119,20 @@ pub fn build(detail: &DeliveryDetail, theme: Theme, width: usize, now: Timestamp
         format!(
             "{} UTC ({} ago)",
             format::full_time(delivery.created_at),
-            format::age(now.as_millis().saturating_sub(delivery.created_at.as_millis()))
+            format::age(
+                now.as_millis()
+                    .saturating_sub(delivery.created_at.as_millis())
+            )
         ),
         plain,
     );
     if let Some(next) = delivery.next_attempt_at {
         let wait = next.as_millis().saturating_sub(now.as_millis());
-        builder.field("next try", format!("in {}", format::age(wait)), theme.retrying());
+        builder.field(
+            "next try",
+            format!("in {}", format::age(wait)),
+            theme.retrying(),
+        );
     }
     if let Some(error) = &delivery.last_error {
         builder.field("error", error.clone(), theme.failed());
@@ -163,7 +172,10 @@ pub fn build(detail: &DeliveryDetail, theme: Theme, width: usize, now: Timestamp
             vec![
                 (format!("#{:<3}", attempt.number), theme.title()),
                 (format!("{trigger:<7}"), theme.dim()),
-                (format!("{}  ", format::full_time(attempt.started_at)), plain),
+                (
+                    format!("{}  ", format::full_time(attempt.started_at)),
+                    plain,
+                ),
                 (format!("{:<10}", badge.text()), badge.tone.style(theme)),
                 (format::latency(attempt.latency_ms), plain),
             ],
@@ -181,7 +193,11 @@ pub fn build(detail: &DeliveryDetail, theme: Theme, width: usize, now: Timestamp
         match &attempt.response_body {
             Some(body) if !body.is_empty() => {
                 for (index, line) in body.lines().enumerate() {
-                    let label = if index == 0 { "    response " } else { "             " };
+                    let label = if index == 0 {
+                        "    response "
+                    } else {
+                        "             "
+                    };
                     builder.push(
                         vec![(label.to_owned(), theme.dim()), (line.to_owned(), plain)],
                         13,
@@ -205,56 +221,43 @@ mod tests {
     use super::*;
     use crate::fixtures;
 
-    pub(crate) fn sample_detail() -> DeliveryDetail {
-        let delivery = fixtures::failed_delivery(3);
-        let json = serde_json::json!({
-            "id": delivery.id,
-            "event_id": delivery.event_id,
-            "event_type": delivery.event_type,
-            "endpoint_id": delivery.endpoint_id,
-            "target_url": delivery.target_url,
-            "status": "failed",
-            "attempt_count": 1,
-            "created_at": delivery.created_at,
-            "updated_at": delivery.updated_at,
-            "next_attempt_at": null,
-            "last_status_code": 500,
-            "last_failure": "http_status",
-            "last_error": "receiver returned 500",
-            "last_latency_ms": 35,
-            "payload": {"event": "csat.received", "data": {"score": 2}},
-            "request_headers": [
-                {"name": "x-webhook-signature", "value": format!("v1={}", "ab".repeat(32))},
-                {"name": "x-belter-event", "value": "csat.received"}
-            ],
-            "attempts": [{
-                "number": 1, "trigger": "first", "started_at": delivery.created_at,
-                "latency_ms": 35, "succeeded": false, "status_code": 500,
-                "failure": "http_status", "error": "receiver returned 500",
-                "response_body": "{\"error\":\"boom\"}\nsecond line", "signature": "v1=ab"
-            }]
-        });
-        serde_json::from_value(json).unwrap()
-    }
-
     fn text(document: &DetailDocument) -> Vec<String> {
         document.lines.iter().map(|line| line.to_string()).collect()
     }
 
     #[test]
     fn document_has_four_sections() {
-        let document = build(&sample_detail(), Theme { color: false }, 80, fixtures::now());
+        let document = build(
+            &fixtures::sample_detail(),
+            Theme { color: false },
+            80,
+            fixtures::now(),
+        );
         let lines = text(&document);
-        let headings: Vec<&str> = document.sections.iter().map(|&i| lines[i].as_str()).collect();
+        let headings: Vec<&str> = document
+            .sections
+            .iter()
+            .map(|&i| lines[i].as_str())
+            .collect();
         assert_eq!(
             headings,
-            ["Delivery", "Request headers, as sent", "Payload", "Attempts (1)"]
+            [
+                "Delivery",
+                "Request headers, as sent",
+                "Payload",
+                "Attempts (1)"
+            ]
         );
     }
 
     #[test]
     fn document_wraps_long_header_to_width() {
-        let document = build(&sample_detail(), Theme { color: false }, 60, fixtures::now());
+        let document = build(
+            &fixtures::sample_detail(),
+            Theme { color: false },
+            60,
+            fixtures::now(),
+        );
         let lines = text(&document);
         assert!(lines.iter().all(|line| line.chars().count() <= 60));
         let signature = lines
@@ -266,11 +269,18 @@ mod tests {
 
     #[test]
     fn document_pretty_prints_payload_and_response() {
-        let document = build(&sample_detail(), Theme { color: false }, 80, fixtures::now());
+        let document = build(
+            &fixtures::sample_detail(),
+            Theme { color: false },
+            80,
+            fixtures::now(),
+        );
         let lines = text(&document);
         assert!(lines.contains(&"    \"score\": 2".to_owned()), "{lines:?}");
         assert!(lines.iter().any(|line| line.contains("✖ 500")));
-        assert!(lines.iter().any(|line| line == "    response {\"error\":\"boom\"}"));
+        assert!(lines
+            .iter()
+            .any(|line| line == "    response {\"error\":\"boom\"}"));
         assert!(lines.iter().any(|line| line == "             second line"));
     }
 }

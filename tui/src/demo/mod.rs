@@ -70,10 +70,7 @@ impl Demo {
         self.receiver.stop();
         let path = self.directory.path().to_path_buf();
         if let Err(error) = self.directory.close() {
-            eprintln!(
-                "belter-tui demo: cannot remove {}: {error}",
-                path.display()
-            );
+            eprintln!("belter-tui demo: cannot remove {}: {error}", path.display());
         }
     }
 }

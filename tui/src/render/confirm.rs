@@ -20,13 +20,14 @@ pub(super) fn render(app: &App, confirmation: &ReplayConfirm, frame: &mut Frame)
     let url_width = usize::from(BOX_WIDTH.min(frame.area().width).saturating_sub(14));
     let mut lines = vec![
         Line::from(Span::styled(
-            format!(
-                "Replay {} deliveries?",
-                format::count(counted.queued)
-            ),
+            format!("Replay {} deliveries?", format::count(counted.queued)),
             theme.title(),
         )),
-        Line::from(format!("{}, to {} targets:", confirmation.scope, counted.targets.len())),
+        Line::from(format!(
+            "{}, to {} targets:",
+            confirmation.scope,
+            counted.targets.len()
+        )),
     ];
     for target in counted.targets.iter().take(MAX_TARGETS_SHOWN) {
         lines.push(Line::from(format!(

@@ -19,32 +19,49 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
         height: area.height.saturating_sub(1),
         ..area
     };
-    let mut title = vec![Span::styled(format!("delivery {}", view.id), theme.title())];
+    let mut title = vec![Span::styled(view.id.to_string(), theme.title())];
     let Some(detail) = &view.detail else {
         frame.render_widget(Line::from(title), title_area);
         let text = match &view.error {
-            Some(error) => Span::styled(format!("cannot load the delivery: {error}"), theme.failed()),
+            Some(error) => {
+                Span::styled(format!("cannot load the delivery: {error}"), theme.failed())
+            }
             None => Span::styled("loading…", theme.dim()),
         };
         frame.render_widget(Line::from(text), body);
         return;
     };
+    // Outcome and event first: the id may be cut at narrow widths and is repeated below.
     let badge = delivery_badge(&detail.delivery);
-    title.push(Span::raw(format!(" · {} · ", detail.delivery.event_type)));
-    title.push(Span::styled(badge.text(), badge.tone.style(theme)));
+    title = vec![
+        Span::styled(badge.text(), badge.tone.style(theme)),
+        Span::raw(format!(" · {} · ", detail.delivery.event_type)),
+        Span::styled(view.id.to_string(), theme.title()),
+    ];
     let document = detail_document::build(detail, theme, usize::from(area.width), app.now);
     let total = document.lines.len();
     let shown_end = (view.scroll + usize::from(body.height)).min(total);
-    title.push(Span::styled(
-        format!(
-            " · lines {}-{} of {}",
-            (view.scroll + 1).min(total),
-            shown_end,
-            total
-        ),
-        theme.dim(),
-    ));
-    frame.render_widget(Line::from(title), title_area);
+    let position = format!(
+        "lines {}-{} of {}",
+        (view.scroll + 1).min(total),
+        shown_end,
+        total
+    );
+    let position_width = position.chars().count() as u16;
+    frame.render_widget(
+        Line::from(position)
+            .style(theme.dim())
+            .alignment(ratatui::layout::Alignment::Right),
+        title_area,
+    );
+    let title_width = title_area.width.saturating_sub(position_width + 1);
+    frame.render_widget(
+        Line::from(title),
+        Rect {
+            width: title_width,
+            ..title_area
+        },
+    );
     let lines: Vec<Line<'static>> = document
         .lines
         .into_iter()

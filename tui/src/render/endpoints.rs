@@ -20,7 +20,9 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
     let view = &app.endpoints;
     if view.endpoints.is_empty() {
         let text = match (&view.error, view.loading) {
-            (Some(error), _) => Span::styled(format!("cannot list endpoints: {error}"), theme.failed()),
+            (Some(error), _) => {
+                Span::styled(format!("cannot list endpoints: {error}"), theme.failed())
+            }
             (None, true) => Span::styled("loading endpoints…", theme.dim()),
             (None, false) => Span::styled("no endpoints yet", theme.dim()),
         };
@@ -55,7 +57,9 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
                 &endpoint.event_types.to_text(),
                 usize::from(EVENTS_WIDTH),
             )),
-            Cell::from(Line::from(Span::styled(failures, failure_style)).alignment(Alignment::Right)),
+            Cell::from(
+                Line::from(Span::styled(failures, failure_style)).alignment(Alignment::Right),
+            ),
             Cell::from(Line::from(last_ok).alignment(Alignment::Right)),
         ])
     });

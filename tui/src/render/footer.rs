@@ -2,13 +2,26 @@
 
 use ratatui::layout::{Alignment, Rect};
 use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::app::{App, Overlay, View};
+use crate::app::{App, Connection, Overlay, View};
 use crate::format;
 
 pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
     let theme = app.theme;
+    if let Some(error) = app
+        .filter_editor
+        .as_ref()
+        .and_then(|editor| editor.error.as_ref())
+    {
+        // A filter error can be long, such as a list of every status, so it gets both lines.
+        let text = Paragraph::new(error.as_str())
+            .style(theme.failed())
+            .wrap(Wrap { trim: true });
+        frame.render_widget(text, area);
+        return;
+    }
     let first = Rect { height: 1, ..area };
     let position = position_text(app);
     let position_width = position.chars().count() as u16;
@@ -43,9 +56,6 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
 
 fn message(app: &App) -> Option<Line<'static>> {
     let theme = app.theme;
-    if let Some(error) = app.filter_editor.as_ref().and_then(|editor| editor.error.clone()) {
-        return Some(Line::from(Span::styled(error, theme.failed())));
-    }
     if let Some(notice) = &app.notice {
         let style = if notice.is_error {
             theme.failed()
@@ -53,6 +63,12 @@ fn message(app: &App) -> Option<Line<'static>> {
             theme.active()
         };
         return Some(Line::from(Span::styled(notice.text.clone(), style)));
+    }
+    if let Connection::Lost { error, .. } = &app.connection {
+        return Some(Line::from(Span::styled(
+            format!("connection lost: {error}"),
+            theme.failed(),
+        )));
     }
     if app.view == View::Log && app.log.is_seeking_end() {
         return Some(Line::from(Span::styled(

@@ -31,11 +31,12 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
                 .saturating_sub(health.started_at.as_millis());
             state.push(Span::raw(format!(" · up {}", format::age(up))));
         }
-        Connection::Lost { error, since } => {
+        Connection::Lost { since, .. } => {
+            // The error itself is in the footer, where it has the whole width.
             let down = app.now.as_millis().saturating_sub(since.as_millis());
             state.push(Span::styled(
                 format!(
-                    "✖ connection lost {} ago, reconnecting: {error}",
+                    "✖ belterd unreachable for {}, reconnecting",
                     format::age(down)
                 ),
                 theme.failed(),
@@ -63,12 +64,22 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
             failed_style,
         ));
         if stats.pending > 0 {
-            spans.push(Span::raw(format!(" · {} pending", format::count(stats.pending))));
+            spans.push(Span::raw(format!(
+                " · {} pending",
+                format::count(stats.pending)
+            )));
         }
         spans.push(Span::styled(" │ ", theme.dim()));
     }
-    // Totals first: they stay readable when a long connection error is cut at the right edge.
-    spans.extend(state);
+    // A lost connection comes first, so it is never cut off at the right edge.
+    if matches!(app.connection, Connection::Lost { .. }) {
+        spans.splice(
+            2..2,
+            state.into_iter().chain([Span::styled(" │ ", theme.dim())]),
+        );
+    } else {
+        spans.extend(state);
+    }
     let first = Rect { height: 1, ..area };
     frame.render_widget(Line::from(spans), first);
 
@@ -86,21 +97,18 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
         let input_width = usize::from(second.width.saturating_sub(prompt_width + 1));
         let scroll = editor.input.visual_scroll(input_width);
         let visible: String = editor.input.value().chars().skip(scroll).collect();
-        let line = Line::from(vec![
-            Span::styled(prompt, theme.key()),
-            Span::raw(visible),
-        ]);
+        let line = Line::from(vec![Span::styled(prompt, theme.key()), Span::raw(visible)]);
         frame.render_widget(line, second);
         let cursor = editor.input.visual_cursor().saturating_sub(scroll) as u16;
-        frame.set_cursor_position(Position::new(
-            second.x + prompt_width + cursor,
-            second.y,
-        ));
+        frame.set_cursor_position(Position::new(second.x + prompt_width + cursor, second.y));
         return;
     }
     let mut spans = vec![Span::styled("filter ", theme.dim())];
     if app.filter.is_empty() {
-        spans.push(Span::styled("none, all deliveries (/ to filter)", theme.dim()));
+        spans.push(Span::styled(
+            "none, all deliveries (/ to filter)",
+            theme.dim(),
+        ));
     } else {
         spans.push(Span::styled(app.filter.to_string(), theme.title()));
     }

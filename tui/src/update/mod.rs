@@ -122,7 +122,9 @@ fn reload_log(app: &mut App, commands: &mut Vec<Command>) {
 }
 
 fn elapsed(since: Option<Timestamp>, now: Timestamp) -> u64 {
-    since.map_or(u64::MAX, |at| now.as_millis().saturating_sub(at.as_millis()))
+    since.map_or(u64::MAX, |at| {
+        now.as_millis().saturating_sub(at.as_millis())
+    })
 }
 
 fn tick(app: &mut App, now: Timestamp, commands: &mut Vec<Command>) {

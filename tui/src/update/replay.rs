@@ -106,7 +106,10 @@ pub(super) fn replayed_many(app: &mut App, request: &ReplayRequest, response: &R
         crate::format::count(response.queued)
     );
     if response.skipped > 0 {
-        text.push_str(&format!(", {} skipped", crate::format::count(response.skipped)));
+        text.push_str(&format!(
+            ", {} skipped",
+            crate::format::count(response.skipped)
+        ));
     }
     app.inform(text);
 }

@@ -142,7 +142,10 @@ fn invalid_filter_keeps_editor_open() {
     type_text(&mut app, "colour:red");
     let commands = update(&mut app, Action::ApplyFilter);
     assert!(commands.is_empty());
-    let error = app.filter_editor.as_ref().and_then(|editor| editor.error.clone());
+    let error = app
+        .filter_editor
+        .as_ref()
+        .and_then(|editor| editor.error.clone());
     assert!(error.is_some_and(|text| text.contains("\"colour\"")));
     assert!(app.filter.is_empty());
 }
@@ -152,7 +155,10 @@ fn filter_editor_starts_with_current_filter() {
     let mut app = started(5);
     update(&mut app, Action::ToggleFailedOnly);
     update(&mut app, Action::OpenFilter);
-    let value = app.filter_editor.as_ref().map(|editor| editor.input.value().to_owned());
+    let value = app
+        .filter_editor
+        .as_ref()
+        .map(|editor| editor.input.value().to_owned());
     assert_eq!(value.as_deref(), Some("status:failed "));
     update(&mut app, Action::CancelFilter);
     assert!(app.filter_editor.is_none());
@@ -379,7 +385,10 @@ fn reconnect_refetches_window() {
     let mut app = started(5);
     daemon(&mut app, DaemonMessage::StreamConnected(health()));
     assert!(matches!(app.connection, Connection::Live(_)));
-    daemon(&mut app, DaemonMessage::StreamLost("connection reset".to_owned()));
+    daemon(
+        &mut app,
+        DaemonMessage::StreamLost("connection reset".to_owned()),
+    );
     assert!(matches!(app.connection, Connection::Lost { .. }));
     let commands = daemon(&mut app, DaemonMessage::StreamConnected(health()));
     assert!(matches!(commands[0], Command::FetchPage { .. }));
@@ -438,7 +447,10 @@ fn endpoint_pause_toggles() {
         recent_failures: 0,
         last_success_at: None,
     };
-    daemon(&mut app, DaemonMessage::Endpoints(Ok(vec![endpoint.clone()])));
+    daemon(
+        &mut app,
+        DaemonMessage::Endpoints(Ok(vec![endpoint.clone()])),
+    );
     let commands = update(&mut app, Action::TogglePause);
     assert_eq!(
         commands,
@@ -476,7 +488,10 @@ fn open_endpoint_filters_log() {
         recent_failures: 9,
         last_success_at: None,
     };
-    daemon(&mut app, DaemonMessage::Endpoints(Ok(vec![endpoint.clone()])));
+    daemon(
+        &mut app,
+        DaemonMessage::Endpoints(Ok(vec![endpoint.clone()])),
+    );
     let commands = update(&mut app, Action::Open);
     assert_eq!(app.view, View::Log);
     let [Command::FetchPage { query, .. }] = commands.as_slice() else {

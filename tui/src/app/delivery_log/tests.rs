@@ -108,7 +108,10 @@ fn end_seeks_oldest_then_home_returns() {
     settle(&mut log, &all, request, false);
     assert!(!log.is_seeking_end());
     assert_eq!(log.absolute_position(), 7_500);
-    assert_eq!(log.selected_delivery().map(|row| &row.id), Some(&all[7_499].id));
+    assert_eq!(
+        log.selected_delivery().map(|row| &row.id),
+        Some(&all[7_499].id)
+    );
     assert!(log.rows().len() <= MAX_WINDOW_ROWS + SEEK_PAGE_SIZE as usize);
     let request = log.go_to_newest();
     settle(&mut log, &all, request, false);
@@ -146,7 +149,10 @@ fn live_row_keeps_selection_steady() {
     for row in all[..3].iter().rev() {
         log.upsert(row.clone(), true);
     }
-    assert_eq!(log.selected_delivery().map(|row| row.id.clone()), selected_id);
+    assert_eq!(
+        log.selected_delivery().map(|row| row.id.clone()),
+        selected_id
+    );
     assert_eq!(log.selected() - log.offset(), screen_line);
     assert_eq!(log.newer_than_screen(), 3);
 }
@@ -208,7 +214,10 @@ fn reload_keeps_selected_delivery() {
     log.move_by(42);
     let request = log.reload();
     settle(&mut log, &all, Some(request), false);
-    assert_eq!(log.selected_delivery().map(|row| &row.id), Some(&all[42].id));
+    assert_eq!(
+        log.selected_delivery().map(|row| &row.id),
+        Some(&all[42].id)
+    );
 }
 
 #[test]
