@@ -9,7 +9,7 @@ use belter_common::samples::sample_body;
 use belter_common::{EndpointId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
 use belter_tests::signature::signature_matches;
-use belter_tests::wait::{wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
+use belter_tests::wait::{poll_until, wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 use hyper::StatusCode;
 
@@ -246,4 +246,38 @@ async fn url_change_applies_to_new() {
         .expect("list deliveries");
     assert_eq!(page.deliveries[0].id, answer.deliveries[0]);
     assert_eq!(page.deliveries[0].target_url, new.url());
+}
+
+#[tokio::test]
+async fn failing_endpoint_auto_paused() {
+    let options = DaemonOptions {
+        retry_schedule: "200ms,200ms,200ms".to_owned(),
+        extra_args: vec!["--auto-pause-after".to_owned(), "300ms".to_owned()],
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::with_reply(Reply::Status(500)).await;
+    let created = subscribe(&client, &receiver).await;
+    let endpoint_id = &created.endpoint.id;
+    daemon.ingest_accepted(csat()).await;
+
+    poll_until(
+        "the failing endpoint to be paused",
+        WAIT_TIMEOUT,
+        || async {
+            match client.get_endpoint(endpoint_id).await {
+                Ok(endpoint) if endpoint.state == EndpointState::Paused => Ok(()),
+                Ok(endpoint) => Err(format!("{:?}", endpoint.state)),
+                Err(error) => Err(error.to_string()),
+            }
+        },
+    )
+    .await;
+    let seen = receiver.count();
+    let answer = daemon.ingest_accepted(csat()).await;
+    let held = wait_for_status(&client, &answer.deliveries[0], DeliveryStatus::Paused).await;
+
+    assert_eq!(held.attempts.len(), 0);
+    receiver.expect_no_more_than(seen, QUIET_WINDOW).await;
 }
