@@ -1,9 +1,12 @@
 //! Finds the workspace's binaries (`belterd`, `belter`) and builds them once per test run.
 //!
-//! Cargo builds binaries only for integration tests of their own package, so `cargo test -p
-//! belter-tests` would otherwise run a stale `belterd`, or none. The first lookup therefore runs
-//! `cargo build -p belter-daemon --bins` into the target directory of the running test, which
-//! Cargo allows because it releases its build lock before it runs test executables.
+//! Cargo builds binaries only for integration tests of their own package, so `cargo test` would
+//! otherwise run a stale `belterd`, or none. The first lookup therefore runs `cargo build
+//! --workspace --bin belterd --bin belter` into the target directory of the running test, which
+//! Cargo allows because it releases its build lock before it runs test executables. Selecting the
+//! whole workspace resolves dependency features as `cargo test --workspace` does, so after that
+//! command the build only links the two binaries instead of compiling a second copy of their
+//! dependencies.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +30,7 @@ fn binary_path(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} does not exist; build it with `cargo build -p belter-daemon --bins`, or set {BIN_DIR_ENV} to the directory that contains it",
+        "{} does not exist; build it with `cargo build --workspace --bins`, or set {BIN_DIR_ENV} to the directory that contains it",
         path.display()
     );
     path
@@ -53,7 +56,7 @@ fn binary_dir() -> PathBuf {
     .clone()
 }
 
-/// Runs `cargo build -p belter-daemon --bins` for the profile whose directory is `profile_dir`.
+/// Builds `belterd` and `belter` for the profile whose directory is `profile_dir`.
 ///
 /// # Panics
 ///
@@ -71,7 +74,8 @@ fn build_daemon_binaries(profile_dir: &Path) {
         .arg("--quiet")
         .arg("--manifest-path")
         .arg(&workspace_manifest)
-        .args(["-p", "belter-daemon", "--bins", "--profile", profile]);
+        .args(["--workspace", "--bin", "belterd", "--bin", "belter"])
+        .args(["--profile", profile]);
     // A target directory contains CACHEDIR.TAG at its root. Without it the profile directory sits
     // under a target triple, where Cargo's default layout applies anyway.
     if let Some(target_dir) = profile_dir.parent() {
@@ -84,7 +88,7 @@ fn build_daemon_binaries(profile_dir: &Path) {
         .expect("run cargo to build belterd; set BELTER_BIN_DIR to use prebuilt binaries");
     assert!(
         output.status.success(),
-        "cargo build -p belter-daemon --bins failed ({}):\n{}",
+        "cargo build --workspace --bin belterd --bin belter failed ({}):\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
