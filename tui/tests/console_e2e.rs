@@ -1,0 +1,444 @@
+//! End-to-end run of the real `belter-tui` binary in tmux, against a real `belterd` child and a
+//! real receiver on 127.0.0.1. Keys go in with `tmux send-keys`, and the screen is read with
+//! `tmux capture-pane -p`.
+//!
+//! Needs `belterd` in the same target directory: run `cargo build -p belter-daemon --bins` first.
+//! Needs tmux; without it the test prints why and passes without checking anything.
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use belter_common::api::CreateEndpoint;
+use belter_common::client::ControlClient;
+use belter_common::records::EventSelection;
+use belter_common::samples::sample_body;
+use belter_common::{headers, EventType};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+
+/// Longest wait for anything on screen or at the receiver.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Pause between two screen reads.
+const POLL: Duration = Duration::from_millis(100);
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    delivery: String,
+    attempt: String,
+}
+
+/// A receiver on 127.0.0.1 that records requests; `/fail` answers `fail_status`.
+struct Receiver {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+    fail_status: Arc<AtomicU16>,
+}
+
+impl Receiver {
+    fn start(runtime: &Runtime) -> Receiver {
+        let listener = runtime
+            .block_on(TcpListener::bind(("127.0.0.1", 0)))
+            .expect("bind the receiver");
+        let port = listener.local_addr().expect("receiver address").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let fail_status = Arc::new(AtomicU16::new(500));
+        let (log, status) = (Arc::clone(&received), Arc::clone(&fail_status));
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (log, status) = (Arc::clone(&log), Arc::clone(&status));
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let (log, status) = (Arc::clone(&log), Arc::clone(&status));
+                        async move {
+                            let header = |name: &str| {
+                                request
+                                    .headers()
+                                    .get(name)
+                                    .and_then(|value| value.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned()
+                            };
+                            let entry = Received {
+                                path: request.uri().path().to_owned(),
+                                delivery: header(headers::DELIVERY),
+                                attempt: header(headers::ATTEMPT),
+                            };
+                            let _ = request.into_body().collect().await;
+                            let code = if entry.path == "/fail" {
+                                status.load(Ordering::SeqCst)
+                            } else {
+                                200
+                            };
+                            log.lock().expect("receiver log").push(entry);
+                            let mut response =
+                                Response::new(Full::new(Bytes::from_static(b"{\"seen\":true}")));
+                            *response.status_mut() =
+                                StatusCode::from_u16(code).expect("valid status");
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            port,
+            received,
+            fail_status,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn requests(&self) -> Vec<Received> {
+        self.received.lock().expect("receiver log").clone()
+    }
+}
+
+/// The belterd child, stopped with SIGTERM by its PID when dropped.
+struct Daemon {
+    child: Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tmux server of this test's own, on its own socket name, killed when dropped.
+struct Tmux {
+    server: String,
+    session: String,
+}
+
+impl Tmux {
+    fn command(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-L", &self.server]);
+        command
+    }
+
+    fn run(&self, args: &[&str]) {
+        let status = self.command().args(args).status().expect("run tmux");
+        assert!(status.success(), "tmux {args:?} failed");
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.session];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", &self.session, "-l", text]);
+    }
+
+    fn screen(&self) -> String {
+        let output = self
+            .command()
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .expect("capture the pane");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Waits until `check` accepts the screen, and returns that screen.
+    fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            if Instant::now() >= deadline {
+                panic!("timed out waiting for {what}; the screen was:\n{screen}");
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command().arg("kill-server").status();
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn belterd_path() -> PathBuf {
+    let console = Path::new(env!("CARGO_BIN_EXE_belter-tui"));
+    let path = console.with_file_name("belterd");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build -p belter-daemon --bins` before this test",
+        path.display()
+    );
+    path
+}
+
+fn start_daemon(runtime: &Runtime, dir: &Path) -> (Daemon, ControlClient) {
+    let socket = dir.join("control.sock");
+    let log = std::fs::File::create(dir.join("belterd.log")).expect("daemon log");
+    let child = Command::new(belterd_path())
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--control-socket")
+        .arg(&socket)
+        .args([
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--retry-schedule",
+            "100ms,200ms",
+            "--attempt-timeout",
+            "2s",
+            "--allow-network",
+            "127.0.0.0/8",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("daemon log"))
+        .stderr(log)
+        .spawn()
+        .expect("start belterd");
+    let daemon = Daemon { child };
+    let client = ControlClient::new(&socket);
+    let deadline = Instant::now() + WAIT;
+    while runtime.block_on(client.health()).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "belterd did not answer on {}",
+            socket.display()
+        );
+        std::thread::sleep(POLL);
+    }
+    (daemon, client)
+}
+
+fn create_endpoint(runtime: &Runtime, client: &ControlClient, url: String, events: EventSelection) {
+    let request = CreateEndpoint {
+        url,
+        event_types: events,
+        description: String::new(),
+        paused: false,
+    };
+    runtime
+        .block_on(client.create_endpoint(&request))
+        .expect("create endpoint");
+}
+
+fn post(runtime: &Runtime, client: &ControlClient, kind: EventType) {
+    runtime
+        .block_on(client.post_event(sample_body(kind).as_bytes().to_vec(), None))
+        .expect("post event");
+}
+
+fn lines_with<'a>(screen: &'a str, needle: &str) -> Vec<&'a str> {
+    screen
+        .lines()
+        .filter(|line| line.contains(needle))
+        .collect()
+}
+
+#[test]
+fn console_follows_filters_shows_and_replays() {
+    if !tmux_available() {
+        eprintln!("SKIPPED console_follows_filters_shows_and_replays: tmux is not installed");
+        return;
+    }
+    let runtime = Runtime::new().expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let receiver = Receiver::start(&runtime);
+    let (_daemon, client) = start_daemon(&runtime, dir.path());
+    create_endpoint(&runtime, &client, receiver.url("/ok"), EventSelection::All);
+    create_endpoint(
+        &runtime,
+        &client,
+        receiver.url("/fail"),
+        EventSelection::Only(vec![EventType::FrustrationDetected]),
+    );
+
+    let tmux = Tmux {
+        server: format!("belter-e2e-{}", std::process::id()),
+        session: "console".to_owned(),
+    };
+    let console = format!(
+        "{} --socket {} --log-file {}; echo console-exit=$?; sleep 30",
+        env!("CARGO_BIN_EXE_belter-tui"),
+        dir.path().join("control.sock").display(),
+        dir.path().join("console.log").display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        &tmux.session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &console,
+    ]);
+    tmux.wait_for("the live stream", |screen| screen.contains("● live"));
+
+    // A delivery that succeeds, then one that fails, appear without a key press.
+    post(&runtime, &client, EventType::CsatReceived);
+    tmux.wait_for("the csat delivery", |screen| {
+        lines_with(screen, "csat.received")
+            .iter()
+            .any(|line| line.contains("✔ 200"))
+    });
+    post(&runtime, &client, EventType::FrustrationDetected);
+    let screen = tmux.wait_for("the failed delivery", |screen| {
+        lines_with(screen, "/fail")
+            .iter()
+            .any(|line| line.contains("frustration.detected") && line.contains("✖ 500"))
+    });
+    assert!(screen.contains("failed"), "{screen}");
+
+    // The filter narrows the log on the daemon side.
+    tmux.keys(&["/"]);
+    tmux.type_text("event:csat.received");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the event filter", |screen| {
+        screen.contains("filter event:csat.received") && screen.contains("csat.received  ")
+    });
+    assert!(!screen.contains("frustration.detected"), "{screen}");
+    tmux.keys(&["/", "C-u"]);
+    tmux.type_text("status:failed");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the failed-only view", |screen| {
+        screen.contains("filter status:failed") && screen.contains("✖ 500")
+    });
+    assert!(!screen.contains("✔ 200"), "{screen}");
+    assert!(!screen.contains("csat.received"), "{screen}");
+
+    // The detail view shows the payload and the signature sent.
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the detail view", |screen| screen.contains("Payload"));
+    assert!(screen.contains("x-webhook-signature: v1="), "{screen}");
+    tmux.keys(&["Tab", "Tab"]);
+    let screen = tmux.wait_for("the payload", |screen| {
+        screen.contains("\"conversation_id\": \"conv_84310\"")
+    });
+    assert!(screen.contains("\"level\": 0.87"), "{screen}");
+
+    // A replay from the console reaches the receiver, and the new attempt shows up.
+    let failed = receiver
+        .requests()
+        .into_iter()
+        .find(|request| request.path == "/fail")
+        .expect("a request to /fail");
+    receiver.fail_status.store(200, Ordering::SeqCst);
+    tmux.keys(&["r"]);
+    let deadline = Instant::now() + WAIT;
+    let replayed = loop {
+        let found = receiver
+            .requests()
+            .into_iter()
+            .find(|request| request.delivery == failed.delivery && request.attempt == "4");
+        if let Some(request) = found {
+            break request;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replay never reached the receiver"
+        );
+        std::thread::sleep(POLL);
+    };
+    assert_eq!(replayed.path, "/fail");
+    tmux.keys(&["End"]);
+    tmux.wait_for("the replayed attempt", |screen| {
+        lines_with(screen, "#4")
+            .iter()
+            .any(|line| line.contains("replay") && line.contains("✔ 200"))
+    });
+
+    // Several deliveries replay only after a confirmation that counts them.
+    // Esc and the next key go in separate calls, or the pair reads as Alt and that key.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the log", |screen| screen.contains("TIME UTC"));
+    tmux.keys(&["f"]);
+    tmux.wait_for("the whole log", |screen| screen.contains("filter none"));
+    tmux.keys(&["Home", "Space", "Space", "r"]);
+    let screen = tmux.wait_for("the confirmation", |screen| {
+        screen.contains("Replay 2 deliveries?")
+    });
+    assert!(screen.contains("2 marked deliveries"), "{screen}");
+    let before = receiver.requests().len();
+    tmux.keys(&["y"]);
+    let deadline = Instant::now() + WAIT;
+    while receiver.requests().len() < before + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the confirmed replay never arrived"
+        );
+        std::thread::sleep(POLL);
+    }
+
+    // Quitting restores the terminal and exits with status 0.
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the console to exit", |screen| {
+        screen.contains("console-exit=")
+    });
+    assert!(screen.contains("console-exit=0"), "{screen}");
+    assert!(
+        !screen.contains("● live"),
+        "the alternate screen was not left:\n{screen}"
+    );
+}
+
+#[test]
+fn missing_daemon_names_the_socket() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("nobody.sock");
+    let output = Command::new(env!("CARGO_BIN_EXE_belter-tui"))
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run belter-tui");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
+    assert!(stderr.contains("Is belterd running?"), "{stderr}");
+}
