@@ -2,11 +2,12 @@
 //! real receiver on 127.0.0.1. Keys go in with `tmux send-keys`, and the screen is read with
 //! `tmux capture-pane -p`.
 //!
-//! Needs `belterd` in the same target directory: run `cargo build -p belter-daemon --bins` first.
-//! Needs tmux; without it the test prints why and passes without checking anything.
+//! `belterd` comes from the `belter-tests` fixtures, which build it into this target directory on
+//! first use, or take it from `$BELTER_BIN_DIR`. Needs tmux; without it the test prints why and
+//! passes without checking anything.
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
@@ -206,21 +207,10 @@ fn tmux_available() -> bool {
         .is_ok_and(|status| status.success())
 }
 
-fn belterd_path() -> PathBuf {
-    let console = Path::new(env!("CARGO_BIN_EXE_belter-tui"));
-    let path = console.with_file_name("belterd");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build -p belter-daemon --bins` before this test",
-        path.display()
-    );
-    path
-}
-
 fn start_daemon(runtime: &Runtime, dir: &Path) -> (Daemon, ControlClient) {
     let socket = dir.join("control.sock");
     let log = std::fs::File::create(dir.join("belterd.log")).expect("daemon log");
-    let child = Command::new(belterd_path())
+    let child = Command::new(belter_tests::binaries::belterd_path())
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--control-socket")
