@@ -69,11 +69,13 @@ fn check_token(state: &AppState, request_headers: &HeaderMap) -> Result<(), ApiE
     let Some(value) = request_headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized(format!("missing Authorization header: {fix}")));
     };
+    // The scheme name is case-insensitive in HTTP, so `bearer` and `BEARER` are accepted too.
     let presented = value
         .to_str()
         .ok()
-        .and_then(|text| text.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|text| text.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .unwrap_or_default();
     let expected = state.ingest_token.as_bytes();
     let matches: bool = presented.as_bytes().ct_eq(expected).into();
