@@ -210,6 +210,13 @@ async fn cli_endpoint_lifecycle() {
     assert_ne!(rotated.secret, created.secret);
     let secret = belter_ok(&daemon, &["endpoints", "secret", &id]).await;
     assert_eq!(secret.trim(), rotated.secret);
+    assert_eq!(rotated.previous_valid_until, None);
+    let graceful: EndpointSecret = belter_json!(
+        &daemon,
+        &["endpoints", "rotate-secret", &id, "--grace", "1h"]
+    );
+    assert_ne!(graceful.secret, rotated.secret);
+    assert!(graceful.previous_valid_until.is_some(), "{graceful:?}");
 
     belter_ok(&daemon, &["endpoints", "remove", &id]).await;
     let endpoints: Vec<Endpoint> = belter_json!(&daemon, &["endpoints", "list"]);

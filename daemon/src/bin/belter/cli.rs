@@ -74,7 +74,7 @@ pub(crate) enum EndpointsCommand {
     /// Resume a paused endpoint and send its queued deliveries
     Resume(EndpointIdArg),
     /// Replace an endpoint's signing secret and print the new one
-    RotateSecret(EndpointIdArg),
+    RotateSecret(RotateSecretArgs),
     /// Print an endpoint's signing secret
     Secret(EndpointIdArg),
     /// Delete an endpoint and cancel its pending deliveries
@@ -100,6 +100,16 @@ pub(crate) struct AddEndpointArgs {
     /// Create the endpoint paused, so deliveries queue until it is resumed
     #[arg(long)]
     pub(crate) paused: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateSecretArgs {
+    /// Endpoint id, such as ep_01J…
+    pub(crate) id: EndpointId,
+    /// How long the old secret keeps signing deliveries beside the new one, such as 24h, so
+    /// receivers can switch without rejecting any [default: retire it at once]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_text)]
+    pub(crate) grace: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -233,7 +243,7 @@ pub(crate) struct ReplayArgs {
 #[derive(Debug, Args)]
 pub(crate) struct StatsArgs {
     /// Window length, such as 15m, 24h or 7d [default: 24h]
-    #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_text)]
     pub(crate) window: Option<String>,
 }
 
@@ -247,8 +257,8 @@ fn parse_event_selection(text: &str) -> Result<EventSelection, String> {
     EventSelection::parse(&names)
 }
 
-/// Checks a stats window locally, so a typo fails before the daemon is asked.
-fn parse_window(text: &str) -> Result<String, String> {
+/// Checks a duration such as a stats window locally, so a typo fails before the request is sent.
+fn parse_duration_text(text: &str) -> Result<String, String> {
     belter_common::duration::parse_duration(text)
         .map(|_| text.trim().to_owned())
         .map_err(|error| error.to_string())
@@ -354,11 +364,24 @@ mod tests {
             error_kind(&["endpoints", "show", "ep_nope"]),
             ErrorKind::ValueValidation
         );
+    }
+
+    #[test]
+    fn rotate_secret_takes_grace() {
         let cli = parse(&["endpoints", "rotate-secret", ENDPOINT]).unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Endpoints(EndpointsCommand::RotateSecret(_))
-        ));
+        let Command::Endpoints(EndpointsCommand::RotateSecret(args)) = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(args.grace, None);
+        let cli = parse(&["endpoints", "rotate-secret", ENDPOINT, "--grace", "24h"]).unwrap();
+        let Command::Endpoints(EndpointsCommand::RotateSecret(args)) = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(args.grace.as_deref(), Some("24h"));
+        assert_eq!(
+            error_kind(&["endpoints", "rotate-secret", ENDPOINT, "--grace", "soon"]),
+            ErrorKind::ValueValidation
+        );
     }
 
     #[test]

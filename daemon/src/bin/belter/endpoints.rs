@@ -44,7 +44,10 @@ pub(crate) async fn run(
             print_change(json, &endpoint, "resumed")
         }
         EndpointsCommand::RotateSecret(args) => {
-            let secret = client.rotate_secret(&args.id).await?;
+            let secret = match &args.grace {
+                Some(grace) => client.rotate_secret_with_grace(&args.id, grace).await?,
+                None => client.rotate_secret(&args.id).await?,
+            };
             print_secret(json, &secret)
         }
         EndpointsCommand::Secret(args) => {
@@ -112,12 +115,17 @@ fn print_change(json: bool, endpoint: &Endpoint, change: &str) -> anyhow::Result
     print_text(&format!("endpoint {} {change}\n", endpoint.id))
 }
 
-/// Prints the bare secret, so that `$(belter endpoints secret ID)` captures it.
+/// Prints the bare secret, so that `$(belter endpoints secret ID)` captures it. The end of a
+/// grace period goes to standard error.
 fn print_secret(json: bool, secret: &EndpointSecret) -> anyhow::Result<()> {
     if json {
         return print_json(secret);
     }
-    print_text(&format!("{}\n", secret.secret))
+    print_text(&format!("{}\n", secret.secret))?;
+    if let Some(until) = secret.previous_valid_until {
+        eprintln!("The previous secret also signs deliveries until {until}.");
+    }
+    Ok(())
 }
 
 fn state_label(state: EndpointState) -> &'static str {
