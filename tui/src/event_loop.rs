@@ -1,5 +1,5 @@
 //! The console's main loop: one `select!` over terminal events, a tick, the daemon's messages
-//! and termination signals; each becomes an `Action` for `update`, then the screen is redrawn.
+//! and termination signals. Each becomes an `Action` for `update`, and then the screen is redrawn.
 
 use std::time::Duration;
 
@@ -26,8 +26,8 @@ const TICK: Duration = Duration::from_millis(500);
 /// Daemon messages applied before one redraw, so a burst of stream lines costs one frame.
 const MAX_MESSAGES_PER_FRAME: usize = 256;
 
-/// Runs the console against `client` until the user quits or the process is told to stop.
-/// Fails early, before the terminal is touched, when the daemon cannot be reached.
+/// Runs the console against `client` until the user quits or the process gets SIGTERM or
+/// SIGHUP. Fails early, before the terminal is touched, when the daemon cannot be reached.
 pub async fn run(client: ControlClient) -> anyhow::Result<()> {
     client.health().await.context("belterd is not reachable")?;
 

@@ -34,7 +34,7 @@ impl TimeBound {
             })
     }
 
-    /// The bound as a point in time, given the current time.
+    /// Resolves the bound to a point in time, given the current time.
     pub fn resolve(self, now: Timestamp) -> Timestamp {
         match self {
             TimeBound::Ago(duration) => {
@@ -101,12 +101,12 @@ impl FilterSpec {
         Ok(spec)
     }
 
-    /// Whether no term is set.
+    /// Checks whether no term is set.
     pub fn is_empty(&self) -> bool {
         self == &FilterSpec::default()
     }
 
-    /// The filter as the daemon takes it, with relative times resolved against `now`.
+    /// Converts the filter to the daemon's form, with relative times resolved against `now`.
     pub fn to_filter(&self, now: Timestamp) -> DeliveryFilter {
         DeliveryFilter {
             status: self.status,
@@ -118,8 +118,8 @@ impl FilterSpec {
         }
     }
 
-    /// Whether `delivery` passes the filter, by the same rules the daemon applies, so rows from
-    /// the live stream can join the log without a new query.
+    /// Checks whether `delivery` passes the filter by the same rules the daemon applies, so rows
+    /// from the live stream can join the log without a new query.
     pub fn matches(&self, delivery: &Delivery, now: Timestamp) -> bool {
         if self.status.is_some_and(|status| status != delivery.status) {
             return false;

@@ -6,7 +6,7 @@ use belter_common::{DeliveryId, EndpointId, EventId, EventType, Timestamp};
 /// The clock every test starts from: 2026-12-03 14:32:08 UTC.
 pub(crate) const NOW_MILLIS: u64 = 1_796_308_328_000;
 
-/// The test clock.
+/// Returns the test clock.
 pub(crate) fn now() -> Timestamp {
     Timestamp::from_millis(NOW_MILLIS)
 }
@@ -15,12 +15,12 @@ fn ulid_text(millis: u64, serial: u64) -> String {
     ulid::Ulid::from_parts(millis, u128::from(serial)).to_string()
 }
 
-/// A delivery id created at `millis`, unique per `serial`.
+/// Builds a delivery id created at `millis`, unique per `serial`.
 pub(crate) fn delivery_id(millis: u64, serial: u64) -> DeliveryId {
     DeliveryId::parse(&format!("del_{}", ulid_text(millis, serial))).expect("valid id")
 }
 
-/// An endpoint id, unique per `serial`.
+/// Builds an endpoint id, unique per `serial`.
 pub(crate) fn endpoint_id(serial: u64) -> EndpointId {
     EndpointId::parse(&format!(
         "ep_{}",
@@ -29,7 +29,7 @@ pub(crate) fn endpoint_id(serial: u64) -> EndpointId {
     .expect("valid id")
 }
 
-/// A succeeded delivery number `serial`, created `serial` seconds before the test clock, so
+/// Builds succeeded delivery number `serial`, created `serial` seconds before the test clock, so
 /// higher serials are older.
 pub(crate) fn delivery(serial: u64) -> Delivery {
     let created = now().minus_millis(serial * 1_000);
@@ -56,7 +56,7 @@ pub(crate) fn delivery(serial: u64) -> Delivery {
     }
 }
 
-/// A delivery that failed with HTTP 500 after three attempts.
+/// Builds a delivery that failed with HTTP 500 after three attempts.
 pub(crate) fn failed_delivery(serial: u64) -> Delivery {
     Delivery {
         status: DeliveryStatus::Failed,
@@ -69,7 +69,7 @@ pub(crate) fn failed_delivery(serial: u64) -> Delivery {
     }
 }
 
-/// A delivery whose latest attempt timed out and that waits for its retry.
+/// Builds a delivery whose latest attempt timed out and that waits for its retry.
 pub(crate) fn retrying_delivery(serial: u64) -> Delivery {
     Delivery {
         status: DeliveryStatus::Pending,
@@ -83,7 +83,7 @@ pub(crate) fn retrying_delivery(serial: u64) -> Delivery {
     }
 }
 
-/// A failed delivery in full: payload, signed headers and one attempt with a response body.
+/// Builds a failed delivery in full: payload, signed headers and one attempt with a response body.
 pub(crate) fn sample_detail() -> DeliveryDetail {
     let delivery = failed_delivery(2);
     let json = serde_json::json!({

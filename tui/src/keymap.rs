@@ -43,7 +43,7 @@ pub const KEY_HELP: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
-/// The action for a terminal event, if it has one in the current state.
+/// Maps a terminal event to its action in the current state, if it has one.
 pub fn action_for_event(app: &App, event: &Event) -> Option<Action> {
     match event {
         Event::Key(key) if key.kind != KeyEventKind::Release => action_for_key(app, event, key),

@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
-/// Longest wait for anything on screen or at the receiver.
+/// Maximum wait for anything on screen or at the receiver.
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Pause between two screen reads.
@@ -41,7 +41,7 @@ struct Received {
     attempt: String,
 }
 
-/// A receiver on 127.0.0.1 that records requests; `/fail` answers `fail_status`.
+/// A receiver on 127.0.0.1 that records requests. `/fail` returns `fail_status`, others 200.
 struct Receiver {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,

@@ -58,7 +58,7 @@ impl Demo {
         })
     }
 
-    /// The demo daemon's control socket.
+    /// Returns the demo daemon's control socket.
     pub fn socket(&self) -> &Path {
         &self.socket
     }

@@ -1,7 +1,7 @@
 //! The replay confirmation: how many deliveries go to which targets, before anything is sent.
 
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::layout;
@@ -17,23 +17,26 @@ const BOX_WIDTH: u16 = 72;
 pub(super) fn render(app: &App, confirmation: &ReplayConfirm, frame: &mut Frame) {
     let theme = app.theme;
     let counted = &confirmation.counted;
-    let url_width = usize::from(BOX_WIDTH.min(frame.area().width).saturating_sub(14));
+    let box_width = BOX_WIDTH.min(frame.area().width);
+    let inner_width = usize::from(box_width.saturating_sub(2)).max(1);
+    let targets = counted.targets.len();
     let mut lines = vec![
         Line::from(Span::styled(
             format!("Replay {} deliveries?", format::count(counted.queued)),
             theme.title(),
         )),
+        Line::from(confirmation.scope.clone()),
         Line::from(format!(
-            "{}, to {} targets:",
-            confirmation.scope,
-            counted.targets.len()
+            "to {targets} target{}:",
+            if targets == 1 { "" } else { "s" }
         )),
     ];
+
     for target in counted.targets.iter().take(MAX_TARGETS_SHOWN) {
         lines.push(Line::from(format!(
             "  {:>8}  {}",
             format::count(target.count),
-            format::target(&target.url, url_width)
+            format::target(&target.url, inner_width.saturating_sub(12))
         )));
     }
     if counted.targets.len() > MAX_TARGETS_SHOWN {
@@ -54,6 +57,7 @@ pub(super) fn render(app: &App, confirmation: &ReplayConfirm, frame: &mut Frame)
             theme.dim(),
         )));
     }
+
     lines.push(Line::default());
     lines.push(Line::from(vec![
         Span::styled("y", theme.key()),
@@ -61,9 +65,22 @@ pub(super) fn render(app: &App, confirmation: &ReplayConfirm, frame: &mut Frame)
         Span::styled("n", theme.key()),
         Span::raw(" cancel"),
     ]));
-    let height = lines.len() as u16 + 2;
-    let area = layout::centered(frame.area(), BOX_WIDTH, height);
+
+    // The scope, such as a long filter, may wrap, and word wrapping can take one row more than
+    // the characters alone need. Every other line fits the box.
+    let scope_length = confirmation.scope.chars().count();
+    let scope_rows = if scope_length > inner_width {
+        scope_length.div_ceil(inner_width) + 1
+    } else {
+        1
+    };
+
+    let height = (lines.len() + scope_rows - 1) as u16 + 2;
+    let area = layout::centered(frame.area(), box_width, height);
     frame.render_widget(Clear, area);
     let block = Block::bordered().title(" confirm replay ");
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    let text = Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false });
+    frame.render_widget(text, area);
 }

@@ -31,6 +31,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
         frame.render_widget(Line::from(text), body);
         return;
     };
+
     // Outcome and event first: the id may be cut at narrow widths and is repeated below.
     let badge = delivery_badge(&detail.delivery);
     title = vec![
@@ -38,6 +39,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
         Span::raw(format!(" · {} · ", detail.delivery.event_type)),
         Span::styled(view.id.to_string(), theme.title()),
     ];
+
     let document = detail_document::build(detail, theme, usize::from(area.width), app.now);
     let total = document.lines.len();
     let shown_end = (view.scroll + usize::from(body.height)).min(total);
@@ -62,6 +64,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
             ..title_area
         },
     );
+
     let lines: Vec<Line<'static>> = document
         .lines
         .into_iter()

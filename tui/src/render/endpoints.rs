@@ -29,6 +29,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
         frame.render_widget(Line::from(text), area);
         return;
     }
+
     let fixed = STATE_WIDTH + EVENTS_WIDTH + FAILURES_WIDTH + LAST_OK_WIDTH + 4;
     let url_width = usize::from(area.width.saturating_sub(fixed).max(10));
     let rows = view.endpoints.iter().map(|endpoint| {
@@ -63,6 +64,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
             Cell::from(Line::from(last_ok).alignment(Alignment::Right)),
         ])
     });
+
     let header = Row::new([
         Cell::from("STATE"),
         Cell::from("URL"),
@@ -71,6 +73,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
         Cell::from(Line::from("LAST OK").alignment(Alignment::Right)),
     ])
     .style(theme.dim());
+
     let widths = [
         Constraint::Length(STATE_WIDTH),
         Constraint::Fill(1),

@@ -22,6 +22,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
         frame.render_widget(text, area);
         return;
     }
+
     let first = Rect { height: 1, ..area };
     let position = position_text(app);
     let position_width = position.chars().count() as u16;
@@ -38,6 +39,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
     if let Some(message) = message(app) {
         frame.render_widget(message, message_area);
     }
+
     if area.height < 2 {
         return;
     }

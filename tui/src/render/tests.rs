@@ -107,7 +107,7 @@ fn draw(app: &App) -> Buffer {
     terminal.backend().buffer().clone()
 }
 
-/// The screen as text, one line per row with trailing blanks cut, ids masked.
+/// Converts the screen to text, one line per row, with trailing blanks cut and ids masked.
 fn text(buffer: &Buffer) -> String {
     let mut lines = Vec::new();
     for y in 0..buffer.area.height {

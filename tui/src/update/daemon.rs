@@ -102,12 +102,12 @@ pub(super) fn receive(app: &mut App, message: DaemonMessage, commands: &mut Vec<
         }
         DaemonMessage::Stream(event) => stream_event(app, event, commands),
         DaemonMessage::StreamLost(error) => {
-            if !matches!(app.connection, Connection::Lost { .. }) {
-                app.connection = Connection::Lost {
-                    error,
-                    since: app.now,
-                };
-            }
+            // Each failed reconnect brings the latest error; the outage keeps its start time.
+            let since = match &app.connection {
+                Connection::Lost { since, .. } => *since,
+                _ => app.now,
+            };
+            app.connection = Connection::Lost { error, since };
         }
     }
 }

@@ -92,7 +92,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Command> {
     commands
 }
 
-/// The daemon query for one page of the log under the current filter.
+/// Builds the daemon query for one page of the log under the current filter.
 fn page_command(app: &App, request: PageRequest) -> Command {
     let mut query = DeliveryQuery::from_filter(app.filter.to_filter(app.now), Some(request.limit));
     query.cursor = request.cursor.clone();
@@ -191,7 +191,7 @@ fn move_selection(app: &mut App, motion: Motion, commands: &mut Vec<Command>) {
     }
 }
 
-/// The detail document at the current width, if a delivery is loaded.
+/// Builds the detail document at the current width, if a delivery is loaded.
 fn detail_document(app: &App) -> Option<detail_document::DetailDocument> {
     let detail = app.detail.as_ref()?.detail.as_ref()?;
     Some(detail_document::build(

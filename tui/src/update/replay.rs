@@ -1,5 +1,5 @@
-//! Replays from the console. One delivery is replayed at once; several, by marks or by filter,
-//! are first counted with a dry run and replayed only after the user confirms the counts.
+//! Replays from the console. One delivery is replayed at once. Several, by marks or by filter,
+//! are first counted with a dry run, and replayed only after the user confirms the counts.
 
 use belter_common::api::{ReplayRequest, ReplayResponse};
 

@@ -26,7 +26,7 @@ fn daemon(app: &mut App, message: DaemonMessage) -> Vec<Command> {
     update(app, Action::Daemon(Box::new(message)))
 }
 
-/// Starts the app and answers its first page with deliveries 1..=count, newest first.
+/// Starts the app and replies to its first page fetch with deliveries 1..=count, newest first.
 fn started(count: u64) -> App {
     let mut app = app();
     let commands = update(&mut app, Action::Start);
