@@ -37,6 +37,9 @@ struct Args {
     /// How long deliveries, attempts and events are kept, such as 7d [default: 7d].
     #[arg(long)]
     retention: Option<String>,
+    /// How often records past retention are pruned, such as 10m [default: 10m].
+    #[arg(long)]
+    retention_interval: Option<String>,
     /// Size limit of an ingest request body in bytes [default: 262144].
     #[arg(long)]
     max_body_bytes: Option<usize>,
@@ -86,6 +89,9 @@ fn build_config(args: Args) -> anyhow::Result<Config> {
     }
     if let Some(retention) = args.retention {
         config.retention = config::parse_positive("retention", &retention)?;
+    }
+    if let Some(interval) = args.retention_interval {
+        config.retention_interval = config::parse_positive("retention_interval", &interval)?;
     }
     if let Some(bytes) = args.max_body_bytes {
         config.max_body_bytes = config::check_count("max_body_bytes", bytes)?;

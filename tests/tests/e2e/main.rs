@@ -9,6 +9,7 @@ mod ingest;
 mod limits;
 mod replay;
 mod restart;
+mod retention;
 mod retry;
 mod stats;
 mod stream;
