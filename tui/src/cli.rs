@@ -1,5 +1,6 @@
 //! Command-line options and the default socket path.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -39,13 +40,37 @@ pub struct Args {
 /// The daemon's default control socket: `$XDG_DATA_HOME/belter/control.sock`, else
 /// `$HOME/.local/share/belter/control.sock`. `None` when neither variable is set.
 pub fn default_socket_path() -> Option<PathBuf> {
-    let data_home = std::env::var_os("XDG_DATA_HOME")
+    socket_path_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+}
+
+fn socket_path_from(xdg_data_home: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    let data_home = xdg_data_home
         .filter(|value| !value.is_empty())
         .map(PathBuf::from)
         .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|value| !value.is_empty())
+            home.filter(|value| !value.is_empty())
                 .map(|home| PathBuf::from(home).join(".local/share"))
         })?;
     Some(data_home.join("belter").join("control.sock"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_prefers_xdg_data_home() {
+        let path = socket_path_from(Some("/xdg".into()), Some("/home/ann".into()));
+        assert_eq!(path, Some(PathBuf::from("/xdg/belter/control.sock")));
+    }
+
+    #[test]
+    fn socket_falls_back_to_home() {
+        let path = socket_path_from(Some("".into()), Some("/home/ann".into()));
+        assert_eq!(
+            path,
+            Some(PathBuf::from("/home/ann/.local/share/belter/control.sock"))
+        );
+        assert_eq!(socket_path_from(None, None), None);
+    }
 }

@@ -108,7 +108,6 @@ fn action_for_key(app: &App, event: &Event, key: &KeyEvent) -> Option<Action> {
         (View::Log | View::Detail, KeyCode::Char('e')) => Some(Action::ShowEndpoints),
         (View::Detail, KeyCode::Tab) => Some(Action::NextSection),
         (View::Endpoints, KeyCode::Char('p')) => Some(Action::TogglePause),
-        (View::Endpoints, KeyCode::Char('l')) => Some(Action::Back),
         _ => None,
     }
 }
