@@ -144,6 +144,8 @@ pub struct App {
     pub detail: Option<DetailView>,
     /// The endpoint list.
     pub endpoints: EndpointsView,
+    /// When the first page of the log last failed to load, so a tick can try again.
+    pub log_failed_at: Option<Timestamp>,
     /// The 24 h totals, adjusted live between fetches.
     pub stats: Option<Stats>,
     /// When the totals were last requested.
@@ -177,6 +179,7 @@ impl App {
             marks: BTreeSet::new(),
             detail: None,
             endpoints: EndpointsView::default(),
+            log_failed_at: None,
             stats: None,
             stats_requested_at: None,
             connection: Connection::Connecting,

@@ -19,6 +19,9 @@ pub(super) fn receive(app: &mut App, message: DaemonMessage, commands: &mut Vec<
             }
             Err(error) => {
                 app.log.page_failed(&request);
+                if !app.log.is_loaded() {
+                    app.log_failed_at = Some(app.now);
+                }
                 failed(app, "listing deliveries", &error);
             }
         },

@@ -24,6 +24,9 @@ const ERROR_NOTICE_MILLIS: u64 = 20_000;
 /// How often the 24 h totals are refetched, in milliseconds; stream events adjust them between.
 const STATS_REFRESH_MILLIS: u64 = 10_000;
 
+/// Wait before the first page of the log is fetched again after it failed, in milliseconds.
+const FIRST_PAGE_RETRY_MILLIS: u64 = 2_000;
+
 /// How often the endpoint list is refetched while it is on screen, in milliseconds.
 const ENDPOINTS_REFRESH_MILLIS: u64 = 5_000;
 
@@ -138,6 +141,14 @@ fn tick(app: &mut App, now: Timestamp, commands: &mut Vec<Command>) {
         if elapsed(Some(notice.at), now) >= lifetime {
             app.notice = None;
         }
+    }
+    if app.log_failed_at.is_some()
+        && elapsed(app.log_failed_at, now) >= FIRST_PAGE_RETRY_MILLIS
+        && !app.log.is_loaded()
+        && !app.log.is_loading()
+    {
+        app.log_failed_at = None;
+        reload_log(app, commands);
     }
     if elapsed(app.stats_requested_at, now) >= STATS_REFRESH_MILLIS {
         commands.push(stats_command(app));

@@ -408,7 +408,7 @@ fn tick_refreshes_totals_and_expires_notice() {
 }
 
 #[test]
-fn failed_page_shows_error() {
+fn failed_first_page_is_retried() {
     let mut app = app();
     let commands = update(&mut app, Action::Start);
     let Some(Command::FetchPage { request, .. }) = commands.into_iter().next() else {
@@ -428,6 +428,14 @@ fn failed_page_shows_error() {
         notice.as_deref(),
         Some("listing deliveries failed: belterd returned 500: boom")
     );
+    let soon = update(&mut app, Action::Tick(fixtures::now().plus_millis(500)));
+    assert!(!soon
+        .iter()
+        .any(|command| matches!(command, Command::FetchPage { .. })));
+    let later = update(&mut app, Action::Tick(fixtures::now().plus_millis(2_000)));
+    assert!(later
+        .iter()
+        .any(|command| matches!(command, Command::FetchPage { .. })));
 }
 
 #[test]
