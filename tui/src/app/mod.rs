@@ -1,5 +1,5 @@
 //! The console's whole state as plain data: what is on screen, what is loaded, and what is under
-//! way. Only `update` changes it and only `render` reads it.
+//! way. Only `update` changes it, and `keymap` and `render` only read it.
 
 pub mod delivery_log;
 pub mod detail_document;

@@ -161,5 +161,6 @@ fn stream_event(app: &mut App, event: StreamEvent, commands: &mut Vec<Command>) 
 /// Reports a failed call in the footer. The connection state is left to the stream task, which
 /// notices a daemon that went away and reconnects.
 fn failed(app: &mut App, what: &str, error: &CallError) {
+    tracing::warn!(error = %error.message, call = what, "daemon call failed");
     app.warn(format!("{what} failed: {}", error.message));
 }

@@ -1,5 +1,5 @@
 //! `update(&mut App, Action)`: the only place the console's state changes. It returns the
-//! daemon calls to make; their results come back later as `Action::Daemon`.
+//! daemon calls to make, and their results come back later as `Action::Daemon`.
 
 mod daemon;
 mod replay;
