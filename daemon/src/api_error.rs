@@ -66,3 +66,17 @@ pub(crate) async fn route_not_found(uri: axum::http::Uri) -> ApiError {
         uri.path()
     ))
 }
+
+/// The answer of a known route called with a method it does not serve.
+pub(crate) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method {method} is not allowed on {}: see docs/api.md for the methods of each route",
+            uri.path()
+        ),
+    )
+}

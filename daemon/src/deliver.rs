@@ -74,6 +74,7 @@ pub(crate) fn sign_all(secrets: &[&str], body: &[u8]) -> String {
 pub(crate) fn request_headers(request: &AttemptRequest<'_>, signature: &str) -> Vec<Header> {
     let pairs = [
         ("content-type", "application/json".to_owned()),
+        ("accept", "*/*".to_owned()),
         ("user-agent", headers::user_agent()),
         (headers::EVENT, request.event_type.to_owned()),
         (headers::EVENT_ID, request.event_id.to_owned()),
@@ -114,7 +115,8 @@ pub(crate) async fn send(
     }
     let mut builder = client.post(request.url);
     for header in request_headers(&request, &signature) {
-        if header.name != "user-agent" {
+        // The client sets these two on every request itself.
+        if header.name != "user-agent" && header.name != "accept" {
             builder = builder.header(header.name, header.value);
         }
     }

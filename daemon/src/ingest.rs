@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 
-use crate::api_error::{route_not_found, ApiError};
+use crate::api_error::{method_not_allowed, route_not_found, ApiError};
 use crate::state::AppState;
 use crate::store::{IngestWrite, NewDelivery, NewEvent};
 
@@ -31,6 +31,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/events", post(ingest_with_token))
         .route("/healthz", get(health))
         .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use belter_common::records::{AttemptTrigger, DeliveryStatus, StreamEvent, StreamKind};
+use belter_common::records::{
+    AttemptTrigger, DeliveryStatus, FailureKind, StreamEvent, StreamKind,
+};
 use belter_common::{DeliveryId, Timestamp};
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -214,8 +216,13 @@ async fn run_attempt(
     let ended_at = now_ms();
 
     let endpoint_gone = state.endpoints.get(&entry.id).is_none();
+    let blocked = result.failure == Some(FailureKind::BlockedByPolicy);
     let completion = if endpoint_gone && !result.succeeded {
         Completion::Final(DeliveryStatus::Cancelled)
+    } else if blocked {
+        // The policy only changes with a restart, so a retry would be blocked again; a replay
+        // after the operator opens the range sends it.
+        Completion::Final(DeliveryStatus::Failed)
     } else {
         let outcome = if result.succeeded {
             AttemptOutcome::Succeeded

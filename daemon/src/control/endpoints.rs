@@ -12,6 +12,7 @@ use belter_common::signing::SECRET_PREFIX;
 use belter_common::{EndpointId, Timestamp};
 
 use super::extract;
+use crate::address_policy::AddressPolicy;
 use crate::api_error::ApiError;
 use crate::registry::EndpointEntry;
 use crate::state::AppState;
@@ -25,7 +26,7 @@ const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 
 const MAX_URL_LEN: usize = 2_048;
 
 /// Checks an endpoint URL: absolute http or https, with a host, and no user name or password.
-pub(crate) fn check_url(text: &str) -> Result<String, ApiError> {
+pub(crate) fn check_url(text: &str, policy: &AddressPolicy) -> Result<String, ApiError> {
     let invalid = |fix: &str| {
         let shown: String = text.chars().take(200).collect();
         ApiError::unprocessable(format!("invalid url {shown:?}: {fix}"))
@@ -44,12 +45,27 @@ pub(crate) fn check_url(text: &str) -> Result<String, ApiError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("the URL must name a host"));
     }
+    if let Some(ip) = literal_ip(&url) {
+        if !policy.permits(ip) {
+            return Err(invalid(&format!(
+                "{ip} is an internal address, which deliveries may not reach; add its range to allow_networks in the daemon's config to allow it"
+            )));
+        }
+    }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(
             "user names and passwords in URLs are not sent; remove them",
         ));
     }
     Ok(url.to_string())
+}
+
+fn literal_ip(url: &url::Url) -> Option<std::net::IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(std::net::IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(std::net::IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
 }
 
 fn check_description(text: &str) -> Result<(), ApiError> {
@@ -122,7 +138,7 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
     let request: CreateEndpoint = extract::json(&body)?;
-    let url = check_url(&request.url)?;
+    let url = check_url(&request.url, &state.policy)?;
     check_description(&request.description)?;
     let now = Timestamp::now().as_millis();
     let secret = generate_secret()?;
@@ -168,7 +184,11 @@ pub(super) async fn update(
 ) -> Result<Json<Endpoint>, ApiError> {
     let entry = lookup(&state, &id)?;
     let request: UpdateEndpoint = extract::json(&body)?;
-    let url = request.url.as_deref().map(check_url).transpose()?;
+    let url = request
+        .url
+        .as_deref()
+        .map(|url| check_url(url, &state.policy))
+        .transpose()?;
     if let Some(description) = &request.description {
         check_description(description)?;
     }
@@ -304,7 +324,11 @@ pub(super) async fn rotate_secret(
             .previous_secrets
             .retain(|(_, valid_until)| *valid_until > now);
         let old = std::mem::replace(&mut record.secret, new_secret);
-        if grace_ms > 0 {
+        if grace_ms == 0 {
+            // A rotation without grace is what an operator does after a leak: every earlier
+            // secret stops signing at once.
+            record.previous_secrets.clear();
+        } else {
             record
                 .previous_secrets
                 .push((old, now.saturating_add(grace_ms)));
@@ -321,8 +345,14 @@ mod tests {
 
     #[test]
     fn url_checks() {
-        assert!(check_url("https://hooks.example.com/belter").is_ok());
-        assert!(check_url("http://127.0.0.1:8080/x?y=1").is_ok());
+        let loopback = AddressPolicy::new(vec![crate::parse_network("127.0.0.0/8").unwrap()]);
+        let strict = AddressPolicy::default();
+        assert!(check_url("https://hooks.example.com/belter", &strict).is_ok());
+        assert!(check_url("http://127.0.0.1:8080/x?y=1", &loopback).is_ok());
+        let message = check_url("http://10.0.0.1/", &loopback)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("allow_networks"), "{message}");
         let cases = [
             ("ftp://example.com/", "http or https"),
             ("https://user:pw@example.com/", "passwords"),
@@ -331,7 +361,7 @@ mod tests {
             ("file:///etc/passwd", "http or https"),
         ];
         for (url, expected) in cases {
-            let message = check_url(url).unwrap_err().message;
+            let message = check_url(url, &strict).unwrap_err().message;
             assert!(message.contains(expected), "{url}: {message}");
         }
     }

@@ -10,7 +10,7 @@ mod stream;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api_error::route_not_found;
+use crate::api_error::{method_not_allowed, route_not_found};
 use crate::ingest;
 use crate::state::AppState;
 
@@ -47,5 +47,6 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/stats", get(deliveries::stats))
         .route("/v1/stream", get(stream::stream))
         .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

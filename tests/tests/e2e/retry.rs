@@ -265,7 +265,7 @@ async fn retry_after_is_honoured() {
 }
 
 #[tokio::test]
-async fn loopback_blocked_by_default() {
+async fn loopback_name_blocked_by_default() {
     let options = DaemonOptions {
         allow_networks: Vec::new(),
         ..DaemonOptions::default()
@@ -273,14 +273,57 @@ async fn loopback_blocked_by_default() {
     let daemon = DaemonProcess::start_with(options).await;
     let client = daemon.client();
     let receiver = Receiver::start().await;
-    subscribe(&client, &receiver).await;
+    // A host name passes creation; the policy stops it once it resolves to loopback.
+    let url = format!("http://localhost:{}/hook", receiver.addr().port());
+    let request = CreateEndpoint {
+        url,
+        event_types: EventSelection::All,
+        description: String::new(),
+        paused: false,
+    };
+    client.create_endpoint(&request).await.expect("create");
     let answer = daemon.ingest_accepted(csat()).await;
+    let id = &answer.deliveries[0];
 
-    let detail = wait_for_attempts(&client, &answer.deliveries[0], 1).await;
+    let detail = wait_for_status(&client, id, DeliveryStatus::Failed).await;
 
+    assert_eq!(
+        detail.attempts.len(),
+        1,
+        "a blocked delivery is not retried"
+    );
     assert_eq!(
         detail.attempts[0].failure,
         Some(FailureKind::BlockedByPolicy)
     );
+    let error = detail.attempts[0].error.clone().unwrap_or_default();
+    assert!(error.contains("blocked by policy"), "{error}");
     assert_eq!(receiver.count(), 0);
+}
+
+#[tokio::test]
+async fn loopback_address_rejected_at_creation() {
+    let options = DaemonOptions {
+        allow_networks: Vec::new(),
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let request = CreateEndpoint {
+        url: "http://127.0.0.1:9/hook".to_owned(),
+        event_types: EventSelection::All,
+        description: String::new(),
+        paused: false,
+    };
+
+    let error = daemon
+        .client()
+        .create_endpoint(&request)
+        .await
+        .expect_err("internal address accepted");
+
+    assert_eq!(
+        error.status(),
+        Some(hyper::StatusCode::UNPROCESSABLE_ENTITY)
+    );
+    assert!(error.to_string().contains("allow_networks"), "{error}");
 }
