@@ -107,6 +107,8 @@ impl FilterSpec {
     }
 
     /// Converts the filter to the daemon's form, with relative times resolved against `now`.
+    // Every field is set today. The default covers filter fields the contract may add later.
+    #[allow(clippy::needless_update)]
     pub fn to_filter(&self, now: Timestamp) -> DeliveryFilter {
         DeliveryFilter {
             status: self.status,
@@ -115,6 +117,7 @@ impl FilterSpec {
             target: self.target.clone(),
             since: self.since.map(|bound| bound.resolve(now)),
             until: self.until.map(|bound| bound.resolve(now)),
+            ..DeliveryFilter::default()
         }
     }
 
@@ -211,25 +214,14 @@ fn parse_status(value: &str) -> Result<Option<DeliveryStatus>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use belter_common::DeliveryId;
 
     fn delivery(url: &str, status: DeliveryStatus, created_at: Timestamp) -> Delivery {
-        Delivery {
-            id: DeliveryId::generate(),
-            event_id: belter_common::EventId::generate(),
-            event_type: EventType::CsatReceived,
-            endpoint_id: EndpointId::generate(),
-            target_url: url.to_owned(),
-            status,
-            attempt_count: 1,
-            created_at,
-            updated_at: created_at,
-            next_attempt_at: None,
-            last_status_code: Some(500),
-            last_failure: None,
-            last_error: None,
-            last_latency_ms: Some(12),
-        }
+        let mut row = crate::fixtures::delivery(1);
+        row.target_url = url.to_owned();
+        row.status = status;
+        row.event_type = EventType::CsatReceived;
+        row.created_at = created_at;
+        row
     }
 
     #[test]

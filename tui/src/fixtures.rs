@@ -1,7 +1,10 @@
 //! Deterministic records for unit and render tests.
 
-use belter_common::records::{Delivery, DeliveryDetail, DeliveryStatus, FailureKind};
-use belter_common::{DeliveryId, EndpointId, EventId, EventType, Timestamp};
+use belter_common::records::{
+    Attempt, Delivery, DeliveryDetail, DeliveryStatus, Endpoint, FailureKind, Health, Stats,
+    StreamEvent, StreamKind,
+};
+use belter_common::{DeliveryId, EndpointId, EventType, Timestamp};
 
 /// The clock every test starts from: 2026-12-03 14:32:08 UTC.
 pub(crate) const NOW_MILLIS: u64 = 1_796_308_328_000;
@@ -30,30 +33,32 @@ pub(crate) fn endpoint_id(serial: u64) -> EndpointId {
 }
 
 /// Builds succeeded delivery number `serial`, created `serial` seconds before the test clock, so
-/// higher serials are older.
+/// higher serials are older. Records are built from JSON, as the daemon sends them, so fields
+/// that the contract adds with a default do not break the tests.
 pub(crate) fn delivery(serial: u64) -> Delivery {
     let created = now().minus_millis(serial * 1_000);
-    Delivery {
-        id: delivery_id(created.as_millis(), serial),
-        event_id: EventId::parse(&format!("evt_{}", ulid_text(created.as_millis(), serial)))
-            .expect("valid id"),
-        event_type: EventType::ALL[(serial % 7) as usize],
-        endpoint_id: endpoint_id(serial % 2),
-        target_url: if serial % 2 == 0 {
-            "https://hooks.example.com/integrations/crm/receive".to_owned()
-        } else {
-            "http://127.0.0.1:9000/alerts".to_owned()
-        },
-        status: DeliveryStatus::Succeeded,
-        attempt_count: 1,
-        created_at: created,
-        updated_at: created.plus_millis(120),
-        next_attempt_at: None,
-        last_status_code: Some(200),
-        last_failure: None,
-        last_error: None,
-        last_latency_ms: Some(120),
-    }
+    let target_url = if serial % 2 == 0 {
+        "https://hooks.example.com/integrations/crm/receive"
+    } else {
+        "http://127.0.0.1:9000/alerts"
+    };
+    let json = serde_json::json!({
+        "id": delivery_id(created.as_millis(), serial),
+        "event_id": format!("evt_{}", ulid_text(created.as_millis(), serial)),
+        "event_type": EventType::ALL[(serial % 7) as usize],
+        "endpoint_id": endpoint_id(serial % 2),
+        "target_url": target_url,
+        "status": "succeeded",
+        "attempt_count": 1,
+        "created_at": created,
+        "updated_at": created.plus_millis(120),
+        "next_attempt_at": null,
+        "last_status_code": 200,
+        "last_failure": null,
+        "last_error": null,
+        "last_latency_ms": 120,
+    });
+    serde_json::from_value(json).expect("valid delivery")
 }
 
 /// Builds a delivery that failed with HTTP 500 after three attempts.
@@ -114,4 +119,79 @@ pub(crate) fn sample_detail() -> DeliveryDetail {
         }]
     });
     serde_json::from_value(json).expect("valid detail")
+}
+
+/// Builds an endpoint with `consecutive` failures in a row, seven times as many in 24 h, and a
+/// last success a minute ago when it has no failures in a row.
+pub(crate) fn endpoint(serial: u64, url: &str, paused: bool, consecutive: u32) -> Endpoint {
+    let json = serde_json::json!({
+        "id": endpoint_id(serial),
+        "url": url,
+        "event_types": if serial == 0 { vec!["*"] } else { vec!["csat.received", "frustration.detected"] },
+        "description": "",
+        "state": if paused { "paused" } else { "active" },
+        "created_at": now(),
+        "updated_at": now(),
+        "consecutive_failures": consecutive,
+        "recent_failures": u64::from(consecutive) * 7,
+        "last_success_at": (consecutive == 0).then(|| now().minus_millis(65_000)),
+    });
+    serde_json::from_value(json).expect("valid endpoint")
+}
+
+/// Builds 24 h totals: 3,892 succeeded and 14 failed attempts, 3 pending deliveries.
+pub(crate) fn stats() -> Stats {
+    let json = serde_json::json!({
+        "window_secs": 86_400,
+        "since": now().minus_millis(86_400_000),
+        "ok": 3_892,
+        "failed": 14,
+        "gave_up": 2,
+        "pending": 3,
+        "endpoints": 2,
+    });
+    serde_json::from_value(json).expect("valid stats")
+}
+
+/// Builds the health of a daemon that started 2 h 13 m before the test clock.
+pub(crate) fn health() -> Health {
+    let json = serde_json::json!({
+        "status": "ok",
+        "version": "0.1.0",
+        "started_at": now().minus_millis(7_980_000),
+        "ingest_addr": "127.0.0.1:7700",
+        "data_dir": "/var/lib/belter",
+    });
+    serde_json::from_value(json).expect("valid health")
+}
+
+/// Builds a first attempt that ended with `status_code`.
+pub(crate) fn attempt(status_code: u16) -> Attempt {
+    let json = serde_json::json!({
+        "number": 1,
+        "trigger": "first",
+        "started_at": now(),
+        "latency_ms": 20,
+        "succeeded": (200..300).contains(&status_code),
+        "status_code": status_code,
+        "failure": if (200..300).contains(&status_code) { None } else { Some("http_status") },
+        "error": null,
+        "response_body": null,
+        "signature": "v1=00",
+    });
+    serde_json::from_value(json).expect("valid attempt")
+}
+
+/// Builds a stream line.
+pub(crate) fn stream_event(
+    kind: StreamKind,
+    delivery: Option<Delivery>,
+    attempt: Option<Attempt>,
+) -> StreamEvent {
+    let json = serde_json::json!({
+        "kind": kind,
+        "delivery": delivery,
+        "attempt": attempt,
+    });
+    serde_json::from_value(json).expect("valid stream event")
 }

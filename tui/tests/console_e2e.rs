@@ -2,15 +2,15 @@
 //! real receiver on 127.0.0.1. Keys go in with `tmux send-keys`, and the screen is read with
 //! `tmux capture-pane -p`.
 //!
-//! `belterd` comes from the `belter-tests` fixtures, which build it into this target directory on
-//! first use, or take it from `$BELTER_BIN_DIR`. Needs tmux; without it the test prints why and
-//! passes without checking anything.
+//! `belterd` is built into this test's target directory on first use, because Cargo builds only
+//! this package's binaries for its tests, or taken from `$BELTER_BIN_DIR`. Needs tmux; without it
+//! the test prints why and passes without checking anything.
 
 use std::convert::Infallible;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use belter_common::api::CreateEndpoint;
@@ -198,6 +198,44 @@ impl Drop for Tmux {
     }
 }
 
+/// Returns `$BELTER_BIN_DIR/belterd`, or builds belterd next to `belter-tui` on first use, so the
+/// test never runs a stale daemon. `--workspace` resolves features as `cargo test --workspace`
+/// does, so this only links the binary after a workspace build.
+fn belterd_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("BELTER_BIN_DIR") {
+            return PathBuf::from(dir).join("belterd");
+        }
+        let console = Path::new(env!("CARGO_BIN_EXE_belter-tui"));
+        let profile_dir = console.parent().expect("binary directory");
+        let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+            Some("debug") | None => "dev",
+            Some(name) => name,
+        };
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        command
+            .args(["build", "--quiet", "--workspace", "--bin", "belterd"])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["--profile", profile]);
+        if let Some(target_dir) = profile_dir.parent() {
+            if target_dir.join("CACHEDIR.TAG").is_file() {
+                command.arg("--target-dir").arg(target_dir);
+            }
+        }
+        let output = command.output().expect("run cargo to build belterd");
+        assert!(
+            output.status.success(),
+            "cargo build --bin belterd failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        profile_dir.join("belterd")
+    })
+    .clone()
+}
+
 fn tmux_available() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -210,7 +248,7 @@ fn tmux_available() -> bool {
 fn start_daemon(runtime: &Runtime, dir: &Path) -> (Daemon, ControlClient) {
     let socket = dir.join("control.sock");
     let log = std::fs::File::create(dir.join("belterd.log")).expect("daemon log");
-    let child = Command::new(belter_tests::binaries::belterd_path())
+    let child = Command::new(belterd_path())
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--control-socket")
@@ -245,12 +283,12 @@ fn start_daemon(runtime: &Runtime, dir: &Path) -> (Daemon, ControlClient) {
 }
 
 fn create_endpoint(runtime: &Runtime, client: &ControlClient, url: String, events: EventSelection) {
-    let request = CreateEndpoint {
-        url,
-        event_types: events,
-        description: String::new(),
-        paused: false,
-    };
+    // Built from JSON so that optional fields the contract adds keep their defaults.
+    let request: CreateEndpoint = serde_json::from_value(serde_json::json!({
+        "url": url,
+        "event_types": events,
+    }))
+    .expect("valid endpoint request");
     runtime
         .block_on(client.create_endpoint(&request))
         .expect("create endpoint");
@@ -414,6 +452,57 @@ fn console_follows_filters_shows_and_replays() {
     assert!(
         !screen.contains("● live"),
         "the alternate screen was not left:\n{screen}"
+    );
+}
+
+#[test]
+fn demo_runs_and_cleans_up() {
+    if !tmux_available() {
+        eprintln!("SKIPPED demo_runs_and_cleans_up: tmux is not installed");
+        return;
+    }
+    let tmux = Tmux {
+        server: format!("belter-e2e-demo-{}", std::process::id()),
+        session: "demo".to_owned(),
+    };
+    let console = format!(
+        "{} --demo --belterd {}; echo console-exit=$?; sleep 30",
+        env!("CARGO_BIN_EXE_belter-tui"),
+        belterd_path().display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        &tmux.session,
+        "-x",
+        "80",
+        "-y",
+        "24",
+        &console,
+    ]);
+    tmux.wait_for("demo deliveries", |screen| {
+        screen.contains("● live") && screen.contains("ks/crm") && screen.contains("✔ 200")
+    });
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the demo to exit", |screen| {
+        screen.contains("console-exit=")
+    });
+    assert!(screen.contains("console-exit=0"), "{screen}");
+    // The demo names its directory before the console starts; the pane may wrap that line.
+    let joined: String = screen.lines().collect();
+    let start = joined
+        .find("/belter-demo-")
+        .expect("the demo's directory is named");
+    let prefix = &joined[..start];
+    let dir_start = prefix.rfind(' ').map_or(0, |space| space + 1);
+    let name_end = joined[start + 1..]
+        .find(|character: char| !(character.is_ascii_alphanumeric() || character == '-'))
+        .map_or(joined.len(), |end| start + 1 + end);
+    let directory = &joined[dir_start..name_end];
+    assert!(
+        !Path::new(directory).exists(),
+        "the demo left {directory} behind"
     );
 }
 

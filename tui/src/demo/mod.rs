@@ -103,12 +103,13 @@ async fn create_endpoints(client: &ControlClient, receiver: &Receiver) -> anyhow
         ),
     ];
     for (url, event_types, description) in endpoints {
-        let request = CreateEndpoint {
-            url: url.clone(),
-            event_types,
-            description: description.to_owned(),
-            paused: false,
-        };
+        // Built from JSON so that optional fields the contract adds keep their defaults.
+        let request: CreateEndpoint = serde_json::from_value(serde_json::json!({
+            "url": url,
+            "event_types": event_types,
+            "description": description,
+        }))
+        .context("cannot encode a demo endpoint")?;
         client
             .create_endpoint(&request)
             .await

@@ -1,7 +1,5 @@
 use belter_common::api::{DeliveryPage, ReplayRequest, ReplayResponse, TargetCount};
-use belter_common::records::{
-    DeliveryStatus, Endpoint, EndpointState, EventSelection, Health, Stats,
-};
+use belter_common::records::DeliveryStatus;
 use belter_common::EventType;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -69,28 +67,8 @@ fn app_with_log(size: (u16, u16), theme: Theme) -> App {
             }),
         },
     );
-    daemon(
-        &mut app,
-        DaemonMessage::Stats(Ok(Stats {
-            window_secs: 86_400,
-            since: fixtures::now().minus_millis(86_400_000),
-            ok: 3_892,
-            failed: 14,
-            gave_up: 2,
-            pending: 3,
-            endpoints: 2,
-        })),
-    );
-    daemon(
-        &mut app,
-        DaemonMessage::StreamConnected(Health {
-            status: "ok".to_owned(),
-            version: "0.1.0".to_owned(),
-            started_at: fixtures::now().minus_millis(7_980_000),
-            ingest_addr: "127.0.0.1:7700".to_owned(),
-            data_dir: "/var/lib/belter".to_owned(),
-        }),
-    );
+    daemon(&mut app, DaemonMessage::Stats(Ok(fixtures::stats())));
+    daemon(&mut app, DaemonMessage::StreamConnected(fixtures::health()));
     app
 }
 
@@ -236,35 +214,16 @@ fn detail_at_80x24() {
 fn endpoints_at_80x24() {
     let mut app = app_with_log(NARROW, color());
     update(&mut app, Action::ShowEndpoints);
-    let endpoint = |serial, url: &str, state, failures| Endpoint {
-        id: fixtures::endpoint_id(serial),
-        url: url.to_owned(),
-        event_types: if serial == 0 {
-            EventSelection::All
-        } else {
-            EventSelection::Only(vec![
-                EventType::CsatReceived,
-                EventType::FrustrationDetected,
-            ])
-        },
-        description: String::new(),
-        state,
-        created_at: fixtures::now(),
-        updated_at: fixtures::now(),
-        consecutive_failures: failures,
-        recent_failures: u64::from(failures) * 7,
-        last_success_at: (failures == 0).then(|| fixtures::now().minus_millis(65_000)),
-    };
     daemon(
         &mut app,
         DaemonMessage::Endpoints(Ok(vec![
-            endpoint(
+            fixtures::endpoint(
                 0,
                 "https://hooks.example.com/integrations/crm/receive",
-                EndpointState::Active,
+                false,
                 0,
             ),
-            endpoint(1, "http://127.0.0.1:9000/alerts", EndpointState::Paused, 12),
+            fixtures::endpoint(1, "http://127.0.0.1:9000/alerts", true, 12),
         ])),
     );
     let screen = screen(&app);
@@ -291,8 +250,8 @@ fn confirm_lists_targets() {
     let mut app = app_with_log(NARROW, color());
     let request = ReplayRequest {
         ids: vec![delivery(1).id, delivery(2).id],
-        filter: None,
         dry_run: true,
+        ..ReplayRequest::default()
     };
     daemon(
         &mut app,

@@ -18,8 +18,8 @@ pub(super) fn replay_selection(app: &mut App, commands: &mut Vec<Command>) {
     if app.marks.len() > 1 {
         let request = ReplayRequest {
             ids: app.marks.iter().cloned().collect(),
-            filter: None,
             dry_run: true,
+            ..ReplayRequest::default()
         };
         count(app, request, commands);
         return;
@@ -38,9 +38,9 @@ pub(super) fn replay_selection(app: &mut App, commands: &mut Vec<Command>) {
 /// Counts every delivery the current filter matches, to confirm a replay of all of them.
 pub(super) fn count_filtered(app: &mut App, commands: &mut Vec<Command>) {
     let request = ReplayRequest {
-        ids: Vec::new(),
         filter: Some(app.filter.to_filter(app.now)),
         dry_run: true,
+        ..ReplayRequest::default()
     };
     count(app, request, commands);
 }

@@ -1,8 +1,5 @@
 use belter_common::api::{DeliveryPage, ReplayResponse, TargetCount};
-use belter_common::records::{
-    Attempt, AttemptTrigger, DeliveryStatus, EndpointState, EventSelection, Health, Stats,
-    StreamEvent, StreamKind,
-};
+use belter_common::records::{DeliveryStatus, EndpointState, StreamKind};
 use belter_common::EventType;
 use tui_input::InputRequest;
 
@@ -56,28 +53,6 @@ fn counts() -> ReplayResponse {
             count: 2,
         }],
         dry_run: true,
-    }
-}
-
-fn stats() -> Stats {
-    Stats {
-        window_secs: 86_400,
-        since: fixtures::now().minus_millis(86_400_000),
-        ok: 3_892,
-        failed: 14,
-        gave_up: 2,
-        pending: 3,
-        endpoints: 2,
-    }
-}
-
-fn health() -> Health {
-    Health {
-        status: "ok".to_owned(),
-        version: "0.1.0".to_owned(),
-        started_at: fixtures::now().minus_millis(7_980_000),
-        ingest_addr: "127.0.0.1:7700".to_owned(),
-        data_dir: "/tmp/belter".to_owned(),
     }
 }
 
@@ -301,12 +276,11 @@ fn stream_adds_new_delivery_live() {
     let newer = delivery(0);
     daemon(
         &mut app,
-        DaemonMessage::Stream(StreamEvent {
-            kind: StreamKind::DeliveryCreated,
-            delivery: Some(newer.clone()),
-            attempt: None,
-            missed: None,
-        }),
+        DaemonMessage::Stream(fixtures::stream_event(
+            StreamKind::DeliveryCreated,
+            Some(newer.clone()),
+            None,
+        )),
     );
     assert_eq!(app.log.rows()[0], newer);
 }
@@ -330,22 +304,20 @@ fn stream_failure_joins_failed_view() {
     );
     daemon(
         &mut app,
-        DaemonMessage::Stream(StreamEvent {
-            kind: StreamKind::AttemptFinished,
-            delivery: Some(delivery(2)),
-            attempt: None,
-            missed: None,
-        }),
+        DaemonMessage::Stream(fixtures::stream_event(
+            StreamKind::AttemptFinished,
+            Some(delivery(2)),
+            None,
+        )),
     );
     assert_eq!(app.log.rows().len(), 1);
     daemon(
         &mut app,
-        DaemonMessage::Stream(StreamEvent {
-            kind: StreamKind::AttemptFinished,
-            delivery: Some(failed_delivery(2)),
-            attempt: None,
-            missed: None,
-        }),
+        DaemonMessage::Stream(fixtures::stream_event(
+            StreamKind::AttemptFinished,
+            Some(failed_delivery(2)),
+            None,
+        )),
     );
     let ids: Vec<_> = app.log.rows().iter().map(|row| row.id.clone()).collect();
     assert_eq!(ids, vec![delivery(2).id, delivery(4).id]);
@@ -354,27 +326,15 @@ fn stream_failure_joins_failed_view() {
 #[test]
 fn attempt_result_updates_totals() {
     let mut app = started(5);
-    daemon(&mut app, DaemonMessage::Stats(Ok(stats())));
-    let attempt = Attempt {
-        number: 1,
-        trigger: AttemptTrigger::First,
-        started_at: fixtures::now(),
-        latency_ms: 20,
-        succeeded: false,
-        status_code: Some(500),
-        failure: None,
-        error: None,
-        response_body: None,
-        signature: "v1=00".to_owned(),
-    };
+    daemon(&mut app, DaemonMessage::Stats(Ok(fixtures::stats())));
+    let attempt = fixtures::attempt(500);
     daemon(
         &mut app,
-        DaemonMessage::Stream(StreamEvent {
-            kind: StreamKind::AttemptFinished,
-            delivery: Some(failed_delivery(1)),
-            attempt: Some(attempt),
-            missed: None,
-        }),
+        DaemonMessage::Stream(fixtures::stream_event(
+            StreamKind::AttemptFinished,
+            Some(failed_delivery(1)),
+            Some(attempt),
+        )),
     );
     assert_eq!(app.stats.as_ref().map(|stats| stats.failed), Some(15));
     assert_eq!(app.log.rows()[0].status, DeliveryStatus::Failed);
@@ -383,14 +343,14 @@ fn attempt_result_updates_totals() {
 #[test]
 fn reconnect_refetches_window() {
     let mut app = started(5);
-    daemon(&mut app, DaemonMessage::StreamConnected(health()));
+    daemon(&mut app, DaemonMessage::StreamConnected(fixtures::health()));
     assert!(matches!(app.connection, Connection::Live(_)));
     daemon(
         &mut app,
         DaemonMessage::StreamLost("connection reset".to_owned()),
     );
     assert!(matches!(app.connection, Connection::Lost { .. }));
-    let commands = daemon(&mut app, DaemonMessage::StreamConnected(health()));
+    let commands = daemon(&mut app, DaemonMessage::StreamConnected(fixtures::health()));
     assert!(matches!(commands[0], Command::FetchPage { .. }));
     assert!(commands.contains(&Command::FetchStats));
 }
@@ -443,18 +403,7 @@ fn endpoint_pause_toggles() {
     let mut app = started(5);
     let commands = update(&mut app, Action::ShowEndpoints);
     assert_eq!(commands, vec![Command::FetchEndpoints]);
-    let endpoint = belter_common::records::Endpoint {
-        id: fixtures::endpoint_id(0),
-        url: "https://hooks.example.com/crm".to_owned(),
-        event_types: EventSelection::All,
-        description: String::new(),
-        state: EndpointState::Active,
-        created_at: fixtures::now(),
-        updated_at: fixtures::now(),
-        consecutive_failures: 0,
-        recent_failures: 0,
-        last_success_at: None,
-    };
+    let endpoint = fixtures::endpoint(0, "https://hooks.example.com/crm", false, 0);
     daemon(
         &mut app,
         DaemonMessage::Endpoints(Ok(vec![endpoint.clone()])),
@@ -467,10 +416,8 @@ fn endpoint_pause_toggles() {
             paused: true
         }]
     );
-    let paused = belter_common::records::Endpoint {
-        state: EndpointState::Paused,
-        ..endpoint
-    };
+    let mut paused = endpoint;
+    paused.state = EndpointState::Paused;
     daemon(&mut app, DaemonMessage::EndpointChanged(Ok(paused)));
     assert_eq!(app.endpoints.endpoints[0].state, EndpointState::Paused);
     let commands = update(&mut app, Action::TogglePause);
@@ -484,18 +431,7 @@ fn endpoint_pause_toggles() {
 fn open_endpoint_filters_log() {
     let mut app = started(5);
     update(&mut app, Action::ShowEndpoints);
-    let endpoint = belter_common::records::Endpoint {
-        id: fixtures::endpoint_id(1),
-        url: "http://127.0.0.1:9000/alerts".to_owned(),
-        event_types: EventSelection::All,
-        description: String::new(),
-        state: EndpointState::Active,
-        created_at: fixtures::now(),
-        updated_at: fixtures::now(),
-        consecutive_failures: 2,
-        recent_failures: 9,
-        last_success_at: None,
-    };
+    let endpoint = fixtures::endpoint(1, "http://127.0.0.1:9000/alerts", false, 2);
     daemon(
         &mut app,
         DaemonMessage::Endpoints(Ok(vec![endpoint.clone()])),
