@@ -1,0 +1,53 @@
+//! The bodies the benchmark sends: ingest bodies from the shared samples, and a delivery body
+//! shaped like the one belterd stores and sends, for the baseline.
+
+use anyhow::Context;
+use belter_common::samples::sample_body;
+use belter_common::{EventId, EventType, Timestamp};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The event type the throughput, latency, fan-out and isolation scenarios post.
+pub const EVENT_TYPE: EventType = EventType::CsatReceived;
+
+/// The ingest body of `kind`, as a service posts it.
+pub fn ingest_body(kind: EventType) -> Bytes {
+    Bytes::from_static(sample_body(kind).as_bytes())
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+/// A delivery body of `kind` as belterd builds it: the event id, type and creation time, and the
+/// sample's `data` byte for byte.
+pub fn delivery_body(kind: EventType) -> anyhow::Result<Bytes> {
+    let sample = sample_body(kind);
+    let envelope: Envelope<'_> =
+        serde_json::from_str(sample).with_context(|| format!("invalid sample of {kind}"))?;
+    let body = format!(
+        r#"{{"id":"{id}","event":"{kind}","created_at":"{created}","data":{data}}}"#,
+        id = EventId::generate(),
+        created = Timestamp::now().to_rfc3339(),
+        data = envelope.data.get(),
+    );
+    Ok(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_body_keeps_data() {
+        let body = delivery_body(EVENT_TYPE).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let sample: serde_json::Value = serde_json::from_str(sample_body(EVENT_TYPE)).unwrap();
+        assert_eq!(value["data"], sample["data"]);
+        assert_eq!(value["event"], EVENT_TYPE.as_str());
+        assert!(value["id"].as_str().unwrap().starts_with("evt_"));
+    }
+}

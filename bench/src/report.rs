@@ -1,0 +1,280 @@
+//! The report of a run: every scenario's results, the target checks, and the machine, written
+//! as JSON and printed as a table.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::options::Options;
+use crate::percentiles::Spread;
+use crate::scenarios::backlog::{BacklogResult, QueryResult, QueryTiming};
+use crate::scenarios::baseline::BaselineResult;
+use crate::scenarios::fanout::FanoutResult;
+use crate::scenarios::isolation::IsolationResult;
+use crate::scenarios::latency::LatencyResult;
+use crate::scenarios::throughput::ThroughputResult;
+use crate::system::Machine;
+use crate::targets::TargetCheck;
+
+/// The results of each scenario that ran.
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    /// Signed POSTs without belterd.
+    pub baseline: Option<BaselineResult>,
+    /// Events as fast as accepted.
+    pub throughput: Option<ThroughputResult>,
+    /// Events at a fixed rate.
+    pub latency: Option<LatencyResult>,
+    /// One event to 100 endpoints.
+    pub fanout: Option<FanoutResult>,
+    /// A fast endpoint beside a dead one.
+    pub isolation: Option<IsolationResult>,
+    /// Memory, disk, restart and drain with a backlog.
+    pub backlog: Option<BacklogResult>,
+    /// Page queries over the backlog's deliveries.
+    pub query: Option<QueryResult>,
+}
+
+/// A scenario that failed, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioError {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The error with its causes.
+    pub error: String,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// When the run started, RFC 3339.
+    pub started_at: String,
+    /// The bench's version.
+    pub version: &'static str,
+    /// The machine.
+    pub machine: Machine,
+    /// The run's settings.
+    pub options: Options,
+    /// Each scenario's results.
+    pub results: Results,
+    /// The targets and whether each passed.
+    pub targets: Vec<TargetCheck>,
+    /// Scenarios that failed to run.
+    pub errors: Vec<ScenarioError>,
+}
+
+/// One table row: scenario, metric, value, and the value relative to the baseline.
+type Row = (&'static str, String, String, String);
+
+fn spread_text(spread: Option<Spread>) -> String {
+    match spread {
+        Some(spread) => format!(
+            "p50 {:.2} / p99 {:.2} / max {:.2} ms",
+            spread.p50_ms, spread.p99_ms, spread.max_ms
+        ),
+        None => "no samples".to_owned(),
+    }
+}
+
+fn percent(ratio: f64) -> String {
+    format!("{:.0} %", ratio * 100.0)
+}
+
+fn row(scenario: &'static str, metric: &str, value: String, relative: String) -> Row {
+    (scenario, metric.to_owned(), value, relative)
+}
+
+fn query_row(timing: &QueryTiming) -> Row {
+    row(
+        "query",
+        &format!("{} ({} rows)", timing.query, timing.returned),
+        spread_text(timing.time),
+        String::new(),
+    )
+}
+
+impl Report {
+    fn rows(&self) -> Vec<Row> {
+        let results = &self.results;
+        let mut rows = Vec::new();
+        if let Some(baseline) = &results.baseline {
+            rows.push(row(
+                "baseline",
+                "signed POSTs/s",
+                format!("{:.0}", baseline.requests_per_sec),
+                "100 %".to_owned(),
+            ));
+            rows.push(row(
+                "baseline",
+                "request time",
+                spread_text(baseline.latency),
+                String::new(),
+            ));
+        }
+        if let Some(throughput) = &results.throughput {
+            let phase = &throughput.phase;
+            rows.push(row(
+                "throughput",
+                "accepted events/s",
+                format!("{:.0}", phase.accepted_per_sec),
+                String::new(),
+            ));
+            rows.push(row(
+                "throughput",
+                "delivered/s",
+                format!("{:.0}", phase.delivered_per_sec),
+                percent(throughput.delivered_over_baseline),
+            ));
+            rows.push(row(
+                "throughput",
+                "peak RSS",
+                format!("{:.1} MiB", phase.rss_peak_mib),
+                String::new(),
+            ));
+        }
+        if let Some(latency) = &results.latency {
+            let at = format!("at {}/s", latency.rate_per_sec);
+            rows.push(row(
+                "latency",
+                &format!("post to 202 {at}"),
+                spread_text(latency.accepted_latency),
+                String::new(),
+            ));
+            rows.push(row(
+                "latency",
+                &format!("202 to receiver {at}"),
+                spread_text(latency.delivery_latency),
+                String::new(),
+            ));
+        }
+        if let Some(fanout) = &results.fanout {
+            rows.push(row(
+                "fanout",
+                &format!("deliveries/s, {} endpoints", fanout.endpoints),
+                format!("{:.0}", fanout.deliveries_per_sec),
+                percent(fanout.over_baseline),
+            ));
+            rows.push(row(
+                "fanout",
+                "202 to all delivered",
+                spread_text(fanout.time_to_all),
+                String::new(),
+            ));
+        }
+        if let Some(isolation) = &results.isolation {
+            rows.push(row(
+                "isolation",
+                "fast endpoint delivered/s alone",
+                format!("{:.0}", isolation.alone.delivered_per_sec),
+                String::new(),
+            ));
+            rows.push(row(
+                "isolation",
+                "beside a dead endpoint",
+                format!("{:.0}", isolation.beside_dead.delivered_per_sec),
+                percent(isolation.ratio),
+            ));
+        }
+        if let Some(backlog) = &results.backlog {
+            let size = format!("{} pending", backlog.created);
+            rows.push(row(
+                "backlog",
+                &format!("build, {size}"),
+                format!(
+                    "{:.0} events/s, {:.0} s",
+                    backlog.build_events_per_sec, backlog.build_secs
+                ),
+                String::new(),
+            ));
+            rows.push(row(
+                "backlog",
+                "RSS after build / restarted",
+                format!(
+                    "{:.1} / {:.1} MiB",
+                    backlog.rss_after_build_mib, backlog.rss_after_restart_peak_mib
+                ),
+                String::new(),
+            ));
+            rows.push(row(
+                "backlog",
+                "store on disk",
+                format!(
+                    "{:.1} MiB ({:.0} B per delivery)",
+                    backlog.store_disk_mib, backlog.store_bytes_per_delivery
+                ),
+                String::new(),
+            ));
+            rows.push(row(
+                "backlog",
+                "restart to first delivery",
+                backlog
+                    .restart_to_first_delivery_ms
+                    .map_or("none".to_owned(), |ms| format!("{ms:.0} ms")),
+                String::new(),
+            ));
+            rows.push(row(
+                "backlog",
+                "drain/s",
+                format!("{:.0}", backlog.drain_per_sec),
+                percent(backlog.drain_over_baseline),
+            ));
+        }
+        if let Some(query) = &results.query {
+            rows.push(query_row(&query.failed_page));
+            rows.push(query_row(&query.newest_page));
+            rows.push(query_row(&query.no_match));
+        }
+        rows
+    }
+
+    /// The result table and the target checks, as plain text.
+    pub fn table(&self) -> String {
+        let rows = self.rows();
+        let header: Row = (
+            "scenario",
+            "metric".to_owned(),
+            "value".to_owned(),
+            "vs baseline".to_owned(),
+        );
+        let widths = std::iter::once(&header).chain(&rows).fold(
+            [0usize; 3],
+            |widths, (scenario, metric, value, _)| {
+                [
+                    widths[0].max(scenario.len()),
+                    widths[1].max(metric.chars().count()),
+                    widths[2].max(value.chars().count()),
+                ]
+            },
+        );
+        let mut text = String::new();
+        for (scenario, metric, value, relative) in std::iter::once(&header).chain(&rows) {
+            let _ = writeln!(
+                text,
+                "{scenario:<w0$}  {metric:<w1$}  {value:<w2$}  {relative}",
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+            );
+        }
+        if !self.targets.is_empty() {
+            let _ = writeln!(text, "\ntargets:");
+        }
+        for check in &self.targets {
+            let verdict = if check.pass { "pass" } else { "MISS" };
+            let note = check
+                .note
+                .as_deref()
+                .map(|note| format!(" ({note})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                text,
+                "  {verdict}  {}: {:.2} {}, target {}{note}",
+                check.name, check.measured, check.unit, check.target
+            );
+        }
+        for error in &self.errors {
+            let _ = writeln!(text, "\nerror in {}: {}", error.scenario, error.error);
+        }
+        text
+    }
+}

@@ -1,0 +1,157 @@
+//! The baseline: a plain client signs the delivery body with HMAC-SHA256 and posts it straight
+//! to the receiver, with the scenario's concurrency. Its rate is the limit of signing plus
+//! loopback HTTP on this machine, which belterd's delivery rates are compared with.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use belter_common::{headers, signing, DeliveryId, EventId};
+use serde::Serialize;
+
+use crate::options::Options;
+use crate::payload::{delivery_body, EVENT_TYPE};
+use crate::percentiles::Spread;
+use crate::progress::{note, Ticker};
+use crate::receiver::{Behaviour, Receiver};
+
+/// Secret the baseline signs with; its length matches belterd's generated secrets.
+const SECRET: &str = "whsec_YmVsdGVyLWJlbmNoLWJhc2VsaW5lLXNlY3JldC0wMDAwMA==";
+
+/// What the baseline measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineResult {
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Requests answered with 200.
+    pub requests: u64,
+    /// Requests that failed or got another status.
+    pub errors: u64,
+    /// Answered requests per second.
+    pub requests_per_sec: f64,
+    /// Time from signing to the full answer.
+    pub latency: Option<Spread>,
+    /// Size of the signed body.
+    pub body_bytes: usize,
+    /// Requests whose signature the receiver rejected.
+    pub bad_signatures: u64,
+}
+
+/// Runs the baseline for the run's duration.
+pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
+    let receiver = Arc::new(Receiver::start(Behaviour::Answer).await?);
+    receiver.set_secret("/hook", SECRET);
+    let url = receiver.url("/hook");
+    let body = delivery_body(EVENT_TYPE)?;
+    let event_id = EventId::generate().to_string();
+    // The same client settings as belterd's delivery client, less its address policy.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(256)
+        .build()
+        .context("cannot build the baseline HTTP client")?;
+
+    note(
+        "baseline",
+        &format!(
+            "{} signed POSTs in flight for {:?}",
+            options.concurrency, options.duration
+        ),
+    );
+    let requests = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies_ms = Arc::new(Mutex::new(Vec::new()));
+    let ticker = {
+        let requests = Arc::clone(&requests);
+        Ticker::start("baseline", move |elapsed| {
+            let done = requests.load(Ordering::Relaxed);
+            format!(
+                "{:.0}s: {done} requests ({:.0}/s)",
+                elapsed.as_secs_f64(),
+                done as f64 / elapsed.as_secs_f64()
+            )
+        })
+    };
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..options.concurrency {
+        let client = client.clone();
+        let url = url.clone();
+        let body = body.clone();
+        let event_id = event_id.clone();
+        let requests = Arc::clone(&requests);
+        let errors = Arc::clone(&errors);
+        let latencies_ms = Arc::clone(&latencies_ms);
+        tasks.spawn(async move {
+            let mut own_latencies = Vec::new();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let signature = signing::sign(SECRET, &body);
+                let outcome = client
+                    .post(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(headers::EVENT, EVENT_TYPE.as_str())
+                    .header(headers::EVENT_ID, &event_id)
+                    .header(headers::DELIVERY, DeliveryId::generate().as_str())
+                    .header(headers::ATTEMPT, "1")
+                    .header(headers::SIGNATURE, signature)
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let answered = match outcome {
+                    Ok(response) if response.status().is_success() => {
+                        response.bytes().await.is_ok()
+                    }
+                    _ => false,
+                };
+                if answered {
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    own_latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies_ms
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(own_latencies);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = started.elapsed();
+    drop(ticker);
+
+    let requests = requests.load(Ordering::Relaxed);
+    let latencies = latencies_ms
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let result = BaselineResult {
+        concurrency: options.concurrency,
+        requests,
+        errors: errors.load(Ordering::Relaxed),
+        requests_per_sec: per_second(requests, elapsed),
+        latency: Spread::of(&latencies),
+        body_bytes: body.len(),
+        bad_signatures: receiver.bad_signatures(),
+    };
+    note(
+        "baseline",
+        &format!("{:.0} requests/s", result.requests_per_sec),
+    );
+    Ok(result)
+}
+
+/// `count` over `elapsed`, per second; 0 for an empty interval.
+pub fn per_second(count: u64, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,160 @@
+//! End-to-end throughput: several keep-alive posters send events as fast as belterd accepts
+//! them, and every event goes to one endpoint on a fast receiver.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use belter_common::records::EventSelection;
+use serde::Serialize;
+
+use super::baseline::{per_second, BaselineResult};
+use crate::daemon::{endpoint_request, Daemon, DaemonSettings};
+use crate::ingest::{post_closed_loop, IngestClient, PostCounts, PostLimit};
+use crate::memory::PeakMemory;
+use crate::options::Options;
+use crate::payload::{ingest_body, EVENT_TYPE};
+use crate::progress::{note, Ticker};
+use crate::receiver::{Behaviour, Receiver};
+
+/// Shortest time the receiver gets to catch up with the accepted events after posting stops.
+const MIN_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one saturating phase measured, seen from one receiver.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseResult {
+    /// Time spent posting, in seconds.
+    pub post_secs: f64,
+    /// Events answered with 202.
+    pub accepted: u64,
+    /// Events rejected or failed.
+    pub rejected: u64,
+    /// Accepted events per second of posting.
+    pub accepted_per_sec: f64,
+    /// Deliveries the receiver got.
+    pub delivered: u64,
+    /// Deliveries per second from the first post to the last delivery.
+    pub delivered_per_sec: f64,
+    /// Deliveries per second while posting went on.
+    pub delivered_while_posting_per_sec: f64,
+    /// Whether every accepted event was delivered before the drain timeout.
+    pub drained: bool,
+    /// Time from the first post to the last delivery, in seconds.
+    pub delivery_secs: f64,
+    /// Deliveries whose signature did not verify.
+    pub bad_signatures: u64,
+    /// Peak resident memory of belterd during the phase, in MiB.
+    pub rss_peak_mib: f64,
+}
+
+/// What the throughput scenario measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputResult {
+    /// Concurrent posters.
+    pub posters: usize,
+    /// The phase's numbers.
+    #[serde(flatten)]
+    pub phase: PhaseResult,
+    /// Delivered per second over the baseline's requests per second.
+    pub delivered_over_baseline: f64,
+}
+
+/// Runs the throughput scenario.
+pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result<ThroughputResult> {
+    let daemon = Daemon::start(
+        &options.belterd,
+        DaemonSettings::with_concurrency(options.concurrency),
+    )
+    .await?;
+    let receiver = Arc::new(Receiver::start(Behaviour::Answer).await?);
+    let created = daemon
+        .client()
+        .create_endpoint(&endpoint_request(
+            &receiver.url("/hook"),
+            EventSelection::All,
+            "belter-bench fast receiver",
+            false,
+        )?)
+        .await?;
+    receiver.set_secret("/hook", &created.secret);
+    let phase = saturate("throughput", &daemon, &receiver, options).await?;
+    let result = ThroughputResult {
+        posters: options.concurrency,
+        delivered_over_baseline: phase.delivered_per_sec / baseline.requests_per_sec,
+        phase,
+    };
+    note(
+        "throughput",
+        &format!(
+            "accepted {:.0}/s, delivered {:.0}/s ({:.0} % of baseline)",
+            result.phase.accepted_per_sec,
+            result.phase.delivered_per_sec,
+            result.delivered_over_baseline * 100.0
+        ),
+    );
+    Ok(result)
+}
+
+/// Posts events as fast as `daemon` accepts them for the run's duration, then waits until
+/// `receiver` got one delivery per accepted event or the drain timeout passed.
+pub async fn saturate(
+    scenario: &'static str,
+    daemon: &Daemon,
+    receiver: &Arc<Receiver>,
+    options: &Options,
+) -> anyhow::Result<PhaseResult> {
+    let client = IngestClient::new(daemon.ingest_url(), &daemon.token()?)?;
+    let memory = daemon.pid().map(PeakMemory::start);
+    let counts = Arc::new(PostCounts::default());
+    let before = receiver.count();
+    let ticker = {
+        let counts = Arc::clone(&counts);
+        let receiver = Arc::clone(receiver);
+        Ticker::start(scenario, move |elapsed| {
+            let accepted = counts.accepted();
+            let delivered = receiver.count() - before;
+            let seconds = elapsed.as_secs_f64();
+            format!(
+                "{seconds:.0}s: accepted {accepted} ({:.0}/s), delivered {delivered} ({:.0}/s), backlog {}",
+                accepted as f64 / seconds,
+                delivered as f64 / seconds,
+                accepted.saturating_sub(delivered),
+            )
+        })
+    };
+    let started = Instant::now();
+    let body = ingest_body(EVENT_TYPE);
+    post_closed_loop(
+        &client,
+        options.concurrency,
+        PostLimit::for_duration(options.duration),
+        Arc::clone(&counts),
+        move |_| body.clone(),
+    )
+    .await;
+    let post_time = started.elapsed();
+    let delivered_while_posting = receiver.count() - before;
+    let accepted = counts.accepted();
+    let drain_timeout = MIN_DRAIN_TIMEOUT.max(options.duration * 3);
+    let drained = receiver
+        .wait_for_count(before + accepted, drain_timeout)
+        .await;
+    drop(ticker);
+
+    let delivered = receiver.count() - before;
+    let delivery_time = receiver.last_at().map_or(Duration::ZERO, |last| {
+        last.saturating_duration_since(started)
+    });
+    Ok(PhaseResult {
+        post_secs: post_time.as_secs_f64(),
+        accepted,
+        rejected: counts.rejected(),
+        accepted_per_sec: per_second(accepted, post_time),
+        delivered,
+        delivered_per_sec: per_second(delivered, delivery_time),
+        delivered_while_posting_per_sec: per_second(delivered_while_posting, post_time),
+        drained,
+        delivery_secs: delivery_time.as_secs_f64(),
+        bad_signatures: receiver.bad_signatures(),
+        rss_peak_mib: memory.map_or(0.0, |memory| memory.peak_mib()),
+    })
+}

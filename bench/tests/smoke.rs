@@ -1,0 +1,139 @@
+//! A short run of the bench program against a real belterd, to prove that it measures and
+//! writes its report. Its numbers are not checked, because a debug build on a busy machine says
+//! nothing about belterd's speed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest the smoke run may take before it is killed.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Pause between two checks whether the run has ended.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Returns `$BELTER_BIN_DIR/belterd`, or builds belterd next to the bench binary so that the run
+/// never uses a stale daemon. `--workspace` resolves features as `cargo test --workspace` does,
+/// so after a workspace build this only links the binary.
+fn belterd_path() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BELTER_BIN_DIR") {
+        return PathBuf::from(dir).join("belterd");
+    }
+    let bench = Path::new(env!("CARGO_BIN_EXE_belter-bench"));
+    let profile_dir = bench.parent().expect("binary directory");
+    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") | None => "dev",
+        Some(name) => name,
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .args(["build", "--quiet", "--workspace", "--bin", "belterd"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--profile", profile]);
+    if let Some(target_dir) = profile_dir.parent() {
+        if target_dir.join("CACHEDIR.TAG").is_file() {
+            command.arg("--target-dir").arg(target_dir);
+        }
+    }
+    let output = command.output().expect("run cargo to build belterd");
+    assert!(
+        output.status.success(),
+        "cargo build --bin belterd failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    profile_dir.join("belterd")
+}
+
+#[test]
+fn short_run_writes_report() {
+    let belterd = belterd_path();
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let json_path = dir.path().join("results.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_belter-bench"))
+        .args(["--scenario", "throughput", "--scenario", "backlog"])
+        .args(["--scenario", "query", "--duration", "1s"])
+        .args(["--backlog", "1000", "--concurrency", "8"])
+        .arg("--json")
+        .arg(&json_path)
+        .arg("--belterd")
+        .arg(&belterd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start belter-bench");
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for belter-bench") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("belter-bench did not finish within {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    };
+    let output = child
+        .wait_with_output()
+        .expect("read belter-bench's output");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(status.success(), "belter-bench failed: {status}\n{table}");
+    assert!(table.contains("delivered/s"), "{table}");
+    assert!(table.contains("targets:"), "{table}");
+
+    let text = std::fs::read_to_string(&json_path).expect("read the JSON report");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("parse the JSON report");
+    assert!(report["machine"]["cpus"].as_u64().unwrap_or(0) > 0);
+    assert!(report["errors"].as_array().is_some_and(Vec::is_empty));
+
+    let results = &report["results"];
+    assert!(
+        results["baseline"]["requests_per_sec"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
+    assert_eq!(results["baseline"]["bad_signatures"], 0);
+
+    let throughput = &results["throughput"];
+    let accepted = throughput["accepted"].as_u64().unwrap_or(0);
+    assert!(accepted > 0, "{throughput}");
+    assert_eq!(throughput["delivered"].as_u64(), Some(accepted));
+    assert_eq!(throughput["drained"], true);
+    assert_eq!(throughput["bad_signatures"], 0);
+    assert!(
+        throughput["delivered_over_baseline"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
+
+    let backlog = &results["backlog"];
+    assert_eq!(backlog["created"], 1000);
+    assert!(backlog["rss_with_backlog_mib"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(backlog["store_disk_mib"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(backlog["restart_to_first_delivery_ms"].as_f64().is_some());
+    assert_eq!(backlog["bad_signatures"], 0);
+
+    let query = &results["query"];
+    assert_eq!(query["failed_page"]["returned"], 10);
+    assert_eq!(query["newest_page"]["returned"], 50);
+    assert_eq!(query["no_match"]["returned"], 0);
+
+    let targets: Vec<&str> = report["targets"]
+        .as_array()
+        .expect("targets array")
+        .iter()
+        .filter_map(|check| check["name"].as_str())
+        .collect();
+    for name in [
+        "delivered/s over baseline",
+        "accepted events/s",
+        "RSS with backlog",
+        "failed page query p50",
+    ] {
+        assert!(targets.contains(&name), "{name} missing from {targets:?}");
+    }
+}
