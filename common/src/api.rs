@@ -32,6 +32,20 @@ pub struct IngestResponse {
     pub event_id: EventId,
     /// One delivery per subscribed endpoint.
     pub deliveries: Vec<DeliveryId>,
+    /// Events the daemon derived from this one in the same write, such as threshold breaches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<DerivedEvent>,
+}
+
+/// An event derived at ingest, with its deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DerivedEvent {
+    /// The derived event's id.
+    pub event_id: EventId,
+    /// Its type, such as `score.threshold_breached`.
+    pub event: EventType,
+    /// One delivery per subscribed endpoint.
+    pub deliveries: Vec<DeliveryId>,
 }
 
 /// Body of every error response.
@@ -55,6 +69,10 @@ pub struct CreateEndpoint {
     /// Whether the endpoint starts paused.
     #[serde(default)]
     pub paused: bool,
+    /// A payload filter such as `data.brand == "northwind" && data.level >= 0.8`; events it
+    /// rejects create no delivery to the endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 fn all_events() -> EventSelection {
@@ -73,6 +91,9 @@ pub struct UpdateEndpoint {
     /// A new description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A new payload filter; an empty text removes the filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 /// Body of `POST /v1/endpoints/{id}/rotate-secret`.

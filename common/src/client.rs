@@ -16,10 +16,11 @@ use crate::api::{
     CreateEndpoint, CreatedEndpoint, DeliveryPage, DeliveryQuery, ErrorBody, IngestResponse,
     ReplayRequest, ReplayResponse, RotateSecret, StatsQuery, UpdateEndpoint,
 };
-use crate::ids::{DeliveryId, EndpointId};
+use crate::ids::{DeliveryId, EndpointId, RuleId};
 use crate::records::{
     DeliveryDetail, Endpoint, EndpointSecret, EventTypeInfo, Health, Stats, StreamEvent,
 };
+use crate::rules::{CreateRule, ThresholdRule};
 
 /// Longest line the stream reader accepts, in bytes, so a broken peer cannot grow the buffer
 /// without bound.
@@ -195,6 +196,24 @@ impl ControlClient {
             &request,
         )
         .await
+    }
+
+    /// Lists every threshold rule.
+    pub async fn list_rules(&self) -> Result<Vec<ThresholdRule>, ClientError> {
+        self.get_json("/v1/rules").await
+    }
+
+    /// Creates a threshold rule; it applies to the next accepted evaluation.
+    pub async fn create_rule(&self, request: &CreateRule) -> Result<ThresholdRule, ClientError> {
+        self.send_json(Method::POST, "/v1/rules", request).await
+    }
+
+    /// Deletes a threshold rule.
+    pub async fn delete_rule(&self, id: &RuleId) -> Result<ThresholdRule, ClientError> {
+        let (status, bytes) = self
+            .send(Method::DELETE, &format!("/v1/rules/{id}"), None, &[])
+            .await?;
+        decode(status, &bytes)
     }
 
     /// Lists one page of deliveries, newest first.

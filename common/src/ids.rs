@@ -143,6 +143,12 @@ typed_id!(
     "endpoint",
     "ep_"
 );
+typed_id!(
+    /// Id of one threshold rule, `rule_…`.
+    RuleId,
+    "rule",
+    "rule_"
+);
 
 #[cfg(test)]
 mod tests {

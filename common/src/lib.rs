@@ -9,11 +9,12 @@ pub mod event_type;
 pub mod headers;
 pub mod ids;
 pub mod records;
+pub mod rules;
 pub mod samples;
 pub mod schema;
 pub mod signing;
 pub mod timestamp;
 
 pub use event_type::EventType;
-pub use ids::{DeliveryId, EndpointId, EventId, IdError};
+pub use ids::{DeliveryId, EndpointId, EventId, IdError, RuleId};
 pub use timestamp::Timestamp;

@@ -229,6 +229,9 @@ pub struct DeliveryDetail {
     pub request_headers: Vec<Header>,
     /// Every attempt, oldest first.
     pub attempts: Vec<Attempt>,
+    /// The rule and event this delivery's event was derived from, for derived events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<crate::rules::DerivedFrom>,
 }
 
 /// Which event types an endpoint receives: a list, or every type.
@@ -337,6 +340,12 @@ pub struct Endpoint {
     pub recent_failures: u64,
     /// When the last successful attempt ended, if one happened since the daemon started.
     pub last_success_at: Option<Timestamp>,
+    /// The payload filter, if the endpoint has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Why the daemon paused the endpoint by itself, such as after failing for days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<String>,
 }
 
 /// An endpoint's signing secret, returned only on creation, rotation and the `secret` route.

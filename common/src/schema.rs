@@ -155,10 +155,14 @@ const SCORE_THRESHOLD_BREACHED: &[Field] = &[
     ),
     required(
         "scope",
-        FieldKind::OneOf(&["brand", "team", "agent"]),
+        FieldKind::OneOf(&["brand", "team", "agent", "global"]),
         "What the threshold applies to.",
     ),
-    required("scope_id", ID, "Id of the brand, team or agent."),
+    required(
+        "scope_id",
+        ID,
+        "Id of the brand, team or agent; \"*\" for a global threshold.",
+    ),
     required(
         "criterion",
         FieldKind::NullableText,

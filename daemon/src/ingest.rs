@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use belter_common::api::IngestResponse;
+use belter_common::api::{DerivedEvent, IngestResponse};
 use belter_common::records::{Health, StreamEvent, StreamKind};
 use belter_common::{headers, schema, DeliveryId, EventId, EventType, Timestamp};
 use http_body_util::{BodyExt, Limited};
@@ -16,8 +16,9 @@ use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 
 use crate::api_error::{method_not_allowed, route_not_found, ApiError};
+use crate::rules::threshold::find_breaches;
 use crate::state::AppState;
-use crate::store::{IngestWrite, NewDelivery, NewEvent};
+use crate::store::{IngestWrite, NewDelivery, NewEvent, NewEventWrite};
 
 /// Longest idempotency key accepted, in bytes.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -103,6 +104,59 @@ struct Envelope<'a> {
 struct ValidEvent<'a> {
     kind: EventType,
     raw_data: &'a str,
+    data: serde_json::Value,
+}
+
+/// Builds the stored body of an event: `{"id", "event", "created_at", "data"}`, with `data`
+/// written byte for byte as given.
+fn stored_body(id: &EventId, kind: EventType, created_at: Timestamp, raw_data: &str) -> Vec<u8> {
+    format!(
+        r#"{{"id":"{id}","event":"{kind}","created_at":"{created}","data":{raw_data}}}"#,
+        created = created_at.to_rfc3339(),
+    )
+    .into_bytes()
+}
+
+/// One delivery per endpoint that subscribes to `kind` and whose filter passes `data`.
+fn new_deliveries(state: &AppState, kind: EventType, data: &serde_json::Value) -> Vec<NewDelivery> {
+    state
+        .endpoints
+        .subscribers(kind, data)
+        .into_iter()
+        .map(|(endpoint_id, target_url)| NewDelivery {
+            id: DeliveryId::generate(),
+            endpoint_id,
+            target_url,
+        })
+        .collect()
+}
+
+/// The `score.threshold_breached` events that the threshold rules derive from an evaluation.
+fn derive_breaches(
+    state: &AppState,
+    source: &EventId,
+    created_at: Timestamp,
+    data: &serde_json::Value,
+) -> Vec<NewEventWrite> {
+    let kind = EventType::ScoreThresholdBreached;
+    let rules = state.rules.evaluator_rules();
+    find_breaches(&rules, data, source.as_str())
+        .into_iter()
+        .map(|breach| {
+            let id = EventId::generate();
+            let raw = breach.data.to_string();
+            NewEventWrite {
+                event: NewEvent {
+                    body: stored_body(&id, kind, created_at, &raw),
+                    id,
+                    kind,
+                    created_at: created_at.as_millis(),
+                },
+                deliveries: new_deliveries(state, kind, &breach.data),
+                derived_from: Some((breach.rule_id, source.to_string())),
+            }
+        })
+        .collect()
 }
 
 async fn ingest(
@@ -117,52 +171,61 @@ async fn ingest(
 
     let event_id = EventId::generate();
     let created_at = Timestamp::now();
-    let stored_body = format!(
-        r#"{{"id":"{event_id}","event":"{kind}","created_at":"{created}","data":{data}}}"#,
-        kind = valid.kind,
-        created = created_at.to_rfc3339(),
-        data = valid.raw_data,
-    );
-    let deliveries: Vec<NewDelivery> = state
-        .endpoints
-        .subscribers(valid.kind)
-        .into_iter()
-        .map(|(endpoint_id, target_url)| NewDelivery {
-            id: DeliveryId::generate(),
-            endpoint_id,
-            target_url,
-        })
-        .collect();
-    let answer = IngestResponse {
-        event_id: event_id.clone(),
-        deliveries: deliveries
+    let mut writes = vec![NewEventWrite {
+        event: NewEvent {
+            id: event_id.clone(),
+            kind: valid.kind,
+            created_at: created_at.as_millis(),
+            body: stored_body(&event_id, valid.kind, created_at, valid.raw_data),
+        },
+        deliveries: new_deliveries(state, valid.kind, &valid.data),
+        derived_from: None,
+    }];
+    if valid.kind == EventType::EvaluationCompleted {
+        writes.extend(derive_breaches(state, &event_id, created_at, &valid.data));
+    }
+    let ids_of = |write: &NewEventWrite| -> Vec<DeliveryId> {
+        write
+            .deliveries
             .iter()
             .map(|delivery| delivery.id.clone())
+            .collect()
+    };
+    let answer = IngestResponse {
+        event_id: event_id.clone(),
+        deliveries: ids_of(&writes[0]),
+        derived: writes[1..]
+            .iter()
+            .map(|write| DerivedEvent {
+                event_id: write.event.id.clone(),
+                event: write.event.kind,
+                deliveries: ids_of(write),
+            })
             .collect(),
     };
     let answer_bytes = serde_json::to_vec(&answer)
         .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
-    let event = NewEvent {
-        id: event_id.clone(),
-        kind: valid.kind,
-        created_at: created_at.as_millis(),
-        body: stored_body.into_bytes(),
-    };
 
     let idempotency = idempotency_key
         .as_deref()
         .map(|key| (key, answer_bytes.as_slice()));
-    let written = state.store.write_event(&event, &deliveries, idempotency)?;
+    let written = state.store.write_events(&writes, idempotency)?;
     if let IngestWrite::Duplicate(first_answer) = written {
         tracing::debug!(idempotency_key = ?idempotency_key, "repeated idempotency key");
         return Ok(json_answer(first_answer, true));
     }
     state.flusher.flush().await.map_err(ApiError::store)?;
 
-    state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
-    cancel_for_deleted_endpoints(state, &deliveries);
-    tracing::debug!(event_id = %event_id, event = %valid.kind, deliveries = deliveries.len(), "event accepted");
-    announce_deliveries(state, &event, &deliveries);
+    for write in &writes {
+        let deliveries = &write.deliveries;
+        state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
+        cancel_for_deleted_endpoints(state, deliveries);
+        tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
+        announce_deliveries(state, &write.event, deliveries);
+    }
+    if writes.len() > 1 {
+        tracing::info!(event_id = %event_id, breaches = writes.len() - 1, "threshold rules derived breach events");
+    }
     state.wake_scheduler.notify_one();
     Ok(json_answer(answer_bytes, false))
 }
@@ -316,6 +379,7 @@ fn parse_event(bytes: &[u8]) -> Result<ValidEvent<'_>, ApiError> {
     Ok(ValidEvent {
         kind,
         raw_data: raw_data.get(),
+        data,
     })
 }
 

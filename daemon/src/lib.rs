@@ -13,6 +13,7 @@ mod ingest;
 mod registry;
 mod retention;
 mod retry;
+mod rules;
 mod schedule;
 mod state;
 mod store;
@@ -124,6 +125,10 @@ impl Daemon {
             source,
         })?;
         let policy = AddressPolicy::new(config.allow_networks.clone());
+        let rules = store.rules().map_err(|source| StartError::Store {
+            path: store_path.clone(),
+            source,
+        })?;
         let http = deliver::build_client(
             config.attempt_timeout.min(CONNECT_TIMEOUT_CAP),
             policy.clone(),
@@ -151,6 +156,7 @@ impl Daemon {
             store,
             flusher,
             endpoints: Registry::new(endpoints),
+            rules: rules::RuleSet::new(rules),
             http,
             policy,
             shutdown: shutdown.clone(),

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use belter_common::records::Endpoint;
 use belter_common::{EndpointId, EventType, Timestamp};
 
+use crate::rules::filter::Filter;
 use crate::store::{EndpointRecord, Store, StoreError};
 
 /// Length of the window over which an endpoint's recent failures are counted, in minutes.
@@ -65,12 +66,44 @@ impl EndpointHealth {
     }
 }
 
-/// One endpoint: its record as stored and its health.
+/// One endpoint: its record as stored, its parsed filter and its health.
 #[derive(Debug, Clone)]
 pub(crate) struct EndpointEntry {
     pub(crate) id: EndpointId,
     pub(crate) record: EndpointRecord,
     pub(crate) health: Arc<EndpointHealth>,
+    filter: CompiledFilter,
+}
+
+/// An endpoint's filter as used at ingest.
+#[derive(Debug, Clone)]
+enum CompiledFilter {
+    None,
+    Parsed(Arc<Filter>),
+    /// A stored filter that no longer parses matches nothing, so the endpoint gets nothing it
+    /// did not ask for.
+    Broken,
+}
+
+impl CompiledFilter {
+    fn compile(id: &EndpointId, text: Option<&str>) -> Self {
+        match text.map(Filter::parse) {
+            None => CompiledFilter::None,
+            Some(Ok(filter)) => CompiledFilter::Parsed(Arc::new(filter)),
+            Some(Err(error)) => {
+                tracing::error!(endpoint_id = %id, %error, "stored endpoint filter does not parse; the endpoint receives nothing until it is fixed");
+                CompiledFilter::Broken
+            }
+        }
+    }
+
+    fn passes(&self, kind: EventType, data: &serde_json::Value) -> bool {
+        match self {
+            CompiledFilter::None => true,
+            CompiledFilter::Parsed(filter) => filter.matches(kind.as_str(), data),
+            CompiledFilter::Broken => false,
+        }
+    }
 }
 
 impl EndpointEntry {
@@ -88,6 +121,8 @@ impl EndpointEntry {
             consecutive_failures: self.health.consecutive_failures.load(Ordering::Relaxed),
             recent_failures: self.health.recent_failures(Timestamp::now().as_millis()),
             last_success_at: (last_success > 0).then(|| Timestamp::from_millis(last_success)),
+            filter: self.record.filter.clone(),
+            paused_reason: self.record.paused_reason.clone(),
         }
     }
 }
@@ -105,6 +140,7 @@ impl Registry {
             .into_iter()
             .map(|(id, record)| {
                 let entry = EndpointEntry {
+                    filter: CompiledFilter::compile(&id, record.filter.as_deref()),
                     id: id.clone(),
                     record,
                     health: Arc::default(),
@@ -139,11 +175,17 @@ impl Registry {
         self.read().values().cloned().collect()
     }
 
-    /// The endpoints subscribed to an event type, paused ones included.
-    pub(crate) fn subscribers(&self, kind: EventType) -> Vec<(EndpointId, String)> {
+    /// The endpoints subscribed to an event type whose filter passes `data`, paused ones
+    /// included.
+    pub(crate) fn subscribers(
+        &self,
+        kind: EventType,
+        data: &serde_json::Value,
+    ) -> Vec<(EndpointId, String)> {
         self.read()
             .values()
             .filter(|entry| entry.record.selection().includes(kind))
+            .filter(|entry| entry.filter.passes(kind, data))
             .map(|entry| (entry.id.clone(), entry.record.url.clone()))
             .collect()
     }
@@ -168,6 +210,7 @@ impl Registry {
         let mut entries = self.write();
         store.put_endpoint(id, &record)?;
         let entry = EndpointEntry {
+            filter: CompiledFilter::compile(id, record.filter.as_deref()),
             id: id.clone(),
             record,
             health: Arc::default(),
@@ -192,6 +235,9 @@ impl Registry {
         let mut record = entry.record.clone();
         change(&mut record);
         store.put_endpoint(id, &record)?;
+        if record.filter != entry.record.filter {
+            entry.filter = CompiledFilter::compile(id, record.filter.as_deref());
+        }
         entry.record = record;
         Ok(Some(entry.clone()))
     }

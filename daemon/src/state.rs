@@ -14,6 +14,7 @@ use crate::address_policy::AddressPolicy;
 use crate::config::Config;
 use crate::flush::Flusher;
 use crate::registry::Registry;
+use crate::rules::RuleSet;
 use crate::store::Store;
 
 /// Lines the live stream buffers for a slow reader before it reports them as missed.
@@ -26,6 +27,7 @@ pub(crate) struct AppState {
     pub(crate) store: Store,
     pub(crate) flusher: Flusher,
     pub(crate) endpoints: Arc<Registry>,
+    pub(crate) rules: Arc<RuleSet>,
     pub(crate) http: reqwest::Client,
     pub(crate) policy: AddressPolicy,
     pub(crate) stream: broadcast::Sender<StreamEvent>,
@@ -45,6 +47,7 @@ pub(crate) struct StateParts {
     pub(crate) store: Store,
     pub(crate) flusher: Flusher,
     pub(crate) endpoints: Registry,
+    pub(crate) rules: RuleSet,
     pub(crate) http: reqwest::Client,
     pub(crate) policy: AddressPolicy,
     pub(crate) shutdown: CancellationToken,
@@ -61,6 +64,7 @@ impl AppState {
             store: parts.store,
             flusher: parts.flusher,
             endpoints: Arc::new(parts.endpoints),
+            rules: Arc::new(parts.rules),
             http: parts.http,
             policy: parts.policy,
             stream,

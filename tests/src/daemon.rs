@@ -34,7 +34,11 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Environment variable that sets the ingest token.
 pub const INGEST_TOKEN_ENV: &str = "BELTER_INGEST_TOKEN";
 
-/// Options of the daemon process. The same options apply on every start of one fixture.
+/// Environment variable that sets belterd's log filter.
+pub const LOG_ENV: &str = "BELTER_LOG";
+
+/// Options of the daemon process. The same options apply on every start of one fixture, unless
+/// a test changes them with [`DaemonProcess::options_mut`] while the daemon is stopped.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     /// `--retry-schedule`, such as `100ms,200ms`, or empty for no retries.
@@ -46,7 +50,7 @@ pub struct DaemonOptions {
     /// The token passed in `BELTER_INGEST_TOKEN`. When `None`, the daemon generates one into its
     /// data directory.
     pub ingest_token: Option<String>,
-    /// The `RUST_LOG` filter. Debug by default, so that scans for leaked secrets see every line
+    /// The `BELTER_LOG` filter. Debug by default, so that scans for leaked secrets see every line
     /// the daemon can write.
     pub log_filter: String,
     /// CIDRs passed as `--allow-network`. The daemon blocks deliveries to loopback addresses
@@ -54,6 +58,8 @@ pub struct DaemonOptions {
     pub allow_networks: Vec<String>,
     /// More flags, appended after the others.
     pub extra_args: Vec<String>,
+    /// More environment variables, such as `SSL_CERT_FILE`, set after the others.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for DaemonOptions {
@@ -66,6 +72,7 @@ impl Default for DaemonOptions {
             log_filter: "debug".to_owned(),
             allow_networks: vec!["127.0.0.0/8".to_owned()],
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
         }
     }
 }
@@ -101,6 +108,17 @@ impl DaemonProcess {
         };
         daemon.spawn().await;
         daemon
+    }
+
+    /// Returns the options, which a test may change while the daemon is stopped, so that the
+    /// next [`start_again`](Self::start_again) uses other flags on the same data directory.
+    ///
+    /// # Panics
+    ///
+    /// Panics while the daemon is running.
+    pub fn options_mut(&mut self) -> &mut DaemonOptions {
+        assert!(self.child.is_none(), "stop belterd before changing its options");
+        &mut self.options
     }
 
     /// Returns the temporary directory that contains everything of this daemon.
@@ -318,9 +336,12 @@ impl DaemonProcess {
             .env("HOME", &home)
             .env("XDG_CONFIG_HOME", home.join(".config"))
             .env("XDG_DATA_HOME", home.join(".local/share"))
-            .env("RUST_LOG", &self.options.log_filter);
+            .env(LOG_ENV, &self.options.log_filter);
         if let Some(token) = &self.options.ingest_token {
             command.env(INGEST_TOKEN_ENV, token);
+        }
+        for (name, value) in &self.options.extra_env {
+            command.env(name, value);
         }
         command
             .stdin(Stdio::null())

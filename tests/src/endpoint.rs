@@ -24,6 +24,7 @@ pub async fn subscribe_with(
         event_types,
         description: "test receiver".to_owned(),
         paused,
+        filter: None,
     };
     let created = client
         .create_endpoint(&request)

@@ -5,7 +5,9 @@
 pub mod binaries;
 pub mod daemon;
 pub mod endpoint;
+pub mod faults;
 pub mod http;
+pub mod raw;
 pub mod receiver;
 pub mod signature;
 pub mod wait;

@@ -58,6 +58,12 @@ pub enum Reply {
     },
     /// Read the request, then close the connection without sending a response.
     Close,
+    /// Respond with `status` to a delivery's first attempt (`X-Belter-Attempt: 1`) and with 200
+    /// to every later attempt, so that each delivery needs one retry.
+    FailFirstAttempt {
+        /// The HTTP status of first attempts.
+        status: u16,
+    },
 }
 
 /// One request as the receiver got it.
@@ -230,6 +236,11 @@ impl Receiver {
         *self.shared.count.borrow()
     }
 
+    /// Returns the number of requests open now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
     /// Returns the largest number of requests that were open at the same time, from the start of
     /// a request until its response was sent or its connection closed.
     pub fn max_in_flight(&self) -> usize {
@@ -338,6 +349,10 @@ async fn handle(
             signature_matches(secret, &body, header)
         })
     };
+    let first_attempt = parts
+        .headers
+        .get(belter_common::headers::ATTEMPT)
+        .is_some_and(|value| value.as_bytes() == b"1");
     let path = parts
         .uri
         .path_and_query()
@@ -372,6 +387,8 @@ async fn handle(
             Ok(response(status, String::new()))
         }
         Reply::Close => Err(CloseConnection),
+        Reply::FailFirstAttempt { status } if first_attempt => Ok(response(status, String::new())),
+        Reply::FailFirstAttempt { .. } => Ok(response(200, String::new())),
     }
 }
 
@@ -429,6 +446,20 @@ mod tests {
         assert!(first.is_ok());
         assert!(second.is_ok());
         assert_eq!(receiver.max_in_flight(), 2);
+    }
+
+    #[tokio::test]
+    async fn first_attempt_fails() {
+        let receiver = Receiver::with_reply(Reply::FailFirstAttempt { status: 503 }).await;
+
+        let mut statuses = Vec::new();
+        for attempt in ["1", "2", "1"] {
+            let headers = [(belter_common::headers::ATTEMPT, attempt)];
+            let response = post(&receiver.url(), &headers, Vec::new()).await.unwrap();
+            statuses.push(response.status.as_u16());
+        }
+
+        assert_eq!(statuses, [503, 200, 503]);
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@ use belter_common::duration::parse_duration;
 use belter_common::records::{
     Delivery, DeliveryDetail, DeliveryStatus, EventTypeInfo, Stats, StreamEvent, StreamKind,
 };
-use belter_common::{schema, DeliveryId, EventType, Timestamp};
+use belter_common::rules::DerivedFrom;
+use belter_common::{schema, DeliveryId, EventId, EventType, RuleId, Timestamp};
 use serde_json::value::RawValue;
 
 use super::extract;
@@ -191,6 +192,12 @@ pub(super) async fn show(
         payload,
         request_headers: headers,
         attempts: attempts.iter().map(|attempt| attempt.to_api()).collect(),
+        derived_from: event.derived_from.as_ref().and_then(|(rule_id, event_id)| {
+            Some(DerivedFrom {
+                rule_id: RuleId::parse(rule_id).ok()?,
+                event_id: EventId::parse(event_id).ok()?,
+            })
+        }),
     }))
 }
 

@@ -15,6 +15,7 @@ use super::extract;
 use crate::address_policy::AddressPolicy;
 use crate::api_error::ApiError;
 use crate::registry::EndpointEntry;
+use crate::rules::filter::Filter;
 use crate::state::AppState;
 use crate::store::EndpointRecord;
 
@@ -66,6 +67,15 @@ fn literal_ip(url: &url::Url) -> Option<std::net::IpAddr> {
         url::Host::Ipv6(v6) => Some(std::net::IpAddr::V6(v6)),
         url::Host::Domain(_) => None,
     }
+}
+
+/// Checks a payload filter; an empty or blank text means no filter.
+fn check_filter(text: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(text) = text.map(str::trim).filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    Filter::parse(text).map_err(|error| ApiError::unprocessable(format!("filter: {error}")))?;
+    Ok(Some(text.to_owned()))
 }
 
 fn check_description(text: &str) -> Result<(), ApiError> {
@@ -153,6 +163,7 @@ pub(super) async fn create(
         previous_secrets: Vec::new(),
         failing_since: None,
         paused_reason: None,
+        filter: check_filter(request.filter.as_deref())?,
     };
     record.set_selection(&request.event_types);
     let id = EndpointId::generate();
@@ -192,6 +203,11 @@ pub(super) async fn update(
     if let Some(description) = &request.description {
         check_description(description)?;
     }
+    let filter = request
+        .filter
+        .as_deref()
+        .map(|text| check_filter(Some(text)))
+        .transpose()?;
     let entry = modify(&state, &entry.id, |record| {
         if let Some(url) = url {
             record.url = url;
@@ -201,6 +217,9 @@ pub(super) async fn update(
         }
         if let Some(description) = request.description {
             record.description = description;
+        }
+        if let Some(filter) = filter {
+            record.filter = filter;
         }
     })
     .await?;
@@ -364,6 +383,20 @@ mod tests {
             let message = check_url(url, &strict).unwrap_err().message;
             assert!(message.contains(expected), "{url}: {message}");
         }
+    }
+
+    #[test]
+    fn filter_checks() {
+        assert_eq!(check_filter(None).unwrap(), None);
+        assert_eq!(check_filter(Some("  ")).unwrap(), None);
+        assert_eq!(
+            check_filter(Some(" data.level >= 0.8 "))
+                .unwrap()
+                .as_deref(),
+            Some("data.level >= 0.8")
+        );
+        let message = check_filter(Some("data.level >=")).unwrap_err().message;
+        assert!(message.contains("column"), "{message}");
     }
 
     #[test]

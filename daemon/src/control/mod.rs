@@ -4,6 +4,7 @@
 mod deliveries;
 mod endpoints;
 mod extract;
+mod rules;
 mod socket;
 mod stream;
 
@@ -44,6 +45,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/deliveries/{id}", get(deliveries::show))
         .route("/v1/deliveries/{id}/replay", post(deliveries::replay_one))
         .route("/v1/replay", post(deliveries::replay_many))
+        .route("/v1/rules", get(rules::list).post(rules::create))
+        .route("/v1/rules/{id}", axum::routing::delete(rules::remove))
         .route("/v1/stats", get(deliveries::stats))
         .route("/v1/stream", get(stream::stream))
         .fallback(route_not_found)

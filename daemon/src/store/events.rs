@@ -25,6 +25,15 @@ pub(crate) struct NewDelivery {
     pub(crate) target_url: String,
 }
 
+/// One event of an ingest write with the deliveries made from it.
+#[derive(Debug)]
+pub(crate) struct NewEventWrite {
+    pub(crate) event: NewEvent,
+    pub(crate) deliveries: Vec<NewDelivery>,
+    /// For a derived event: the rule id and the id of the event it was derived from.
+    pub(crate) derived_from: Option<(String, String)>,
+}
+
 /// The outcome of an ingest write.
 #[derive(Debug)]
 pub(crate) enum IngestWrite {
@@ -44,55 +53,89 @@ pub(crate) struct Pruned {
 }
 
 impl Store {
-    /// Writes an event, its deliveries, their due entries and the idempotency key in one
-    /// transaction, so a crash leaves all of them or none. The caller flushes before answering.
+    /// Writes one event with its deliveries; see [`Store::write_events`].
+    #[cfg(test)]
     pub(crate) fn write_event(
         &self,
         event: &NewEvent,
         deliveries: &[NewDelivery],
         idempotency: Option<(&str, &[u8])>,
     ) -> Result<IngestWrite, StoreError> {
-        let event_record = EventRecord {
-            event_type: event.kind.code(),
-            created_at: event.created_at,
-            body: event.body.clone(),
+        let write = NewEventWrite {
+            event: NewEvent {
+                id: event.id.clone(),
+                kind: event.kind,
+                created_at: event.created_at,
+                body: event.body.clone(),
+            },
             deliveries: deliveries
                 .iter()
-                .map(|delivery| delivery.id.to_string())
+                .map(|delivery| NewDelivery {
+                    id: delivery.id.clone(),
+                    endpoint_id: delivery.endpoint_id.clone(),
+                    target_url: delivery.target_url.clone(),
+                })
                 .collect(),
+            derived_from: None,
         };
-        let event_bytes = encode(&event_record)?;
-        let mut delivery_rows = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            let record = DeliveryRecord {
-                event_id: event.id.to_string(),
+        self.write_events(std::slice::from_ref(&write), idempotency)
+    }
+
+    /// Writes events (an accepted one and those derived from it), their deliveries, the
+    /// deliveries' due entries and the idempotency key in one transaction, so a crash leaves all
+    /// of them or none. The caller flushes before answering.
+    pub(crate) fn write_events(
+        &self,
+        writes: &[NewEventWrite],
+        idempotency: Option<(&str, &[u8])>,
+    ) -> Result<IngestWrite, StoreError> {
+        let mut event_rows = Vec::with_capacity(writes.len());
+        let mut delivery_rows = Vec::new();
+        for write in writes {
+            let event = &write.event;
+            let event_record = EventRecord {
                 event_type: event.kind.code(),
-                endpoint_id: delivery.endpoint_id.to_string(),
-                target_url: delivery.target_url.clone(),
-                status: DeliveryStatus::Pending,
-                attempt_count: 0,
-                scheduled_attempts: 0,
                 created_at: event.created_at,
-                updated_at: event.created_at,
-                next_attempt_at: Some(event.created_at),
-                next_trigger: AttemptTrigger::First,
-                last_status_code: None,
-                last_failure: None,
-                last_error: None,
-                last_latency_ms: None,
+                body: event.body.clone(),
+                deliveries: write
+                    .deliveries
+                    .iter()
+                    .map(|delivery| delivery.id.to_string())
+                    .collect(),
+                derived_from: write.derived_from.clone(),
             };
-            let key = due_key(
-                delivery.endpoint_id.as_str(),
-                event.created_at,
-                delivery.id.as_str(),
-            );
-            delivery_rows.push((delivery.id.as_str(), encode(&record)?, key));
+            event_rows.push((event.id.as_str(), encode(&event_record)?));
+            for delivery in &write.deliveries {
+                let record = DeliveryRecord {
+                    event_id: event.id.to_string(),
+                    event_type: event.kind.code(),
+                    endpoint_id: delivery.endpoint_id.to_string(),
+                    target_url: delivery.target_url.clone(),
+                    status: DeliveryStatus::Pending,
+                    attempt_count: 0,
+                    scheduled_attempts: 0,
+                    created_at: event.created_at,
+                    updated_at: event.created_at,
+                    next_attempt_at: Some(event.created_at),
+                    next_trigger: AttemptTrigger::First,
+                    last_status_code: None,
+                    last_failure: None,
+                    last_error: None,
+                    last_latency_ms: None,
+                };
+                let key = due_key(
+                    delivery.endpoint_id.as_str(),
+                    event.created_at,
+                    delivery.id.as_str(),
+                );
+                delivery_rows.push((delivery.id.as_str(), encode(&record)?, key));
+            }
         }
         let idempotency_row = match idempotency {
             Some((key, response)) => Some((
                 key,
                 encode(&IdempotencyRecord {
-                    created_at: event.created_at,
+                    created_at: writes.first().map_or(0, |write| write.event.created_at),
                     response: response.to_vec(),
                 })?,
             )),
@@ -108,7 +151,9 @@ impl Store {
                     }
                     idempotency_tree.insert(key.as_bytes(), record.as_slice())?;
                 }
-                events.insert(event.id.as_str().as_bytes(), event_bytes.as_slice())?;
+                for (id, record) in &event_rows {
+                    events.insert(id.as_bytes(), record.as_slice())?;
+                }
                 for (id, record, key) in &delivery_rows {
                     deliveries_tree.insert(id.as_bytes(), record.as_slice())?;
                     due.insert(key.as_slice(), &[][..])?;

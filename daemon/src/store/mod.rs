@@ -10,6 +10,7 @@
 //! - `inflight`: delivery id → endpoint id; deliveries whose attempt has started and not ended
 //! - `endpoints`: endpoint id → [`EndpointRecord`]
 //! - `idempotency`: idempotency key → [`IdempotencyRecord`]
+//! - `rules`: rule id → [`RuleRecord`]
 //! - `stats`: minute since the epoch (u64 big-endian) → outcome counts, summed by a merge operator
 
 mod endpoints;
@@ -17,6 +18,7 @@ mod events;
 mod log;
 mod queue;
 mod records;
+mod rules;
 mod stats;
 
 use std::path::Path;
@@ -26,11 +28,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::codec::CodecError;
 
-pub(crate) use events::{IngestWrite, NewDelivery, NewEvent};
+pub(crate) use events::{IngestWrite, NewDelivery, NewEvent, NewEventWrite};
 pub(crate) use log::LogScan;
 pub(crate) use queue::{Completion, ReplayOutcome};
 pub(crate) use records::{
-    AttemptRecord, DeliveryRecord, EndpointRecord, EventRecord, IdempotencyRecord,
+    AttemptRecord, DeliveryRecord, EndpointRecord, EventRecord, IdempotencyRecord, RuleRecord,
 };
 pub(crate) use stats::OutcomeCounts;
 
@@ -78,6 +80,7 @@ pub(crate) struct Store {
     inflight: sled::Tree,
     endpoints: sled::Tree,
     idempotency: sled::Tree,
+    rules: sled::Tree,
     stats: sled::Tree,
 }
 
@@ -99,6 +102,7 @@ impl Store {
             inflight: db.open_tree("inflight")?,
             endpoints: db.open_tree("endpoints")?,
             idempotency: db.open_tree("idempotency")?,
+            rules: db.open_tree("rules")?,
             stats,
             db,
         })

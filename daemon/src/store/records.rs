@@ -18,6 +18,8 @@ pub(crate) struct EventRecord {
     pub(crate) body: Vec<u8>,
     /// Ids of the deliveries made at ingest.
     pub(crate) deliveries: Vec<String>,
+    /// For a derived event: the rule id and the id of the event it was derived from.
+    pub(crate) derived_from: Option<(String, String)>,
 }
 
 /// One delivery: an event bound for one endpoint.
@@ -127,6 +129,18 @@ pub(crate) struct EndpointRecord {
     pub(crate) failing_since: Option<u64>,
     /// Why the daemon paused the endpoint by itself, if it did.
     pub(crate) paused_reason: Option<String>,
+    /// The payload filter's text, checked when it was set.
+    pub(crate) filter: Option<String>,
+}
+
+/// A threshold rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RuleRecord {
+    pub(crate) scope: belter_common::rules::RuleScope,
+    pub(crate) scope_id: Option<String>,
+    pub(crate) criterion: Option<String>,
+    pub(crate) min_score: f64,
+    pub(crate) created_at: u64,
 }
 
 impl EndpointRecord {

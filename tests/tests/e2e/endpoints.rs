@@ -111,6 +111,7 @@ async fn endpoint_crud_round_trip() {
         description: Some("billing alerts".to_owned()),
         event_types: Some(EventSelection::Only(vec![EventType::SmartAlertCreated])),
         url: None,
+        filter: None,
     };
     let updated = client.update_endpoint(id, &update).await.expect("update");
     let refetched = client.get_endpoint(id).await.expect("get endpoint");
@@ -136,6 +137,7 @@ async fn endpoint_rejects_bad_url() {
         event_types: EventSelection::All,
         description: String::new(),
         paused: false,
+        filter: None,
     };
 
     let error = daemon

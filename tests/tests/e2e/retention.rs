@@ -12,10 +12,12 @@ use hyper::StatusCode;
 
 #[tokio::test]
 async fn old_deliveries_are_pruned() {
-    let mut options = DaemonOptions::default();
-    options.extra_args = ["--retention", "2s", "--retention-interval", "200ms"]
-        .map(String::from)
-        .to_vec();
+    let options = DaemonOptions {
+        extra_args: ["--retention", "2s", "--retention-interval", "200ms"]
+            .map(String::from)
+            .to_vec(),
+        ..DaemonOptions::default()
+    };
     let daemon = DaemonProcess::start_with(options).await;
     let client = daemon.client();
     let receiver = Receiver::start().await;
@@ -50,10 +52,12 @@ async fn old_deliveries_are_pruned() {
 
 #[tokio::test]
 async fn young_deliveries_are_kept() {
-    let mut options = DaemonOptions::default();
-    options.extra_args = ["--retention", "1h", "--retention-interval", "100ms"]
-        .map(String::from)
-        .to_vec();
+    let options = DaemonOptions {
+        extra_args: ["--retention", "1h", "--retention-interval", "100ms"]
+            .map(String::from)
+            .to_vec(),
+        ..DaemonOptions::default()
+    };
     let daemon = DaemonProcess::start_with(options).await;
     let client = daemon.client();
     let receiver = Receiver::start().await;

@@ -216,6 +216,7 @@ async fn refused_connection_recorded() {
         event_types: EventSelection::All,
         description: "nothing listens here".to_owned(),
         paused: false,
+        filter: None,
     };
     client
         .create_endpoint(&request)
@@ -280,6 +281,7 @@ async fn loopback_name_blocked_by_default() {
         event_types: EventSelection::All,
         description: String::new(),
         paused: false,
+        filter: None,
     };
     client.create_endpoint(&request).await.expect("create");
     let answer = daemon.ingest_accepted(csat()).await;
@@ -313,6 +315,7 @@ async fn loopback_address_rejected_at_creation() {
         event_types: EventSelection::All,
         description: String::new(),
         paused: false,
+        filter: None,
     };
 
     let error = daemon

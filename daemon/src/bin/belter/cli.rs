@@ -100,6 +100,10 @@ pub(crate) struct AddEndpointArgs {
     /// Create the endpoint paused, so deliveries queue until it is resumed
     #[arg(long)]
     pub(crate) paused: bool,
+    /// Payload filter, such as 'data.brand == "northwind" && data.level >= 0.8'; events it
+    /// rejects create no delivery to this endpoint
+    #[arg(long, value_name = "EXPRESSION")]
+    pub(crate) filter: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +121,7 @@ pub(crate) struct RotateSecretArgs {
     ArgGroup::new("change")
         .required(true)
         .multiple(true)
-        .args(["url", "events", "description"])
+        .args(["url", "events", "description", "filter"])
 ))]
 pub(crate) struct UpdateEndpointArgs {
     /// Endpoint id, such as ep_01J…
@@ -131,6 +135,9 @@ pub(crate) struct UpdateEndpointArgs {
     /// New note for operators
     #[arg(long, value_name = "TEXT")]
     pub(crate) description: Option<String>,
+    /// New payload filter; an empty text removes the filter
+    #[arg(long, value_name = "EXPRESSION")]
+    pub(crate) filter: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -246,6 +246,7 @@ del_01ARZ3NDEKTSV4RRFFQ69G5FAW  1m ago   csat.received  failed   6         refus
                 value: "2".to_owned(),
             }],
             attempts: vec![first, second],
+            derived_from: None,
         };
 
         let output = render_detail(&detail, NOW);
@@ -278,6 +279,7 @@ del_01ARZ3NDEKTSV4RRFFQ69G5FAW  1m ago   csat.received  failed   6         refus
             payload: RawValue::from_string("{}".to_owned()).unwrap(),
             request_headers: Vec::new(),
             attempts: Vec::new(),
+            derived_from: None,
         };
         let output = render_detail(&detail, NOW);
         assert!(output.contains("Attempts:\n  none yet\n"), "{output}");
@@ -293,6 +295,7 @@ del_01ARZ3NDEKTSV4RRFFQ69G5FAW  1m ago   csat.received  failed   6         refus
             payload: RawValue::from_string("{}".to_owned()).unwrap(),
             request_headers: Vec::new(),
             attempts: Vec::new(),
+            derived_from: None,
         };
         let output = render_detail(&detail, NOW);
         assert!(

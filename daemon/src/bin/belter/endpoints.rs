@@ -71,6 +71,7 @@ async fn add(client: &ControlClient, json: bool, args: AddEndpointArgs) -> anyho
         event_types: args.events,
         description: args.description,
         paused: args.paused,
+        filter: args.filter,
     };
     let created = client.create_endpoint(&request).await?;
     if json {
@@ -96,6 +97,7 @@ async fn update(
         url: args.url,
         event_types: args.events,
         description: args.description,
+        filter: args.filter,
     };
     let endpoint = client.update_endpoint(&args.id, &request).await?;
     print_endpoint(json, &endpoint)
@@ -189,6 +191,11 @@ fn endpoint_fields(endpoint: &Endpoint, now: Timestamp) -> Vec<(&'static str, St
             format!("{} in the stats window", endpoint.recent_failures),
         ),
         ("last success", last_success_label(endpoint, now)),
+        ("filter", endpoint.filter.clone().unwrap_or_default()),
+        (
+            "paused reason",
+            endpoint.paused_reason.clone().unwrap_or_default(),
+        ),
     ]
 }
 
@@ -213,6 +220,8 @@ mod tests {
             consecutive_failures: 0,
             recent_failures: 0,
             last_success_at: None,
+            filter: None,
+            paused_reason: None,
         }
     }
 

@@ -104,6 +104,7 @@ mod tests {
                 DeliveryId::parse("del_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap(),
                 DeliveryId::parse("del_01ARZ3NDEKTSV4RRFFQ69G5FAW").unwrap(),
             ],
+            derived: Vec::new(),
         };
         assert_eq!(
             render_accepted(&response),
@@ -117,6 +118,7 @@ mod tests {
         let response = IngestResponse {
             event_id: EventId::parse("evt_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap(),
             deliveries: Vec::new(),
+            derived: Vec::new(),
         };
         assert_eq!(
             render_accepted(&response),
