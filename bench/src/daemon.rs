@@ -1,5 +1,6 @@
 //! A `belterd` child process on its own data directory, with its ingest address, token and
-//! control client. The child is killed when this handle is dropped.
+//! control client. Scenarios stop it with SIGTERM when they end; a handle dropped early, as on
+//! an error, kills it with SIGKILL.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

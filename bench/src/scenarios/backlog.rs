@@ -184,6 +184,7 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         outcome.query = Some(run_queries(&control, created + failed).await?);
     }
     if !options.runs(Scenario::Backlog) {
+        daemon.stop().await?;
         return Ok(outcome);
     }
 
@@ -269,6 +270,7 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
             result.drain_per_sec
         ),
     );
+    daemon.stop().await?;
     outcome.backlog = Some(result);
     Ok(outcome)
 }

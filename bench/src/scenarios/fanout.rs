@@ -51,7 +51,7 @@ pub struct FanoutResult {
 
 /// Runs the fan-out scenario.
 pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result<FanoutResult> {
-    let daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         &options.belterd,
         DaemonSettings::with_concurrency(options.concurrency),
     )
@@ -105,6 +105,7 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         }
         busy += last.saturating_duration_since(posted);
     }
+    daemon.stop().await?;
     let deliveries = receiver.count();
     let deliveries_per_sec = per_second(deliveries, busy);
     let result = FanoutResult {

@@ -59,7 +59,7 @@ pub async fn run(options: &Options) -> anyhow::Result<IsolationResult> {
 /// One saturating run on a fresh daemon; returns the fast endpoint's numbers and the requests
 /// the dead receiver got.
 async fn phase(options: &Options, dead_paused: bool) -> anyhow::Result<(PhaseResult, u64)> {
-    let daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         &options.belterd,
         DaemonSettings::with_concurrency(options.concurrency),
     )
@@ -85,5 +85,10 @@ async fn phase(options: &Options, dead_paused: bool) -> anyhow::Result<(PhaseRes
         )?)
         .await?;
     let result = saturate("isolation", &daemon, &fast, options).await?;
-    Ok((result, dead.count()))
+    let dead_requests = dead.count();
+    // Closing the held connections ends their attempts, so belterd stops without waiting for
+    // the attempt timeout.
+    drop(dead);
+    daemon.stop().await?;
+    Ok((result, dead_requests))
 }

@@ -60,7 +60,7 @@ struct Answered {
 
 /// Runs the latency scenario.
 pub async fn run(options: &Options) -> anyhow::Result<LatencyResult> {
-    let daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         &options.belterd,
         DaemonSettings::with_concurrency(options.concurrency),
     )
@@ -171,6 +171,7 @@ pub async fn run(options: &Options) -> anyhow::Result<LatencyResult> {
         }
     }
     let accepted = answers.len() as u64;
+    daemon.stop().await?;
     let result = LatencyResult {
         rate_per_sec: options.rate,
         sent,

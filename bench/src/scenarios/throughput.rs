@@ -60,7 +60,7 @@ pub struct ThroughputResult {
 
 /// Runs the throughput scenario.
 pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result<ThroughputResult> {
-    let daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         &options.belterd,
         DaemonSettings::with_concurrency(options.concurrency),
     )
@@ -77,6 +77,7 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         .await?;
     receiver.set_secret("/hook", &created.secret);
     let phase = saturate("throughput", &daemon, &receiver, options).await?;
+    daemon.stop().await?;
     let result = ThroughputResult {
         posters: options.concurrency,
         delivered_over_baseline: phase.delivered_per_sec / baseline.requests_per_sec,
