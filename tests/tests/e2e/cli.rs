@@ -388,3 +388,69 @@ async fn cli_stats_counts_attempts() {
     let text = belter_ok(&daemon, &["stats"]).await;
     assert!(text.contains("attempts ok      1"), "{text}");
 }
+
+#[tokio::test]
+async fn cli_manages_rules_and_filters() {
+    let daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+
+    let added = belter_ok(
+        &daemon,
+        &[
+            "rules",
+            "add",
+            "--scope",
+            "team",
+            "--scope-id",
+            "billing-emea",
+            "--criterion",
+            "resolution",
+            "--min-score",
+            "95",
+        ],
+    )
+    .await;
+    let listed = belter_ok(&daemon, &["rules", "list"]).await;
+    let rules: Vec<belter_common::rules::ThresholdRule> = belter_json!(&daemon, &["rules", "list"]);
+    let answer = post_sample(&daemon, EventType::EvaluationCompleted).await;
+    let bad_filter = belter_fails(
+        &daemon,
+        &[
+            "endpoints",
+            "add",
+            &receiver.url(),
+            "--filter",
+            "data.level >>",
+        ],
+        EXIT_FAILURE,
+    )
+    .await;
+    let created: CreatedEndpoint = belter_json!(
+        &daemon,
+        &[
+            "endpoints",
+            "add",
+            &receiver.url(),
+            "--filter",
+            "data.brand == \"northwind\""
+        ]
+    );
+    let removed = belter_ok(&daemon, &["rules", "remove", rules[0].id.as_str()]).await;
+    let after: Vec<belter_common::rules::ThresholdRule> = belter_json!(&daemon, &["rules", "list"]);
+
+    assert!(
+        added.contains("team billing-emea: resolution below 95"),
+        "{added}"
+    );
+    assert!(listed.contains("billing-emea"), "{listed}");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(answer.derived.len(), 1);
+    assert_eq!(answer.derived[0].event, EventType::ScoreThresholdBreached);
+    assert!(bad_filter.contains("column"), "{bad_filter}");
+    assert_eq!(
+        created.endpoint.filter.as_deref(),
+        Some("data.brand == \"northwind\"")
+    );
+    assert!(removed.contains("removed"), "{removed}");
+    assert!(after.is_empty());
+}

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use belter_common::api::{DeliveryFilter, MAX_PAGE_LIMIT};
 use belter_common::records::{DeliveryStatus, EventSelection};
-use belter_common::{DeliveryId, EndpointId, EventType, Timestamp};
+use belter_common::rules::RuleScope;
+use belter_common::{DeliveryId, EndpointId, EventType, RuleId, Timestamp};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::times::parse_time_arg;
@@ -51,12 +52,51 @@ pub(crate) enum Command {
     /// Browse the delivery log
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Manage threshold rules that raise score.threshold_breached events
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Send deliveries again, by id or by filter
     Replay(ReplayArgs),
     /// Show delivery totals over a time window
     Stats(StatsArgs),
     /// Check that belterd is running and show its version and addresses
     Health,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RulesCommand {
+    /// List the threshold rules
+    List,
+    /// Add a rule: evaluations scoring below MIN_SCORE raise score.threshold_breached
+    Add(AddRuleArgs),
+    /// Remove a rule
+    Remove(RemoveRuleArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddRuleArgs {
+    /// What the rule covers: global, brand, team or agent
+    #[arg(long, value_parser = parse_rule_scope, default_value = "global")]
+    pub(crate) scope: RuleScope,
+    /// The brand, team or agent id; required unless the scope is global
+    #[arg(long, value_name = "ID")]
+    pub(crate) scope_id: Option<String>,
+    /// The criterion to check, such as greeting [default: the overall score]
+    #[arg(long, value_name = "NAME")]
+    pub(crate) criterion: Option<String>,
+    /// A score below this breaks the rule
+    #[arg(long, value_name = "SCORE")]
+    pub(crate) min_score: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoveRuleArgs {
+    /// Rule id, such as rule_01J…
+    pub(crate) id: RuleId,
+}
+
+fn parse_rule_scope(text: &str) -> Result<RuleScope, String> {
+    text.parse()
 }
 
 #[derive(Debug, Subcommand)]

@@ -92,6 +92,10 @@ fn render_detail(detail: &DeliveryDetail, now: Timestamp) -> String {
     if let Some(error) = &delivery.last_error {
         last_result.push_str(&format!(": {error}"));
     }
+    let derived_from = match &detail.derived_from {
+        Some(origin) => format!("rule {} on event {}", origin.rule_id, origin.event_id),
+        None => "-".to_owned(),
+    };
     let mut output = render_fields(&[
         ("id", delivery.id.to_string()),
         ("event", delivery.event_type.to_string()),
@@ -111,6 +115,7 @@ fn render_detail(detail: &DeliveryDetail, now: Timestamp) -> String {
             ),
         ),
         ("updated", delivery.updated_at.to_string()),
+        ("derived from", derived_from),
     ]);
 
     output.push_str("\nPayload:\n");

@@ -79,6 +79,17 @@ fn render_accepted(response: &IngestResponse) -> String {
     for delivery in &response.deliveries {
         output.push_str(&format!("  {delivery}\n"));
     }
+    for derived in &response.derived {
+        output.push_str(&format!(
+            "derived {} {}, {} deliveries\n",
+            derived.event,
+            derived.event_id,
+            derived.deliveries.len()
+        ));
+        for delivery in &derived.deliveries {
+            output.push_str(&format!("  {delivery}\n"));
+        }
+    }
     output
 }
 

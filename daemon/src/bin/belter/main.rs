@@ -9,6 +9,7 @@ mod events;
 mod output;
 mod pretty_json;
 mod replay;
+mod rules;
 mod socket;
 mod status;
 mod table;
@@ -49,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Endpoints(command) => endpoints::run(&client, json, command).await,
         Command::Events(command) => events::run(&client, json, command).await,
         Command::Deliveries(command) => deliveries::run(&client, json, command).await,
+        Command::Rules(command) => rules::run(&client, json, command).await,
         Command::Replay(args) => replay::run(&client, json, args).await,
         Command::Stats(args) => status::stats(&client, json, args.window.as_deref()).await,
         Command::Health => status::health(&client, json).await,
