@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::daemon_link;
 use crate::keymap;
 use crate::render::render;
-use crate::terminal::TerminalGuard;
+use crate::terminal::{self, TerminalGuard};
 use crate::theme::Theme;
 use crate::update::update;
 
@@ -60,6 +60,9 @@ pub async fn run(client: ControlClient) -> anyhow::Result<()> {
         }
         if app.should_quit {
             break;
+        }
+        if terminal::panicked() {
+            anyhow::bail!("a background task panicked; its message is printed above");
         }
         guard
             .terminal
