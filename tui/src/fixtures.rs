@@ -135,6 +135,8 @@ pub(crate) fn endpoint(serial: u64, url: &str, paused: bool, consecutive: u32) -
         "consecutive_failures": consecutive,
         "recent_failures": u64::from(consecutive) * 7,
         "last_success_at": (consecutive == 0).then(|| now().minus_millis(65_000)),
+        "filter": (serial == 1).then_some("data.level >= 0.8"),
+        "paused_reason": (paused && serial == 1).then_some("failing for 3 days"),
     });
     serde_json::from_value(json).expect("valid endpoint")
 }

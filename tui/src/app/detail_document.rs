@@ -126,6 +126,16 @@ pub fn build(
         ),
         plain,
     );
+    if let Some(origin) = &detail.derived_from {
+        builder.field(
+            "derived",
+            format!(
+                "by threshold rule {} from event {}",
+                origin.rule_id, origin.event_id
+            ),
+            plain,
+        );
+    }
     if let Some(next) = delivery.next_attempt_at {
         let wait = next.as_millis().saturating_sub(now.as_millis());
         builder.field(
@@ -248,6 +258,18 @@ mod tests {
                 "Attempts (1)"
             ]
         );
+    }
+
+    #[test]
+    fn document_names_threshold_rule() {
+        let mut json = serde_json::to_value(fixtures::sample_detail()).unwrap();
+        let rule = format!("rule_{}", ulid::Ulid::from_parts(fixtures::NOW_MILLIS, 7));
+        let event = format!("evt_{}", ulid::Ulid::from_parts(fixtures::NOW_MILLIS, 8));
+        json["derived_from"] = serde_json::json!({"rule_id": rule, "event_id": event});
+        let detail: DeliveryDetail = serde_json::from_value(json).unwrap();
+        let document = build(&detail, Theme { color: false }, 120, fixtures::now());
+        let expected = format!("derived   by threshold rule {rule} from event {event}");
+        assert!(text(&document).contains(&expected), "{:?}", text(&document));
     }
 
     #[test]

@@ -230,6 +230,14 @@ fn endpoints_at_80x24() {
     insta::assert_snapshot!("endpoints_80x24", screen);
     assert!(row_containing(&screen, "127.0.0.1:9000/alerts").contains("‖ paused"));
     assert!(row_containing(&screen, "127.0.0.1:9000/alerts").contains("12 / 84"));
+    assert!(screen.contains("filter   none, every event of the types above"));
+    update(&mut app, Action::Move(Motion::Down));
+    let screen = self::screen(&app);
+    assert!(screen.contains("filter   data.level >= 0.8"), "{screen}");
+    assert!(
+        screen.contains("paused   by belterd: failing for 3 days"),
+        "{screen}"
+    );
 }
 
 #[test]
