@@ -1,6 +1,6 @@
-//! The detail view of one delivery as a list of screen lines, wrapped to the pane's width, with
-//! the line where each section starts, so `update` can scroll and jump by section and `render`
-//! only slices it.
+//! The detail view of one delivery as a list of screen lines, wrapped to the pane's width. It
+//! records the line where each section starts, so `update` can scroll and jump by section while
+//! `render` only slices the lines.
 
 use belter_common::records::DeliveryDetail;
 use belter_common::Timestamp;
@@ -41,7 +41,7 @@ impl Builder {
             .push(Line::from(Span::styled(title, self.theme.title())));
     }
 
-    /// Adds one logical line, wrapped at the width; continuation lines start with `indent`.
+    /// Adds one logical line, wrapped at the width. Continuation lines start with `indent` spaces.
     fn push(&mut self, spans: Vec<(String, Style)>, indent: usize) {
         let width = self.width.max(indent + 8);
         let mut current: Vec<Span<'static>> = Vec::new();
