@@ -115,7 +115,7 @@ fn hints(app: &App) -> &'static [(&'static str, &'static str)] {
         return &[
             ("Enter", "apply"),
             ("Esc", "cancel"),
-            ("keys", "event: target: status: since: until:"),
+            ("terms", "event: target: endpoint: status: since: until:"),
         ];
     }
     match (&app.overlay, app.view) {
