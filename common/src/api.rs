@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event_type::EventType;
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::records::{DeliveryStatus, EventSelection};
+use crate::records::{DeliveryFormat, DeliveryStatus, EventSelection};
 use crate::timestamp::Timestamp;
 
 /// Version prefix of every API route.
@@ -73,6 +73,16 @@ pub struct CreateEndpoint {
     /// rejects create no delivery to the endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// The body format, `raw` when absent.
+    #[serde(default)]
+    pub format: DeliveryFormat,
+    /// The PagerDuty routing key, required with the `pagerduty` format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
+    /// Add the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature`) beside Belter's own.
+    #[serde(default)]
+    pub standard_webhooks: bool,
 }
 
 fn all_events() -> EventSelection {
@@ -94,6 +104,15 @@ pub struct UpdateEndpoint {
     /// A new payload filter; an empty text removes the filter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// A new body format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DeliveryFormat>,
+    /// A new PagerDuty routing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
+    /// Turn the Standard Webhooks headers on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standard_webhooks: Option<bool>,
 }
 
 /// Body of `POST /v1/endpoints/{id}/rotate-secret`.

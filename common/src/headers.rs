@@ -10,6 +10,12 @@ pub const DELIVERY: &str = "x-belter-delivery";
 pub const EVENT_ID: &str = "x-belter-event-id";
 /// The attempt number of this request, starting at 1.
 pub const ATTEMPT: &str = "x-belter-attempt";
+/// Standard Webhooks message id: the delivery id, stable across retries and replays.
+pub const WEBHOOK_ID: &str = "webhook-id";
+/// Standard Webhooks timestamp: seconds since the epoch at the attempt.
+pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+/// Standard Webhooks signatures, `v1,<base64>`, one per valid secret, space-separated.
+pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 /// Key that makes a repeated ingest request return the first response.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 

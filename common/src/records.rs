@@ -307,6 +307,49 @@ impl EventSelection {
     }
 }
 
+/// The body an endpoint receives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryFormat {
+    /// The stored Belter body, `{"id", "event", "created_at", "data"}`.
+    #[default]
+    Raw,
+    /// A Slack incoming-webhook message: text plus blocks.
+    Slack,
+    /// A PagerDuty Events API v2 enqueue body; needs the endpoint's routing key.
+    Pagerduty,
+    /// A Microsoft Teams message card.
+    Teams,
+}
+
+impl DeliveryFormat {
+    /// The wire name, such as `pagerduty`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeliveryFormat::Raw => "raw",
+            DeliveryFormat::Slack => "slack",
+            DeliveryFormat::Pagerduty => "pagerduty",
+            DeliveryFormat::Teams => "teams",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryFormat {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [
+            DeliveryFormat::Raw,
+            DeliveryFormat::Slack,
+            DeliveryFormat::Pagerduty,
+            DeliveryFormat::Teams,
+        ]
+        .into_iter()
+        .find(|format| format.as_str() == name)
+        .ok_or_else(|| format!("unknown format {name:?}: expected raw, slack, pagerduty or teams"))
+    }
+}
+
 /// Whether an endpoint receives deliveries now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -346,6 +389,12 @@ pub struct Endpoint {
     /// Why the daemon paused the endpoint by itself, such as after failing for days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_reason: Option<String>,
+    /// The body format deliveries are sent in.
+    #[serde(default)]
+    pub format: DeliveryFormat,
+    /// Whether deliveries carry the Standard Webhooks headers beside Belter's own.
+    #[serde(default)]
+    pub standard_webhooks: bool,
 }
 
 /// An endpoint's signing secret, returned only on creation, rotation and the `secret` route.

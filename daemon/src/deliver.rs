@@ -28,6 +28,42 @@ pub(crate) struct AttemptRequest<'a> {
     pub(crate) event_id: &'a str,
     pub(crate) delivery_id: &'a str,
     pub(crate) attempt: u32,
+    /// Whether to add the Standard Webhooks headers.
+    pub(crate) standard_webhooks: bool,
+}
+
+/// The signature headers of one attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Signatures {
+    /// `X-Webhook-Signature`: one `v1=<hex>` per secret, space-separated.
+    pub(crate) belter: String,
+    /// `webhook-timestamp` (seconds) and `webhook-signature`, for Standard Webhooks endpoints.
+    pub(crate) standard: Option<(u64, String)>,
+}
+
+impl Signatures {
+    /// Signs `body` for an attempt at `timestamp_secs` with every secret.
+    pub(crate) fn compute(request: &AttemptRequest<'_>, timestamp_secs: u64) -> Self {
+        let standard = request.standard_webhooks.then(|| {
+            let signatures: Vec<String> = request
+                .secrets
+                .iter()
+                .filter_map(|secret| {
+                    signing::standard_signature(
+                        secret,
+                        request.delivery_id,
+                        timestamp_secs,
+                        &request.body,
+                    )
+                })
+                .collect();
+            (timestamp_secs, signatures.join(" "))
+        });
+        Self {
+            belter: sign_all(&request.secrets, &request.body),
+            standard,
+        }
+    }
 }
 
 /// What an attempt observed.
@@ -40,7 +76,7 @@ pub(crate) struct AttemptResult {
     pub(crate) error: Option<String>,
     pub(crate) response_body: Option<String>,
     pub(crate) retry_after: Option<Duration>,
-    pub(crate) signature: String,
+    pub(crate) signatures: Signatures,
 }
 
 /// Builds the HTTP client shared by every attempt: no redirects, no proxy, pooled connections,
@@ -70,9 +106,12 @@ pub(crate) fn sign_all(secrets: &[&str], body: &[u8]) -> String {
     signatures.join(" ")
 }
 
-/// The request headers of an attempt, as sent, signature included.
-pub(crate) fn request_headers(request: &AttemptRequest<'_>, signature: &str) -> Vec<Header> {
-    let pairs = [
+/// The request headers of an attempt, as sent, signatures included.
+pub(crate) fn request_headers(
+    request: &AttemptRequest<'_>,
+    signatures: &Signatures,
+) -> Vec<Header> {
+    let mut pairs = vec![
         ("content-type", "application/json".to_owned()),
         ("accept", "*/*".to_owned()),
         ("user-agent", headers::user_agent()),
@@ -80,8 +119,13 @@ pub(crate) fn request_headers(request: &AttemptRequest<'_>, signature: &str) -> 
         (headers::EVENT_ID, request.event_id.to_owned()),
         (headers::DELIVERY, request.delivery_id.to_owned()),
         (headers::ATTEMPT, request.attempt.to_string()),
-        (headers::SIGNATURE, signature.to_owned()),
+        (headers::SIGNATURE, signatures.belter.clone()),
     ];
+    if let Some((timestamp, signature)) = &signatures.standard {
+        pairs.push((headers::WEBHOOK_ID, request.delivery_id.to_owned()));
+        pairs.push((headers::WEBHOOK_TIMESTAMP, timestamp.to_string()));
+        pairs.push((headers::WEBHOOK_SIGNATURE, signature.clone()));
+    }
     pairs
         .into_iter()
         .map(|(name, value)| Header {
@@ -99,7 +143,10 @@ pub(crate) async fn send(
     request: AttemptRequest<'_>,
     timeout: Duration,
 ) -> AttemptResult {
-    let signature = sign_all(&request.secrets, &request.body);
+    let timestamp_secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let signatures = Signatures::compute(&request, timestamp_secs);
     let started = Instant::now();
     if let Some(message) = literal_address_blocked(policy, request.url) {
         return AttemptResult {
@@ -110,11 +157,11 @@ pub(crate) async fn send(
             error: Some(message),
             response_body: None,
             retry_after: None,
-            signature,
+            signatures,
         };
     }
     let mut builder = client.post(request.url);
-    for header in request_headers(&request, &signature) {
+    for header in request_headers(&request, &signatures) {
         // The client sets these two on every request itself.
         if header.name != "user-agent" && header.name != "accept" {
             builder = builder.header(header.name, header.value);
@@ -141,7 +188,7 @@ pub(crate) async fn send(
         error: None,
         response_body: None,
         retry_after: None,
-        signature,
+        signatures,
     };
     match outcome {
         Err(_elapsed) => {
@@ -308,8 +355,13 @@ mod tests {
             event_id: "evt_1",
             delivery_id: "del_1",
             attempt: 3,
+            standard_webhooks: false,
         };
-        let sent = request_headers(&request, "v1=ab");
+        let signatures = Signatures {
+            belter: "v1=ab".to_owned(),
+            standard: None,
+        };
+        let sent = request_headers(&request, &signatures);
         let value = |name: &str| {
             sent.iter()
                 .find(|header| header.name == name)
@@ -319,6 +371,32 @@ mod tests {
         assert_eq!(value("x-belter-delivery").as_deref(), Some("del_1"));
         assert_eq!(value("x-webhook-signature").as_deref(), Some("v1=ab"));
         assert_eq!(value("content-type").as_deref(), Some("application/json"));
+    }
+
+    #[test]
+    fn standard_headers_sign_each_secret() {
+        let request = AttemptRequest {
+            url: "http://127.0.0.1:9/",
+            body: Bytes::from_static(b"{}"),
+            secrets: vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_AAAA"],
+            event_type: "csat.received",
+            event_id: "evt_1",
+            delivery_id: "del_1",
+            attempt: 1,
+            standard_webhooks: true,
+        };
+        let signatures = Signatures::compute(&request, 1_614_265_330);
+        let sent = request_headers(&request, &signatures);
+        let value = |name: &str| {
+            sent.iter()
+                .find(|header| header.name == name)
+                .map(|header| header.value.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(value("webhook-id"), "del_1");
+        assert_eq!(value("webhook-timestamp"), "1614265330");
+        assert_eq!(value("webhook-signature").split(' ').count(), 2);
+        assert!(value("webhook-signature").starts_with("v1,"));
     }
 
     #[test]
@@ -350,6 +428,7 @@ mod tests {
             event_id: "evt_1",
             delivery_id: "del_1",
             attempt: 1,
+            standard_webhooks: false,
         };
         let result = send(&client, &policy, request, Duration::from_secs(2)).await;
         assert!(!result.succeeded);
@@ -373,6 +452,7 @@ mod tests {
                 event_id: "evt_1",
                 delivery_id: "del_1",
                 attempt: 1,
+                standard_webhooks: false,
             };
             let result = send(&client, &policy, request, Duration::from_secs(2)).await;
             assert_eq!(result.failure, Some(FailureKind::BlockedByPolicy), "{url}");

@@ -52,6 +52,11 @@ impl EndpointHealth {
         }
     }
 
+    /// Failed attempts in a row since the last success.
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
     fn recent_failures(&self, now_ms: u64) -> u64 {
         let minute = now_ms / 60_000;
         let buckets = self
@@ -123,6 +128,8 @@ impl EndpointEntry {
             last_success_at: (last_success > 0).then(|| Timestamp::from_millis(last_success)),
             filter: self.record.filter.clone(),
             paused_reason: self.record.paused_reason.clone(),
+            format: self.record.format,
+            standard_webhooks: self.record.standard_webhooks,
         }
     }
 }

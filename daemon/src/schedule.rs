@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::deliver::{self, AttemptRequest};
+use crate::formats;
 use crate::registry::EndpointEntry;
 use crate::retry::{self, AttemptOutcome};
 use crate::state::AppState;
@@ -196,14 +197,20 @@ async fn run_attempt(
         }
     };
     let kind = record.kind();
+    let body = formats::render(
+        entry.record.format,
+        &event.body,
+        entry.record.routing_key.as_deref(),
+    );
     let request = AttemptRequest {
         url: &record.target_url,
-        body: Bytes::from(event.body),
+        body: Bytes::from(body),
         secrets: entry.record.signing_secrets(started_at),
         event_type: kind.as_str(),
         event_id: &record.event_id,
         delivery_id: delivery_id.as_str(),
         attempt: number,
+        standard_webhooks: entry.record.standard_webhooks,
     };
     tracing::debug!(%delivery_id, endpoint_id = %entry.id, attempt = number, ?trigger, "attempt started");
     let result = deliver::send(
@@ -250,9 +257,11 @@ async fn run_attempt(
         failure: result.failure,
         error: result.error.clone(),
         response_body: result.response_body.clone(),
-        signature: result.signature.clone(),
+        signature: result.signatures.belter.clone(),
+        standard_signature: result.signatures.standard.clone(),
     };
     log_outcome(&delivery_id, &entry, &attempt, completion);
+    state.metrics.record_attempt(&attempt, completion);
     entry.health.record(result.succeeded, ended_at);
     track_failing_run(&state, &entry, result.succeeded, ended_at);
 

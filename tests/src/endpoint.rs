@@ -25,6 +25,9 @@ pub async fn subscribe_with(
         description: "test receiver".to_owned(),
         paused,
         filter: None,
+        format: Default::default(),
+        routing_key: None,
+        standard_webhooks: false,
     };
     let created = client
         .create_endpoint(&request)

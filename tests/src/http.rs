@@ -61,6 +61,13 @@ pub async fn post(
         .with_context(|| format!("POST {url} timed out after {REQUEST_TIMEOUT:?}"))?
 }
 
+/// Sends a GET with exactly the given headers (plus `Host`).
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<HttpResponse> {
+    tokio::time::timeout(REQUEST_TIMEOUT, send(Method::GET, url, headers, Vec::new()))
+        .await
+        .with_context(|| format!("GET {url} timed out after {REQUEST_TIMEOUT:?}"))?
+}
+
 async fn send(
     method: Method,
     url: &str,

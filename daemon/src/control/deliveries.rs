@@ -20,7 +20,8 @@ use serde_json::value::RawValue;
 
 use super::extract;
 use crate::api_error::ApiError;
-use crate::deliver::{request_headers, AttemptRequest};
+use crate::deliver::{request_headers, AttemptRequest, Signatures};
+use crate::formats;
 use crate::state::AppState;
 use crate::store::{DeliveryRecord, LogScan, ReplayOutcome};
 
@@ -149,43 +150,52 @@ pub(super) async fn show(
         .event(&record.event_id)?
         .ok_or_else(|| not_found(&id))?;
     let attempts = state.store.attempts(&id)?;
-    let body_text = String::from_utf8_lossy(&event.body).into_owned();
-    let payload = RawValue::from_string(body_text).map_err(|error| {
-        ApiError::store(format!(
-            "stored body of event {} is not JSON: {error}",
-            record.event_id
-        ))
-    })?;
-
     let endpoint = state
         .endpoints
         .get(&belter_common::EndpointId::parse(&record.endpoint_id).map_err(ApiError::store)?);
-    let kind = record.kind();
-    let (number, signature) = match attempts.last() {
-        Some(last) => (last.number, last.signature.clone()),
-        None => {
-            let signature = endpoint
-                .as_ref()
-                .map(|entry| {
-                    let secrets = entry.record.signing_secrets(Timestamp::now().as_millis());
-                    crate::deliver::sign_all(&secrets, &event.body)
-                })
-                .unwrap_or_default();
-            (1, signature)
-        }
+    // The payload is the body as sent: the endpoint's format applied to the stored event.
+    let body = match &endpoint {
+        Some(entry) => formats::render(
+            entry.record.format,
+            &event.body,
+            entry.record.routing_key.as_deref(),
+        ),
+        None => event.body.clone(),
     };
-    let headers = request_headers(
-        &AttemptRequest {
-            url: &record.target_url,
-            body: bytes::Bytes::new(),
-            secrets: Vec::new(),
-            event_type: kind.as_str(),
-            event_id: &record.event_id,
-            delivery_id: id.as_str(),
-            attempt: number,
+    let payload =
+        RawValue::from_string(String::from_utf8_lossy(&body).into_owned()).map_err(|error| {
+            ApiError::store(format!(
+                "stored body of event {} is not JSON: {error}",
+                record.event_id
+            ))
+        })?;
+
+    let kind = record.kind();
+    let now = Timestamp::now();
+    let secrets = endpoint
+        .as_ref()
+        .map(|entry| entry.record.signing_secrets(now.as_millis()))
+        .unwrap_or_default();
+    let request = AttemptRequest {
+        url: &record.target_url,
+        body: bytes::Bytes::from(body.clone()),
+        secrets,
+        event_type: kind.as_str(),
+        event_id: &record.event_id,
+        delivery_id: id.as_str(),
+        attempt: attempts.last().map_or(1, |last| last.number),
+        standard_webhooks: endpoint
+            .as_ref()
+            .is_some_and(|entry| entry.record.standard_webhooks),
+    };
+    let signatures = match attempts.last() {
+        Some(last) => Signatures {
+            belter: last.signature.clone(),
+            standard: last.standard_signature.clone(),
         },
-        &signature,
-    );
+        None => Signatures::compute(&request, now.as_millis() / 1_000),
+    };
+    let headers = request_headers(&request, &signatures);
     let paused = endpoint.is_some_and(|entry| entry.record.paused);
     Ok(Json(DeliveryDetail {
         delivery: record.to_api(&id, paused),

@@ -7,7 +7,7 @@ use axum::Json;
 use base64::Engine;
 use belter_common::api::{CreateEndpoint, CreatedEndpoint, RotateSecret, UpdateEndpoint};
 use belter_common::duration::parse_duration;
-use belter_common::records::{Endpoint, EndpointSecret, StreamEvent, StreamKind};
+use belter_common::records::{DeliveryFormat, Endpoint, EndpointSecret, StreamEvent, StreamKind};
 use belter_common::signing::SECRET_PREFIX;
 use belter_common::{EndpointId, Timestamp};
 
@@ -76,6 +76,32 @@ fn check_filter(text: Option<&str>) -> Result<Option<String>, ApiError> {
     };
     Filter::parse(text).map_err(|error| ApiError::unprocessable(format!("filter: {error}")))?;
     Ok(Some(text.to_owned()))
+}
+
+/// Longest PagerDuty routing key accepted, in bytes.
+const MAX_ROUTING_KEY_LEN: usize = 128;
+
+/// Checks that the `pagerduty` format has a routing key, and trims it.
+fn check_routing_key(
+    format: DeliveryFormat,
+    routing_key: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let key = routing_key
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty());
+    if let Some(key) = &key {
+        if key.len() > MAX_ROUTING_KEY_LEN || !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err(ApiError::unprocessable(format!(
+                "routing_key must be 1 to {MAX_ROUTING_KEY_LEN} printable ASCII characters"
+            )));
+        }
+    }
+    if format == DeliveryFormat::Pagerduty && key.is_none() {
+        return Err(ApiError::unprocessable(
+            "routing_key is required with format pagerduty: give the integration key of the PagerDuty service",
+        ));
+    }
+    Ok(key)
 }
 
 fn check_description(text: &str) -> Result<(), ApiError> {
@@ -164,6 +190,9 @@ pub(super) async fn create(
         failing_since: None,
         paused_reason: None,
         filter: check_filter(request.filter.as_deref())?,
+        format: request.format,
+        routing_key: check_routing_key(request.format, request.routing_key)?,
+        standard_webhooks: request.standard_webhooks,
     };
     record.set_selection(&request.event_types);
     let id = EndpointId::generate();
@@ -208,6 +237,11 @@ pub(super) async fn update(
         .as_deref()
         .map(|text| check_filter(Some(text)))
         .transpose()?;
+    let format = request.format.unwrap_or(entry.record.format);
+    let routing_key = match request.routing_key.clone() {
+        Some(key) => check_routing_key(format, Some(key))?,
+        None => check_routing_key(format, entry.record.routing_key.clone())?,
+    };
     let entry = modify(&state, &entry.id, |record| {
         if let Some(url) = url {
             record.url = url;
@@ -220,6 +254,11 @@ pub(super) async fn update(
         }
         if let Some(filter) = filter {
             record.filter = filter;
+        }
+        record.format = format;
+        record.routing_key = routing_key;
+        if let Some(standard) = request.standard_webhooks {
+            record.standard_webhooks = standard;
         }
     })
     .await?;
@@ -397,6 +436,22 @@ mod tests {
         );
         let message = check_filter(Some("data.level >=")).unwrap_err().message;
         assert!(message.contains("column"), "{message}");
+    }
+
+    #[test]
+    fn pagerduty_needs_routing_key() {
+        let message = check_routing_key(DeliveryFormat::Pagerduty, None)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("routing_key is required"), "{message}");
+        assert_eq!(
+            check_routing_key(DeliveryFormat::Pagerduty, Some(" R0UT ".to_owned())).unwrap(),
+            Some("R0UT".to_owned())
+        );
+        assert_eq!(
+            check_routing_key(DeliveryFormat::Slack, None).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -297,6 +297,7 @@ mod tests {
             error: Some("HTTP 500".to_owned()),
             response_body: None,
             signature: "v1=00".to_owned(),
+            standard_signature: None,
         }
     }
 

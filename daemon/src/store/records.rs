@@ -92,6 +92,8 @@ pub(crate) struct AttemptRecord {
     pub(crate) error: Option<String>,
     pub(crate) response_body: Option<String>,
     pub(crate) signature: String,
+    /// The Standard Webhooks timestamp and signature, for endpoints that send them.
+    pub(crate) standard_signature: Option<(u64, String)>,
 }
 
 impl AttemptRecord {
@@ -131,6 +133,12 @@ pub(crate) struct EndpointRecord {
     pub(crate) paused_reason: Option<String>,
     /// The payload filter's text, checked when it was set.
     pub(crate) filter: Option<String>,
+    /// The body format of deliveries.
+    pub(crate) format: belter_common::records::DeliveryFormat,
+    /// The PagerDuty routing key, for the `pagerduty` format.
+    pub(crate) routing_key: Option<String>,
+    /// Whether deliveries carry the Standard Webhooks headers.
+    pub(crate) standard_webhooks: bool,
 }
 
 /// A threshold rule.

@@ -112,6 +112,9 @@ async fn endpoint_crud_round_trip() {
         event_types: Some(EventSelection::Only(vec![EventType::SmartAlertCreated])),
         url: None,
         filter: None,
+        format: None,
+        routing_key: None,
+        standard_webhooks: None,
     };
     let updated = client.update_endpoint(id, &update).await.expect("update");
     let refetched = client.get_endpoint(id).await.expect("get endpoint");
@@ -138,6 +141,9 @@ async fn endpoint_rejects_bad_url() {
         description: String::new(),
         paused: false,
         filter: None,
+        format: Default::default(),
+        routing_key: None,
+        standard_webhooks: false,
     };
 
     let error = daemon

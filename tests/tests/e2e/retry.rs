@@ -217,6 +217,9 @@ async fn refused_connection_recorded() {
         description: "nothing listens here".to_owned(),
         paused: false,
         filter: None,
+        format: Default::default(),
+        routing_key: None,
+        standard_webhooks: false,
     };
     client
         .create_endpoint(&request)
@@ -282,6 +285,9 @@ async fn loopback_name_blocked_by_default() {
         description: String::new(),
         paused: false,
         filter: None,
+        format: Default::default(),
+        routing_key: None,
+        standard_webhooks: false,
     };
     client.create_endpoint(&request).await.expect("create");
     let answer = daemon.ingest_accepted(csat()).await;
@@ -316,6 +322,9 @@ async fn loopback_address_rejected_at_creation() {
         description: String::new(),
         paused: false,
         filter: None,
+        format: Default::default(),
+        routing_key: None,
+        standard_webhooks: false,
     };
 
     let error = daemon

@@ -209,6 +209,9 @@ async fn endpoint_with_filter(
         description: String::new(),
         paused: false,
         filter: Some(filter.to_owned()),
+        format: Default::default(),
+        routing_key: None,
+        standard_webhooks: false,
     };
     client.create_endpoint(&request).await
 }

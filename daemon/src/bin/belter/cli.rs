@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use belter_common::api::{DeliveryFilter, MAX_PAGE_LIMIT};
-use belter_common::records::{DeliveryStatus, EventSelection};
+use belter_common::records::{DeliveryFormat, DeliveryStatus, EventSelection};
 use belter_common::rules::RuleScope;
 use belter_common::{DeliveryId, EndpointId, EventType, RuleId, Timestamp};
 use clap::{ArgGroup, Args, Parser, Subcommand};
@@ -144,6 +144,19 @@ pub(crate) struct AddEndpointArgs {
     /// rejects create no delivery to this endpoint
     #[arg(long, value_name = "EXPRESSION")]
     pub(crate) filter: Option<String>,
+    /// Body format: raw, slack, pagerduty or teams
+    #[arg(long, default_value = "raw", value_parser = parse_format)]
+    pub(crate) format: DeliveryFormat,
+    /// PagerDuty integration key, required with --format pagerduty
+    #[arg(long, value_name = "KEY")]
+    pub(crate) routing_key: Option<String>,
+    /// Add the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature)
+    #[arg(long)]
+    pub(crate) standard_webhooks: bool,
+}
+
+fn parse_format(text: &str) -> Result<DeliveryFormat, String> {
+    text.parse()
 }
 
 #[derive(Debug, Args)]
@@ -161,7 +174,15 @@ pub(crate) struct RotateSecretArgs {
     ArgGroup::new("change")
         .required(true)
         .multiple(true)
-        .args(["url", "events", "description", "filter"])
+        .args([
+            "url",
+            "events",
+            "description",
+            "filter",
+            "format",
+            "routing_key",
+            "standard_webhooks",
+        ])
 ))]
 pub(crate) struct UpdateEndpointArgs {
     /// Endpoint id, such as ep_01J…
@@ -178,6 +199,15 @@ pub(crate) struct UpdateEndpointArgs {
     /// New payload filter; an empty text removes the filter
     #[arg(long, value_name = "EXPRESSION")]
     pub(crate) filter: Option<String>,
+    /// New body format: raw, slack, pagerduty or teams
+    #[arg(long, value_parser = parse_format)]
+    pub(crate) format: Option<DeliveryFormat>,
+    /// New PagerDuty integration key
+    #[arg(long, value_name = "KEY")]
+    pub(crate) routing_key: Option<String>,
+    /// Turn the Standard Webhooks headers on (true) or off (false)
+    #[arg(long, value_name = "BOOL")]
+    pub(crate) standard_webhooks: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -72,6 +72,9 @@ async fn add(client: &ControlClient, json: bool, args: AddEndpointArgs) -> anyho
         description: args.description,
         paused: args.paused,
         filter: args.filter,
+        format: args.format,
+        routing_key: args.routing_key,
+        standard_webhooks: args.standard_webhooks,
     };
     let created = client.create_endpoint(&request).await?;
     if json {
@@ -98,6 +101,9 @@ async fn update(
         event_types: args.events,
         description: args.description,
         filter: args.filter,
+        format: args.format,
+        routing_key: args.routing_key,
+        standard_webhooks: args.standard_webhooks,
     };
     let endpoint = client.update_endpoint(&args.id, &request).await?;
     print_endpoint(json, &endpoint)
@@ -192,6 +198,16 @@ fn endpoint_fields(endpoint: &Endpoint, now: Timestamp) -> Vec<(&'static str, St
         ),
         ("last success", last_success_label(endpoint, now)),
         ("filter", endpoint.filter.clone().unwrap_or_default()),
+        ("format", endpoint.format.as_str().to_owned()),
+        (
+            "headers",
+            if endpoint.standard_webhooks {
+                "belter and Standard Webhooks"
+            } else {
+                "belter"
+            }
+            .to_owned(),
+        ),
         (
             "paused reason",
             endpoint.paused_reason.clone().unwrap_or_default(),
@@ -222,6 +238,8 @@ mod tests {
             last_success_at: None,
             filter: None,
             paused_reason: None,
+            format: Default::default(),
+            standard_webhooks: false,
         }
     }
 
