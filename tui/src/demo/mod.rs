@@ -90,7 +90,7 @@ async fn create_endpoints(client: &ControlClient, receiver: &Receiver) -> anyhow
                 EventType::FrustrationDetected,
                 EventType::CsatReceived,
             ]),
-            "Alerting: one request in three gets 500",
+            "Alerting: a third of deliveries get 500 on every attempt",
         ),
         (
             receiver.url(receiver::ANALYTICS_PATH),
@@ -99,7 +99,7 @@ async fn create_endpoints(client: &ControlClient, receiver: &Receiver) -> anyhow
                 EventType::ConversationImported,
                 EventType::SentimentAnalyzed,
             ]),
-            "Analytics: slow, one request in four times out",
+            "Analytics: slow, and a quarter of first attempts time out",
         ),
     ];
     for (url, event_types, description) in endpoints {
