@@ -26,11 +26,12 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// Header set on an answer that repeats the first answer to an idempotency key.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// The router of the TCP ingest listener: token-protected ingest plus health.
+/// The router of the TCP ingest listener: token-protected ingest, health and metrics.
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(ingest_with_token))
         .route("/healthz", get(health))
+        .route("/metrics", get(crate::metrics::scrape))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -220,6 +221,7 @@ async fn ingest(
         let deliveries = &write.deliveries;
         state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
         cancel_for_deleted_endpoints(state, deliveries);
+        state.metrics.record_event(write.event.kind);
         tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
         announce_deliveries(state, &write.event, deliveries);
     }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::address_policy::AddressPolicy;
 use crate::config::Config;
 use crate::flush::Flusher;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::rules::RuleSet;
 use crate::store::Store;
@@ -37,6 +38,7 @@ pub(crate) struct AppState {
     pub(crate) ingest_token: Arc<String>,
     pub(crate) ingest_addr: SocketAddr,
     pub(crate) started_at: Timestamp,
+    pub(crate) metrics: Arc<Metrics>,
     /// Deliveries queued or in flight, kept in memory so stats need no scan.
     waiting: Arc<AtomicI64>,
 }
@@ -73,6 +75,7 @@ impl AppState {
             ingest_token: Arc::new(parts.ingest_token),
             ingest_addr: parts.ingest_addr,
             started_at: Timestamp::now(),
+            metrics: Arc::new(Metrics::new()),
             waiting: Arc::new(AtomicI64::new(waiting)),
         }
     }
