@@ -32,10 +32,7 @@ pub async fn run(client: ControlClient) -> anyhow::Result<()> {
     client.health().await.context("belterd is not reachable")?;
 
     let mut guard = TerminalGuard::start().context("cannot set up the terminal")?;
-    let size = guard
-        .terminal
-        .size()
-        .context("cannot read the terminal size")?;
+    let size = guard.size().context("cannot read the terminal size")?;
     let mut app = App::new(
         client.socket().to_path_buf(),
         Theme::from_env(),
@@ -65,7 +62,6 @@ pub async fn run(client: ControlClient) -> anyhow::Result<()> {
             anyhow::bail!("a background task panicked; its message is printed above");
         }
         guard
-            .terminal
             .draw(|frame| render(&app, frame))
             .context("cannot draw the console")?;
         pending = tokio::select! {

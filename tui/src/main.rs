@@ -1,6 +1,7 @@
 //! The `belter-tui` binary: parses options, sets up file logging, starts the demo when asked, and
 //! runs the console. Errors end here, printed once on stderr after the terminal is restored.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -28,7 +29,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "belter-tui failed");
-            eprintln!("belter-tui: {error:#}");
+            // Written without `eprintln!`, which panics when the terminal is already gone.
+            let _ = writeln!(std::io::stderr(), "belter-tui: {error:#}");
             ExitCode::FAILURE
         }
     }

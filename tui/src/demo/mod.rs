@@ -6,6 +6,7 @@ mod daemon_process;
 mod receiver;
 mod traffic;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -70,7 +71,12 @@ impl Demo {
         self.receiver.stop();
         let path = self.directory.path().to_path_buf();
         if let Err(error) = self.directory.close() {
-            eprintln!("belter-tui demo: cannot remove {}: {error}", path.display());
+            // The terminal may be gone by now, so a failed write is ignored, not a panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "belter-tui demo: cannot remove {}: {error}",
+                path.display()
+            );
         }
     }
 }
