@@ -1,12 +1,14 @@
 //! The daemon's configuration: embedded defaults, overlaid by a TOML file, overlaid by flags.
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use belter_common::duration::{format_duration, parse_duration, parse_duration_list};
 use ipnet::IpNet;
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::address_policy::{parse_network, NetworkError};
 
@@ -43,12 +45,25 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The config file is not valid TOML or has an unknown or mistyped key.
-    #[error("invalid config file {path}: {message}")]
+    #[error("{}: {message}", file_location(path, *line))]
     Parse {
         /// The file path.
         path: PathBuf,
-        /// What is wrong and where, as the TOML parser reports it.
+        /// The line of the error, from 1, when the TOML parser reports where it is.
+        line: Option<usize>,
+        /// The parser's message, prefixed with the key when the line has one.
         message: String,
+    },
+    /// A value in the config file is out of range or malformed.
+    #[error("{}: {error}", file_location(path, Some(*line)))]
+    InFile {
+        /// The file path.
+        path: PathBuf,
+        /// The line of the value, from 1.
+        line: usize,
+        /// What is wrong with the value, naming the key. It is part of this error's message
+        /// rather than its source, so the message is not repeated as a cause.
+        error: Box<ConfigError>,
     },
     /// A value is out of range or malformed.
     #[error("invalid {key} {value:?}: {fix}")]
@@ -132,14 +147,16 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let file: FileConfig = toml::from_str(&text).map_err(|error| ConfigError::Parse {
+        let file: FileConfig =
+            toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
+        self.apply(file).map_err(|located| ConfigError::InFile {
             path: path.to_owned(),
-            message: error.to_string(),
-        })?;
-        self.apply(file)
+            line: line_of(&text, located.span.start),
+            error: Box::new(located.error),
+        })
     }
 
-    fn apply(&mut self, file: FileConfig) -> Result<(), ConfigError> {
+    fn apply(&mut self, file: FileConfig) -> Result<(), Located> {
         if let Some(data_dir) = file.data_dir {
             let socket_was_default = self.control_socket == self.data_dir.join(CONTROL_SOCKET_NAME);
             self.data_dir = data_dir;
@@ -148,43 +165,55 @@ impl Config {
             }
         }
         if let Some(addr) = file.ingest_addr {
-            self.ingest_addr = parse_addr(&addr)?;
+            self.ingest_addr = parse_addr(addr.get_ref()).map_err(at(&addr))?;
         }
         if let Some(socket) = file.control_socket {
             self.control_socket = socket;
         }
         if let Some(token) = file.ingest_token {
-            self.ingest_token = Some(check_token(token)?);
+            let locate = at(&token);
+            self.ingest_token = Some(check_token(token.into_inner()).map_err(locate)?);
         }
         if let Some(schedule) = file.retry_schedule {
-            self.retry_schedule = parse_schedule(&schedule)?;
+            self.retry_schedule = parse_schedule(schedule.get_ref()).map_err(at(&schedule))?;
         }
         if let Some(timeout) = file.attempt_timeout {
-            self.attempt_timeout = parse_positive("attempt_timeout", &timeout)?;
+            self.attempt_timeout =
+                parse_positive("attempt_timeout", timeout.get_ref()).map_err(at(&timeout))?;
         }
         if let Some(retention) = file.retention {
-            self.retention = parse_positive("retention", &retention)?;
+            self.retention =
+                parse_positive("retention", retention.get_ref()).map_err(at(&retention))?;
         }
         if let Some(interval) = file.retention_interval {
-            self.retention_interval = parse_positive("retention_interval", &interval)?;
+            self.retention_interval =
+                parse_positive("retention_interval", interval.get_ref()).map_err(at(&interval))?;
         }
         if let Some(bytes) = file.max_body_bytes {
-            self.max_body_bytes = check_count("max_body_bytes", bytes)?;
+            self.max_body_bytes =
+                check_count("max_body_bytes", *bytes.get_ref()).map_err(at(&bytes))?;
         }
         if let Some(count) = file.max_in_flight {
-            self.max_in_flight = check_count("max_in_flight", count)?;
+            self.max_in_flight =
+                check_count("max_in_flight", *count.get_ref()).map_err(at(&count))?;
         }
         if let Some(count) = file.max_in_flight_per_endpoint {
-            self.max_in_flight_per_endpoint = check_count("max_in_flight_per_endpoint", count)?;
+            self.max_in_flight_per_endpoint =
+                check_count("max_in_flight_per_endpoint", *count.get_ref()).map_err(at(&count))?;
         }
         if let Some(period) = file.auto_pause_after {
-            self.auto_pause_after = parse_positive("auto_pause_after", &period)?;
+            self.auto_pause_after =
+                parse_positive("auto_pause_after", period.get_ref()).map_err(at(&period))?;
         }
         if let Some(networks) = file.allow_networks {
-            self.allow_networks = networks
-                .iter()
-                .map(|text| parse_network(text))
-                .collect::<Result<_, _>>()?;
+            let mut parsed = Vec::with_capacity(networks.len());
+            for text in &networks {
+                let network = parse_network(text.get_ref())
+                    .map_err(ConfigError::from)
+                    .map_err(at(text))?;
+                parsed.push(network);
+            }
+            self.allow_networks = parsed;
         }
         Ok(())
     }
@@ -205,23 +234,77 @@ impl Config {
     }
 }
 
-/// The keys a config file may set; every key is optional.
+/// The keys a config file may set; every key is optional. Values that need checking keep their
+/// place in the file, so an error can name the line.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
-    ingest_addr: Option<String>,
+    ingest_addr: Option<Spanned<String>>,
     control_socket: Option<PathBuf>,
-    ingest_token: Option<String>,
-    retry_schedule: Option<String>,
-    attempt_timeout: Option<String>,
-    retention: Option<String>,
-    retention_interval: Option<String>,
-    max_body_bytes: Option<usize>,
-    max_in_flight: Option<usize>,
-    max_in_flight_per_endpoint: Option<usize>,
-    allow_networks: Option<Vec<String>>,
-    auto_pause_after: Option<String>,
+    ingest_token: Option<Spanned<String>>,
+    retry_schedule: Option<Spanned<String>>,
+    attempt_timeout: Option<Spanned<String>>,
+    retention: Option<Spanned<String>>,
+    retention_interval: Option<Spanned<String>>,
+    max_body_bytes: Option<Spanned<usize>>,
+    max_in_flight: Option<Spanned<usize>>,
+    max_in_flight_per_endpoint: Option<Spanned<usize>>,
+    allow_networks: Option<Vec<Spanned<String>>>,
+    auto_pause_after: Option<Spanned<String>>,
+}
+
+/// A config error with the byte range of the file value that caused it.
+#[derive(Debug)]
+struct Located {
+    span: Range<usize>,
+    error: ConfigError,
+}
+
+/// Returns a function that attaches the place of `value` to an error about it.
+fn at<T>(value: &Spanned<T>) -> impl FnOnce(ConfigError) -> Located {
+    let span = value.span();
+    move |error| Located { span, error }
+}
+
+/// The line, from 1, that contains byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|byte| **byte == b'\n')
+        .count()
+        + 1
+}
+
+/// `PATH:LINE`, or `PATH` alone when the line is unknown.
+fn file_location(path: &Path, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
+/// Turns a TOML error into a one-line message with the file, the line and the key. The parser
+/// names an unknown key itself, but for a mistyped value it reports only the value's place, so
+/// the key is read from the start of that line.
+fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
+    let line = error.span().map(|span| line_of(text, span.start));
+    let message = error.message().trim_end();
+    let key = line
+        .and_then(|line| text.lines().nth(line - 1))
+        .and_then(|content| content.split_once('='))
+        .map(|(key, _)| key.trim())
+        .filter(|key| !key.is_empty() && !message.contains(&format!("`{key}`")));
+    let message = match key {
+        Some(key) => format!("{key}: {message}"),
+        None => message.to_owned(),
+    };
+    ConfigError::Parse {
+        path: path.to_owned(),
+        line,
+        message,
+    }
 }
 
 /// Parses an ingest listen address such as `127.0.0.1:7700`.
@@ -348,6 +431,66 @@ mod tests {
     fn unknown_key_is_rejected() {
         let error = toml::from_str::<FileConfig>("retry_shedule = \"1s\"").unwrap_err();
         assert!(error.to_string().contains("retry_shedule"), "{error}");
+    }
+
+    /// Writes `text` to a config file in a new temporary directory and applies it to the
+    /// defaults, returning the error message.
+    fn file_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("belterd.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut config = Config::with_data_dir("/srv/belter");
+        let error = config.apply_file(&path).unwrap_err().to_string();
+        error.replace(&path.display().to_string(), "FILE")
+    }
+
+    #[test]
+    fn file_value_error_names_line_and_key() {
+        let message = file_error("attempt_timeout = \"2s\"\n\nretry_schedule = \"30s,5x\"\n");
+        assert!(message.starts_with("FILE:3: "), "{message}");
+        assert!(message.contains("retry_schedule"), "{message}");
+        assert!(message.contains("30s,5x"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[test]
+    fn file_count_and_network_errors_name_line() {
+        let message = file_error("max_in_flight = 0\n");
+        assert!(message.starts_with("FILE:1: "), "{message}");
+        assert!(message.contains("max_in_flight"), "{message}");
+        let message = file_error("allow_networks = [\n  \"127.0.0.0/8\",\n  \"10.0.0.0/33\",\n]\n");
+        assert!(message.starts_with("FILE:3: "), "{message}");
+        assert!(message.contains("allow_networks"), "{message}");
+        assert!(message.contains("10.0.0.0/33"), "{message}");
+    }
+
+    #[test]
+    fn file_unknown_key_names_line_and_key() {
+        let message = file_error("retention = \"7d\"\nretry_shedule = \"1s\"\n");
+        assert!(message.starts_with("FILE:2: "), "{message}");
+        assert!(message.contains("retry_shedule"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[test]
+    fn file_type_error_names_line_and_key() {
+        let message = file_error("# limits\nmax_in_flight = \"ten\"\n");
+        assert!(message.starts_with("FILE:2: max_in_flight: "), "{message}");
+        assert!(message.contains("ten"), "{message}");
+    }
+
+    #[test]
+    fn file_syntax_error_names_line() {
+        let message = file_error("retention = \"7d\"\nretention_interval = \"10m\n");
+        assert!(message.starts_with("FILE:2: "), "{message}");
+    }
+
+    #[test]
+    fn file_hidden_token_error_keeps_secret() {
+        let message = file_error("ingest_token = \"short secret\"\n");
+        assert!(message.starts_with("FILE:1: "), "{message}");
+        assert!(message.contains("ingest_token"), "{message}");
+        assert!(!message.contains("short secret"), "{message}");
     }
 
     #[test]
