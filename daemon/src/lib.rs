@@ -12,6 +12,7 @@ mod flush;
 mod formats;
 mod ingest;
 mod metrics;
+pub mod packaging;
 mod registry;
 mod retention;
 mod retry;

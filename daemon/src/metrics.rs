@@ -58,15 +58,15 @@ pub(crate) struct QueueSnapshot {
     pub(crate) due: i64,
     /// Attempts running now.
     pub(crate) in_flight: i64,
-    /// Time since the oldest overdue entry of an active endpoint became due, in seconds; 0 when
-    /// nothing is overdue.
+    /// Time since the oldest overdue entry of an active endpoint became due, in seconds, or 0
+    /// when nothing is overdue.
     pub(crate) oldest_due_age_seconds: f64,
     /// Consecutive failed attempts of every endpoint, by endpoint id.
     pub(crate) consecutive_failures: Vec<(String, u32)>,
 }
 
-/// The daemon's metrics. Counters and the histogram change as work happens; the gauges are set
-/// from a [`QueueSnapshot`] right before each scrape is encoded.
+/// The daemon's metrics. Counters and the histogram change as work happens, and the gauges are
+/// set from a [`QueueSnapshot`] right before each scrape is encoded.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     /// The registry, locked for a whole scrape so two scrapes never interleave their gauge
@@ -133,7 +133,7 @@ impl Metrics {
         let oldest_due_age = Gauge::<f64, AtomicU64>::default();
         registry.register_with_unit(
             "due_oldest_age",
-            "Time since the oldest overdue delivery of an active endpoint became due; 0 when none is overdue",
+            "Time since the oldest overdue delivery of an active endpoint became due, or 0 when none is overdue",
             Unit::Seconds,
             oldest_due_age.clone(),
         );

@@ -1,18 +1,52 @@
 //! `belterd`: the webhook delivery daemon. Flags override the config file, which overrides the
-//! embedded defaults.
+//! embedded defaults. Subcommands check a config file or print completions and the man page
+//! without starting the daemon.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use belter_daemon::config::{self, Config};
-use clap::Parser;
+use belter_daemon::packaging::{self, CompletionsArgs, ManArgs};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 /// Belter Outbound's webhook delivery daemon: accepts events over HTTP and delivers them,
-/// signed, to subscribed endpoints with retries.
+/// signed, to subscribed endpoints with retries. Without a subcommand it runs the daemon.
 #[derive(Debug, Parser)]
 #[command(name = "belterd", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    args: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a TOML config file without starting the daemon; exit 0 when it is valid, else 1
+    /// with the file, line and key of the first error
+    CheckConfig {
+        /// The config file
+        file: PathBuf,
+    },
+    /// Print a shell completion script to standard output
+    Completions(CompletionsArgs),
+    /// Print the man page to standard output, or write one page per command into a directory
+    Man(ManArgs),
+}
+
+/// Format of the log lines on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// One readable line per event, colored on a terminal.
+    Human,
+    /// One JSON object per line, with the event's fields at the top level.
+    Json,
+}
+
+/// The daemon's flags.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// TOML config file; flags given here override its keys.
     #[arg(long, env = "BELTER_CONFIG")]
@@ -57,6 +91,9 @@ struct Args {
     /// [default: 5d].
     #[arg(long)]
     auto_pause_after: Option<String>,
+    /// Format of the log lines on standard error: human, or json for one object per line.
+    #[arg(long, value_enum, env = "BELTER_LOG_FORMAT", default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
 }
 
 fn build_config(args: Args) -> anyhow::Result<Config> {
@@ -133,17 +170,52 @@ async fn watch_signals(shutdown: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Sets up logging to standard error, filtered by `BELTER_LOG` (`info` when unset).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BELTER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
+}
 
-    let config = build_config(Args::parse())?;
+/// Applies a config file to the defaults and reports the first error, without starting.
+fn check_config(file: &Path) -> anyhow::Result<()> {
+    // The data directory plays no part in checking the file's keys.
+    let mut config = Config::with_data_dir(PathBuf::new());
+    config.apply_file(file)?;
+    println!("{}: valid", file.display());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => return check_config(&file),
+        Some(Command::Completions(args)) => {
+            packaging::write_completions(Cli::command(), &args, &mut std::io::stdout());
+            return Ok(());
+        }
+        Some(Command::Man(args)) => {
+            packaging::write_man(Cli::command(), &args, &mut std::io::stdout())
+                .context("cannot write the man page")?;
+            return Ok(());
+        }
+        None => {}
+    }
+
+    init_logging(cli.args.log_format);
+    let config = build_config(cli.args)?;
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(shutdown.clone()));
     let result = belter_daemon::run(config, shutdown).await;

@@ -2,6 +2,7 @@
 //! ingest port and control socket, delivering to real receivers on 127.0.0.1.
 
 mod cli;
+mod config_file;
 mod crash;
 mod delivery;
 mod endpoints;
@@ -12,7 +13,9 @@ mod fuzz;
 mod hostile;
 mod ingest;
 mod limits;
+mod logs;
 mod metrics;
+mod packaging;
 mod replay;
 mod restart;
 mod retention;

@@ -1,5 +1,5 @@
 //! `GET /metrics` on the ingest listener: counters after real deliveries, queue gauges while a
-//! slow receiver holds work back, and a body that a strict OpenMetrics parser accepts.
+//! slow receiver delays the queue, and a body that a strict OpenMetrics parser accepts.
 
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ async fn scrape(daemon: &DaemonProcess) -> Exposition {
         .unwrap_or_else(|error| panic!("invalid OpenMetrics text ({error:?}):\n{text}"))
 }
 
-/// The value of one series of a family, by the value of its only label, or of its unlabelled
+/// Returns the value of one series of a family, by the value of its only label, or of its unlabelled
 /// series when `label` is `None`.
 fn value(exposition: &Exposition, family: &str, label: Option<&str>) -> Option<f64> {
     let family = exposition.families.get(family)?;
@@ -146,8 +146,8 @@ async fn metrics_show_waiting_queue() {
             .await;
     }
 
-    // One attempt runs and holds the endpoint's only slot; the other two wait past their due
-    // time, so the oldest due age grows.
+    // One attempt runs in the endpoint's only slot, and the other two wait past their due time,
+    // so the oldest due age grows.
     poll_until("a held-back queue in /metrics", WAIT_TIMEOUT, || async {
         let metrics = scrape(&daemon).await;
         let due = value(&metrics, "belter_due_queue_depth", None);

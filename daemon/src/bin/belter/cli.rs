@@ -6,6 +6,7 @@ use belter_common::api::{DeliveryFilter, MAX_PAGE_LIMIT};
 use belter_common::records::{DeliveryFormat, DeliveryStatus, EventSelection};
 use belter_common::rules::RuleScope;
 use belter_common::{DeliveryId, EndpointId, EventType, RuleId, Timestamp};
+use belter_daemon::packaging::{CompletionsArgs, ManArgs};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::times::parse_time_arg;
@@ -61,6 +62,10 @@ pub(crate) enum Command {
     Stats(StatsArgs),
     /// Check that belterd is running and show its version and addresses
     Health,
+    /// Print a shell completion script to standard output
+    Completions(CompletionsArgs),
+    /// Print the man page to standard output, or write one page per command into a directory
+    Man(ManArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,8 +17,10 @@ mod times;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use belter_common::client::{ClientError, ControlClient};
-use clap::Parser;
+use belter_daemon::packaging;
+use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command};
 
@@ -40,6 +42,18 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // These two print documentation and need no daemon, so they run before the socket lookup.
+    match &cli.command {
+        Command::Completions(args) => {
+            packaging::write_completions(Cli::command(), args, &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man(args) => {
+            return packaging::write_man(Cli::command(), args, &mut std::io::stdout())
+                .context("cannot write the man page");
+        }
+        _ => {}
+    }
     let socket = match cli.socket {
         Some(path) => path,
         None => socket::default_socket_path()?,
@@ -54,6 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(&client, json, args).await,
         Command::Stats(args) => status::stats(&client, json, args.window.as_deref()).await,
         Command::Health => status::health(&client, json).await,
+        Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }
 

@@ -1,0 +1,113 @@
+//! Config file errors as an operator sees them: `belterd check-config FILE` and a start with a
+//! bad `--config` both name the file, the line and the key, and exit with status 1.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use belter_tests::binaries::belterd_path;
+use tokio::process::Command;
+
+/// Time one belterd run may take when it does not start the daemon.
+const RUN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Writes `text` as `belterd.toml` into `dir` and returns its path.
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("belterd.toml");
+    std::fs::write(&path, text).expect("write the config file");
+    path
+}
+
+/// Runs belterd with `args` in a home directory inside `dir`, so no user config leaks in.
+async fn run_belterd(dir: &Path, args: &[&str]) -> Output {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("create a home directory");
+    let run = Command::new(belterd_path())
+        .args(args)
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env_remove("BELTER_CONFIG")
+        .env_remove("BELTER_DATA_DIR")
+        .env_remove("BELTER_INGEST_TOKEN")
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(RUN_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| panic!("belterd {args:?} did not exit within {RUN_TIMEOUT:?}"))
+        .expect("run belterd")
+}
+
+#[tokio::test]
+async fn check_config_accepts_valid_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = write_config(
+        dir.path(),
+        "retry_schedule = \"30s,5m\"\nattempt_timeout = \"10s\"\nallow_networks = [\"10.0.0.0/8\"]\n",
+    );
+
+    let output = run_belterd(dir.path(), &["check-config", path.to_str().unwrap()]).await;
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(stdout.contains("valid"), "{stdout}");
+}
+
+#[tokio::test]
+async fn check_config_names_line_and_key() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = write_config(
+        dir.path(),
+        "# delivery\nattempt_timeout = \"10s\"\nretry_schedule = \"30s,5x\"\n",
+    );
+    let location = format!("{}:3: ", path.display());
+
+    let output = run_belterd(dir.path(), &["check-config", path.to_str().unwrap()]).await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&location), "{stderr}");
+    assert!(stderr.contains("retry_schedule"), "{stderr}");
+    assert!(stderr.contains("30s,5x"), "{stderr}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+}
+
+#[tokio::test]
+async fn check_config_names_unknown_key() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = write_config(dir.path(), "retention = \"7d\"\nretry_shedule = \"1s\"\n");
+    let location = format!("{}:2: ", path.display());
+
+    let output = run_belterd(dir.path(), &["check-config", path.to_str().unwrap()]).await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&location), "{stderr}");
+    assert!(stderr.contains("retry_shedule"), "{stderr}");
+}
+
+#[tokio::test]
+async fn start_with_bad_config_names_line() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = write_config(dir.path(), "max_in_flight = 0\n");
+    let data_dir = dir.path().join("data");
+    let location = format!("{}:1: ", path.display());
+
+    let output = run_belterd(
+        dir.path(),
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--ingest-addr",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&location), "{stderr}");
+    assert!(stderr.contains("max_in_flight"), "{stderr}");
+    assert!(!data_dir.join("store").exists(), "belterd opened a store");
+}

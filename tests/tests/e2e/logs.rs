@@ -1,0 +1,111 @@
+//! belterd's log lines on standard error: readable text by default, and one JSON object per line
+//! with the event's fields at the top level under `--log-format json`.
+
+use belter_common::records::DeliveryStatus;
+use belter_common::samples::sample_body;
+use belter_common::EventType;
+use belter_tests::endpoint::subscribe;
+use belter_tests::wait::wait_for_status;
+use belter_tests::{DaemonOptions, DaemonProcess, Receiver};
+
+/// Prefix of the marker lines that the fixture writes into the stderr file before each start.
+const START_MARKER: &str = "--- belter-tests:";
+
+/// Runs a daemon with `extra_args` through one successful delivery and a stop, and returns its
+/// log lines without the fixture's markers, along with the endpoint secret and the ingest token.
+async fn log_one_delivery(extra_args: &[&str]) -> (Vec<String>, String, String) {
+    let options = DaemonOptions {
+        log_filter: "info".to_owned(),
+        extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+        ..DaemonOptions::default()
+    };
+    let mut daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let created = subscribe(&client, &receiver).await;
+    let answer = daemon
+        .ingest_accepted(sample_body(EventType::CsatReceived))
+        .await;
+    wait_for_status(&client, &answer.deliveries[0], DeliveryStatus::Succeeded).await;
+    let token = daemon.token();
+    let status = daemon.stop().await;
+    assert!(status.success(), "belterd exited with {status}");
+
+    let lines = daemon
+        .stderr()
+        .lines()
+        .filter(|line| !line.starts_with(START_MARKER))
+        .map(str::to_owned)
+        .collect();
+    (lines, created.secret, token)
+}
+
+/// Finds the first JSON line whose `message` is `message`.
+fn find_message<'a>(lines: &'a [serde_json::Value], message: &str) -> &'a serde_json::Value {
+    lines
+        .iter()
+        .find(|line| line["message"] == message)
+        .unwrap_or_else(|| panic!("no log line with message {message:?} in {lines:#?}"))
+}
+
+#[tokio::test]
+async fn json_logs_parse_with_fields() {
+    let (lines, secret, token) = log_one_delivery(&["--log-format", "json"]).await;
+
+    assert!(!lines.is_empty(), "belterd logged nothing");
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("log line is not JSON ({error}): {line}"))
+        })
+        .collect();
+    for line in &parsed {
+        assert!(line.is_object(), "log line is not an object: {line}");
+        assert!(line["timestamp"].is_string(), "no timestamp: {line}");
+        assert!(line["level"].is_string(), "no level: {line}");
+        assert!(line["message"].is_string(), "no message: {line}");
+    }
+    let started = find_message(&parsed, "belterd started");
+    assert_eq!(started["level"], "INFO");
+    assert!(started["ingest_addr"].is_string(), "{started}");
+    let delivered = find_message(&parsed, "delivered");
+    assert!(
+        delivered["delivery_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("del_")),
+        "{delivered}"
+    );
+    assert!(
+        delivered["endpoint_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ep_")),
+        "{delivered}"
+    );
+    assert_eq!(delivered["attempt"], 1, "{delivered}");
+    assert_eq!(delivered["status"], "200", "{delivered}");
+    find_message(&parsed, "belterd stopped");
+    for line in &lines {
+        assert!(
+            !line.contains(&secret),
+            "endpoint secret in the log: {line}"
+        );
+        assert!(!line.contains(&token), "ingest token in the log: {line}");
+    }
+}
+
+#[tokio::test]
+async fn human_logs_are_default() {
+    let (lines, _, _) = log_one_delivery(&[]).await;
+
+    let started = lines
+        .iter()
+        .find(|line| line.contains("belterd started"))
+        .unwrap_or_else(|| panic!("no start line in {lines:#?}"));
+    assert!(started.contains("INFO"), "{started}");
+    assert!(started.contains("ingest_addr="), "{started}");
+    for line in &lines {
+        let parsed = serde_json::from_str::<serde_json::Value>(line);
+        assert!(parsed.is_err(), "JSON line in the default format: {line}");
+    }
+}
