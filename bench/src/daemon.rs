@@ -13,7 +13,7 @@ use belter_common::client::ControlClient;
 use belter_common::records::EventSelection;
 use tokio::process::{Child, Command};
 
-/// Time belterd has to answer its health check after it was spawned.
+/// Time belterd has to respond to its health check after it was spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Time belterd has to exit after SIGTERM; a large store takes a while to flush.
@@ -22,8 +22,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause between health checks while belterd starts.
 const HEALTH_POLL: Duration = Duration::from_millis(5);
 
-/// A request to create an endpoint. It is built from JSON so that optional fields the contract
-/// adds keep their defaults.
+/// Builds a request to create an endpoint. It is built from JSON so that optional fields the
+/// contract adds keep their defaults.
 pub fn endpoint_request(
     url: &str,
     event_types: EventSelection,
@@ -98,27 +98,27 @@ impl Daemon {
         self.spawn().await
     }
 
-    /// The data directory.
+    /// Returns the data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
-    /// The store's directory inside the data directory.
+    /// Returns the store's directory inside the data directory.
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir().join("store")
     }
 
-    /// A client of the control socket.
+    /// Returns a client of the control socket.
     pub fn client(&self) -> ControlClient {
         ControlClient::new(self.socket_path())
     }
 
-    /// The ingest URL, such as `http://127.0.0.1:40123/v1/events`.
+    /// Returns the ingest URL, such as `http://127.0.0.1:40123/v1/events`.
     pub fn ingest_url(&self) -> &str {
         &self.ingest_url
     }
 
-    /// The ingest token that belterd generated into its data directory.
+    /// Reads the ingest token that belterd generated into its data directory.
     pub fn token(&self) -> anyhow::Result<String> {
         let path = self.data_dir().join("ingest.token");
         let text = std::fs::read_to_string(&path)
@@ -126,7 +126,7 @@ impl Daemon {
         Ok(text.trim().to_owned())
     }
 
-    /// The process id while belterd runs.
+    /// Returns the process id while belterd runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
     }
@@ -228,7 +228,7 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "belterd did not answer its health check within {START_TIMEOUT:?}:\n{}",
+                    "belterd did not respond to its health check within {START_TIMEOUT:?}:\n{}",
                     self.log_tail()
                 );
             }

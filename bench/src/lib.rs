@@ -23,7 +23,7 @@ use crate::report::{Report, Results, ScenarioError};
 use crate::scenarios::{backlog, baseline, fanout, isolation, latency, throughput};
 
 /// Runs the selected scenarios in order. A scenario that fails is recorded in the report's
-/// errors and the others still run; only a failed baseline ends the run, because every ratio
+/// errors and the others still run. Only a failed baseline ends the run, because every ratio
 /// needs it.
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     let started_at = Timestamp::now().to_rfc3339();

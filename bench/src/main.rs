@@ -20,7 +20,7 @@ enum ScenarioChoice {
     Latency,
     /// One event to 100 endpoints.
     Fanout,
-    /// A fast endpoint beside one that never answers.
+    /// A fast endpoint beside one that never responds.
     Isolation,
     /// A backlog of pending deliveries: memory, disk, restart, drain.
     Backlog,

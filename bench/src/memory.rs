@@ -37,7 +37,7 @@ impl PeakMemory {
         Self { peak, task }
     }
 
-    /// The peak so far, in MiB.
+    /// Returns the peak so far, in MiB.
     pub fn peak_mib(&self) -> f64 {
         self.peak.load(Ordering::Relaxed) as f64 / MIB
     }

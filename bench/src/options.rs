@@ -1,4 +1,4 @@
-//! What one benchmark run measures and with which settings.
+//! The scenarios of a benchmark run and its settings.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +18,7 @@ pub enum Scenario {
     Latency,
     /// One event to 100 endpoints.
     Fanout,
-    /// A fast endpoint beside one that never answers.
+    /// A fast endpoint beside one that never responds.
     Isolation,
     /// A large backlog of pending deliveries: memory, disk, restart and drain.
     Backlog,
@@ -59,12 +59,13 @@ pub struct Options {
 }
 
 impl Options {
-    /// Whether `scenario` is selected.
+    /// Checks whether `scenario` is selected.
     pub fn runs(&self, scenario: Scenario) -> bool {
         self.scenarios.contains(&scenario)
     }
 
-    /// The selection for `requested`: every scenario for an empty list, and always the baseline.
+    /// Selects the scenarios for `requested`: every scenario for an empty list, and always the
+    /// baseline.
     pub fn select(requested: &[Scenario]) -> Vec<Scenario> {
         let mut scenarios = if requested.is_empty() {
             Scenario::ALL.to_vec()

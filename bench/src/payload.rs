@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 /// The event type the throughput, latency, fan-out and isolation scenarios post.
 pub const EVENT_TYPE: EventType = EventType::CsatReceived;
 
-/// The ingest body of `kind`, as a service posts it.
+/// Returns the ingest body of `kind`, as a service posts it.
 pub fn ingest_body(kind: EventType) -> Bytes {
     Bytes::from_static(sample_body(kind).as_bytes())
 }
@@ -22,7 +22,7 @@ struct Envelope<'a> {
     data: &'a RawValue,
 }
 
-/// A delivery body of `kind` as belterd builds it: the event id, type and creation time, and the
+/// Builds a delivery body of `kind` as belterd does: the event id, type and creation time, and the
 /// sample's `data` byte for byte.
 pub fn delivery_body(kind: EventType) -> anyhow::Result<Bytes> {
     let sample = sample_body(kind);

@@ -18,7 +18,7 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// The spread of `samples_ms`, or `None` when there are none.
+    /// Computes the spread of `samples_ms`, or `None` when there are none.
     pub fn of(samples_ms: &[f64]) -> Option<Self> {
         let mut sorted = samples_ms.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -31,7 +31,7 @@ impl Spread {
     }
 }
 
-/// The nearest-rank percentile of sorted samples: the smallest sample with at least
+/// Returns the nearest-rank percentile of sorted samples: the smallest sample with at least
 /// `percent` % of the samples at or below it.
 pub fn nearest_rank(sorted: &[f64], percent: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -41,7 +41,7 @@ pub fn nearest_rank(sorted: &[f64], percent: f64) -> Option<f64> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
-/// The median of `samples`, or `None` when there are none.
+/// Computes the median of `samples`, or `None` when there are none.
 pub fn median(samples: &[f64]) -> Option<f64> {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);

@@ -1,5 +1,5 @@
 //! The webhook receiver every scenario delivers to: a minimal HTTP/1.1 server on `127.0.0.1:0`
-//! that answers 200 at once, or holds each request without an answer. It counts requests,
+//! that responds 200 at once, or keeps each request open without a response. It counts requests,
 //! checks signatures, and can record when each delivery arrived.
 
 use std::collections::HashMap;
@@ -22,12 +22,12 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Pause after a failed accept before the next one.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(10);
 
-/// How the receiver answers.
+/// How the receiver responds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
     /// 200 with an empty body as soon as the request body has arrived.
     Answer,
-    /// No answer for this long, then 200; the client gives up before that.
+    /// No response for this long, then 200. The client gives up before that.
     Hold(Duration),
 }
 
@@ -74,7 +74,7 @@ impl Receiver {
         })
     }
 
-    /// The URL of `path` on this receiver, such as `http://127.0.0.1:40123/hook`.
+    /// Returns the URL of `path` on this receiver, such as `http://127.0.0.1:40123/hook`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -89,7 +89,7 @@ impl Receiver {
         *lock(&self.shared.arrivals) = Some(HashMap::new());
     }
 
-    /// The arrival times recorded so far, by delivery id.
+    /// Returns the arrival times recorded so far, by delivery id.
     pub fn arrivals(&self) -> HashMap<String, Instant> {
         lock(&self.shared.arrivals).clone().unwrap_or_default()
     }

@@ -227,7 +227,7 @@ impl Report {
         rows
     }
 
-    /// The result table and the target checks, as plain text.
+    /// Formats the result table and the target checks as plain text.
     pub fn table(&self) -> String {
         let rows = self.rows();
         let header: Row = (

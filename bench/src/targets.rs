@@ -10,7 +10,7 @@ pub const TARGET_BACKLOG: u64 = 1_000_000;
 /// One target and how the run compares with it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
-    /// What is measured.
+    /// Name of the measured quantity.
     pub name: &'static str,
     /// The target as text, such as `>= 70 %`.
     pub target: String,
@@ -20,7 +20,7 @@ pub struct TargetCheck {
     pub unit: &'static str,
     /// Whether the measured value meets the target.
     pub pass: bool,
-    /// Why the comparison is not exact, such as a smaller backlog than the target's.
+    /// Caveat of the comparison, such as a smaller backlog than the target's.
     pub note: Option<String>,
 }
 

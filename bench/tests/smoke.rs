@@ -1,12 +1,12 @@
 //! A short run of the bench program against a real belterd, to prove that it measures and
-//! writes its report. Its numbers are not checked, because a debug build on a busy machine says
-//! nothing about belterd's speed.
+//! writes its report. Its numbers are not checked, because a debug build on a busy machine does
+//! not show belterd's speed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Longest the smoke run may take before it is killed.
+/// Maximum time the smoke run may take before it is killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Pause between two checks whether the run has ended.

@@ -30,7 +30,7 @@ use crate::system::{disk_usage_bytes, resident_bytes, MIB};
 /// One event in this many is a `csat.received`, which the failing endpoint also takes.
 pub const FAILED_EVERY: u64 = 100;
 
-/// Longest the backlog build may take; it stops there and reports the size it reached.
+/// Maximum time the backlog build may take. It stops there and reports the size it reached.
 const BUILD_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// Time the failing endpoint's attempts have to end after the build.
@@ -48,10 +48,10 @@ const QUERY_RUNS: usize = 20;
 /// Runs of the query whose filter matches nothing, which reads the whole log each time.
 const FULL_SCAN_QUERY_RUNS: usize = 5;
 
-/// Longest one query kind may run in total; fewer runs are made past it.
+/// Maximum total time of one query kind. No further runs start past it.
 const QUERY_TIME_LIMIT: Duration = Duration::from_secs(120);
 
-/// What the backlog scenario measured.
+/// Results of the backlog scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct BacklogResult {
     /// Pending deliveries requested with `--backlog`.
@@ -78,7 +78,7 @@ pub struct BacklogResult {
     pub resume_to_first_delivery_ms: Option<f64>,
     /// Time belterd took to exit after SIGTERM, in seconds.
     pub stop_secs: f64,
-    /// Time from spawning belterd again to its first health answer, in ms.
+    /// Time from spawning belterd again to its first health response, in ms.
     pub restart_to_healthy_ms: f64,
     /// Time from spawning belterd again to the first delivery, in ms.
     pub restart_to_first_delivery_ms: Option<f64>,
@@ -97,13 +97,13 @@ pub struct BacklogResult {
 pub struct QueryTiming {
     /// The query string.
     pub query: String,
-    /// Deliveries in the first answer.
+    /// Deliveries in the returned page.
     pub returned: usize,
     /// Time per query over the control socket, connection included.
     pub time: Option<Spread>,
 }
 
-/// What the query scenario measured.
+/// Results of the query scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueryResult {
     /// Deliveries in the store, failed ones included.
@@ -125,7 +125,7 @@ pub struct BacklogOutcome {
     pub query: Option<QueryResult>,
 }
 
-/// The event types of the backlog other than the failing endpoint's.
+/// Returns the event types of the backlog other than the failing endpoint's.
 fn other_types() -> Vec<EventType> {
     EventType::ALL
         .into_iter()
@@ -431,7 +431,7 @@ async fn time_query(
     })
 }
 
-/// The query string as the console sends it.
+/// Formats the query string as the console sends it.
 fn query_text(query: &DeliveryQuery) -> String {
     let mut parts = Vec::new();
     if let Some(status) = query.status {
@@ -446,7 +446,7 @@ fn query_text(query: &DeliveryQuery) -> String {
     parts.join("&")
 }
 
-/// A loopback port with no listener: bound, then released.
+/// Returns a loopback port with no listener: bound, then released.
 // NOTE: another process could bind the port after its release; the failed count assumes none does.
 fn closed_port() -> anyhow::Result<u16> {
     let listener =

@@ -19,18 +19,18 @@ use crate::receiver::{Behaviour, Receiver};
 /// Secret the baseline signs with; its length matches belterd's generated secrets.
 const SECRET: &str = "whsec_YmVsdGVyLWJlbmNoLWJhc2VsaW5lLXNlY3JldC0wMDAwMA==";
 
-/// What the baseline measured.
+/// Results of the baseline.
 #[derive(Debug, Clone, Serialize)]
 pub struct BaselineResult {
     /// Requests in flight.
     pub concurrency: usize,
-    /// Requests answered with 200.
+    /// Requests that got a 200 response.
     pub requests: u64,
     /// Requests that failed or got another status.
     pub errors: u64,
-    /// Answered requests per second.
+    /// Requests with a 200 response per second.
     pub requests_per_sec: f64,
-    /// Time from signing to the full answer.
+    /// Time from signing to the full response.
     pub latency: Option<Spread>,
     /// Size of the signed body.
     pub body_bytes: usize,

@@ -19,13 +19,13 @@ use crate::receiver::{Behaviour, Receiver};
 /// Endpoints that every event goes to.
 pub const FANOUT_ENDPOINTS: usize = 100;
 
-/// Most rounds in one run, whatever the duration.
+/// Maximum rounds in one run, whatever the duration.
 const MAX_ROUNDS: usize = 1_000;
 
 /// Time one round's deliveries have to arrive.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the fan-out scenario measured.
+/// Results of the fan-out scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutResult {
     /// Endpoints per event.

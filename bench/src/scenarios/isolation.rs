@@ -1,5 +1,5 @@
-//! Isolation: a fast endpoint beside one whose receiver holds every request without an answer
-//! until belterd's attempt timeout. Both endpoints take every event, so each event is stored
+//! Isolation: a fast endpoint beside one whose receiver keeps every request open without a
+//! response until belterd's attempt timeout. Both endpoints take every event, so each event is stored
 //! with two deliveries in both runs: first with the held endpoint paused ("alone"), then with it
 //! active. The ratio of the fast endpoint's delivery rates is the cost of the dead neighbour.
 
@@ -15,11 +15,11 @@ use crate::options::Options;
 use crate::progress::note;
 use crate::receiver::{Behaviour, Receiver};
 
-/// How long the dead receiver holds a request; longer than belterd's 15 s attempt timeout, so
-/// belterd always gives up first.
+/// How long the dead receiver keeps a request open. It is longer than belterd's 15 s attempt
+/// timeout, so belterd always gives up first.
 const HOLD: Duration = Duration::from_secs(60);
 
-/// What the isolation scenario measured.
+/// Results of the isolation scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct IsolationResult {
     /// The fast endpoint with the dead one paused.

@@ -1,6 +1,6 @@
 //! Ingest latency at a fixed rate: the time to the 202, and from the 202 to the receiver
-//! getting the delivery. Posts are sent on a fixed schedule whether or not earlier answers
-//! came back, so a slow answer does not lower the rate.
+//! getting the delivery. Posts are sent on a fixed schedule whether or not earlier responses
+//! came back, so a slow response does not lower the rate.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -19,13 +19,13 @@ use crate::percentiles::{millis_between, Spread};
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
 
-/// Posts waiting for their answer at once; a tick beyond this is skipped and counted.
+/// Maximum posts waiting for their response at once. A tick beyond this is skipped and counted.
 const MAX_OUTSTANDING: usize = 4_096;
 
-/// Time the last answers and deliveries get after the posting schedule ends.
+/// Time the last responses and deliveries get after the posting schedule ends.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the latency scenario measured.
+/// Results of the latency scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyResult {
     /// The schedule's events per second.

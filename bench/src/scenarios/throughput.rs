@@ -19,12 +19,12 @@ use crate::receiver::{Behaviour, Receiver};
 /// Shortest time the receiver gets to catch up with the accepted events after posting stops.
 const MIN_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What one saturating phase measured, seen from one receiver.
+/// Results of one saturating phase, seen from one receiver.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseResult {
     /// Time spent posting, in seconds.
     pub post_secs: f64,
-    /// Events answered with 202.
+    /// Events accepted with 202.
     pub accepted: u64,
     /// Events rejected or failed.
     pub rejected: u64,
@@ -46,7 +46,7 @@ pub struct PhaseResult {
     pub rss_peak_mib: f64,
 }
 
-/// What the throughput scenario measured.
+/// Results of the throughput scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct ThroughputResult {
     /// Concurrent posters.
