@@ -176,7 +176,10 @@ mod tests {
 
     #[test]
     fn chunked_frames_body() {
-        assert_eq!(chunked(b"abcde", 2), b"2\r\nab\r\n2\r\ncd\r\n1\r\ne\r\n0\r\n\r\n");
+        assert_eq!(
+            chunked(b"abcde", 2),
+            b"2\r\nab\r\n2\r\ncd\r\n1\r\ne\r\n0\r\n\r\n"
+        );
         assert_eq!(chunked(b"", 2), b"0\r\n\r\n");
     }
 

@@ -291,7 +291,10 @@ async fn sigkill_loses_nothing() {
     let extra = wait_all_delivered(
         &client,
         &log.accepted,
-        &[("steady receiver", &steady, 1), ("flaky receiver", &flaky, 2)],
+        &[
+            ("steady receiver", &steady, 1),
+            ("flaky receiver", &flaky, 2),
+        ],
     )
     .await;
     println!(

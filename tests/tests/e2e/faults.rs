@@ -187,7 +187,12 @@ async fn failures_classified() {
             .iter()
             .find(|detail| detail.delivery.endpoint_id == *endpoint)
             .unwrap_or_else(|| panic!("{}: no delivery", case.name));
-        assert_eq!(detail.delivery.last_failure, Some(case.kind), "{}", case.name);
+        assert_eq!(
+            detail.delivery.last_failure,
+            Some(case.kind),
+            "{}",
+            case.name
+        );
         for attempt in &detail.attempts {
             let error = attempt.error.clone().unwrap_or_default();
             assert!(!attempt.succeeded, "{}", case.name);
@@ -226,8 +231,12 @@ async fn huge_response_cut_short() {
     create_endpoint(&daemon.socket_path(), &server.url(), false).await;
 
     let answer = daemon.ingest_accepted(csat()).await;
-    let detail =
-        wait_for_status(&daemon.client(), &answer.deliveries[0], DeliveryStatus::Succeeded).await;
+    let detail = wait_for_status(
+        &daemon.client(),
+        &answer.deliveries[0],
+        DeliveryStatus::Succeeded,
+    )
+    .await;
 
     let attempt = &detail.attempts[0];
     let body = attempt.response_body.clone().unwrap_or_default();
@@ -277,10 +286,7 @@ async fn recovery_keeps_endpoint_limit() {
     const BACKLOG: usize = 12;
     let options = DaemonOptions {
         retry_schedule: "300ms,300ms,300ms,300ms,300ms".to_owned(),
-        extra_args: vec![
-            "--max-in-flight-per-endpoint".to_owned(),
-            LIMIT.to_string(),
-        ],
+        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), LIMIT.to_string()],
         ..DaemonOptions::default()
     };
     let daemon = DaemonProcess::start_with(options).await;

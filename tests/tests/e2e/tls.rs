@@ -61,9 +61,7 @@ impl TestCa {
         params.not_before = date_time_ymd(valid.0, 1, 1);
         params.not_after = date_time_ymd(valid.1, 1, 1);
         let key = KeyPair::generate().expect("generate a leaf key");
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("sign the leaf");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign the leaf");
         (cert.der().clone(), key)
     }
 }
@@ -166,10 +164,7 @@ async fn tls_failures_classified() {
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca.pem).expect("write the CA certificate");
     let options = DaemonOptions {
-        extra_env: vec![(
-            "SSL_CERT_FILE".to_owned(),
-            ca_file.display().to_string(),
-        )],
+        extra_env: vec![("SSL_CERT_FILE".to_owned(), ca_file.display().to_string())],
         ..DaemonOptions::default()
     };
     let daemon = DaemonProcess::start_with(options).await;
@@ -188,7 +183,12 @@ async fn tls_failures_classified() {
     let failing = [
         ("self-signed", untrusted.url(), FailureKind::Tls, "issuer"),
         ("expired", expired.url(), FailureKind::Tls, "expired"),
-        ("wrong host", wrong_host.url(), FailureKind::Tls, "not valid for"),
+        (
+            "wrong host",
+            wrong_host.url(),
+            FailureKind::Tls,
+            "not valid for",
+        ),
         (
             "stalled handshake",
             stalled_url,
@@ -199,7 +199,12 @@ async fn tls_failures_classified() {
     let valid_endpoint = create_endpoint(&daemon.socket_path(), &valid.url(), false).await;
     let mut endpoints = Vec::new();
     for (_, url, _, _) in &failing {
-        endpoints.push(create_endpoint(&daemon.socket_path(), url, false).await.endpoint.id);
+        endpoints.push(
+            create_endpoint(&daemon.socket_path(), url, false)
+                .await
+                .endpoint
+                .id,
+        );
     }
 
     let answer = daemon
