@@ -1,6 +1,6 @@
 //! Receivers that misbehave below HTTP: raw TCP servers on `127.0.0.1:0` that stall, trickle
 //! bytes, send far more than a client reads, reset the connection, or close idle keep-alive
-//! connections. [`Receiver`](crate::Receiver) covers receivers that answer with valid HTTP.
+//! connections. [`Receiver`](crate::Receiver) covers receivers that respond with valid HTTP.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,14 +34,14 @@ pub enum Fault {
     /// Sends a 200 status line, headers and part of the body, then resets the connection.
     ResetMidResponse,
     /// Sends nothing and keeps the connection open. Also stalls a TLS handshake, because the
-    /// server never answers the ClientHello.
+    /// server never responds to the ClientHello.
     Silent,
     /// Sends a complete 200 response one byte per `interval`.
     TrickleHead {
         /// Time between two bytes.
         interval: Duration,
     },
-    /// Answers 200 and keeps the connection open for the next request, but closes it once it has
+    /// Responds 200 and keeps the connection open for the next request, but closes it once it has
     /// been idle for `idle`.
     IdleClose {
         /// Time without a request after which the connection is closed.
@@ -56,7 +56,7 @@ pub struct RawRequest {
     pub request_line: String,
     /// Header names in lowercase, with their values.
     pub headers: Vec<(String, String)>,
-    /// The body, as long as `Content-Length` said.
+    /// The body, of the length that `Content-Length` states.
     pub body: Vec<u8>,
     /// Number of the connection it came on, counting from 1 in accept order.
     pub connection: usize,
@@ -81,7 +81,7 @@ struct Shared {
     idle_closes: watch::Sender<usize>,
 }
 
-/// A TCP server on `127.0.0.1` that answers every connection with one [`Fault`]. Dropping it
+/// A TCP server on `127.0.0.1` that treats every connection with one [`Fault`]. Dropping it
 /// stops the server and closes every connection.
 #[derive(Debug)]
 pub struct FaultServer {
@@ -305,6 +305,7 @@ pub async fn read_request<S: AsyncRead + Unpin>(
         }
         buffer.extend_from_slice(&chunk[..read]);
     };
+
     let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default().to_owned();
@@ -317,6 +318,7 @@ pub async fn read_request<S: AsyncRead + Unpin>(
         .find(|(name, _)| name == "content-length")
         .and_then(|(_, value)| value.parse().ok())
         .unwrap_or(0);
+
     let mut body = buffer[head_end + 4..].to_vec();
     while body.len() < length {
         let read = stream.read(&mut chunk).await?;

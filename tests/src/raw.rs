@@ -70,7 +70,7 @@ pub async fn unix_request(
 ///
 /// # Panics
 ///
-/// Panics unless the daemon answers 201 Created with the endpoint and its secret.
+/// Panics unless the daemon responds 201 Created with the endpoint and its secret.
 pub async fn create_endpoint(socket: &Path, url: &str, paused: bool) -> CreatedEndpoint {
     let body = serde_json::json!({ "url": url, "paused": paused }).to_string();
     let response = unix_request(
@@ -108,7 +108,7 @@ pub struct RawResponse {
 /// Writes `request` to a loopback address while reading the response, and returns the response
 /// once the server closes the connection. The request should carry `Connection: close`.
 ///
-/// The server may answer and close before it has read the whole request, as it does for a body
+/// The server may respond and close before it has read the whole request, as it does for a body
 /// over the size limit. Writing then fails, which is ignored, and a reset that follows the
 /// response still returns the response.
 pub async fn tcp_exchange(addr: SocketAddr, request: Vec<u8>) -> anyhow::Result<RawResponse> {

@@ -1,4 +1,4 @@
-//! Crashes and stops under load: every event that ingest answered with 202 reaches its
+//! Crashes and stops under load: every event that ingest accepted with 202 reaches its
 //! receivers, across SIGKILL at random moments and SIGTERM with attempts in flight.
 
 use std::collections::hash_map::RandomState;
@@ -137,8 +137,8 @@ async fn post_until_stopped(
     }
 }
 
-/// A small xorshift generator seeded from the standard library's random hasher keys, so each
-/// run kills at other moments; the seed is printed to repeat a run.
+/// A small xorshift generator seeded from the standard library's random hasher keys, so that
+/// each run kills at other moments. The seed is printed, so a failing run can be repeated.
 struct Random(u64);
 
 impl Random {

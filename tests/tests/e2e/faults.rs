@@ -18,10 +18,10 @@ const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(100), Duration::from_
 /// The attempt timeout of the default test options.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Longest an attempt may take beyond the attempt timeout, for a loaded machine.
+/// Maximum time an attempt may take beyond the attempt timeout, for a loaded machine.
 const LATENCY_SLACK: Duration = Duration::from_millis(1_500);
 
-/// Longest a retry may start after its due time, for a loaded machine.
+/// Maximum time a retry may start after its due time, for a loaded machine.
 const RETRY_SLACK: Duration = Duration::from_millis(1_500);
 
 /// Size of the response body of the huge-body receiver: 10 MiB.
@@ -44,9 +44,9 @@ struct FailureCase {
     error_text: &'static str,
 }
 
-/// Checks that a delivery failed after the first attempt and one retry per schedule delay, and
-/// that each retry started its delay after the attempt before it ended, give or take
-/// [`RETRY_SLACK`] and the schedule's jitter of up to a tenth.
+/// Checks that a delivery failed after the first attempt and one retry per schedule delay. Each
+/// retry must start its delay after the attempt before it ended, give or take [`RETRY_SLACK`]
+/// and the schedule's jitter of up to a tenth.
 fn assert_retried_on_schedule(name: &str, detail: &DeliveryDetail) {
     let triggers: Vec<AttemptTrigger> = detail.attempts.iter().map(|a| a.trigger).collect();
     assert_eq!(

@@ -121,8 +121,8 @@ fn byte_body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![random, damaged]
 }
 
-/// A valid sample with extra fields in `data` and in the envelope. Every extra key starts with
-/// `x_`, so none replaces a field of the schema.
+/// Builds valid samples with extra fields in `data` and in the envelope. Every extra key starts
+/// with `x_`, so none replaces a field of the schema.
 fn valid_with_extras() -> impl Strategy<Value = Vec<u8>> {
     let extras = || prop::collection::btree_map("x_[a-z0-9_]{0,10}", json_value(), 1..6);
     (event_type(), extras(), extras()).prop_map(|(kind, in_data, in_envelope)| {

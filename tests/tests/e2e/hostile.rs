@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 /// Depth of the deeply nested JSON cases.
 const DEPTH: usize = 10_000;
 
-/// Longest error message accepted, in bytes: an error names the problem, it does not echo the
+/// Maximum length of an error message, in bytes: an error names the problem, it does not echo the
 /// input back.
 const MAX_ERROR_LEN: usize = 1_000;
 
@@ -26,7 +26,7 @@ fn csat_sample() -> Value {
     serde_json::from_str(sample_body(EventType::CsatReceived)).expect("sample is JSON")
 }
 
-/// The csat.received sample with `change` applied to it.
+/// Returns the csat.received sample with `change` applied to it.
 fn csat_with(change: impl FnOnce(&mut Value)) -> Vec<u8> {
     let mut body = csat_sample();
     change(&mut body);
@@ -73,7 +73,7 @@ fn assert_clear_rejection(name: &str, response: &HttpResponse, expected: Option<
     );
 }
 
-/// Checks that the daemon answers health and lists its log.
+/// Checks that the daemon responds to health requests and lists its log.
 async fn assert_healthy(daemon: &DaemonProcess, after: &str) {
     let client = daemon.client();
     client

@@ -1,6 +1,6 @@
-//! Secrets stay where they belong: endpoint secrets appear only in the answers of creation,
-//! rotation and the `secret` route, and neither they nor the ingest token appear in the daemon's
-//! output at trace level, the live stream, other API answers or error messages.
+//! Secrets stay where they belong: endpoint secrets appear only in the responses of creation,
+//! rotation and the `secret` route. Neither they nor the ingest token appear in the daemon's
+//! output at trace level, the live stream, other API responses or error messages.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,7 +14,7 @@ use belter_tests::wait::{poll_until, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 use hyper::Method;
 
-/// Reads the text of a control API answer, whatever its status.
+/// Reads the text of a control API response, whatever its status.
 async fn control_text(daemon: &DaemonProcess, method: Method, path: &str, body: &str) -> String {
     let response = unix_request(
         &daemon.socket_path(),
@@ -94,7 +94,7 @@ async fn secrets_stay_out_of_output() {
     client.replay(&failed).await.expect("replay");
     wait_for_status(&client, &failed, DeliveryStatus::Succeeded).await;
 
-    // Answers that must not carry a secret, and errors that name the endpoint.
+    // Responses that must not carry a secret, and errors that name the endpoint.
     for path in [
         "/v1/endpoints".to_owned(),
         format!("/v1/endpoints/{id}"),
@@ -212,12 +212,12 @@ async fn secrets_stay_out_of_output() {
         for answer in &other_answers {
             assert!(
                 !answer.contains(value.as_str()),
-                "{what} in an API answer: {answer}"
+                "{what} in an API response: {answer}"
             );
         }
     }
     println!(
-        "searched {} secret values in {} bytes of stderr, {} stream lines and {} answers",
+        "searched {} secret values in {} bytes of stderr, {} stream lines and {} responses",
         values.len(),
         stderr.len(),
         stream_text.lines().count(),

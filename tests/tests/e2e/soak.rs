@@ -15,11 +15,11 @@ use belter_tests::receiver::refused_url;
 use belter_tests::wait::poll_until;
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 
-/// Endpoints that answer 200 at once.
+/// Endpoints that respond 200 at once.
 const FAST: usize = 13;
-/// Endpoints that answer 200 after [`SLOW_DELAY`], within the attempt timeout.
+/// Endpoints that respond 200 after [`SLOW_DELAY`], within the attempt timeout.
 const SLOW: usize = 3;
-/// Endpoints that answer 500.
+/// Endpoints that respond 500.
 const FAILING: usize = 2;
 
 const SLOW_DELAY: Duration = Duration::from_millis(600);
@@ -40,7 +40,7 @@ const WARM_UP: Duration = Duration::from_secs(5);
 /// Largest growth of resident memory from the baseline to the end of the load.
 const MAX_RSS_GROWTH_KIB: u64 = 24 * 1024;
 
-/// Longest time from ingest to success for a delivery to a fast endpoint.
+/// Maximum time from ingest to success for a delivery to a fast endpoint.
 const FAST_BOUND: Duration = Duration::from_secs(3);
 
 /// Time the daemon has to finish every delivery once the load stops.

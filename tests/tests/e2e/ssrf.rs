@@ -1,9 +1,10 @@
-//! The delivery address policy: without an allow list no endpoint reaches loopback, private,
+//! The delivery address policy. Without an allow list no endpoint reaches loopback, private,
 //! link-local or metadata addresses, by any spelling of the address or through a name that
-//! resolves to one; `--allow-network 127.0.0.0/8` opens loopback and nothing else.
+//! resolves to one. `--allow-network 127.0.0.0/8` opens loopback and nothing else.
 //!
-//! The metadata and private addresses are only ever used with the policy blocking them, and
-//! `blocked_by_policy` on the attempt shows that the daemon refused before connecting.
+//! The metadata and private addresses are only used while the policy blocks them. The daemon
+//! either rejects such an endpoint when it is created, or records `blocked_by_policy` on the
+//! attempt, which it does before connecting.
 
 use std::time::Duration;
 

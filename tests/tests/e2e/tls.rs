@@ -28,7 +28,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-/// Longest a failed TLS attempt may take: the attempt timeout of 1 s plus slack.
+/// Maximum time a failed TLS attempt may take: the attempt timeout of 1 s plus slack.
 const MAX_LATENCY: Duration = Duration::from_millis(2_500);
 
 /// A certificate authority made for one test.
@@ -78,7 +78,7 @@ fn self_signed() -> (CertificateDer<'static>, KeyPair) {
     (cert.der().clone(), key)
 }
 
-/// An HTTPS receiver on 127.0.0.1 that answers 200 to every request it can read.
+/// An HTTPS receiver on 127.0.0.1 that responds 200 to every request it can read.
 struct TlsReceiver {
     port: u16,
     handshakes: Arc<AtomicUsize>,
