@@ -3,7 +3,8 @@
 
 use belter_common::api::{DeliveryPage, ReplayRequest, ReplayResponse};
 use belter_common::records::{DeliveryDetail, Endpoint, Health, Stats, StreamEvent};
-use belter_common::{DeliveryId, Timestamp};
+use belter_common::rules::ThresholdRule;
+use belter_common::{DeliveryId, RuleId, Timestamp};
 use tui_input::InputRequest;
 
 use crate::app::delivery_log::PageRequest;
@@ -79,6 +80,18 @@ pub enum Action {
     TogglePause,
     /// Jump to the next section of the delivery detail.
     NextSection,
+    /// Show the threshold rules.
+    ShowRules,
+    /// Open the line for a new threshold rule.
+    OpenRuleEditor,
+    /// Edit the rule line.
+    EditRule(InputRequest),
+    /// Send the rule line to the daemon.
+    SubmitRule,
+    /// Close the rule line without sending it.
+    CancelRule,
+    /// Ask to delete the selected threshold rule.
+    DeleteRule,
     /// A reply or update from the daemon.
     Daemon(Box<DaemonMessage>),
 }
@@ -88,12 +101,24 @@ pub enum Action {
 pub struct CallError {
     /// The error text.
     pub message: String,
+    /// The daemon's own `error` text when it rejected the request with a 4xx status, such as a
+    /// 422 for an invalid rule.
+    pub api_message: Option<String>,
 }
 
 impl From<belter_common::client::ClientError> for CallError {
     fn from(error: belter_common::client::ClientError) -> Self {
+        let api_message = match &error {
+            belter_common::client::ClientError::Api { status, message }
+                if status.is_client_error() =>
+            {
+                Some(message.clone())
+            }
+            _ => None,
+        };
         CallError {
             message: error.to_string(),
+            api_message,
         }
     }
 }
@@ -144,8 +169,55 @@ pub enum DaemonMessage {
     },
     /// The live stream is open.
     StreamConnected(Health),
+    /// The threshold rules.
+    Rules(Result<Vec<ThresholdRule>, CallError>),
+    /// A threshold rule was created, or the daemon rejected it.
+    RuleCreated(Result<ThresholdRule, CallError>),
+    /// A threshold rule was deleted.
+    RuleDeleted {
+        /// The rule asked for.
+        id: RuleId,
+        /// The deleted rule.
+        result: Result<ThresholdRule, CallError>,
+    },
     /// A line of the live stream.
     Stream(StreamEvent),
     /// The live stream closed or could not be opened; it is retried by itself.
     StreamLost(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use belter_common::client::ClientError;
+    use hyper::StatusCode;
+
+    fn api_error(status: StatusCode) -> CallError {
+        CallError::from(ClientError::Api {
+            status,
+            message: "scope_id is required for scope team: give the team id".to_owned(),
+        })
+    }
+
+    #[test]
+    fn call_error_keeps_daemon_message_of_4xx() {
+        let error = api_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            error.api_message.as_deref(),
+            Some("scope_id is required for scope team: give the team id")
+        );
+        assert!(
+            error.message.starts_with("belterd returned 422"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn call_error_of_5xx_has_no_daemon_message() {
+        assert_eq!(
+            api_error(StatusCode::INTERNAL_SERVER_ERROR).api_message,
+            None
+        );
+    }
 }

@@ -1,12 +1,13 @@
 //! Work that `update` asks for and that a background task carries out against the daemon.
 
 use belter_common::api::{DeliveryQuery, ReplayRequest};
-use belter_common::{DeliveryId, EndpointId};
+use belter_common::rules::CreateRule;
+use belter_common::{DeliveryId, EndpointId, RuleId};
 
 use crate::app::delivery_log::PageRequest;
 
 /// One call to the daemon; its result comes back as a `DaemonMessage`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// List one page of deliveries.
     FetchPage {
@@ -34,4 +35,10 @@ pub enum Command {
         /// Pause when true, resume when false.
         paused: bool,
     },
+    /// Fetch the threshold rules.
+    FetchRules,
+    /// Create a threshold rule.
+    CreateRule(CreateRule),
+    /// Delete a threshold rule.
+    DeleteRule(RuleId),
 }

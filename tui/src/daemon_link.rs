@@ -79,6 +79,16 @@ async fn execute(client: &ControlClient, command: Command) -> DaemonMessage {
             };
             DaemonMessage::EndpointChanged(result.map_err(CallError::from))
         }
+        Command::FetchRules => {
+            DaemonMessage::Rules(client.list_rules().await.map_err(CallError::from))
+        }
+        Command::CreateRule(request) => {
+            DaemonMessage::RuleCreated(client.create_rule(&request).await.map_err(CallError::from))
+        }
+        Command::DeleteRule(id) => {
+            let result = client.delete_rule(&id).await.map_err(CallError::from);
+            DaemonMessage::RuleDeleted { id, result }
+        }
     }
 }
 

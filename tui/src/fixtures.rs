@@ -4,6 +4,7 @@ use belter_common::records::{
     Attempt, Delivery, DeliveryDetail, DeliveryStatus, Endpoint, FailureKind, Health, Stats,
     StreamEvent, StreamKind,
 };
+use belter_common::rules::{RuleScope, ThresholdRule};
 use belter_common::{DeliveryId, EndpointId, EventType, Timestamp};
 
 /// The clock every test starts from: 2026-12-03 14:32:08 UTC.
@@ -122,7 +123,8 @@ pub(crate) fn sample_detail() -> DeliveryDetail {
 }
 
 /// Builds an endpoint with `consecutive` failures in a row, seven times as many in 24 h, and a
-/// last success a minute ago when it has no failures in a row.
+/// last success a minute ago when it has no failures in a row. Endpoint 1 has a payload filter,
+/// the Slack format with Standard Webhooks headers, and, when paused, belterd's pause reason.
 pub(crate) fn endpoint(serial: u64, url: &str, paused: bool, consecutive: u32) -> Endpoint {
     let json = serde_json::json!({
         "id": endpoint_id(serial),
@@ -135,8 +137,11 @@ pub(crate) fn endpoint(serial: u64, url: &str, paused: bool, consecutive: u32) -
         "consecutive_failures": consecutive,
         "recent_failures": u64::from(consecutive) * 7,
         "last_success_at": (consecutive == 0).then(|| now().minus_millis(65_000)),
-        "filter": (serial == 1).then_some("data.level >= 0.8"),
-        "paused_reason": (paused && serial == 1).then_some("failing for 3 days"),
+        "filter": (serial == 1).then_some("data.brand == \"northwind\" && data.level >= 0.8"),
+        "paused_reason": (paused && serial == 1)
+            .then_some("paused by belterd: every attempt failed since 2026-11-30T09:12:44.000Z"),
+        "format": if serial == 1 { "slack" } else { "raw" },
+        "standard_webhooks": serial == 1,
     });
     serde_json::from_value(json).expect("valid endpoint")
 }
@@ -196,4 +201,46 @@ pub(crate) fn stream_event(
         "attempt": attempt,
     });
     serde_json::from_value(json).expect("valid stream event")
+}
+
+/// Builds threshold rule number `serial`, created `serial` hours before the test clock.
+pub(crate) fn rule(
+    serial: u64,
+    scope: RuleScope,
+    scope_id: Option<&str>,
+    criterion: Option<&str>,
+    min_score: f64,
+) -> ThresholdRule {
+    let created = now().minus_millis(serial * 3_600_000);
+    let json = serde_json::json!({
+        "id": format!("rule_{}", ulid_text(created.as_millis(), serial)),
+        "scope": scope,
+        "scope_id": scope_id,
+        "criterion": criterion,
+        "min_score": min_score,
+        "created_at": created,
+    });
+    serde_json::from_value(json).expect("valid rule")
+}
+
+/// Builds the rules of the render tests: one of each scope, overall and per criterion.
+pub(crate) fn rules() -> Vec<ThresholdRule> {
+    vec![
+        rule(1, RuleScope::Global, None, None, 60.0),
+        rule(
+            2,
+            RuleScope::Brand,
+            Some("northwind"),
+            Some("disclosure"),
+            70.0,
+        ),
+        rule(
+            3,
+            RuleScope::Team,
+            Some("billing-emea"),
+            Some("greeting"),
+            80.0,
+        ),
+        rule(4, RuleScope::Agent, Some("agent_1187"), None, 72.5),
+    ]
 }

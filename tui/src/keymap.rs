@@ -16,9 +16,8 @@ pub const KEY_HELP: &[(&str, &[(&str, &str)])] = &[
             ("Home g  End G", "newest / oldest, paging to the end"),
             ("Enter", "open the delivery or endpoint"),
             ("Esc", "back; in the log, clear the marks"),
-            ("e", "endpoints"),
-            ("?", "this help"),
-            ("q  ^c", "quit"),
+            ("e  t", "endpoints / threshold rules"),
+            ("?  q ^c", "this help / quit"),
         ],
     ),
     (
@@ -37,8 +36,9 @@ pub const KEY_HELP: &[(&str, &[(&str, &str)])] = &[
         &[
             ("Tab  r", "detail: next section / replay it"),
             ("p  Enter", "endpoints: pause or resume / its log"),
-            ("Enter  Esc", "filter line: apply / cancel"),
-            ("y  n", "confirmation: replay / cancel"),
+            ("a  d", "rules: add a rule / delete the selected"),
+            ("Enter  Esc", "filter or rule line: apply / cancel"),
+            ("y  n", "confirmation: yes / no"),
         ],
     ),
 ];
@@ -67,6 +67,13 @@ fn action_for_key(app: &App, event: &Event, key: &KeyEvent) -> Option<Action> {
             _ => tui_input::backend::crossterm::to_input_request(event).map(Action::EditFilter),
         };
     }
+    if app.view == View::Rules && app.rules.editor.is_some() {
+        return match key.code {
+            KeyCode::Enter => Some(Action::SubmitRule),
+            KeyCode::Esc => Some(Action::CancelRule),
+            _ => tui_input::backend::crossterm::to_input_request(event).map(Action::EditRule),
+        };
+    }
     match &app.overlay {
         Some(Overlay::Help) => {
             return match key.code {
@@ -74,7 +81,7 @@ fn action_for_key(app: &App, event: &Event, key: &KeyEvent) -> Option<Action> {
                 _ => Some(Action::ToggleHelp),
             }
         }
-        Some(Overlay::Confirm(_)) => {
+        Some(Overlay::Confirm(_) | Overlay::DeleteRule(_)) => {
             return match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => Some(Action::Confirm),
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
@@ -105,9 +112,12 @@ fn action_for_key(app: &App, event: &Event, key: &KeyEvent) -> Option<Action> {
         (View::Log, KeyCode::Char('c')) => Some(Action::ClearMarks),
         (View::Log | View::Detail, KeyCode::Char('r')) => Some(Action::Replay),
         (View::Log, KeyCode::Char('R')) => Some(Action::ReplayFiltered),
-        (View::Log | View::Detail, KeyCode::Char('e')) => Some(Action::ShowEndpoints),
+        (View::Log | View::Detail | View::Rules, KeyCode::Char('e')) => Some(Action::ShowEndpoints),
+        (View::Log | View::Detail | View::Endpoints, KeyCode::Char('t')) => Some(Action::ShowRules),
         (View::Detail, KeyCode::Tab) => Some(Action::NextSection),
         (View::Endpoints, KeyCode::Char('p')) => Some(Action::TogglePause),
+        (View::Rules, KeyCode::Char('a')) => Some(Action::OpenRuleEditor),
+        (View::Rules, KeyCode::Char('d') | KeyCode::Delete) => Some(Action::DeleteRule),
         _ => None,
     }
 }
@@ -250,6 +260,81 @@ mod tests {
             Some("TogglePause")
         );
         assert_eq!(action(&app, key(KeyCode::Char('r'))), None);
+    }
+
+    #[test]
+    fn rules_keys_map_to_actions() {
+        let mut app = app();
+        assert_eq!(
+            action(&app, key(KeyCode::Char('t'))).as_deref(),
+            Some("ShowRules")
+        );
+        app.view = View::Rules;
+        for (event, expected) in [
+            (key(KeyCode::Char('a')), Some("OpenRuleEditor")),
+            (key(KeyCode::Char('d')), Some("DeleteRule")),
+            (key(KeyCode::Delete), Some("DeleteRule")),
+            (key(KeyCode::Char('e')), Some("ShowEndpoints")),
+            (key(KeyCode::Esc), Some("Back")),
+            (key(KeyCode::Char('t')), None),
+            (key(KeyCode::Char('p')), None),
+            (key(KeyCode::Char('r')), None),
+        ] {
+            assert_eq!(action(&app, event).as_deref(), expected);
+        }
+        app.view = View::Endpoints;
+        assert_eq!(
+            action(&app, key(KeyCode::Char('t'))).as_deref(),
+            Some("ShowRules")
+        );
+    }
+
+    #[test]
+    fn rule_line_takes_letters() {
+        let mut app = app();
+        app.view = View::Rules;
+        app.rules.editor = Some(crate::app::RuleEditor::default());
+        assert_eq!(
+            action(&app, key(KeyCode::Char('d'))).as_deref(),
+            Some("EditRule(InsertChar('d'))")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Char('q'))).as_deref(),
+            Some("EditRule(InsertChar('q'))")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Enter)).as_deref(),
+            Some("SubmitRule")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Esc)).as_deref(),
+            Some("CancelRule")
+        );
+        assert_eq!(
+            action(&app, key_with(KeyCode::Char('c'), KeyModifiers::CONTROL)).as_deref(),
+            Some("Quit")
+        );
+    }
+
+    #[test]
+    fn rule_deletion_confirms_with_y() {
+        let mut app = app();
+        app.view = View::Rules;
+        app.overlay = Some(Overlay::DeleteRule(crate::fixtures::rules()[0].clone()));
+        assert_eq!(
+            action(&app, key(KeyCode::Char('y'))).as_deref(),
+            Some("Confirm")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Enter)).as_deref(),
+            Some("Confirm")
+        );
+        assert_eq!(
+            action(&app, key(KeyCode::Char('n'))).as_deref(),
+            Some("Back")
+        );
+        assert_eq!(action(&app, key(KeyCode::Esc)).as_deref(), Some("Back"));
+        assert_eq!(action(&app, key(KeyCode::Char('d'))), None);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod json_pretty;
 pub mod keymap;
 pub mod logging;
 pub mod render;
+pub mod rule_line;
 pub mod terminal;
 pub mod theme;
 pub mod update;

@@ -127,14 +127,15 @@ pub fn build(
         plain,
     );
     if let Some(origin) = &detail.derived_from {
-        builder.field(
-            "derived",
-            format!(
-                "by threshold rule {} from event {}",
-                origin.rule_id, origin.event_id
-            ),
-            plain,
-        );
+        // The event goes on a line of its own when both ids do not fit, so neither id is split.
+        let rule = format!("from rule {}", origin.rule_id);
+        let event = format!("on event {}", origin.event_id);
+        if LABEL_WIDTH + rule.len() + 1 + event.len() <= width {
+            builder.field("derived", format!("{rule} {event}"), plain);
+        } else {
+            builder.field("derived", rule, plain);
+            builder.field("", event, plain);
+        }
     }
     if let Some(next) = delivery.next_attempt_at {
         let wait = next.as_millis().saturating_sub(now.as_millis());
@@ -260,16 +261,32 @@ mod tests {
         );
     }
 
-    #[test]
-    fn document_names_threshold_rule() {
+    fn derived_detail() -> (DeliveryDetail, String, String) {
         let mut json = serde_json::to_value(fixtures::sample_detail()).unwrap();
         let rule = format!("rule_{}", ulid::Ulid::from_parts(fixtures::NOW_MILLIS, 7));
         let event = format!("evt_{}", ulid::Ulid::from_parts(fixtures::NOW_MILLIS, 8));
         json["derived_from"] = serde_json::json!({"rule_id": rule, "event_id": event});
-        let detail: DeliveryDetail = serde_json::from_value(json).unwrap();
+        (serde_json::from_value(json).unwrap(), rule, event)
+    }
+
+    #[test]
+    fn document_names_rule_and_source_event() {
+        let (detail, rule, event) = derived_detail();
         let document = build(&detail, Theme { color: false }, 120, fixtures::now());
-        let expected = format!("derived   by threshold rule {rule} from event {event}");
+        let expected = format!("derived   from rule {rule} on event {event}");
         assert!(text(&document).contains(&expected), "{:?}", text(&document));
+    }
+
+    #[test]
+    fn document_keeps_derived_ids_whole_when_narrow() {
+        let (detail, rule, event) = derived_detail();
+        let lines = text(&build(&detail, Theme { color: false }, 80, fixtures::now()));
+        let first = lines
+            .iter()
+            .position(|line| line.starts_with("derived   "))
+            .expect("a derived line");
+        assert_eq!(lines[first], format!("derived   from rule {rule}"));
+        assert_eq!(lines[first + 1], format!("          on event {event}"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use belter_common::api::{ReplayRequest, ReplayResponse};
 use belter_common::records::{DeliveryDetail, Endpoint, Health, Stats};
+use belter_common::rules::ThresholdRule;
 use belter_common::{DeliveryId, Timestamp};
 use tui_input::Input;
 
@@ -25,6 +26,8 @@ pub enum View {
     Detail,
     /// The endpoint list.
     Endpoints,
+    /// The threshold rules.
+    Rules,
 }
 
 /// The state of the link to the daemon.
@@ -95,6 +98,41 @@ pub struct EndpointsView {
     pub error: Option<String>,
 }
 
+/// The line where a new threshold rule is typed.
+#[derive(Debug, Clone, Default)]
+pub struct RuleEditor {
+    /// The text and cursor.
+    pub input: Input,
+    /// Why the line was rejected, by the console or by the daemon.
+    pub error: Option<String>,
+    /// Whether the rule was sent and the daemon has not answered yet.
+    pub submitting: bool,
+}
+
+/// The threshold rule list.
+#[derive(Debug, Clone, Default)]
+pub struct RulesView {
+    /// Rules as last fetched, sorted by scope, scope id and criterion.
+    pub rules: Vec<ThresholdRule>,
+    /// Index of the selected rule.
+    pub selected: usize,
+    /// Whether a fetch is under way.
+    pub loading: bool,
+    /// When the list was last requested.
+    pub requested_at: Option<Timestamp>,
+    /// Why the last fetch failed.
+    pub error: Option<String>,
+    /// The new rule line, while it is open.
+    pub editor: Option<RuleEditor>,
+}
+
+impl RulesView {
+    /// The selected rule, if the list has any.
+    pub fn selected_rule(&self) -> Option<&ThresholdRule> {
+        self.rules.get(self.selected)
+    }
+}
+
 /// A replay of several deliveries waiting for the user's yes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayConfirm {
@@ -107,12 +145,14 @@ pub struct ReplayConfirm {
 }
 
 /// A box drawn over the current view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
     /// The key list.
     Help,
     /// A replay waiting for confirmation.
     Confirm(ReplayConfirm),
+    /// A threshold rule deletion waiting for confirmation.
+    DeleteRule(ThresholdRule),
 }
 
 /// The console's state.
@@ -144,6 +184,8 @@ pub struct App {
     pub detail: Option<DetailView>,
     /// The endpoint list.
     pub endpoints: EndpointsView,
+    /// The threshold rules.
+    pub rules: RulesView,
     /// When the first page of the log last failed to load, so a tick can try again.
     pub log_failed_at: Option<Timestamp>,
     /// The 24 h totals, adjusted live between fetches.
@@ -179,6 +221,7 @@ impl App {
             marks: BTreeSet::new(),
             detail: None,
             endpoints: EndpointsView::default(),
+            rules: RulesView::default(),
             log_failed_at: None,
             stats: None,
             stats_requested_at: None,

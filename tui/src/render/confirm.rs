@@ -1,5 +1,7 @@
-//! The replay confirmation: how many deliveries go to which targets, before anything is sent.
+//! Confirmations: how many deliveries a replay sends to which targets, and which threshold rule
+//! a deletion removes, before anything is sent.
 
+use belter_common::rules::ThresholdRule;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
@@ -7,6 +9,7 @@ use ratatui::Frame;
 use super::layout;
 use crate::app::{App, ReplayConfirm};
 use crate::format;
+use crate::rule_line;
 
 /// Targets listed by name; the rest are summed up in one line.
 const MAX_TARGETS_SHOWN: usize = 8;
@@ -83,4 +86,47 @@ pub(super) fn render(app: &App, confirmation: &ReplayConfirm, frame: &mut Frame)
         .block(block)
         .wrap(Wrap { trim: false });
     frame.render_widget(text, area);
+}
+
+/// Draws the question whether to delete `rule`.
+pub(super) fn render_rule_deletion(app: &App, rule: &ThresholdRule, frame: &mut Frame) {
+    let theme = app.theme;
+    let box_width = BOX_WIDTH.min(frame.area().width);
+    let lines = vec![
+        Line::from(Span::styled(
+            format!("Delete rule {}?", rule.id),
+            theme.title(),
+        )),
+        Line::from(rule_line::to_line(rule)),
+        Line::from(format!("It checks {}.", rule_line::describe(rule))),
+        Line::from("New evaluations no longer derive breaches from it."),
+        Line::default(),
+        Line::from(vec![
+            Span::styled("y", theme.key()),
+            Span::raw(" delete   "),
+            Span::styled("n", theme.key()),
+            Span::raw(" cancel"),
+        ]),
+    ];
+    // A long scope id or criterion wraps its lines, and word wrapping can take one row more
+    // than the characters alone need.
+    let inner_width = usize::from(box_width.saturating_sub(2)).max(1);
+    let mut rows = 0;
+    for line in &lines {
+        let width = line.width();
+        rows += if width > inner_width {
+            width.div_ceil(inner_width) + 1
+        } else {
+            1
+        };
+    }
+    let area = layout::centered(frame.area(), box_width, rows as u16 + 2);
+    frame.render_widget(Clear, area);
+    let block = Block::bordered().title(" confirm deletion ");
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
 }

@@ -10,12 +10,19 @@ use crate::format;
 
 pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
     let theme = app.theme;
-    if let Some(error) = app
+    let filter_error = app
         .filter_editor
         .as_ref()
-        .and_then(|editor| editor.error.as_ref())
-    {
-        // A filter error can be long, such as a list of every status, so it gets both lines.
+        .and_then(|editor| editor.error.as_ref());
+    let rule_error = app
+        .rules
+        .editor
+        .as_ref()
+        .filter(|_| app.view == View::Rules)
+        .and_then(|editor| editor.error.as_ref());
+    if let Some(error) = filter_error.or(rule_error) {
+        // An error of the filter or rule line can be long, such as a list of every status, so it
+        // gets both lines.
         let text = Paragraph::new(error.as_str())
             .style(theme.failed())
             .wrap(Wrap { trim: true });
@@ -118,8 +125,16 @@ fn hints(app: &App) -> &'static [(&'static str, &'static str)] {
             ("terms", "event: target: endpoint: status: since: until:"),
         ];
     }
+    if app.view == View::Rules && app.rules.editor.is_some() {
+        return &[
+            ("Enter", "add the rule"),
+            ("Esc", "cancel"),
+            ("e.g.", crate::rule_line::EXAMPLE),
+        ];
+    }
     match (&app.overlay, app.view) {
         (Some(Overlay::Confirm(_)), _) => &[("y", "replay"), ("n", "cancel")],
+        (Some(Overlay::DeleteRule(_)), _) => &[("y", "delete"), ("n", "cancel")],
         (Some(Overlay::Help), _) => &[("any key", "closes the help")],
         (None, View::Log) => &[
             ("Enter", "open"),
@@ -129,6 +144,7 @@ fn hints(app: &App) -> &'static [(&'static str, &'static str)] {
             ("r", "replay"),
             ("R", "replay all"),
             ("e", "endpoints"),
+            ("t", "rules"),
             ("?", "help"),
             ("q", "quit"),
         ],
@@ -143,6 +159,15 @@ fn hints(app: &App) -> &'static [(&'static str, &'static str)] {
         (None, View::Endpoints) => &[
             ("p", "pause/resume"),
             ("Enter", "deliveries"),
+            ("t", "rules"),
+            ("Esc", "back"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        (None, View::Rules) => &[
+            ("a", "add"),
+            ("d", "delete"),
+            ("e", "endpoints"),
             ("Esc", "back"),
             ("?", "help"),
             ("q", "quit"),

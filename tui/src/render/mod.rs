@@ -8,6 +8,7 @@ mod header;
 mod help;
 pub mod layout;
 mod log_table;
+mod rules;
 
 use ratatui::Frame;
 
@@ -21,11 +22,13 @@ pub fn render(app: &App, frame: &mut Frame) {
         View::Log => log_table::render(app, frame, areas.body),
         View::Detail => detail::render(app, frame, areas.body),
         View::Endpoints => endpoints::render(app, frame, areas.body),
+        View::Rules => rules::render(app, frame, areas.body),
     }
     footer::render(app, frame, areas.footer);
     match &app.overlay {
         Some(Overlay::Help) => help::render(app, frame),
         Some(Overlay::Confirm(confirmation)) => confirm::render(app, confirmation, frame),
+        Some(Overlay::DeleteRule(rule)) => confirm::render_rule_deletion(app, rule, frame),
         None => {}
     }
 }

@@ -98,12 +98,13 @@ fn text(buffer: &Buffer) -> String {
     mask_ids(&lines.join("\n"))
 }
 
-/// Replaces every full id (`del_`, `evt_` or `ep_` and 26 base32 characters) with a placeholder.
+/// Replaces every full id (`del_`, `evt_`, `ep_` or `rule_` and 26 base32 characters) with a
+/// placeholder.
 fn mask_ids(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     'scan: while !rest.is_empty() {
-        for prefix in ["del_", "evt_", "ep_"] {
+        for prefix in ["del_", "evt_", "ep_", "rule_"] {
             if let Some(tail) = rest.strip_prefix(prefix) {
                 let id_length = tail
                     .chars()
@@ -210,9 +211,9 @@ fn detail_at_80x24() {
     assert!(scrolled.contains("response {\"error\":\"boom\"}"));
 }
 
-#[test]
-fn endpoints_at_80x24() {
-    let mut app = app_with_log(NARROW, color());
+/// A console on the endpoints pane with a healthy endpoint and one that belterd paused.
+fn app_with_endpoints(size: (u16, u16), theme: Theme) -> App {
+    let mut app = app_with_log(size, theme);
     update(&mut app, Action::ShowEndpoints);
     daemon(
         &mut app,
@@ -226,18 +227,209 @@ fn endpoints_at_80x24() {
             fixtures::endpoint(1, "http://127.0.0.1:9000/alerts", true, 12),
         ])),
     );
+    app
+}
+
+#[test]
+fn endpoints_at_80x24() {
+    let mut app = app_with_endpoints(NARROW, color());
     let screen = screen(&app);
     insta::assert_snapshot!("endpoints_80x24", screen);
     assert!(row_containing(&screen, "127.0.0.1:9000/alerts").contains("‖ paused"));
     assert!(row_containing(&screen, "127.0.0.1:9000/alerts").contains("12 / 84"));
+    assert!(row_containing(&screen, "format raw").contains("no filter"));
+    assert!(row_containing(&screen, "format slack + Standard Webhooks")
+        .contains("filter data.brand == \"northwind\" &&"));
+    assert!(row_containing(
+        &screen,
+        "auto-paused by belterd: every attempt failed since"
+    )
+    .ends_with('…'));
     assert!(screen.contains("filter   none, every event of the types above"));
-    update(&mut app, Action::Move(Motion::Down));
-    let screen = self::screen(&app);
-    assert!(screen.contains("filter   data.level >= 0.8"), "{screen}");
     assert!(
-        screen.contains("paused   by belterd: failing for 3 days"),
+        screen.contains("0 since belterd started 2h 13m ago"),
         "{screen}"
     );
+    update(&mut app, Action::Move(Motion::Down));
+    let screen = self::screen(&app);
+    assert!(
+        screen.contains("filter   data.brand == \"northwind\" && data.level >= 0.8"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("format   slack, with the Standard Webhooks headers"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("paused   by belterd: every attempt failed since 2026-11-30T09:12:44.000Z"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn endpoints_at_wide_size() {
+    let app = app_with_endpoints(WIDE, color());
+    let screen = screen(&app);
+    insta::assert_snapshot!("endpoints_wide", screen);
+    assert!(screen.contains("hooks.example.com/integrations/crm/receive"));
+    assert!(screen
+        .contains("auto-paused by belterd: every attempt failed since 2026-11-30T09:12:44.000Z"));
+}
+
+#[test]
+fn auto_pause_reads_without_color() {
+    let app = app_with_endpoints(NARROW, Theme { color: false });
+    let buffer = draw(&app);
+    for cell in buffer.content() {
+        assert_eq!(cell.fg, Color::Reset, "cell {:?}", cell.symbol());
+    }
+    let screen = text(&buffer);
+    assert!(screen.contains("‖ paused"), "{screen}");
+    assert!(screen.contains("auto-paused by belterd"), "{screen}");
+}
+
+#[test]
+fn derived_detail_names_rule_and_event() {
+    let mut app = app_with_log(NARROW, color());
+    update(&mut app, Action::Move(Motion::Down));
+    update(&mut app, Action::Open);
+    let mut json = serde_json::to_value(fixtures::sample_detail()).expect("detail as JSON");
+    json["event_type"] = serde_json::json!("score.threshold_breached");
+    json["derived_from"] = serde_json::json!({
+        "rule_id": fixtures::rules()[2].id,
+        "event_id": format!("evt_{}", ulid::Ulid::from_parts(fixtures::NOW_MILLIS - 5_000, 9)),
+    });
+    let detail: belter_common::records::DeliveryDetail =
+        serde_json::from_value(json).expect("valid detail");
+    daemon(
+        &mut app,
+        DaemonMessage::Detail {
+            id: detail.delivery.id.clone(),
+            result: Ok(Box::new(detail)),
+        },
+    );
+    let screen = screen(&app);
+    insta::assert_snapshot!("detail_derived_80x24", screen);
+    assert!(screen.contains("derived   from rule rule_<id>"), "{screen}");
+    assert!(screen.contains("          on event evt_<id>"), "{screen}");
+    app.width = WIDE.0;
+    let wide = self::screen(&app);
+    assert!(
+        wide.contains("derived   from rule rule_<id> on event evt_<id>"),
+        "{wide}"
+    );
+}
+
+/// A console on the rules pane with the rule fixtures loaded.
+fn app_with_rules(size: (u16, u16), theme: Theme) -> App {
+    let mut app = app_with_log(size, theme);
+    let commands = update(&mut app, Action::ShowRules);
+    assert_eq!(commands, vec![Command::FetchRules]);
+    daemon(&mut app, DaemonMessage::Rules(Ok(fixtures::rules())));
+    app
+}
+
+#[test]
+fn rules_at_80x24() {
+    let mut app = app_with_rules(NARROW, color());
+    update(&mut app, Action::Move(Motion::Down));
+    let screen = screen(&app);
+    insta::assert_snapshot!("rules_80x24", screen);
+    let global = row_containing(&screen, "global");
+    assert!(global.contains("overall"), "{global}");
+    assert!(global.contains("60"), "{global}");
+    let team = row_containing(&screen, "billing-emea");
+    assert!(team.starts_with("team"), "{team}");
+    assert!(team.contains("greeting"), "{team}");
+    assert!(team.contains("80"), "{team}");
+    assert!(row_containing(&screen, "agent_1187").contains("72.5"));
+    assert!(screen.contains("a add"), "{screen}");
+}
+
+#[test]
+fn rules_at_wide_size() {
+    let app = app_with_rules(WIDE, color());
+    let screen = screen(&app);
+    insta::assert_snapshot!("rules_wide", screen);
+    assert!(row_containing(&screen, "billing-emea").contains("rule_<id>"));
+}
+
+#[test]
+fn empty_rules_say_how_to_add() {
+    let mut app = app_with_log(NARROW, color());
+    update(&mut app, Action::ShowRules);
+    assert!(screen(&app).contains("loading rules…"));
+    daemon(&mut app, DaemonMessage::Rules(Ok(Vec::new())));
+    let screen = screen(&app);
+    assert!(
+        screen.contains("no threshold rules yet: press a to add one"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn rule_line_shows_input_and_error() {
+    let mut app = app_with_rules(NARROW, color());
+    update(&mut app, Action::OpenRuleEditor);
+    for character in "scope:team criterion:greeting min:80".chars() {
+        update(
+            &mut app,
+            Action::EditRule(InputRequest::InsertChar(character)),
+        );
+    }
+    update(&mut app, Action::SubmitRule);
+    let screen = screen(&app);
+    insta::assert_snapshot!("rule_error_80x24", screen);
+    assert!(screen.contains("new rule> scope:team criterion:greeting min:80"));
+    assert!(screen.contains("scope:global|brand|team|agent id:ID"));
+    assert!(screen.contains("missing id for scope:team: add the team id"));
+}
+
+#[test]
+fn rule_rejection_shows_daemon_message() {
+    let mut app = app_with_rules(NARROW, color());
+    update(&mut app, Action::OpenRuleEditor);
+    for character in "scope:team id:x min:80".chars() {
+        update(
+            &mut app,
+            Action::EditRule(InputRequest::InsertChar(character)),
+        );
+    }
+    let commands = update(&mut app, Action::SubmitRule);
+    assert_eq!(commands.len(), 1);
+    assert!(screen(&app).contains("adding…"));
+    daemon(
+        &mut app,
+        DaemonMessage::RuleCreated(Err(crate::action::CallError {
+            message:
+                "belterd returned 422 Unprocessable Entity: scope_id must be 1 to 256 bytes long"
+                    .to_owned(),
+            api_message: Some("scope_id must be 1 to 256 bytes long".to_owned()),
+        })),
+    );
+    let screen = screen(&app);
+    assert!(
+        screen.contains("belterd rejected the rule: scope_id must be 1 to 256 bytes long"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("new rule> scope:team id:x min:80"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn rule_deletion_asks_first() {
+    let mut app = app_with_rules(NARROW, color());
+    update(&mut app, Action::Move(Motion::Down));
+    update(&mut app, Action::Move(Motion::Down));
+    update(&mut app, Action::DeleteRule);
+    let screen = screen(&app);
+    insta::assert_snapshot!("rule_delete_80x24", screen);
+    assert!(screen.contains("Delete rule rule_<id>?"), "{screen}");
+    assert!(screen.contains("scope:team id:billing-emea criterion:greeting min:80"));
+    assert!(screen.contains("It checks greeting below 80 for team billing-emea."));
+    assert!(screen.contains("y delete"), "{screen}");
 }
 
 #[test]
@@ -362,7 +554,7 @@ fn any_size_renders_without_panic() {
             result: Ok(Box::new(detail)),
         },
     );
-    for view in 0..4 {
+    for view in 0..9 {
         match view {
             1 => {
                 update(&mut app, Action::Back);
@@ -373,6 +565,39 @@ fn any_size_renders_without_panic() {
             3 => {
                 update(&mut app, Action::ToggleHelp);
                 update(&mut app, Action::OpenFilter);
+            }
+            4 => {
+                update(&mut app, Action::CancelFilter);
+                update(&mut app, Action::ShowEndpoints);
+                daemon(
+                    &mut app,
+                    DaemonMessage::Endpoints(Ok(vec![
+                        fixtures::endpoint(0, "https://hooks.example.com/crm", false, 0),
+                        fixtures::endpoint(1, "http://127.0.0.1:9000/alerts", true, 12),
+                    ])),
+                );
+            }
+            5 => {
+                update(&mut app, Action::ShowRules);
+                daemon(&mut app, DaemonMessage::Rules(Ok(fixtures::rules())));
+            }
+            6 => {
+                update(&mut app, Action::OpenRuleEditor);
+                for character in "scope:team id:billing-emea min:80".chars() {
+                    update(
+                        &mut app,
+                        Action::EditRule(InputRequest::InsertChar(character)),
+                    );
+                }
+                update(&mut app, Action::SubmitRule);
+            }
+            7 => {
+                update(&mut app, Action::CancelRule);
+                update(&mut app, Action::DeleteRule);
+            }
+            8 => {
+                update(&mut app, Action::Back);
+                daemon(&mut app, DaemonMessage::Rules(Ok(Vec::new())));
             }
             _ => {}
         }

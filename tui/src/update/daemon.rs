@@ -2,7 +2,7 @@
 
 use belter_common::records::{StreamEvent, StreamKind};
 
-use super::{detail_command, endpoints_command, page_command, replay, stats_command};
+use super::{detail_command, endpoints_command, page_command, replay, rules, stats_command};
 use crate::action::{CallError, DaemonMessage};
 use crate::app::{App, Connection, View};
 use crate::command::Command;
@@ -103,6 +103,9 @@ pub(super) fn receive(app: &mut App, message: DaemonMessage, commands: &mut Vec<
                 refresh_everything(app, commands);
             }
         }
+        DaemonMessage::Rules(result) => rules::listed(app, result),
+        DaemonMessage::RuleCreated(result) => rules::created(app, result),
+        DaemonMessage::RuleDeleted { id, result } => rules::deleted(app, &id, result, commands),
         DaemonMessage::Stream(event) => stream_event(app, event, commands),
         DaemonMessage::StreamLost(error) => {
             // Each failed reconnect brings the latest error; the outage keeps its start time.
@@ -122,6 +125,9 @@ fn refresh_everything(app: &mut App, commands: &mut Vec<Command>) {
     commands.push(stats_command(app));
     if app.view == View::Endpoints {
         commands.push(endpoints_command(app));
+    }
+    if app.view == View::Rules {
+        commands.push(rules::rules_command(app));
     }
     if let Some(view) = &mut app.detail {
         commands.push(detail_command(view));
@@ -160,7 +166,7 @@ fn stream_event(app: &mut App, event: StreamEvent, commands: &mut Vec<Command>) 
 
 /// Reports a failed call in the footer. The connection state is left to the stream task, which
 /// notices a daemon that went away and reconnects.
-fn failed(app: &mut App, what: &str, error: &CallError) {
+pub(super) fn failed(app: &mut App, what: &str, error: &CallError) {
     tracing::warn!(error = %error.message, call = what, "daemon call failed");
     app.warn(format!("{what} failed: {}", error.message));
 }

@@ -3,6 +3,7 @@
 
 mod daemon;
 mod replay;
+mod rules;
 
 use belter_common::api::DeliveryQuery;
 use belter_common::records::{DeliveryStatus, EndpointState};
@@ -29,6 +30,10 @@ const FIRST_PAGE_RETRY_MILLIS: u64 = 2_000;
 
 /// How often the endpoint list is refetched while it is on screen, in milliseconds.
 const ENDPOINTS_REFRESH_MILLIS: u64 = 5_000;
+
+/// How often the threshold rules are refetched while they are on screen, in milliseconds, so
+/// rules added with the CLI show up.
+const RULES_REFRESH_MILLIS: u64 = 5_000;
 
 /// Applies `action` to `app` and returns the daemon calls it needs.
 pub fn update(app: &mut App, action: Action) -> Vec<Command> {
@@ -86,10 +91,19 @@ pub fn update(app: &mut App, action: Action) -> Vec<Command> {
         Action::ClearMarks => app.marks.clear(),
         Action::Replay => replay::replay_selection(app, &mut commands),
         Action::ReplayFiltered => replay::count_filtered(app, &mut commands),
-        Action::Confirm => replay::confirm(app, &mut commands),
+        Action::Confirm => match app.overlay {
+            Some(Overlay::DeleteRule(_)) => rules::confirm_delete(app, &mut commands),
+            _ => replay::confirm(app, &mut commands),
+        },
         Action::ShowEndpoints => show_endpoints(app, &mut commands),
         Action::TogglePause => toggle_pause(app, &mut commands),
         Action::NextSection => next_section(app),
+        Action::ShowRules => rules::show(app, &mut commands),
+        Action::OpenRuleEditor => rules::open_editor(app),
+        Action::EditRule(request) => rules::edit(app, request),
+        Action::SubmitRule => rules::submit(app, &mut commands),
+        Action::CancelRule => app.rules.editor = None,
+        Action::DeleteRule => rules::ask_delete(app),
         Action::Daemon(message) => daemon::receive(app, *message, &mut commands),
     }
     commands
@@ -159,6 +173,12 @@ fn tick(app: &mut App, now: Timestamp, commands: &mut Vec<Command>) {
     {
         commands.push(endpoints_command(app));
     }
+    if app.view == View::Rules
+        && !app.rules.loading
+        && elapsed(app.rules.requested_at, now) >= RULES_REFRESH_MILLIS
+    {
+        commands.push(rules::rules_command(app));
+    }
     if let Some(view) = &mut app.detail {
         if view.stale && !view.loading {
             commands.push(detail_command(view));
@@ -198,6 +218,10 @@ fn move_selection(app: &mut App, motion: Motion, commands: &mut Vec<Command>) {
         View::Endpoints => {
             let last = app.endpoints.endpoints.len().saturating_sub(1);
             app.endpoints.selected = app.endpoints.selected.saturating_add_signed(step).min(last);
+        }
+        View::Rules => {
+            let last = app.rules.rules.len().saturating_sub(1);
+            app.rules.selected = app.rules.selected.saturating_add_signed(step).min(last);
         }
     }
 }
@@ -262,7 +286,7 @@ fn open(app: &mut App, commands: &mut Vec<Command>) {
             app.view = View::Log;
             reload_log(app, commands);
         }
-        View::Detail => {}
+        View::Detail | View::Rules => {}
     }
 }
 
@@ -276,6 +300,10 @@ fn back(app: &mut App) {
             app.detail = None;
         }
         View::Endpoints => app.view = View::Log,
+        View::Rules => {
+            app.view = View::Log;
+            app.rules.editor = None;
+        }
         View::Log => app.marks.clear(),
     }
 }

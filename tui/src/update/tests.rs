@@ -380,6 +380,7 @@ fn failed_first_page_is_retried() {
             request,
             result: Err(CallError {
                 message: "belterd returned 500: boom".to_owned(),
+                api_message: None,
             }),
         },
     );
