@@ -47,6 +47,10 @@ pub enum Fault {
         /// Time without a request after which the connection is closed.
         idle: Duration,
     },
+    /// Responds 200 to the first request on a connection and keeps it open. When the next request
+    /// arrives on it, resets the connection without reading the request, as a server does that
+    /// closed the idle connection while the request was on its way.
+    ResetReused,
 }
 
 /// One request as a [`FaultServer`] read it.
@@ -79,6 +83,7 @@ struct Shared {
     connections: AtomicUsize,
     body_bytes_sent: AtomicUsize,
     idle_closes: watch::Sender<usize>,
+    reused_resets: AtomicUsize,
 }
 
 /// A TCP server on `127.0.0.1` that treats every connection with one [`Fault`]. Dropping it
@@ -105,6 +110,7 @@ impl FaultServer {
             connections: AtomicUsize::new(0),
             body_bytes_sent: AtomicUsize::new(0),
             idle_closes: watch::Sender::new(0),
+            reused_resets: AtomicUsize::new(0),
         });
         let server = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Self {
@@ -141,6 +147,11 @@ impl FaultServer {
     /// Returns the body bytes that [`Fault::HugeBody`] handed to the kernel, over all connections.
     pub fn body_bytes_sent(&self) -> usize {
         self.shared.body_bytes_sent.load(Ordering::SeqCst)
+    }
+
+    /// Returns the connections that [`Fault::ResetReused`] reset when a second request arrived.
+    pub fn reused_resets(&self) -> usize {
+        self.shared.reused_resets.load(Ordering::SeqCst)
     }
 
     /// Waits until [`Fault::IdleClose`] has closed at least `count` idle connections.
@@ -238,6 +249,18 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, connection: usize) {
                 tokio::time::sleep(interval).await;
             }
             drain(&mut stream).await;
+        }
+        Fault::ResetReused => {
+            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            if stream.write_all(ok).await.is_err() {
+                return;
+            }
+            if stream.readable().await.is_ok() {
+                shared.reused_resets.fetch_add(1, Ordering::SeqCst);
+                // Closing with unread data and a zero linger time sends RST.
+                let _ = stream.set_zero_linger();
+                drop(stream);
+            }
         }
         Fault::IdleClose { idle } => {
             let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";

@@ -26,8 +26,9 @@ const TOKEN: &str = "crash-test-token-0123456789";
 /// Tasks that post events at the same time.
 const POSTERS: usize = 2;
 
-/// Time between two posts of one poster.
-const POST_INTERVAL: Duration = Duration::from_millis(25);
+/// Time between two posts of one poster. Posts take a few milliseconds, so a kill often lands
+/// while one is in flight.
+const POST_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Kills in the SIGKILL test.
 const KILLS: usize = 4;
@@ -189,8 +190,9 @@ fn requests_by_delivery(receiver: &Receiver) -> BTreeMap<String, usize> {
     counts
 }
 
-/// Waits until every accepted delivery succeeded and each receiver got a request for each of its
-/// deliveries, then returns the number of requests beyond `expected_per_delivery` per receiver.
+/// Waits until every accepted delivery succeeded and the stats count nothing pending, checks that
+/// a receiver got a request for each delivery, and returns the number of requests beyond
+/// `expected_per_delivery` per receiver.
 async fn wait_all_delivered(
     client: &ControlClient,
     accepted: &[IngestResponse],
@@ -219,6 +221,21 @@ async fn wait_all_delivered(
                 Err(format!(
                     "{missing} accepted deliveries not in the log; not succeeded: {unfinished:?}"
                 ))
+            }
+        },
+    )
+    .await;
+    poll_until(
+        "the stats to count nothing pending",
+        DRAIN_TIMEOUT,
+        || async {
+            let stats = client
+                .stats(None)
+                .await
+                .map_err(|error| error.to_string())?;
+            match stats.pending {
+                0 => Ok(()),
+                pending => Err(format!("{pending} pending")),
             }
         },
     )

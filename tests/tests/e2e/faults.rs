@@ -281,6 +281,25 @@ async fn idle_close_not_a_failure() {
 }
 
 #[tokio::test]
+#[ignore = "belterd counts a reset on a reused keep-alive connection as a failed attempt"]
+async fn stale_connection_retried_at_once() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let server = FaultServer::start(Fault::ResetReused).await;
+    create_endpoint(&daemon.socket_path(), &server.url(), false).await;
+
+    let first = daemon.ingest_accepted(csat()).await;
+    let first = wait_for_status(&client, &first.deliveries[0], DeliveryStatus::Succeeded).await;
+    let second = daemon.ingest_accepted(csat()).await;
+    let second = wait_for_status(&client, &second.deliveries[0], DeliveryStatus::Succeeded).await;
+
+    assert_eq!(server.reused_resets(), 1);
+    assert_eq!(first.attempts.len(), 1, "{:?}", first.attempts);
+    assert_eq!(second.attempts.len(), 1, "{:?}", second.attempts);
+    assert!(second.attempts[0].succeeded);
+}
+
+#[tokio::test]
 async fn recovery_keeps_endpoint_limit() {
     const LIMIT: usize = 2;
     const BACKLOG: usize = 12;
