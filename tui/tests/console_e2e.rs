@@ -1,4 +1,4 @@
-//! End-to-end run of the real `belter-tui` binary in tmux, against a real `belterd` child and a
+//! End-to-end runs of the real `belter-tui` binary in tmux, against a real `belterd` child and a
 //! real receiver on 127.0.0.1. Keys go in with `tmux send-keys`, and the screen is read with
 //! `tmux capture-pane -p`.
 //!
@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use belter_common::api::CreateEndpoint;
+use belter_common::api::{CreateEndpoint, IngestResponse};
 use belter_common::client::ControlClient;
 use belter_common::records::EventSelection;
+use belter_common::rules::RuleScope;
 use belter_common::samples::sample_body;
 use belter_common::{headers, EventType};
 use bytes::Bytes;
@@ -294,6 +295,24 @@ fn create_endpoint(runtime: &Runtime, client: &ControlClient, url: String, event
         .expect("create endpoint");
 }
 
+/// Posts an `evaluation.completed` whose greeting criterion scores `greeting`, and returns the
+/// daemon's answer with the events it derived.
+fn post_evaluation(runtime: &Runtime, client: &ControlClient, greeting: u32) -> IngestResponse {
+    let mut body: serde_json::Value =
+        serde_json::from_str(sample_body(EventType::EvaluationCompleted)).expect("sample JSON");
+    let criteria = body["data"]["criteria"]
+        .as_array_mut()
+        .expect("the sample has criteria");
+    let criterion = criteria
+        .iter_mut()
+        .find(|item| item["criterion"] == "greeting")
+        .expect("the sample scores the greeting");
+    criterion["score"] = serde_json::json!(greeting);
+    runtime
+        .block_on(client.post_event(body.to_string().into_bytes(), None))
+        .expect("post evaluation")
+}
+
 fn post(runtime: &Runtime, client: &ControlClient, kind: EventType) {
     runtime
         .block_on(client.post_event(sample_body(kind).as_bytes().to_vec(), None))
@@ -381,14 +400,15 @@ fn console_follows_filters_shows_and_replays() {
     assert!(!screen.contains("csat.received"), "{screen}");
 
     // The detail view shows the payload and the signature sent.
+    // Each wait checks every expected line at once: tmux may capture a frame half drawn.
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("the detail view", |screen| screen.contains("Payload"));
-    assert!(screen.contains("x-webhook-signature: v1="), "{screen}");
-    tmux.keys(&["Tab", "Tab"]);
-    let screen = tmux.wait_for("the payload", |screen| {
-        screen.contains("\"conversation_id\": \"conv_84310\"")
+    tmux.wait_for("the detail view", |screen| {
+        screen.contains("Payload") && screen.contains("x-webhook-signature: v1=")
     });
-    assert!(screen.contains("\"level\": 0.87"), "{screen}");
+    tmux.keys(&["Tab", "Tab"]);
+    tmux.wait_for("the payload", |screen| {
+        screen.contains("\"conversation_id\": \"conv_84310\"") && screen.contains("\"level\": 0.87")
+    });
 
     // A replay from the console reaches the receiver, and the new attempt shows up.
     let failed = receiver
@@ -453,6 +473,147 @@ fn console_follows_filters_shows_and_replays() {
         !screen.contains("● live"),
         "the alternate screen was not left:\n{screen}"
     );
+}
+
+#[test]
+fn console_rule_derives_breach_delivery() {
+    if !tmux_available() {
+        eprintln!("SKIPPED console_rule_derives_breach_delivery: tmux is not installed");
+        return;
+    }
+    let runtime = Runtime::new().expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let receiver = Receiver::start(&runtime);
+    let (_daemon, client) = start_daemon(&runtime, dir.path());
+    create_endpoint(&runtime, &client, receiver.url("/ok"), EventSelection::All);
+
+    let tmux = Tmux {
+        server: format!("belter-e2e-rules-{}", std::process::id()),
+        session: "console".to_owned(),
+    };
+    let console = format!(
+        "{} --socket {} --log-file {}; echo console-exit=$?; sleep 30",
+        env!("CARGO_BIN_EXE_belter-tui"),
+        dir.path().join("control.sock").display(),
+        dir.path().join("console.log").display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        &tmux.session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &console,
+    ]);
+    tmux.wait_for("the live stream", |screen| screen.contains("● live"));
+
+    // The endpoints pane shows the format and the filter of each endpoint.
+    tmux.keys(&["e"]);
+    tmux.wait_for("the endpoints pane", |screen| {
+        screen.contains("format raw · no filter")
+    });
+
+    tmux.keys(&["t"]);
+    tmux.wait_for("the empty rules pane", |screen| {
+        screen.contains("no threshold rules yet")
+    });
+    tmux.keys(&["a"]);
+    tmux.wait_for("the rule line", |screen| screen.contains("new rule>"));
+
+    // A line the console can check never reaches the daemon.
+    tmux.type_text("scope:team min:80");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the console's error", |screen| {
+        screen.contains("missing id for scope:team: add the team id")
+    });
+
+    // A line only the daemon rejects shows the daemon's own message.
+    tmux.keys(&["C-u"]);
+    tmux.type_text(&format!("scope:team id:{} min:80", "x".repeat(300)));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the daemon's rejection", |screen| {
+        screen.contains("belterd rejected the rule: scope_id must be 1 to 256 bytes long")
+    });
+    assert!(
+        runtime
+            .block_on(client.list_rules())
+            .expect("list rules")
+            .is_empty(),
+        "a rejected rule was stored"
+    );
+
+    tmux.keys(&["C-u"]);
+    tmux.type_text("scope:team id:billing-emea criterion:greeting min:80");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the new rule", |screen| {
+        let listed = lines_with(screen, "billing-emea")
+            .iter()
+            .any(|line| line.starts_with("team") && line.contains("greeting"));
+        listed && !screen.contains("new rule>")
+    });
+    let rules = runtime.block_on(client.list_rules()).expect("list rules");
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    let rule = &rules[0];
+    assert_eq!(rule.scope, RuleScope::Team);
+    assert_eq!(rule.scope_id.as_deref(), Some("billing-emea"));
+    assert_eq!(rule.criterion.as_deref(), Some("greeting"));
+    assert_eq!(rule.min_score, 80.0);
+
+    // An evaluation below the rule derives a breach, which the receiver gets.
+    let ingested = post_evaluation(&runtime, &client, 40);
+    assert_eq!(ingested.derived.len(), 1, "{ingested:?}");
+    assert_eq!(ingested.derived[0].event, EventType::ScoreThresholdBreached);
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the breach in the log", |screen| {
+        lines_with(screen, "score.threshold_brea")
+            .iter()
+            .any(|line| line.contains("✔ 200"))
+    });
+
+    // Its detail names the rule and the evaluation it came from.
+    tmux.keys(&["/"]);
+    tmux.type_text("event:score.threshold_breached");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the breach filter", |screen| {
+        screen.contains("filter event:score.threshold_breached")
+            && screen.contains("score.threshold_brea")
+            && !screen.contains("evaluation.completed")
+    });
+    tmux.keys(&["Enter"]);
+    let origin = format!(
+        "derived   from rule {} on event {}",
+        rule.id, ingested.event_id
+    );
+    tmux.wait_for("the breach's origin", |screen| screen.contains(&origin));
+
+    // Deleting the rule needs a yes, and then evaluations derive nothing.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the log", |screen| screen.contains("TIME UTC"));
+    tmux.keys(&["t"]);
+    tmux.wait_for("the rule", |screen| screen.contains("billing-emea"));
+    tmux.keys(&["d"]);
+    tmux.wait_for("the confirmation", |screen| {
+        screen.contains(&format!("Delete rule {}?", rule.id))
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("the rule to go", |screen| {
+        screen.contains("no threshold rules yet")
+    });
+    assert!(runtime
+        .block_on(client.list_rules())
+        .expect("list rules")
+        .is_empty());
+    let ingested = post_evaluation(&runtime, &client, 40);
+    assert!(ingested.derived.is_empty(), "{ingested:?}");
+
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the console to exit", |screen| {
+        screen.contains("console-exit=")
+    });
+    assert!(screen.contains("console-exit=0"), "{screen}");
 }
 
 #[test]
