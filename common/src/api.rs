@@ -18,6 +18,7 @@ pub const MAX_PAGE_LIMIT: u32 = 1_000;
 
 /// Body of `POST /v1/events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestRequest {
     /// The event type.
     pub event: String,
@@ -27,6 +28,7 @@ pub struct IngestRequest {
 
 /// Response of `POST /v1/events`, sent once the event and its deliveries are flushed to disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestResponse {
     /// The new event's id.
     pub event_id: EventId,
@@ -39,6 +41,7 @@ pub struct IngestResponse {
 
 /// An event derived at ingest, with its deliveries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DerivedEvent {
     /// The derived event's id.
     pub event_id: EventId,
@@ -50,6 +53,7 @@ pub struct DerivedEvent {
 
 /// Body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What failed, on which value, and what to do.
     pub error: String,
@@ -57,6 +61,7 @@ pub struct ErrorBody {
 
 /// Body of `POST /v1/endpoints`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateEndpoint {
     /// Where deliveries are posted: an http or https URL.
     pub url: String,
@@ -91,6 +96,7 @@ fn all_events() -> EventSelection {
 
 /// Body of `PATCH /v1/endpoints/{id}`: the fields to change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateEndpoint {
     /// A new URL for deliveries created from now on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +123,7 @@ pub struct UpdateEndpoint {
 
 /// Body of `POST /v1/endpoints/{id}/rotate-secret`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RotateSecret {
     /// How long the old secret still signs deliveries beside the new one, such as `24h`;
     /// absent or `0s` retires it at once.
@@ -126,6 +133,7 @@ pub struct RotateSecret {
 
 /// Response of `POST /v1/endpoints`: the endpoint and its secret, shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedEndpoint {
     /// The new endpoint.
     pub endpoint: crate::records::Endpoint,
@@ -135,6 +143,7 @@ pub struct CreatedEndpoint {
 
 /// Filters of the delivery log, shared by listing and replay by filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryFilter {
     /// Only deliveries in this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,6 +174,7 @@ impl DeliveryFilter {
 
 /// Query of `GET /v1/deliveries`: filters plus paging. Results come newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct DeliveryQuery {
     /// Only deliveries in this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +232,7 @@ impl DeliveryQuery {
 
 /// Response of `GET /v1/deliveries`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryPage {
     /// Deliveries, newest first.
     pub deliveries: Vec<crate::records::Delivery>,
@@ -231,6 +242,7 @@ pub struct DeliveryPage {
 
 /// Body of `POST /v1/replay`: deliveries by id, or every delivery that a filter matches.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayRequest {
     /// Deliveries to replay by id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -245,6 +257,7 @@ pub struct ReplayRequest {
 
 /// Deliveries of one replay bound for one target URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetCount {
     /// The target URL.
     pub url: String,
@@ -254,6 +267,7 @@ pub struct TargetCount {
 
 /// Response of a replay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayResponse {
     /// Deliveries queued for a new attempt, or that would be with `dry_run`.
     pub queued: u64,
@@ -267,6 +281,7 @@ pub struct ReplayResponse {
 
 /// Query of `GET /v1/stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct StatsQuery {
     /// Window length such as `24h` or `15m`; 24 h when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,8 @@ pub mod duration;
 pub mod event_type;
 pub mod headers;
 pub mod ids;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod records;
 pub mod rules;
 pub mod samples;

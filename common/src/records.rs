@@ -10,6 +10,7 @@ use crate::timestamp::Timestamp;
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its first attempt or its next retry.
@@ -77,6 +78,7 @@ impl std::str::FromStr for DeliveryStatus {
 
 /// Why an attempt failed when no 2xx status arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The receiver answered with a status other than 2xx, redirects included.
@@ -118,6 +120,7 @@ impl FailureKind {
 
 /// What caused an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptTrigger {
     /// The first attempt after ingest.
@@ -130,6 +133,7 @@ pub enum AttemptTrigger {
 
 /// One HTTP attempt of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attempt {
     /// Attempt number, starting at 1 and counting replays too.
     pub number: u32,
@@ -166,6 +170,7 @@ impl Attempt {
 
 /// One delivery: an event bound for one endpoint, with the outcome of its latest attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
     /// The delivery id, sent as `X-Belter-Delivery`.
     pub id: DeliveryId,
@@ -210,6 +215,7 @@ impl Delivery {
 
 /// One request header as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Header {
     /// Header name, lowercase.
     pub name: String,
@@ -219,11 +225,13 @@ pub struct Header {
 
 /// A delivery with its payload, the request headers of its latest attempt, and every attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryDetail {
     /// The delivery summary.
     #[serde(flatten)]
     pub delivery: Delivery,
     /// The exact body that is sent, as stored at ingest.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Box<RawValue>,
     /// Headers of the latest attempt as sent, or of the next one when none was made yet.
     pub request_headers: Vec<Header>,
@@ -309,6 +317,7 @@ impl EventSelection {
 
 /// The body an endpoint receives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryFormat {
     /// The stored Belter body, `{"id", "event", "created_at", "data"}`.
@@ -352,6 +361,7 @@ impl std::str::FromStr for DeliveryFormat {
 
 /// Whether an endpoint receives deliveries now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointState {
     /// Deliveries are sent.
@@ -362,6 +372,7 @@ pub enum EndpointState {
 
 /// A subscribed endpoint, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Endpoint {
     /// The endpoint id.
     pub id: EndpointId,
@@ -399,6 +410,7 @@ pub struct Endpoint {
 
 /// An endpoint's signing secret, returned only on creation, rotation and the `secret` route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EndpointSecret {
     /// The endpoint id.
     pub endpoint_id: EndpointId,
@@ -412,6 +424,7 @@ pub struct EndpointSecret {
 
 /// What a stream line reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StreamKind {
     /// A delivery was created at ingest.
@@ -428,6 +441,7 @@ pub enum StreamKind {
 
 /// One line of `GET /v1/stream`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamEvent {
     /// What the line reports.
     pub kind: StreamKind,
@@ -444,6 +458,7 @@ pub struct StreamEvent {
 
 /// Delivery totals over a window, from `GET /v1/stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stats {
     /// Length of the window in seconds.
     pub window_secs: u64,
@@ -463,6 +478,7 @@ pub struct Stats {
 
 /// One event type with its schema, from `GET /v1/event-types`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventTypeInfo {
     /// The wire name.
     pub name: EventType,
@@ -474,6 +490,7 @@ pub struct EventTypeInfo {
 
 /// The daemon's health, from `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` while the daemon serves.
     pub status: String,

@@ -9,6 +9,7 @@ use crate::timestamp::Timestamp;
 /// What a threshold rule covers. A more specific scope decides over a broader one: agent over
 /// team over brand over global.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RuleScope {
     /// Every evaluation.
@@ -51,6 +52,7 @@ impl std::str::FromStr for RuleScope {
 
 /// Body of `POST /v1/rules`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRule {
     /// What the rule covers.
     pub scope: RuleScope,
@@ -66,6 +68,7 @@ pub struct CreateRule {
 
 /// A stored threshold rule, from `GET /v1/rules`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThresholdRule {
     /// The rule id.
     pub id: RuleId,
@@ -85,6 +88,7 @@ pub struct ThresholdRule {
 
 /// Where a derived event came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DerivedFrom {
     /// The rule that fired.
     pub rule_id: RuleId,

@@ -5,9 +5,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use belter_common::api::{DerivedEvent, IngestResponse};
+use belter_common::api::{DerivedEvent, ErrorBody, IngestRequest, IngestResponse};
 use belter_common::records::{Health, StreamEvent, StreamKind};
 use belter_common::{headers, schema, DeliveryId, EventId, EventType, Timestamp};
 use http_body_util::{BodyExt, Limited};
@@ -15,7 +14,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 
-use crate::api_error::{method_not_allowed, route_not_found, ApiError};
+use crate::api_error::ApiError;
+use crate::routes::{self, Route};
 use crate::rules::threshold::find_breaches;
 use crate::state::AppState;
 use crate::store::{IngestWrite, NewDelivery, NewEvent, NewEventWrite};
@@ -26,17 +26,48 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// Header set on an answer that repeats the first answer to an idempotency key.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// The router of the TCP ingest listener: token-protected ingest, health and metrics.
-pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/events", post(ingest_with_token))
-        .route("/healthz", get(health))
-        .route("/metrics", get(crate::metrics::scrape))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+/// Every route of the TCP ingest listener: token-protected ingest, health, metrics and the API
+/// document.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/events", ingest_with_token),
+        Route::get("/healthz", health),
+        Route::get("/metrics", crate::metrics::scrape),
+        Route::get("/v1/openapi.json", crate::openapi::serve),
+    ]
 }
 
+/// The router of the TCP ingest listener.
+pub(crate) fn router(state: AppState) -> Router {
+    routes::router(routes(), state)
+}
+
+/// Accepts one event. The control socket serves the same route without a token.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    summary = "Accept one event and create its deliveries",
+    description = "Validates the event against its type's schema, stores it with one delivery \
+                   per subscribed endpoint, flushes the store, and only then responds. The \
+                   ingest listener requires the bearer token; the control socket takes none.",
+    request_body = IngestRequest,
+    params((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        description = "Repeating a key returns the first response with Idempotent-Replayed: true"
+    )),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 202, description = "Stored and flushed", body = IngestResponse),
+        (status = 400, description = "Invalid JSON or Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 413, description = "Body larger than max_body_bytes", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 422, description = "The event breaks its schema", body = ErrorBody),
+        (status = 503, description = "The store cannot complete the request", body = ErrorBody),
+    )
+)]
 async fn ingest_with_token(
     State(state): State<AppState>,
     request_headers: HeaderMap,
@@ -56,6 +87,13 @@ pub(crate) async fn ingest_local(
 }
 
 /// `GET /healthz` on both listeners.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "daemon",
+    summary = "Report that the daemon serves, with its version and addresses",
+    responses((status = 200, description = "The daemon serves", body = Health))
+)]
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),

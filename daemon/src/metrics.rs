@@ -265,6 +265,18 @@ pub(crate) fn snapshot(state: &AppState, now_ms: u64) -> QueueSnapshot {
 }
 
 /// `GET /metrics`: every metric in the OpenMetrics text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "daemon",
+    summary = "Prometheus metrics in the OpenMetrics text format, on the ingest listener only",
+    responses((
+        status = 200,
+        description = "Every metric, ending with # EOF",
+        body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    ))
+)]
 pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
     let snapshot = snapshot(&state, Timestamp::now().as_millis());
     match state.metrics.encode(&snapshot) {

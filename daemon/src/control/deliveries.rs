@@ -7,8 +7,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use belter_common::api::{
-    DeliveryFilter, DeliveryPage, DeliveryQuery, ReplayRequest, ReplayResponse, StatsQuery,
-    TargetCount, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
+    DeliveryFilter, DeliveryPage, DeliveryQuery, ErrorBody, ReplayRequest, ReplayResponse,
+    StatsQuery, TargetCount, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
 };
 use belter_common::duration::parse_duration;
 use belter_common::records::{
@@ -29,6 +29,13 @@ use crate::store::{DeliveryRecord, LogScan, ReplayOutcome};
 const DEFAULT_STATS_WINDOW: &str = "24h";
 
 /// `GET /v1/event-types`
+#[utoipa::path(
+    get,
+    path = "/v1/event-types",
+    tag = "events",
+    summary = "List the event types with the JSON Schema of their data",
+    responses((status = 200, description = "Every event type", body = Vec<EventTypeInfo>))
+)]
 pub(super) async fn event_types() -> Json<Vec<EventTypeInfo>> {
     Json(
         EventType::ALL
@@ -95,6 +102,18 @@ fn scan_filtered(
 }
 
 /// `GET /v1/deliveries`: one page, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries",
+    tag = "deliveries",
+    summary = "List deliveries, newest first, one page at a time",
+    params(DeliveryQuery),
+    responses(
+        (status = 200, description = "One page of deliveries", body = DeliveryPage),
+        (status = 400, description = "Invalid query parameter", body = ErrorBody),
+        (status = 503, description = "The store cannot complete the request", body = ErrorBody),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -139,6 +158,18 @@ fn not_found(id: &DeliveryId) -> ApiError {
 }
 
 /// `GET /v1/deliveries/{id}`: payload, request headers and every attempt.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries/{id}",
+    tag = "deliveries",
+    summary = "Show one delivery with its payload, request headers and attempts",
+    params(("id" = DeliveryId, Path, description = "Delivery id")),
+    responses(
+        (status = 200, description = "The delivery", body = DeliveryDetail),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such delivery, or past retention", body = ErrorBody),
+    )
+)]
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -280,6 +311,18 @@ fn replay_delivery(
 }
 
 /// `POST /v1/deliveries/{id}/replay`
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries/{id}/replay",
+    tag = "deliveries",
+    summary = "Queue one delivery for a new attempt now",
+    params(("id" = DeliveryId, Path, description = "Delivery id")),
+    responses(
+        (status = 200, description = "What was queued or skipped", body = ReplayResponse),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such delivery, or past retention", body = ErrorBody),
+    )
+)]
 pub(super) async fn replay_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -293,6 +336,17 @@ pub(super) async fn replay_one(
 }
 
 /// `POST /v1/replay`: by ids, or every delivery a filter matches.
+#[utoipa::path(
+    post,
+    path = "/v1/replay",
+    tag = "deliveries",
+    summary = "Queue deliveries by id or by filter for a new attempt now",
+    request_body = ReplayRequest,
+    responses(
+        (status = 200, description = "What was queued or skipped", body = ReplayResponse),
+        (status = 422, description = "Invalid request body, naming the field", body = ErrorBody),
+    )
+)]
 pub(super) async fn replay_many(
     State(state): State<AppState>,
     body: Bytes,
@@ -325,6 +379,17 @@ pub(super) async fn replay_many(
 }
 
 /// `GET /v1/stats`: attempt outcomes over a window, 24 h by default.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    tag = "deliveries",
+    summary = "Count attempt outcomes over a window, 24 h by default",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "The totals", body = Stats),
+        (status = 400, description = "Invalid window", body = ErrorBody),
+    )
+)]
 pub(super) async fn stats(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,

@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
-use belter_common::api::{CreateEndpoint, CreatedEndpoint, RotateSecret, UpdateEndpoint};
+use belter_common::api::{
+    CreateEndpoint, CreatedEndpoint, ErrorBody, RotateSecret, UpdateEndpoint,
+};
 use belter_common::duration::parse_duration;
 use belter_common::records::{DeliveryFormat, Endpoint, EndpointSecret, StreamEvent, StreamKind};
 use belter_common::signing::SECRET_PREFIX;
@@ -157,6 +159,15 @@ async fn modify(
 }
 
 /// `GET /v1/endpoints`
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints",
+    tag = "endpoints",
+    summary = "List every endpoint, without secrets",
+    responses(
+        (status = 200, description = "Every endpoint, oldest first", body = Vec<Endpoint>),
+    )
+)]
 pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<Endpoint>> {
     Json(
         state
@@ -169,6 +180,18 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<Endpoint>> {
 }
 
 /// `POST /v1/endpoints`
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints",
+    tag = "endpoints",
+    summary = "Subscribe an endpoint",
+    request_body = CreateEndpoint,
+    responses(
+        (status = 201, description = "The endpoint and its secret, shown once", body = CreatedEndpoint),
+        (status = 422, description = "Invalid request body, naming the field", body = ErrorBody),
+        (status = 503, description = "The store cannot complete the request", body = ErrorBody),
+    )
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     body: Bytes,
@@ -209,6 +232,18 @@ pub(super) async fn create(
 }
 
 /// `GET /v1/endpoints/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}",
+    tag = "endpoints",
+    summary = "Show one endpoint",
+    params(("id" = EndpointId, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The endpoint", body = Endpoint),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    )
+)]
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -217,6 +252,21 @@ pub(super) async fn show(
 }
 
 /// `PATCH /v1/endpoints/{id}`
+#[utoipa::path(
+    patch,
+    path = "/v1/endpoints/{id}",
+    tag = "endpoints",
+    summary = "Change an endpoint",
+    params(("id" = EndpointId, Path, description = "Endpoint id")),
+    request_body = UpdateEndpoint,
+    responses(
+        (status = 200, description = "The changed endpoint", body = Endpoint),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 422, description = "Invalid request body, naming the field", body = ErrorBody),
+        (status = 503, description = "The store cannot complete the request", body = ErrorBody),
+    )
+)]
 pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -267,6 +317,19 @@ pub(super) async fn update(
 }
 
 /// `DELETE /v1/endpoints/{id}`: cancels its queued deliveries and keeps their history.
+#[utoipa::path(
+    delete,
+    path = "/v1/endpoints/{id}",
+    tag = "endpoints",
+    summary = "Delete an endpoint and cancel its queued deliveries",
+    params(("id" = EndpointId, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The deleted endpoint", body = Endpoint),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 503, description = "The store cannot complete the request", body = ErrorBody),
+    )
+)]
 pub(super) async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -316,6 +379,19 @@ async fn set_paused(state: &AppState, id: &str, paused: bool) -> Result<Endpoint
 }
 
 /// `POST /v1/endpoints/{id}/pause`
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/pause",
+    tag = "endpoints",
+    summary = "Pause an endpoint, so its deliveries queue",
+    params(("id" = EndpointId, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The paused endpoint", body = Endpoint),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 503, description = "The store cannot complete the request", body = ErrorBody),
+    )
+)]
 pub(super) async fn pause(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -324,6 +400,19 @@ pub(super) async fn pause(
 }
 
 /// `POST /v1/endpoints/{id}/resume`
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/resume",
+    tag = "endpoints",
+    summary = "Resume a paused endpoint",
+    params(("id" = EndpointId, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The resumed endpoint", body = Endpoint),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 503, description = "The store cannot complete the request", body = ErrorBody),
+    )
+)]
 pub(super) async fn resume(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -332,6 +421,18 @@ pub(super) async fn resume(
 }
 
 /// `GET /v1/endpoints/{id}/secret`
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}/secret",
+    tag = "endpoints",
+    summary = "Show an endpoint's signing secret",
+    params(("id" = EndpointId, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The secret", body = EndpointSecret),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    )
+)]
 pub(super) async fn secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -367,6 +468,21 @@ fn parse_grace(text: Option<&str>) -> Result<u64, ApiError> {
 
 /// `POST /v1/endpoints/{id}/rotate-secret`: the new secret signs every attempt from now on, and
 /// during the grace period the old one signs too.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/rotate-secret",
+    tag = "endpoints",
+    summary = "Replace an endpoint's signing secret",
+    params(("id" = EndpointId, Path, description = "Endpoint id")),
+    request_body = inline(RotateSecret),
+    responses(
+        (status = 200, description = "The new secret", body = EndpointSecret),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 422, description = "Invalid request body, naming the field", body = ErrorBody),
+        (status = 503, description = "The store cannot complete the request", body = ErrorBody),
+    )
+)]
 pub(super) async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,

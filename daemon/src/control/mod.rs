@@ -1,55 +1,51 @@
 //! The control API, served as HTTP/1.1 on a Unix socket: endpoints, the delivery log, replays,
 //! stats and the live stream, plus the ingest route without a token for local services.
 
-mod deliveries;
-mod endpoints;
+pub(crate) mod deliveries;
+pub(crate) mod endpoints;
 mod extract;
-mod rules;
+pub(crate) mod rules;
 mod socket;
-mod stream;
+pub(crate) mod stream;
 
-use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api_error::{method_not_allowed, route_not_found};
 use crate::ingest;
+use crate::routes::{self, Route};
 use crate::state::AppState;
 
 pub(crate) use socket::bind_control_socket;
 pub use socket::SocketError;
 
+/// Every route of the control socket.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/healthz", ingest::health),
+        Route::get("/v1/openapi.json", crate::openapi::serve),
+        Route::post("/v1/events", ingest::ingest_local),
+        Route::get("/v1/event-types", deliveries::event_types),
+        Route::get("/v1/endpoints", endpoints::list),
+        Route::post("/v1/endpoints", endpoints::create),
+        Route::get("/v1/endpoints/{id}", endpoints::show),
+        Route::patch("/v1/endpoints/{id}", endpoints::update),
+        Route::delete("/v1/endpoints/{id}", endpoints::remove),
+        Route::post("/v1/endpoints/{id}/pause", endpoints::pause),
+        Route::post("/v1/endpoints/{id}/resume", endpoints::resume),
+        Route::get("/v1/endpoints/{id}/secret", endpoints::secret),
+        Route::post("/v1/endpoints/{id}/rotate-secret", endpoints::rotate_secret),
+        Route::get("/v1/deliveries", deliveries::list),
+        Route::get("/v1/deliveries/{id}", deliveries::show),
+        Route::post("/v1/deliveries/{id}/replay", deliveries::replay_one),
+        Route::post("/v1/replay", deliveries::replay_many),
+        Route::get("/v1/rules", rules::list),
+        Route::post("/v1/rules", rules::create),
+        Route::delete("/v1/rules/{id}", rules::remove),
+        Route::get("/v1/stats", deliveries::stats),
+        Route::get("/v1/stream", stream::stream),
+    ]
+}
+
 /// The router of the control socket.
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(ingest::health))
-        .route("/v1/events", post(ingest::ingest_local))
-        .route("/v1/event-types", get(deliveries::event_types))
-        .route(
-            "/v1/endpoints",
-            get(endpoints::list).post(endpoints::create),
-        )
-        .route(
-            "/v1/endpoints/{id}",
-            get(endpoints::show)
-                .patch(endpoints::update)
-                .delete(endpoints::remove),
-        )
-        .route("/v1/endpoints/{id}/pause", post(endpoints::pause))
-        .route("/v1/endpoints/{id}/resume", post(endpoints::resume))
-        .route("/v1/endpoints/{id}/secret", get(endpoints::secret))
-        .route(
-            "/v1/endpoints/{id}/rotate-secret",
-            post(endpoints::rotate_secret),
-        )
-        .route("/v1/deliveries", get(deliveries::list))
-        .route("/v1/deliveries/{id}", get(deliveries::show))
-        .route("/v1/deliveries/{id}/replay", post(deliveries::replay_one))
-        .route("/v1/replay", post(deliveries::replay_many))
-        .route("/v1/rules", get(rules::list).post(rules::create))
-        .route("/v1/rules/{id}", axum::routing::delete(rules::remove))
-        .route("/v1/stats", get(deliveries::stats))
-        .route("/v1/stream", get(stream::stream))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+    routes::router(routes(), state)
 }

@@ -4,6 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use belter_common::api::ErrorBody;
 use belter_common::rules::{CreateRule, RuleScope, ThresholdRule};
 use belter_common::{RuleId, Timestamp};
 
@@ -64,11 +65,29 @@ fn check_rule(request: CreateRule) -> Result<RuleRecord, ApiError> {
 }
 
 /// `GET /v1/rules`
+#[utoipa::path(
+    get,
+    path = "/v1/rules",
+    tag = "rules",
+    summary = "List the threshold rules",
+    responses((status = 200, description = "Every rule", body = Vec<ThresholdRule>))
+)]
 pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<ThresholdRule>> {
     Json(state.rules.list())
 }
 
 /// `POST /v1/rules`
+#[utoipa::path(
+    post,
+    path = "/v1/rules",
+    tag = "rules",
+    summary = "Add a threshold rule",
+    request_body = CreateRule,
+    responses(
+        (status = 201, description = "The new rule", body = ThresholdRule),
+        (status = 422, description = "Invalid request body, naming the field", body = ErrorBody),
+    )
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     body: Bytes,
@@ -82,6 +101,18 @@ pub(super) async fn create(
 }
 
 /// `DELETE /v1/rules/{id}`
+#[utoipa::path(
+    delete,
+    path = "/v1/rules/{id}",
+    tag = "rules",
+    summary = "Remove a threshold rule",
+    params(("id" = RuleId, Path, description = "Rule id")),
+    responses(
+        (status = 200, description = "The removed rule", body = ThresholdRule),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    )
+)]
 pub(super) async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,

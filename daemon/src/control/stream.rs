@@ -12,6 +12,18 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::state::AppState;
 
 /// `GET /v1/stream`
+#[utoipa::path(
+    get,
+    path = "/v1/stream",
+    tag = "deliveries",
+    summary = "Follow deliveries and attempts live, one JSON line per change",
+    responses((
+        status = 200,
+        description = "Newline-delimited JSON, one stream event per line, until the daemon stops",
+        body = StreamEvent,
+        content_type = "application/x-ndjson"
+    ))
+)]
 pub(super) async fn stream(State(state): State<AppState>) -> Response {
     let receiver = state.stream.subscribe();
     let shutdown = state.shutdown.clone();

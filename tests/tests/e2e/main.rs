@@ -15,6 +15,7 @@ mod ingest;
 mod limits;
 mod logs;
 mod metrics;
+mod openapi;
 mod packaging;
 mod replay;
 mod restart;
