@@ -281,7 +281,10 @@ fn cancel_for_deleted_endpoints(state: &AppState, deliveries: &[NewDelivery]) {
             .store
             .cancel_endpoint(&delivery.endpoint_id, Timestamp::now().as_millis())
         {
-            Ok(cancelled) => state.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(0)),
+            Ok(cancelled) => {
+                state.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(0));
+                state.metrics.record_cancelled(cancelled.len());
+            }
             Err(error) => {
                 tracing::error!(%error, endpoint_id = %delivery.endpoint_id, "cannot cancel deliveries of a deleted endpoint")
             }

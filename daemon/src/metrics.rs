@@ -101,7 +101,7 @@ impl Metrics {
         let deliveries = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "deliveries",
-            "Deliveries that reached a final status after an attempt, by outcome: succeeded, failed or cancelled",
+            "Deliveries that reached a final status, by outcome: succeeded, failed or cancelled",
             deliveries.clone(),
         );
         let attempts = Family::<ResultLabels, Counter>::default();
@@ -181,6 +181,16 @@ impl Metrics {
             };
             self.deliveries.get_or_create(&labels).inc();
         }
+    }
+
+    /// Counts deliveries cancelled without an attempt, because their endpoint was deleted.
+    pub(crate) fn record_cancelled(&self, count: usize) {
+        let labels = OutcomeLabels {
+            outcome: final_label(DeliveryStatus::Cancelled),
+        };
+        self.deliveries
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
     /// Sets the gauges from `snapshot` and encodes every metric in the OpenMetrics text format.
@@ -334,6 +344,7 @@ mod tests {
             &attempt(true, None, 20),
             Completion::Final(DeliveryStatus::Succeeded),
         );
+        metrics.record_cancelled(2);
 
         let text = metrics.encode(&QueueSnapshot::default()).unwrap();
 
@@ -343,6 +354,8 @@ mod tests {
         assert_eq!(line_value(&text, timeouts).as_deref(), Some("1"));
         let delivered = r#"belter_deliveries_total{outcome="succeeded"}"#;
         assert_eq!(line_value(&text, delivered).as_deref(), Some("1"));
+        let cancelled = r#"belter_deliveries_total{outcome="cancelled"}"#;
+        assert_eq!(line_value(&text, cancelled).as_deref(), Some("2"));
         let failed = r#"belter_deliveries_total{outcome="failed"}"#;
         assert_eq!(line_value(&text, failed), None);
         let count = "belter_attempt_duration_seconds_count";

@@ -341,6 +341,7 @@ pub(super) async fn remove(
         .store
         .cancel_endpoint(&entry.id, Timestamp::now().as_millis())?;
     state.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(i64::MAX));
+    state.metrics.record_cancelled(cancelled.len());
     for delivery_id in &cancelled {
         if let Ok(Some(record)) = state.store.delivery(delivery_id) {
             state.publish(StreamEvent {

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use belter_common::records::DeliveryStatus;
+use belter_common::records::{DeliveryStatus, EventSelection};
 use belter_common::samples::sample_body;
 use belter_common::EventType;
-use belter_tests::endpoint::subscribe;
+use belter_tests::endpoint::{subscribe, subscribe_with};
 use belter_tests::http::{get, HttpResponse};
 use belter_tests::wait::{poll_until, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
@@ -161,4 +161,30 @@ async fn metrics_show_waiting_queue() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn metrics_count_cancelled_deliveries() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let paused = subscribe_with(&client, &receiver, EventSelection::All, true).await;
+    for _ in 0..2 {
+        daemon
+            .ingest_accepted(sample_body(EventType::CsatReceived))
+            .await;
+    }
+    let queued = scrape(&daemon).await;
+    assert_eq!(value(&queued, "belter_due_queue_depth", None), Some(2.0));
+
+    client
+        .delete_endpoint(&paused.endpoint.id)
+        .await
+        .expect("delete the paused endpoint");
+
+    let metrics = scrape(&daemon).await;
+    let deliveries = "belter_deliveries";
+    assert_eq!(value(&metrics, deliveries, Some("cancelled")), Some(2.0));
+    assert_eq!(value(&metrics, "belter_due_queue_depth", None), Some(0.0));
+    assert_eq!(receiver.count(), 0, "a paused endpoint received a delivery");
 }
