@@ -160,15 +160,15 @@ fn quote(value: &str) -> String {
 
 /// Describes what a rule checks, such as `greeting below 80 for team billing-emea`.
 pub fn describe(rule: &ThresholdRule) -> String {
-    let what = match &rule.criterion {
+    let score = match &rule.criterion {
         Some(criterion) => criterion.clone(),
         None => "the overall score".to_owned(),
     };
-    let whom = match (&rule.scope, &rule.scope_id) {
+    let covered = match (&rule.scope, &rule.scope_id) {
         (RuleScope::Global, _) | (_, None) => "every evaluation".to_owned(),
         (scope, Some(id)) => format!("{} {id}", scope.as_str()),
     };
-    format!("{what} below {} for {whom}", rule.min_score)
+    format!("{score} below {} for {covered}", rule.min_score)
 }
 
 #[cfg(test)]

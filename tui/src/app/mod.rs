@@ -103,9 +103,9 @@ pub struct EndpointsView {
 pub struct RuleEditor {
     /// The text and cursor.
     pub input: Input,
-    /// Why the line was rejected, by the console or by the daemon.
+    /// The reason the console or the daemon rejected the line.
     pub error: Option<String>,
-    /// Whether the rule was sent and the daemon has not answered yet.
+    /// Whether the rule was sent and no reply has arrived yet.
     pub submitting: bool,
 }
 
@@ -120,14 +120,14 @@ pub struct RulesView {
     pub loading: bool,
     /// When the list was last requested.
     pub requested_at: Option<Timestamp>,
-    /// Why the last fetch failed.
+    /// The error of the last fetch.
     pub error: Option<String>,
     /// The new rule line, while it is open.
     pub editor: Option<RuleEditor>,
 }
 
 impl RulesView {
-    /// The selected rule, if the list has any.
+    /// Returns the selected rule, if the list has any.
     pub fn selected_rule(&self) -> Option<&ThresholdRule> {
         self.rules.get(self.selected)
     }

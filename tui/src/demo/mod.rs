@@ -13,6 +13,7 @@ use anyhow::Context;
 use belter_common::api::CreateEndpoint;
 use belter_common::client::ControlClient;
 use belter_common::records::EventSelection;
+use belter_common::rules::{CreateRule, RuleScope};
 use belter_common::EventType;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -32,7 +33,7 @@ pub struct Demo {
 
 impl Demo {
     /// Starts belterd (`belterd` if given, else found next to this binary or on PATH), the
-    /// receiver, three endpoints and the sample traffic.
+    /// receiver, three endpoints, a threshold rule and the sample traffic.
     pub async fn start(belterd: Option<PathBuf>) -> anyhow::Result<Demo> {
         let binary = find_belterd(belterd)?;
         let directory = tempfile::Builder::new()
@@ -49,6 +50,7 @@ impl Demo {
         let client = ControlClient::new(&socket);
         let receiver = Receiver::start().await?;
         create_endpoints(&client, &receiver).await?;
+        create_rule(&client).await?;
         let traffic = traffic::spawn(client);
         Ok(Demo {
             directory,
@@ -121,5 +123,21 @@ async fn create_endpoints(client: &ControlClient, receiver: &Receiver) -> anyhow
             .await
             .with_context(|| format!("cannot create the demo endpoint {url}"))?;
     }
+    Ok(())
+}
+
+/// Creates a threshold rule that the sample evaluation breaks, since it scores 90 on resolution,
+/// so the demo derives a `score.threshold_breached` event from every evaluation it posts.
+async fn create_rule(client: &ControlClient) -> anyhow::Result<()> {
+    let request = CreateRule {
+        scope: RuleScope::Team,
+        scope_id: Some("billing-emea".to_owned()),
+        criterion: Some("resolution".to_owned()),
+        min_score: 95.0,
+    };
+    client
+        .create_rule(&request)
+        .await
+        .context("cannot create the demo threshold rule")?;
     Ok(())
 }

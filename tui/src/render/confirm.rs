@@ -108,6 +108,7 @@ pub(super) fn render_rule_deletion(app: &App, rule: &ThresholdRule, frame: &mut 
             Span::raw(" cancel"),
         ]),
     ];
+
     // A long scope id or criterion wraps its lines, and word wrapping can take one row more
     // than the characters alone need.
     let inner_width = usize::from(box_width.saturating_sub(2)).max(1);
@@ -120,6 +121,7 @@ pub(super) fn render_rule_deletion(app: &App, rule: &ThresholdRule, frame: &mut 
             1
         };
     }
+
     let area = layout::centered(frame.area(), box_width, rows as u16 + 2);
     frame.render_widget(Clear, area);
     let block = Block::bordered().title(" confirm deletion ");

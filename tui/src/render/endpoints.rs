@@ -34,7 +34,8 @@ const PANEL_MIN_HEIGHT: u16 = 16;
 /// Width of the panel's label column.
 const LABEL_WIDTH: usize = 9;
 
-/// How the daemon's own pause reason starts; the console says "auto-paused by belterd" itself.
+/// Opening of the pause reason that belterd writes. The console strips it and writes
+/// "auto-paused by belterd" itself.
 const DAEMON_REASON_PREFIX: &str = "paused by belterd: ";
 
 /// The stats window of the failure counts, in milliseconds.
@@ -116,7 +117,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(list, list_area, &mut state);
 }
 
-/// The first line of an endpoint: state, URL, events, failures and last success.
+/// Builds the first line of an endpoint: state, URL, events, failures and last success.
 fn summary_line(app: &App, endpoint: &Endpoint, url_width: usize) -> Line<'static> {
     let theme = app.theme;
     let state = match endpoint.state {
@@ -147,7 +148,8 @@ fn summary_line(app: &App, endpoint: &Endpoint, url_width: usize) -> Line<'stati
     ])
 }
 
-/// The second line of an endpoint: the body format and the payload filter, cut to `width`.
+/// Builds the second line of an endpoint: the body format and the payload filter, cut to
+/// `width`.
 fn delivery_line(theme: Theme, endpoint: &Endpoint, width: usize) -> Line<'static> {
     let format = format_text(endpoint);
     let mut spans = vec![
@@ -170,7 +172,7 @@ fn delivery_line(theme: Theme, endpoint: &Endpoint, width: usize) -> Line<'stati
     Line::from(spans)
 }
 
-/// The body format, such as `slack + Standard Webhooks`.
+/// Names the body format, such as `slack + Standard Webhooks`.
 fn format_text(endpoint: &Endpoint) -> String {
     let name = endpoint.format.as_str();
     if endpoint.standard_webhooks {
@@ -180,8 +182,8 @@ fn format_text(endpoint: &Endpoint) -> String {
     }
 }
 
-/// Why belterd paused the endpoint by itself, without the daemon's own "paused by belterd"
-/// opening; `None` when it is active or an operator paused it.
+/// Returns the reason belterd gave for pausing the endpoint by itself, without its opening.
+/// Returns `None` when the endpoint is active or an operator paused it.
 fn auto_pause_reason(endpoint: &Endpoint) -> Option<&str> {
     if endpoint.state != EndpointState::Paused {
         return None;
@@ -227,6 +229,7 @@ fn render_panel(app: &App, endpoint: &Endpoint, frame: &mut Frame, area: Rect) {
     } else {
         endpoint.description.clone()
     };
+
     let filter = endpoint
         .filter
         .clone()
@@ -239,6 +242,7 @@ fn render_panel(app: &App, endpoint: &Endpoint, frame: &mut Frame, area: Rect) {
     } else {
         endpoint.format.as_str().to_owned()
     };
+
     let state = match (endpoint.state, auto_pause_reason(endpoint)) {
         (EndpointState::Paused, Some(reason)) => {
             field("paused", format!("by belterd: {reason}"), theme.failed())
@@ -248,6 +252,7 @@ fn render_panel(app: &App, endpoint: &Endpoint, frame: &mut Frame, area: Rect) {
         }
         (EndpointState::Active, _) => field("active", failures_text(app, endpoint), Style::new()),
     };
+
     let lines = vec![
         Line::from(Span::styled(endpoint.id.to_string(), theme.title())),
         field("about", description, Style::new()),

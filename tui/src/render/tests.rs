@@ -211,7 +211,7 @@ fn detail_at_80x24() {
     assert!(scrolled.contains("response {\"error\":\"boom\"}"));
 }
 
-/// A console on the endpoints pane with a healthy endpoint and one that belterd paused.
+/// Builds a console on the endpoints pane with a healthy endpoint and one that belterd paused.
 fn app_with_endpoints(size: (u16, u16), theme: Theme) -> App {
     let mut app = app_with_log(size, theme);
     update(&mut app, Action::ShowEndpoints);
@@ -320,7 +320,7 @@ fn derived_detail_names_rule_and_event() {
     );
 }
 
-/// A console on the rules pane with the rule fixtures loaded.
+/// Builds a console on the rules pane with the rule fixtures loaded.
 fn app_with_rules(size: (u16, u16), theme: Theme) -> App {
     let mut app = app_with_log(size, theme);
     let commands = update(&mut app, Action::ShowRules);

@@ -35,7 +35,7 @@ pub(super) fn edit(app: &mut App, request: InputRequest) {
     let Some(editor) = &mut app.rules.editor else {
         return;
     };
-    // The line stays as sent until the daemon answers, so an error refers to what is on screen.
+    // The line stays as sent until the daemon replies, so an error refers to what is on screen.
     if editor.submitting {
         return;
     }
@@ -108,7 +108,7 @@ pub(super) fn created(app: &mut App, result: Result<ThresholdRule, CallError>) {
             sort_and_select(app, Some(&id));
         }
         Err(error) => {
-            // A 4xx is the user's mistake, shown with the daemon's own words; anything else is a
+            // A 4xx is a mistake in the rule, shown in the daemon's own words. Anything else is a
             // failed call.
             let text = match &error.api_message {
                 Some(message) => format!("belterd rejected the rule: {message}"),

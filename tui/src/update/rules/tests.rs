@@ -22,7 +22,7 @@ fn daemon(app: &mut App, message: DaemonMessage) -> Vec<Command> {
     update(app, Action::Daemon(Box::new(message)))
 }
 
-/// A console on the rules pane with the rule fixtures listed.
+/// Builds a console on the rules pane with the rule fixtures listed.
 fn showing_rules() -> App {
     let mut app = app();
     update(&mut app, Action::ShowRules);
@@ -126,7 +126,7 @@ fn valid_line_sends_create() {
     let editor = app.rules.editor.as_ref().expect("the line stays open");
     assert!(editor.submitting);
 
-    // Until the daemon answers, the line is frozen and not sent twice.
+    // Until the daemon replies, the line is frozen and not sent twice.
     type_rule(&mut app, "x");
     assert!(update(&mut app, Action::SubmitRule).is_empty());
     let editor = app.rules.editor.as_ref().expect("the line stays open");
