@@ -388,11 +388,11 @@ pub struct Endpoint {
     pub created_at: Timestamp,
     /// When the endpoint last changed.
     pub updated_at: Timestamp,
-    /// Failed attempts in a row since the last success, counted since the daemon started.
+    /// Failed attempts in a row since the last success.
     pub consecutive_failures: u32,
-    /// Failed attempts in the stats window (24 h by default), counted since the daemon started.
+    /// Failed attempts in the last 24 hours.
     pub recent_failures: u64,
-    /// When the last successful attempt ended, if one happened since the daemon started.
+    /// When the last successful attempt ended, if one did.
     pub last_success_at: Option<Timestamp>,
     /// The payload filter, if the endpoint has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -125,10 +125,23 @@ impl Daemon {
                 "attempts cut short by the last stop are queued again"
             );
         }
-        let endpoints = store.endpoints().map_err(|source| StartError::Store {
-            path: store_path.clone(),
-            source,
-        })?;
+        let window_start = (Timestamp::now().as_millis() / 60_000)
+            .saturating_sub(registry::FAILURE_WINDOW_MINUTES);
+        let endpoints = store
+            .endpoints()
+            .and_then(|endpoints| {
+                endpoints
+                    .into_iter()
+                    .map(|(id, record)| {
+                        let health = store.endpoint_health(&id, window_start)?;
+                        Ok((id, record, health))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .map_err(|source| StartError::Store {
+                path: store_path.clone(),
+                source,
+            })?;
         let policy = AddressPolicy::new(config.allow_networks.clone());
         let rules = store.rules().map_err(|source| StartError::Store {
             path: store_path.clone(),

@@ -10,12 +10,12 @@ use belter_common::records::Endpoint;
 use belter_common::{EndpointId, EventType, Timestamp};
 
 use crate::rules::filter::Filter;
-use crate::store::{EndpointRecord, Store, StoreError};
+use crate::store::{EndpointRecord, Store, StoreError, StoredHealth};
 
 /// Length of the window over which an endpoint's recent failures are counted, in minutes.
-const FAILURE_WINDOW_MINUTES: u64 = 24 * 60;
+pub(crate) const FAILURE_WINDOW_MINUTES: u64 = 24 * 60;
 
-/// Counters of one endpoint since the daemon started.
+/// Health counters of one endpoint, restored from the store at start.
 #[derive(Debug, Default)]
 pub(crate) struct EndpointHealth {
     /// Attempts running now.
@@ -27,6 +27,16 @@ pub(crate) struct EndpointHealth {
 }
 
 impl EndpointHealth {
+    /// Health as the store kept it.
+    pub(crate) fn restored(stored: StoredHealth) -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            consecutive_failures: AtomicU32::new(stored.consecutive_failures),
+            last_success_at: AtomicU64::new(stored.last_success_at),
+            failures_by_minute: Mutex::new(stored.failures_by_minute.into_iter().collect()),
+        }
+    }
+
     /// Records the outcome of an attempt that ended at `now_ms`.
     pub(crate) fn record(&self, succeeded: bool, now_ms: u64) {
         if succeeded {
@@ -141,16 +151,16 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// A registry of the stored endpoints.
-    pub(crate) fn new(stored: Vec<(EndpointId, EndpointRecord)>) -> Self {
+    /// A registry of the stored endpoints with their stored health.
+    pub(crate) fn new(stored: Vec<(EndpointId, EndpointRecord, StoredHealth)>) -> Self {
         let entries = stored
             .into_iter()
-            .map(|(id, record)| {
+            .map(|(id, record, health)| {
                 let entry = EndpointEntry {
                     filter: CompiledFilter::compile(&id, record.filter.as_deref()),
                     id: id.clone(),
                     record,
-                    health: Arc::default(),
+                    health: Arc::new(EndpointHealth::restored(health)),
                 };
                 (id, entry)
             })
@@ -257,6 +267,7 @@ impl Registry {
     ) -> Result<Option<EndpointEntry>, StoreError> {
         let mut entries = self.write();
         store.remove_endpoint(id)?;
+        store.remove_endpoint_health(id)?;
         Ok(entries.remove(id))
     }
 

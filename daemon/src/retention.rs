@@ -46,6 +46,11 @@ pub(crate) async fn sweep(state: &AppState) {
     if let Err(error) = state.store.prune_idempotency(cutoff) {
         tracing::error!(%error, "cannot prune idempotency keys");
     }
+    let window_start = (Timestamp::now().as_millis() / 60_000)
+        .saturating_sub(crate::registry::FAILURE_WINDOW_MINUTES);
+    if let Err(error) = state.store.prune_endpoint_failures(window_start) {
+        tracing::error!(%error, "cannot prune endpoint failure counts");
+    }
     if let Err(error) = state.store.prune_stats(cutoff) {
         tracing::error!(%error, "cannot prune outcome counts");
     }

@@ -263,6 +263,12 @@ async fn run_attempt(
     log_outcome(&delivery_id, &entry, &attempt, completion);
     state.metrics.record_attempt(&attempt, completion);
     entry.health.record(result.succeeded, ended_at);
+    if let Err(error) = state
+        .store
+        .record_endpoint_outcome(&entry.id, result.succeeded, ended_at)
+    {
+        tracing::error!(%error, endpoint_id = %entry.id, "cannot store endpoint health");
+    }
     track_failing_run(&state, &entry, result.succeeded, ended_at);
 
     match state

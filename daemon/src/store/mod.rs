@@ -11,10 +11,12 @@
 //! - `endpoints`: endpoint id → [`EndpointRecord`]
 //! - `idempotency`: idempotency key → [`IdempotencyRecord`]
 //! - `rules`: rule id → [`RuleRecord`]
+//! - `endpoint_streaks`, `endpoint_failures`: endpoint health, see the `health` module
 //! - `stats`: minute since the epoch (u64 big-endian) → outcome counts, summed by a merge operator
 
 mod endpoints;
 mod events;
+mod health;
 mod log;
 mod queue;
 mod records;
@@ -29,6 +31,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::codec::CodecError;
 
 pub(crate) use events::{IngestWrite, NewDelivery, NewEvent, NewEventWrite};
+pub(crate) use health::StoredHealth;
 pub(crate) use log::LogScan;
 pub(crate) use queue::{Completion, ReplayOutcome};
 pub(crate) use records::{
@@ -82,6 +85,8 @@ pub(crate) struct Store {
     idempotency: sled::Tree,
     rules: sled::Tree,
     stats: sled::Tree,
+    endpoint_streaks: sled::Tree,
+    endpoint_failures: sled::Tree,
 }
 
 impl Store {
@@ -94,6 +99,10 @@ impl Store {
             .open()?;
         let stats = db.open_tree("stats")?;
         stats.set_merge_operator(stats::merge_counts);
+        let endpoint_streaks = db.open_tree("endpoint_streaks")?;
+        endpoint_streaks.set_merge_operator(health::merge_streak);
+        let endpoint_failures = db.open_tree("endpoint_failures")?;
+        endpoint_failures.set_merge_operator(health::merge_count);
         Ok(Self {
             events: db.open_tree("events")?,
             deliveries: db.open_tree("deliveries")?,
@@ -104,6 +113,8 @@ impl Store {
             idempotency: db.open_tree("idempotency")?,
             rules: db.open_tree("rules")?,
             stats,
+            endpoint_streaks,
+            endpoint_failures,
             db,
         })
     }

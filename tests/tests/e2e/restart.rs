@@ -156,3 +156,34 @@ async fn sigterm_during_attempt() {
     );
     assert!(detail.attempts.iter().any(|attempt| attempt.succeeded));
 }
+
+#[tokio::test]
+async fn endpoint_health_survives_restart() {
+    let mut daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let failing = Receiver::with_reply(Reply::Status(500)).await;
+    let created = subscribe(&client, &failing).await;
+    let answer = daemon
+        .ingest_accepted(sample_body(EventType::CsatReceived))
+        .await;
+    wait_for_status(&client, &answer.deliveries[0], DeliveryStatus::Failed).await;
+    let before = client
+        .get_endpoint(&created.endpoint.id)
+        .await
+        .expect("endpoint");
+
+    daemon.stop().await;
+    daemon.start_again().await;
+    let after = daemon
+        .client()
+        .get_endpoint(&created.endpoint.id)
+        .await
+        .expect("endpoint after restart");
+
+    assert_eq!(
+        before.consecutive_failures, 3,
+        "first attempt and two retries"
+    );
+    assert_eq!(after.consecutive_failures, before.consecutive_failures);
+    assert_eq!(after.recent_failures, before.recent_failures);
+}
