@@ -117,7 +117,10 @@ impl DaemonProcess {
     ///
     /// Panics while the daemon is running.
     pub fn options_mut(&mut self) -> &mut DaemonOptions {
-        assert!(self.child.is_none(), "stop belterd before changing its options");
+        assert!(
+            self.child.is_none(),
+            "stop belterd before changing its options"
+        );
         &mut self.options
     }
 
