@@ -39,7 +39,21 @@ impl ApiError {
         tracing::error!(%error, "store operation failed");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store cannot complete the request, nothing was changed: {error}"),
+            format!("the store cannot complete the request, try again later: {error}"),
+        )
+    }
+}
+
+impl ApiError {
+    /// An ingest whose write could not be flushed: logged once, answered 503. The event may
+    /// still be delivered, so a client retries with the same idempotency key.
+    pub(crate) fn not_flushed(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "cannot flush an accepted event");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the event was written but could not be flushed to disk, so it is not acknowledged: {error}. Retry with the same Idempotency-Key to avoid a duplicate"
+            ),
         )
     }
 }

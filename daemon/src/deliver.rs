@@ -92,7 +92,9 @@ pub(crate) fn build_client(
         .user_agent(headers::user_agent())
         .connect_timeout(connect_timeout)
         .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-        .pool_idle_timeout(Duration::from_secs(50))
+        // Shorter than the 5 s keep-alive of common servers such as Node's, so the pool rarely
+        // holds a connection that the receiver is about to close.
+        .pool_idle_timeout(Duration::from_secs(4))
         .tcp_nodelay(true)
         .build()
 }
@@ -167,8 +169,21 @@ pub(crate) async fn send(
             builder = builder.header(header.name, header.value);
         }
     }
+    let builder = builder.body(request.body.clone());
     let exchange = async {
-        let response = builder.body(request.body.clone()).send().await?;
+        let response = match builder.try_clone() {
+            Some(first_try) => match first_try.send().await {
+                // A pooled keep-alive connection that the receiver closed while idle fails
+                // before any response arrives. The request is sent once more at once, on a new
+                // connection, instead of counting as a failed attempt.
+                Err(error) if classify(&error).0 == FailureKind::Reset => {
+                    tracing::debug!(delivery_id = request.delivery_id, %error, "connection reset before a response, sending again");
+                    builder.send().await?
+                }
+                other => other?,
+            },
+            None => builder.send().await?,
+        };
         let status = response.status();
         let retry_after = response
             .headers()

@@ -253,7 +253,7 @@ async fn ingest(
         tracing::debug!(idempotency_key = ?idempotency_key, "repeated idempotency key");
         return Ok(json_answer(first_answer, true));
     }
-    state.flusher.flush().await.map_err(ApiError::store)?;
+    state.flusher.flush().await.map_err(ApiError::not_flushed)?;
 
     for write in &writes {
         let deliveries = &write.deliveries;

@@ -26,11 +26,13 @@ pub(crate) async fn sweep(state: &AppState) {
     let cutoff = Timestamp::now().minus_millis(retention_ms).as_millis();
     let mut events = 0;
     let mut deliveries = 0;
+    let mut pending = 0;
     loop {
         match state.store.prune_before(cutoff, PRUNE_BATCH) {
             Ok(pruned) => {
                 events += pruned.events;
                 deliveries += pruned.deliveries;
+                pending += pruned.pending;
                 state.add_waiting(-i64::try_from(pruned.pending).unwrap_or(i64::MAX));
                 if pruned.events < PRUNE_BATCH as u64 || state.shutdown.is_cancelled() {
                     break;
@@ -53,6 +55,12 @@ pub(crate) async fn sweep(state: &AppState) {
     }
     if let Err(error) = state.store.prune_stats(cutoff) {
         tracing::error!(%error, "cannot prune outcome counts");
+    }
+    if pending > 0 {
+        tracing::warn!(
+            pending,
+            "pruned deliveries that were still waiting for an attempt, such as those of an endpoint paused for the whole retention period"
+        );
     }
     if events > 0 {
         tracing::info!(events, deliveries, "pruned records past retention");

@@ -60,6 +60,11 @@ pub struct DaemonOptions {
     pub extra_args: Vec<String>,
     /// More environment variables, such as `SSL_CERT_FILE`, set after the others.
     pub extra_env: Vec<(String, String)>,
+    /// Run the daemon in a network namespace of its own with only a loopback interface, so
+    /// nothing it sends, DNS queries included, can leave the machine. Needs `unshare` and `ip`
+    /// and the right to create namespaces (root in CI). Receivers of the test are then out of
+    /// its reach.
+    pub own_network_namespace: bool,
 }
 
 impl Default for DaemonOptions {
@@ -73,6 +78,7 @@ impl Default for DaemonOptions {
             allow_networks: vec!["127.0.0.0/8".to_owned()],
             extra_args: Vec::new(),
             extra_env: Vec::new(),
+            own_network_namespace: false,
         }
     }
 }
@@ -317,7 +323,23 @@ impl DaemonProcess {
             .open(self.stdout_path())
             .expect("open the daemon's stdout file");
 
-        let mut command = Command::new(belterd_path());
+        let mut command = if self.options.own_network_namespace {
+            // unshare execs the shell, which brings loopback up and execs belterd, so the child's
+            // PID stays belterd's for signals.
+            let mut wrapped = Command::new("unshare");
+            wrapped
+                .args([
+                    "--net",
+                    "--",
+                    "sh",
+                    "-c",
+                    "ip link set lo up && exec \"$0\" \"$@\"",
+                ])
+                .arg(belterd_path());
+            wrapped
+        } else {
+            Command::new(belterd_path())
+        };
         command
             .arg("--data-dir")
             .arg(self.data_dir())

@@ -184,12 +184,17 @@ pub(super) async fn show(
     let endpoint = state
         .endpoints
         .get(&belter_common::EndpointId::parse(&record.endpoint_id).map_err(ApiError::store)?);
-    // The payload is the body as sent: the endpoint's format applied to the stored event.
+    // The payload is the body as sent: the endpoint's format applied to the stored event, with
+    // a PagerDuty routing key masked, because it is a credential.
     let body = match &endpoint {
         Some(entry) => formats::render(
             entry.record.format,
             &event.body,
-            entry.record.routing_key.as_deref(),
+            entry
+                .record
+                .routing_key
+                .as_ref()
+                .map(|_| formats::MASKED_ROUTING_KEY),
         ),
         None => event.body.clone(),
     };

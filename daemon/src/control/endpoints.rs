@@ -221,7 +221,12 @@ pub(super) async fn create(
     let id = EndpointId::generate();
     let entry = state.endpoints.insert(&state.store, &id, record)?;
     state.flusher.flush().await.map_err(ApiError::store)?;
-    tracing::info!(endpoint_id = %id, url = %entry.record.url, events = %entry.record.selection().to_text(), "endpoint created");
+    // Only the host is logged: the path of a Slack or Teams webhook URL is a credential.
+    let host = url::Url::parse(&entry.record.url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    tracing::info!(endpoint_id = %id, %host, events = %entry.record.selection().to_text(), "endpoint created");
     Ok((
         StatusCode::CREATED,
         Json(CreatedEndpoint {

@@ -13,6 +13,8 @@ use summary::{summarize, Summary};
 const PAGERDUTY_SUMMARY_MAX: usize = 1_024;
 /// Most fields Slack shows in one section block.
 const SLACK_MAX_FIELDS: usize = 10;
+/// What the delivery detail shows in place of a PagerDuty routing key.
+pub(crate) const MASKED_ROUTING_KEY: &str = "[routing key hidden]";
 /// The `source` and footer name of formatted messages.
 const SOURCE: &str = "belter";
 
