@@ -1,26 +1,55 @@
-//! Group commit: ingest requests that arrive while a flush runs share the next one, so the
-//! daemon answers 202 only after a flush without paying one flush per request.
+//! Group commit. Ingest requests that arrive together are written in one store transaction and
+//! share one flush, and other writers that need a flush share it too. The daemon answers 202
+//! only after the flush, without paying a transaction and a flush per request.
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::store::Store;
+use crate::store::{IngestJob, IngestWrite, NewEventWrite, Store};
+
+/// Most ingest requests written in one transaction.
+const MAX_BATCH: usize = 256;
 
 /// A flush that failed, shared by every request that waited for it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("cannot flush the store: {0}")]
 pub(crate) struct FlushError(String);
 
-type Waiter = oneshot::Sender<Result<(), FlushError>>;
+/// A failed ingest write.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum WriteError {
+    /// The transaction failed; nothing of the request was stored.
+    #[error("cannot write to the store: {0}")]
+    Store(String),
+    /// The transaction was written but not flushed.
+    #[error(transparent)]
+    Flush(#[from] FlushError),
+}
 
-/// Handle to the flush task.
+/// One ingest request for the writer.
+struct WriteJob {
+    writes: Vec<NewEventWrite>,
+    idempotency: Option<(String, Vec<u8>)>,
+    reply: oneshot::Sender<Result<(IngestWrite, Vec<NewEventWrite>), WriteError>>,
+}
+
+enum Request {
+    Flush(oneshot::Sender<Result<(), FlushError>>),
+    Write(WriteJob),
+}
+
+/// Handle to the writer task.
 #[derive(Clone)]
 pub(crate) struct Flusher {
-    requests: mpsc::UnboundedSender<Waiter>,
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+fn stopped() -> FlushError {
+    FlushError("the flush task has stopped".to_owned())
 }
 
 impl Flusher {
-    /// Starts the flush task. It ends when every handle is dropped.
+    /// Starts the writer task. It ends when every handle is dropped.
     pub(crate) fn spawn(store: Store) -> (Self, JoinHandle<()>) {
         let (requests, receiver) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(store, receiver));
@@ -31,30 +60,121 @@ impl Flusher {
     pub(crate) async fn flush(&self) -> Result<(), FlushError> {
         let (sender, receiver) = oneshot::channel();
         self.requests
-            .send(sender)
-            .map_err(|_| FlushError("the flush task has stopped".to_owned()))?;
-        receiver
-            .await
-            .map_err(|_| FlushError("the flush task has stopped".to_owned()))?
+            .send(Request::Flush(sender))
+            .map_err(|_| stopped())?;
+        receiver.await.map_err(|_| stopped())?
+    }
+
+    /// Writes an ingest request's events in the next batch and waits for its flush. Returns
+    /// the outcome with the writes, handed back for the caller's announcements.
+    pub(crate) async fn write(
+        &self,
+        writes: Vec<NewEventWrite>,
+        idempotency: Option<(String, Vec<u8>)>,
+    ) -> Result<(IngestWrite, Vec<NewEventWrite>), WriteError> {
+        let (reply, receiver) = oneshot::channel();
+        let job = WriteJob {
+            writes,
+            idempotency,
+            reply,
+        };
+        self.requests
+            .send(Request::Write(job))
+            .map_err(|_| WriteError::Flush(stopped()))?;
+        receiver.await.map_err(|_| WriteError::Flush(stopped()))?
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Waiter>) {
+async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
     while let Some(first) = receiver.recv().await {
-        let mut waiters = vec![first];
-        while let Ok(next) = receiver.try_recv() {
-            waiters.push(next);
+        let mut flushes = Vec::new();
+        let mut jobs = Vec::new();
+        let mut next = Some(first);
+        while let Some(request) = next {
+            match request {
+                Request::Flush(waiter) => flushes.push(waiter),
+                Request::Write(job) => jobs.push(job),
+            }
+            next = if jobs.len() < MAX_BATCH {
+                receiver.try_recv().ok()
+            } else {
+                None
+            };
         }
-        let result = store
+
+        let written = write_jobs(&store, jobs).await;
+        let flushed = store
             .flush()
             .await
             .map_err(|error| FlushError(error.to_string()));
-        if let Err(error) = &result {
-            tracing::error!(%error, waiters = waiters.len(), "flush failed");
+        if let Err(error) = &flushed {
+            tracing::error!(%error, "flush failed");
         }
-        for waiter in waiters {
+        for waiter in flushes {
             // A waiter that gave up (its request was dropped) needs no answer.
-            let _ = waiter.send(result.clone());
+            let _ = waiter.send(flushed.clone());
+        }
+        for (job, outcome) in written {
+            let answer = match (outcome, &flushed) {
+                (Err(error), _) => Err(error),
+                (Ok(_), Err(error)) => Err(WriteError::Flush(error.clone())),
+                (Ok(outcome), Ok(())) => Ok((outcome, job.writes)),
+            };
+            // A request that gave up needs no answer.
+            let _ = job.reply.send(answer);
+        }
+    }
+}
+
+/// The reply half of a job and what the transaction made of it.
+type Written = Vec<(JobReply, Result<IngestWrite, WriteError>)>;
+
+/// What is left of a job once its writes went to the store.
+struct JobReply {
+    writes: Vec<NewEventWrite>,
+    reply: oneshot::Sender<Result<(IngestWrite, Vec<NewEventWrite>), WriteError>>,
+}
+
+/// Writes every job in one transaction on a blocking thread, since sled blocks.
+async fn write_jobs(store: &Store, jobs: Vec<WriteJob>) -> Written {
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    let store = store.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let batch: Vec<IngestJob<'_>> = jobs
+            .iter()
+            .map(|job| IngestJob {
+                writes: &job.writes,
+                idempotency: job
+                    .idempotency
+                    .as_ref()
+                    .map(|(key, answer)| (key.as_str(), answer.as_slice())),
+            })
+            .collect();
+        let result = store.write_batch(&batch);
+        (jobs, result)
+    })
+    .await;
+    let (jobs, result) = match joined {
+        Ok(done) => done,
+        Err(error) => {
+            tracing::error!(%error, "ingest write task failed");
+            return Vec::new();
+        }
+    };
+    let replies = jobs.into_iter().map(|job| JobReply {
+        writes: job.writes,
+        reply: job.reply,
+    });
+    match result {
+        Ok(outcomes) => replies.zip(outcomes.into_iter().map(Ok)).collect(),
+        Err(error) => {
+            tracing::error!(%error, "ingest transaction failed");
+            let message = error.to_string();
+            replies
+                .map(|reply| (reply, Err(WriteError::Store(message.clone()))))
+                .collect()
         }
     }
 }

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 
 use crate::api_error::ApiError;
+use crate::flush::WriteError;
 use crate::routes::{self, Route};
 use crate::rules::threshold::find_breaches;
 use crate::state::AppState;
@@ -246,14 +247,20 @@ async fn ingest(
         .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
 
     let idempotency = idempotency_key
-        .as_deref()
-        .map(|key| (key, answer_bytes.as_slice()));
-    let written = state.store.write_events(&writes, idempotency)?;
+        .clone()
+        .map(|key| (key, answer_bytes.clone()));
+    let (written, writes) = state
+        .flusher
+        .write(writes, idempotency)
+        .await
+        .map_err(|error| match error {
+            WriteError::Store(message) => ApiError::store(message),
+            WriteError::Flush(error) => ApiError::not_flushed(error),
+        })?;
     if let IngestWrite::Duplicate(first_answer) = written {
         tracing::debug!(idempotency_key = ?idempotency_key, "repeated idempotency key");
         return Ok(json_answer(first_answer, true));
     }
-    state.flusher.flush().await.map_err(ApiError::not_flushed)?;
 
     for write in &writes {
         let deliveries = &write.deliveries;

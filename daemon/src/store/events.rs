@@ -34,6 +34,82 @@ pub(crate) struct NewEventWrite {
     pub(crate) derived_from: Option<(String, String)>,
 }
 
+/// One ingest request of a batch: its events and its idempotency key with the answer to keep.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IngestJob<'a> {
+    pub(crate) writes: &'a [NewEventWrite],
+    pub(crate) idempotency: Option<(&'a str, &'a [u8])>,
+}
+
+/// An ingest request encoded for the store.
+struct EncodedJob<'a> {
+    events: Vec<(&'a str, Vec<u8>)>,
+    deliveries: Vec<(&'a str, Vec<u8>, Vec<u8>)>,
+    idempotency: Option<(&'a str, Vec<u8>)>,
+}
+
+impl<'a> EncodedJob<'a> {
+    fn new(job: &IngestJob<'a>) -> Result<Self, StoreError> {
+        let mut events = Vec::with_capacity(job.writes.len());
+        let mut deliveries = Vec::new();
+        for write in job.writes {
+            let event = &write.event;
+            let event_record = EventRecord {
+                event_type: event.kind.code(),
+                created_at: event.created_at,
+                body: event.body.clone(),
+                deliveries: write
+                    .deliveries
+                    .iter()
+                    .map(|delivery| delivery.id.to_string())
+                    .collect(),
+                derived_from: write.derived_from.clone(),
+            };
+            events.push((event.id.as_str(), encode(&event_record)?));
+            for delivery in &write.deliveries {
+                let record = DeliveryRecord {
+                    event_id: event.id.to_string(),
+                    event_type: event.kind.code(),
+                    endpoint_id: delivery.endpoint_id.to_string(),
+                    target_url: delivery.target_url.clone(),
+                    status: DeliveryStatus::Pending,
+                    attempt_count: 0,
+                    scheduled_attempts: 0,
+                    created_at: event.created_at,
+                    updated_at: event.created_at,
+                    next_attempt_at: Some(event.created_at),
+                    next_trigger: AttemptTrigger::First,
+                    last_status_code: None,
+                    last_failure: None,
+                    last_error: None,
+                    last_latency_ms: None,
+                };
+                let key = due_key(
+                    delivery.endpoint_id.as_str(),
+                    event.created_at,
+                    delivery.id.as_str(),
+                );
+                deliveries.push((delivery.id.as_str(), encode(&record)?, key));
+            }
+        }
+        let idempotency = match job.idempotency {
+            Some((key, response)) => Some((
+                key,
+                encode(&IdempotencyRecord {
+                    created_at: job.writes.first().map_or(0, |write| write.event.created_at),
+                    response: response.to_vec(),
+                })?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            events,
+            deliveries,
+            idempotency,
+        })
+    }
+}
+
 /// The outcome of an ingest write.
 #[derive(Debug)]
 pub(crate) enum IngestWrite {
@@ -84,84 +160,55 @@ impl Store {
     /// Writes events (an accepted one and those derived from it), their deliveries, the
     /// deliveries' due entries and the idempotency key in one transaction, so a crash leaves all
     /// of them or none. The caller flushes before answering.
+    #[cfg(test)]
     pub(crate) fn write_events(
         &self,
         writes: &[NewEventWrite],
         idempotency: Option<(&str, &[u8])>,
     ) -> Result<IngestWrite, StoreError> {
-        let mut event_rows = Vec::with_capacity(writes.len());
-        let mut delivery_rows = Vec::new();
-        for write in writes {
-            let event = &write.event;
-            let event_record = EventRecord {
-                event_type: event.kind.code(),
-                created_at: event.created_at,
-                body: event.body.clone(),
-                deliveries: write
-                    .deliveries
-                    .iter()
-                    .map(|delivery| delivery.id.to_string())
-                    .collect(),
-                derived_from: write.derived_from.clone(),
-            };
-            event_rows.push((event.id.as_str(), encode(&event_record)?));
-            for delivery in &write.deliveries {
-                let record = DeliveryRecord {
-                    event_id: event.id.to_string(),
-                    event_type: event.kind.code(),
-                    endpoint_id: delivery.endpoint_id.to_string(),
-                    target_url: delivery.target_url.clone(),
-                    status: DeliveryStatus::Pending,
-                    attempt_count: 0,
-                    scheduled_attempts: 0,
-                    created_at: event.created_at,
-                    updated_at: event.created_at,
-                    next_attempt_at: Some(event.created_at),
-                    next_trigger: AttemptTrigger::First,
-                    last_status_code: None,
-                    last_failure: None,
-                    last_error: None,
-                    last_latency_ms: None,
-                };
-                let key = due_key(
-                    delivery.endpoint_id.as_str(),
-                    event.created_at,
-                    delivery.id.as_str(),
-                );
-                delivery_rows.push((delivery.id.as_str(), encode(&record)?, key));
-            }
-        }
-        let idempotency_row = match idempotency {
-            Some((key, response)) => Some((
-                key,
-                encode(&IdempotencyRecord {
-                    created_at: writes.first().map_or(0, |write| write.event.created_at),
-                    response: response.to_vec(),
-                })?,
-            )),
-            None => None,
-        };
+        let mut outcomes = self.write_batch(&[IngestJob {
+            writes,
+            idempotency,
+        }])?;
+        Ok(outcomes.pop().unwrap_or(IngestWrite::Written))
+    }
 
-        let outcome = (&self.events, &self.deliveries, &self.due, &self.idempotency).transaction(
+    /// Writes several ingest requests in one transaction, as [`Store::write_events`] does for
+    /// one, and returns each request's outcome in order. A key repeated within the batch counts
+    /// as used by its first request.
+    pub(crate) fn write_batch(
+        &self,
+        jobs: &[IngestJob<'_>],
+    ) -> Result<Vec<IngestWrite>, StoreError> {
+        let mut encoded = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            encoded.push(EncodedJob::new(job)?);
+        }
+        let outcomes = (&self.events, &self.deliveries, &self.due, &self.idempotency).transaction(
             |(events, deliveries_tree, due, idempotency_tree)| {
-                if let Some((key, record)) = &idempotency_row {
-                    if let Some(existing) = idempotency_tree.get(key.as_bytes())? {
-                        let first: IdempotencyRecord = decode(&existing).map_err(abort)?;
-                        return Ok(IngestWrite::Duplicate(first.response));
+                let mut outcomes = Vec::with_capacity(encoded.len());
+                for job in &encoded {
+                    if let Some((key, record)) = &job.idempotency {
+                        if let Some(existing) = idempotency_tree.get(key.as_bytes())? {
+                            let first: IdempotencyRecord = decode(&existing).map_err(abort)?;
+                            outcomes.push(IngestWrite::Duplicate(first.response));
+                            continue;
+                        }
+                        idempotency_tree.insert(key.as_bytes(), record.as_slice())?;
                     }
-                    idempotency_tree.insert(key.as_bytes(), record.as_slice())?;
+                    for (id, record) in &job.events {
+                        events.insert(id.as_bytes(), record.as_slice())?;
+                    }
+                    for (id, record, key) in &job.deliveries {
+                        deliveries_tree.insert(id.as_bytes(), record.as_slice())?;
+                        due.insert(key.as_slice(), &[][..])?;
+                    }
+                    outcomes.push(IngestWrite::Written);
                 }
-                for (id, record) in &event_rows {
-                    events.insert(id.as_bytes(), record.as_slice())?;
-                }
-                for (id, record, key) in &delivery_rows {
-                    deliveries_tree.insert(id.as_bytes(), record.as_slice())?;
-                    due.insert(key.as_slice(), &[][..])?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(IngestWrite::Written)
+                Ok::<_, ConflictableTransactionError<StoreError>>(outcomes)
             },
         )?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// Reads one event.
@@ -295,6 +342,36 @@ mod tests {
             IngestWrite::Written => panic!("second write with the same key was stored"),
         }
         assert!(store.event(second.id.as_str()).unwrap().is_none());
+    }
+
+    #[test]
+    fn batch_repeats_key_within_itself() {
+        let (_dir, store) = open_temp();
+        let first = NewEventWrite {
+            event: sample_event(1_000),
+            deliveries: vec![sample_delivery()],
+            derived_from: None,
+        };
+        let second = NewEventWrite {
+            event: sample_event(1_001),
+            deliveries: Vec::new(),
+            derived_from: None,
+        };
+        let jobs = [
+            IngestJob {
+                writes: std::slice::from_ref(&first),
+                idempotency: Some(("key-1", b"first")),
+            },
+            IngestJob {
+                writes: std::slice::from_ref(&second),
+                idempotency: Some(("key-1", b"second")),
+            },
+        ];
+        let outcomes = store.write_batch(&jobs).unwrap();
+        assert!(matches!(outcomes[0], IngestWrite::Written));
+        assert!(matches!(&outcomes[1], IngestWrite::Duplicate(answer) if answer == b"first"));
+        assert!(store.event(first.event.id.as_str()).unwrap().is_some());
+        assert!(store.event(second.event.id.as_str()).unwrap().is_none());
     }
 
     #[test]
