@@ -21,7 +21,7 @@ pub struct IngestClient {
     authorization: String,
 }
 
-/// What one post got back.
+/// The response to one post.
 #[derive(Debug)]
 pub struct Posted {
     /// The HTTP status.
@@ -31,7 +31,7 @@ pub struct Posted {
 }
 
 impl IngestClient {
-    /// A client that posts to `url` with `token`.
+    /// Creates a client that posts to `url` with `token`.
     pub fn new(url: &str, token: &str) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -61,42 +61,42 @@ impl IngestClient {
         Ok(Posted { status, body })
     }
 
-    /// Posts one ingest body and returns the 202's parsed answer.
+    /// Posts one ingest body and returns the parsed body of its 202 response.
     pub async fn post_accepted(&self, body: Bytes) -> anyhow::Result<IngestResponse> {
         let posted = self.post(body).await.context("ingest request failed")?;
         if posted.status != StatusCode::ACCEPTED {
             anyhow::bail!(
-                "ingest answered {}: {}",
+                "ingest responded {}: {}",
                 posted.status,
                 String::from_utf8_lossy(&posted.body)
             );
         }
-        serde_json::from_slice(&posted.body).context("invalid ingest answer")
+        serde_json::from_slice(&posted.body).context("invalid ingest response")
     }
 }
 
 /// Counters shared by the posters of one phase.
 #[derive(Debug, Default)]
 pub struct PostCounts {
-    /// Answers with 202.
+    /// Responses with 202.
     pub accepted: AtomicU64,
-    /// Other answers and failed requests.
+    /// Other responses and failed requests.
     pub rejected: AtomicU64,
 }
 
 impl PostCounts {
-    /// Answers with 202 so far.
+    /// Returns the responses with 202 so far.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
 
-    /// Rejected or failed requests so far.
+    /// Returns the rejected or failed requests so far.
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
 }
 
-/// Where posting stops: at a deadline, after a number of events, or at whichever comes first.
+/// The end of posting: a deadline, a number of posts, or whichever comes first.
 #[derive(Debug, Clone, Copy)]
 pub struct PostLimit {
     /// Stop starting posts at this time.
@@ -106,7 +106,7 @@ pub struct PostLimit {
 }
 
 impl PostLimit {
-    /// Posting for `duration` from now, with no count limit.
+    /// Creates a limit of `duration` from now, with no count limit.
     pub fn for_duration(duration: Duration) -> Self {
         Self {
             until: Instant::now() + duration,
@@ -116,7 +116,7 @@ impl PostLimit {
 }
 
 /// Runs `posters` concurrent loops that post `body_for(n)` for the n-th post until `limit`,
-/// each waiting for its answer before the next post. Returns when every loop has ended.
+/// each waiting for its response before the next post. Returns when every loop has ended.
 pub async fn post_closed_loop(
     client: &IngestClient,
     posters: usize,

@@ -46,13 +46,13 @@ impl Machine {
     }
 }
 
-/// The resident memory (`VmRSS`) of process `pid`, in bytes.
+/// Reads the resident memory (`VmRSS`) of process `pid`, in bytes.
 pub fn resident_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status_field_kib(&status, "VmRSS:").map(|kib| kib * 1024)
 }
 
-/// The value of a `Name:   1234 kB` line.
+/// Parses the value of a `Name:   1234 kB` line.
 fn status_field_kib(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name))
