@@ -102,11 +102,20 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
             };
         }
 
+        let batch = jobs.len();
+        let started = std::time::Instant::now();
         let written = write_jobs(&store, jobs).await;
+        let write_elapsed = started.elapsed();
         let flushed = store
             .flush()
             .await
             .map_err(|error| FlushError(error.to_string()));
+        tracing::trace!(
+            batch,
+            write_us = write_elapsed.as_micros() as u64,
+            flush_us = (started.elapsed() - write_elapsed).as_micros() as u64,
+            "group commit"
+        );
         if let Err(error) = &flushed {
             tracing::error!(%error, "flush failed");
         }

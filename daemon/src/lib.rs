@@ -182,6 +182,17 @@ impl Daemon {
             ingest_addr,
         });
 
+        let counting = state.clone();
+        let started_ms = counting.started_at.as_millis() + 1;
+        tasks.spawn(async move {
+            // Counting a large queue takes seconds, so it runs while the daemon already serves.
+            let counted =
+                tokio::task::spawn_blocking(move || counting.count_stored_waiting(started_ms))
+                    .await;
+            if let Err(error) = counted {
+                tracing::error!(%error, "the waiting count task failed");
+            }
+        });
         tasks.spawn(schedule::run(state.clone()));
         tasks.spawn(retention::run(state.clone()));
         let ingest_app = ingest::router(state.clone());

@@ -59,7 +59,6 @@ pub(crate) struct StateParts {
 
 impl AppState {
     pub(crate) fn new(parts: StateParts) -> Self {
-        let waiting = i64::try_from(parts.store.waiting_count()).unwrap_or(i64::MAX);
         let (stream, _) = broadcast::channel(STREAM_CAPACITY);
         Self {
             config: Arc::new(parts.config),
@@ -76,7 +75,7 @@ impl AppState {
             ingest_addr: parts.ingest_addr,
             started_at: Timestamp::now(),
             metrics: Arc::new(Metrics::new()),
-            waiting: Arc::new(AtomicI64::new(waiting)),
+            waiting: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -88,6 +87,19 @@ impl AppState {
     /// Changes the count of waiting deliveries by `delta`.
     pub(crate) fn add_waiting(&self, delta: i64) {
         self.waiting.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Counts the deliveries that were waiting before the daemon started and adds them to the
+    /// count, which has followed every change since. Deliveries moved by an attempt during the
+    /// count can make it off by a few until they end.
+    pub(crate) fn count_stored_waiting(&self, started_ms: u64) {
+        match self.store.count_waiting_before(started_ms) {
+            Ok(count) => {
+                self.add_waiting(i64::try_from(count).unwrap_or(i64::MAX));
+                tracing::info!(waiting = count, "counted the deliveries waiting at start");
+            }
+            Err(error) => tracing::error!(%error, "cannot count the waiting deliveries"),
+        }
     }
 
     /// Deliveries queued or in flight now.

@@ -77,6 +77,39 @@ fn matches(filter: &DeliveryFilter, delivery: &Delivery) -> bool {
     true
 }
 
+/// Whether a stored delivery can pass `filter`, checked on the record before the cost of the API
+/// view. A pending delivery may show as paused, so those two statuses are left to [`matches`].
+fn could_match(filter: &DeliveryFilter, record: &DeliveryRecord) -> bool {
+    if filter
+        .event
+        .is_some_and(|kind| kind.code() != record.event_type)
+    {
+        return false;
+    }
+    if filter
+        .endpoint
+        .as_ref()
+        .is_some_and(|endpoint| endpoint.as_str() != record.endpoint_id)
+    {
+        return false;
+    }
+    let maybe_paused = matches!(
+        record.status,
+        DeliveryStatus::Pending | DeliveryStatus::Paused
+    );
+    if !maybe_paused && filter.status.is_some_and(|status| status != record.status) {
+        return false;
+    }
+    if let Some(target) = &filter.target {
+        let found = record.target_url.contains(target.as_str())
+            || record.endpoint_id.contains(target.as_str());
+        if !found {
+            return false;
+        }
+    }
+    true
+}
+
 /// Walks the log newest first and calls `visit` with each delivery that passes `filter`, until
 /// it returns `false`.
 fn scan_filtered(
@@ -91,6 +124,9 @@ fn scan_filtered(
         cursor,
     };
     state.store.scan_log(&scan, |id, record| {
+        if !could_match(filter, &record) {
+            return true;
+        }
         let paused = state.endpoints.is_paused(&record.endpoint_id);
         let delivery = record.to_api(&id, paused);
         if !matches(filter, &delivery) {

@@ -72,34 +72,84 @@ impl Store {
 
     /// Moves a due entry to the in-flight set and marks the delivery in flight. Returns `None`
     /// when the entry is gone, because a replay, a cancellation or pruning got there first.
+    ///
+    /// No transaction is used: sled 0.34 serializes every transaction with the flush, and the
+    /// scheduler is the only claimer. The in-flight entry is written before the due entry is
+    /// removed, so a crash in between sends the delivery again rather than losing it.
     pub(crate) fn claim(
         &self,
         entry: &DueEntry,
         now_ms: u64,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let id = entry.delivery_id.as_str().as_bytes();
-        let claimed = (&self.due, &self.inflight, &self.deliveries).transaction(
-            |(due, inflight, deliveries)| {
-                if due.remove(&entry.key)?.is_none() {
-                    return Ok(None);
+        let Some(bytes) = self.deliveries.get(id)? else {
+            self.due.remove(&entry.key)?;
+            return Ok(None);
+        };
+        let endpoint = decode::<DeliveryRecord>(&bytes)?.endpoint_id;
+        if self.inflight.insert(id, endpoint.as_bytes())?.is_some() {
+            // Already in flight: a second due entry, left by a crash, is dropped, since the
+            // running attempt's outcome decides what comes next.
+            self.due.remove(&entry.key)?;
+            return Ok(None);
+        }
+        if self.due.remove(&entry.key)?.is_none() {
+            self.inflight.remove(id)?;
+            return Ok(None);
+        }
+        let updated = self.update_delivery(id, |record| {
+            record.status = DeliveryStatus::InFlight;
+            record.updated_at = now_ms;
+            record.next_attempt_at = None;
+        })?;
+        if updated.is_none() {
+            self.inflight.remove(id)?;
+        }
+        Ok(updated)
+    }
+
+    /// Applies `change` to a stored delivery atomically for that key, and returns the result;
+    /// `None` when the delivery does not exist.
+    fn update_delivery(
+        &self,
+        id: &[u8],
+        change: impl Fn(&mut DeliveryRecord),
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        let mut failure = None;
+        let updated = self.deliveries.update_and_fetch(id, |old| {
+            let old = old?;
+            match decode::<DeliveryRecord>(old) {
+                Ok(mut record) => {
+                    change(&mut record);
+                    match encode(&record) {
+                        Ok(bytes) => Some(bytes),
+                        Err(error) => {
+                            failure = Some(error);
+                            Some(old.to_vec())
+                        }
+                    }
                 }
-                let Some(bytes) = deliveries.get(id)? else {
-                    return Ok(None);
-                };
-                let mut record: DeliveryRecord = decode(&bytes).map_err(abort)?;
-                record.status = DeliveryStatus::InFlight;
-                record.updated_at = now_ms;
-                record.next_attempt_at = None;
-                deliveries.insert(id, encode(&record).map_err(abort)?)?;
-                inflight.insert(id, record.endpoint_id.as_bytes())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(Some(record))
-            },
-        )?;
-        Ok(claimed)
+                Err(error) => {
+                    failure = Some(error);
+                    Some(old.to_vec())
+                }
+            }
+        })?;
+        if let Some(error) = failure {
+            return Err(error.into());
+        }
+        match updated {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
     }
 
     /// Records an attempt and what follows it, and takes the delivery out of the in-flight set.
     /// Returns the updated delivery, or `None` when it was pruned during the attempt.
+    ///
+    /// The writes go in an order that a crash can only repeat: the attempt, the next due entry,
+    /// the delivery, and last the removal from the in-flight set, which a restart would otherwise
+    /// turn into a new attempt.
     pub(crate) fn complete(
         &self,
         delivery_id: &DeliveryId,
@@ -108,42 +158,40 @@ impl Store {
         now_ms: u64,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let id = delivery_id.as_str().as_bytes();
-        let attempt_bytes = encode(attempt)?;
-        let attempt_key = attempt_key(delivery_id, attempt.number);
-        let updated = (&self.deliveries, &self.attempts, &self.inflight, &self.due).transaction(
-            |(deliveries, attempts, inflight, due)| {
-                inflight.remove(id)?;
-                let Some(bytes) = deliveries.get(id)? else {
-                    return Ok(None);
-                };
-                let mut record: DeliveryRecord = decode(&bytes).map_err(abort)?;
-                record.attempt_count = record.attempt_count.max(attempt.number);
-                if attempt.trigger != AttemptTrigger::Replay {
-                    record.scheduled_attempts += 1;
+        let Some(bytes) = self.deliveries.get(id)? else {
+            self.inflight.remove(id)?;
+            return Ok(None);
+        };
+        let endpoint = decode::<DeliveryRecord>(&bytes)?.endpoint_id;
+        self.attempts
+            .insert(attempt_key(delivery_id, attempt.number), encode(attempt)?)?;
+        if let Completion::RetryAt(due_ms) = completion {
+            self.due
+                .insert(due_key(&endpoint, due_ms, delivery_id.as_str()), &[][..])?;
+        }
+        let updated = self.update_delivery(id, |record| {
+            record.attempt_count = record.attempt_count.max(attempt.number);
+            if attempt.trigger != AttemptTrigger::Replay {
+                record.scheduled_attempts += 1;
+            }
+            record.updated_at = now_ms;
+            record.last_status_code = attempt.status_code;
+            record.last_failure = attempt.failure;
+            record.last_error = attempt.error.clone();
+            record.last_latency_ms = Some(attempt.latency_ms);
+            match completion {
+                Completion::RetryAt(due_ms) => {
+                    record.status = DeliveryStatus::Pending;
+                    record.next_attempt_at = Some(due_ms);
+                    record.next_trigger = AttemptTrigger::Retry;
                 }
-                record.updated_at = now_ms;
-                record.last_status_code = attempt.status_code;
-                record.last_failure = attempt.failure;
-                record.last_error = attempt.error.clone();
-                record.last_latency_ms = Some(attempt.latency_ms);
-                match completion {
-                    Completion::RetryAt(due_ms) => {
-                        record.status = DeliveryStatus::Pending;
-                        record.next_attempt_at = Some(due_ms);
-                        record.next_trigger = AttemptTrigger::Retry;
-                        let key = due_key(&record.endpoint_id, due_ms, delivery_id.as_str());
-                        due.insert(key, &[][..])?;
-                    }
-                    Completion::Final(status) => {
-                        record.status = status;
-                        record.next_attempt_at = None;
-                    }
+                Completion::Final(status) => {
+                    record.status = status;
+                    record.next_attempt_at = None;
                 }
-                attempts.insert(attempt_key.as_slice(), attempt_bytes.as_slice())?;
-                deliveries.insert(id, encode(&record).map_err(abort)?)?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(Some(record))
-            },
-        )?;
+            }
+        })?;
+        self.inflight.remove(id)?;
         Ok(updated)
     }
 
@@ -237,9 +285,29 @@ impl Store {
         Ok(recovered)
     }
 
-    /// Deliveries waiting in the queue or in flight now.
+    /// Deliveries waiting in the queue or in flight now. Reads every entry.
+    #[cfg(test)]
     pub(crate) fn waiting_count(&self) -> u64 {
         (self.due.len() + self.inflight.len()) as u64
+    }
+
+    /// Counts the due entries due before `before_ms` and the in-flight entries. Reads every
+    /// entry, so the daemon runs it in the background after it starts.
+    pub(crate) fn count_waiting_before(&self, before_ms: u64) -> Result<u64, StoreError> {
+        let mut count = self.inflight.len() as u64;
+        // Every endpoint id has the same length, so the due time sits at a fixed offset.
+        let time_at = EndpointId::PREFIX.len() + 26;
+        for key in self.due.iter().keys() {
+            let key = key?;
+            let due_ms = key
+                .get(time_at..time_at + 8)
+                .and_then(|slice| <[u8; 8]>::try_from(slice).ok())
+                .map_or(0, u64::from_be_bytes);
+            if due_ms < before_ms {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// Reads one delivery.
@@ -311,6 +379,11 @@ mod tests {
         assert_eq!(record.status, DeliveryStatus::InFlight);
         assert!(store.claim(&entries[0], 100).unwrap().is_none());
         assert_eq!(store.waiting_count(), 1);
+        assert_eq!(
+            store.count_waiting_before(0).unwrap(),
+            1,
+            "the in-flight entry"
+        );
 
         let attempt = failed_attempt(1, AttemptTrigger::First);
         let updated = store
