@@ -112,8 +112,9 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
             .map_err(|error| FlushError(error.to_string()));
         tracing::trace!(
             batch,
-            write_us = write_elapsed.as_micros() as u64,
-            flush_us = (started.elapsed() - write_elapsed).as_micros() as u64,
+            write_us = u64::try_from(write_elapsed.as_micros()).unwrap_or(u64::MAX),
+            flush_us =
+                u64::try_from((started.elapsed() - write_elapsed).as_micros()).unwrap_or(u64::MAX),
             "group commit"
         );
         if let Err(error) = &flushed {
