@@ -62,6 +62,7 @@ pub struct ErrorBody {
 /// Body of `POST /v1/endpoints`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// Where deliveries are posted: an http or https URL.
     pub url: String,
@@ -97,6 +98,7 @@ fn all_events() -> EventSelection {
 /// Body of `PATCH /v1/endpoints/{id}`: the fields to change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
     /// A new URL for deliveries created from now on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,6 +126,7 @@ pub struct UpdateEndpoint {
 /// Body of `POST /v1/endpoints/{id}/rotate-secret`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the old secret still signs deliveries beside the new one, such as `24h`;
     /// absent or `0s` retires it at once.
@@ -144,6 +147,7 @@ pub struct CreatedEndpoint {
 /// Filters of the delivery log, shared by listing and replay by filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct DeliveryFilter {
     /// Only deliveries in this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,6 +247,7 @@ pub struct DeliveryPage {
 /// Body of `POST /v1/replay`: deliveries by id, or every delivery that a filter matches.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     /// Deliveries to replay by id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

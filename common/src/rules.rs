@@ -53,6 +53,7 @@ impl std::str::FromStr for RuleScope {
 /// Body of `POST /v1/rules`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateRule {
     /// What the rule covers.
     pub scope: RuleScope,

@@ -21,6 +21,10 @@ use crate::rules::threshold::find_breaches;
 use crate::state::AppState;
 use crate::store::{IngestWrite, NewDelivery, NewEvent, NewEventWrite};
 
+/// Longest time an ingest request body may take to arrive, so a slow client cannot hold a
+/// connection and its buffer open.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Longest idempotency key accepted, in bytes.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -206,7 +210,20 @@ async fn ingest(
 ) -> Result<Response, ApiError> {
     check_content_type(request_headers)?;
     let idempotency_key = idempotency_key(request_headers)?;
-    let bytes = read_limited(body, state.config.max_body_bytes).await?;
+    let bytes = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        read_limited(body, state.config.max_body_bytes),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s: send the whole body at once",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+    })??;
     let valid = parse_event(&bytes)?;
 
     let event_id = EventId::generate();

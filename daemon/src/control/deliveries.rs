@@ -395,9 +395,18 @@ pub(super) async fn replay_many(
     let request: ReplayRequest = extract::json(&body)?;
     let mut tally = ReplayTally::default();
     if !request.ids.is_empty() {
+        // Every id is checked before any is queued, so an unknown id queues nothing, and an id
+        // given twice is replayed once.
+        let mut records = Vec::with_capacity(request.ids.len());
+        let mut seen = std::collections::HashSet::new();
         for id in &request.ids {
             let record = state.store.delivery(id)?.ok_or_else(|| not_found(id))?;
-            replay_delivery(&state, id, &record, request.dry_run, &mut tally)?;
+            if seen.insert(id.clone()) {
+                records.push((id, record));
+            }
+        }
+        for (id, record) in &records {
+            replay_delivery(&state, id, record, request.dry_run, &mut tally)?;
         }
     } else if let Some(filter) = &request.filter {
         let mut matched = Vec::new();

@@ -46,18 +46,28 @@ fn footer(event: &Value) -> String {
     )
 }
 
+/// Escapes `&`, `<` and `>` in customer text, so in Slack's mrkdwn `<!channel>` or
+/// `<url|label>` cannot notify a channel or disguise a link, and in a Teams card no HTML tag can.
+fn escape_markup(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn slack(event: &Value, summary: &Summary) -> Value {
     let fields: Vec<Value> = summary
         .facts
         .iter()
         .take(SLACK_MAX_FIELDS)
-        .map(|(name, value)| json!({"type": "mrkdwn", "text": format!("*{name}*\n{value}")}))
+        .map(|(name, value)| {
+            json!({"type": "mrkdwn", "text": format!("*{name}*\n{}", escape_markup(value))})
+        })
         .collect();
     json!({
-        "text": format!("{}: {}", summary.title, summary.text),
+        "text": escape_markup(&format!("{}: {}", summary.title, summary.text)),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": summary.title}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": summary.text}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": escape_markup(&summary.text)}},
             {"type": "section", "fields": fields},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": footer(event)}]},
         ]
@@ -95,7 +105,7 @@ fn teams(event: &Value, summary: &Summary) -> Value {
     let facts: Vec<Value> = summary
         .facts
         .iter()
-        .map(|(name, value)| json!({"name": name, "value": value}))
+        .map(|(name, value)| json!({"name": name, "value": escape_markup(value)}))
         .collect();
     json!({
         "@type": "MessageCard",
@@ -104,7 +114,7 @@ fn teams(event: &Value, summary: &Summary) -> Value {
         "themeColor": summary.severity.colour(),
         "title": summary.title,
         "sections": [{
-            "activityTitle": summary.text,
+            "activityTitle": escape_markup(&summary.text),
             "activitySubtitle": footer(event),
             "facts": facts,
         }]
@@ -148,6 +158,21 @@ mod tests {
         assert!(fields
             .iter()
             .any(|field| field["text"] == "*Agent*\nagent_2034"));
+    }
+
+    #[test]
+    fn slack_escapes_customer_text() {
+        let body = json!({
+            "id": "evt_1",
+            "event": "csat.received",
+            "created_at": "2026-12-03T14:32:08Z",
+            "data": {"conversation_id": "c1", "rating": 1, "via": "api",
+                     "comment": "<!channel> <https://evil.example|Open>"},
+        });
+        let stored = serde_json::to_vec(&body).unwrap();
+        let message = String::from_utf8(render(DeliveryFormat::Slack, &stored, None)).unwrap();
+        assert!(!message.contains("<!channel>"), "{message}");
+        assert!(message.contains("&lt;!channel&gt;"), "{message}");
     }
 
     #[test]

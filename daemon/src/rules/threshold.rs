@@ -73,7 +73,12 @@ pub(crate) fn find_breaches(
     }
 
     let mut breaches = Vec::new();
+    let mut decided = std::collections::HashSet::new();
     for (criterion, score) in scores {
+        // A criterion listed twice is judged once, on its first score.
+        if !decided.insert(criterion) {
+            continue;
+        }
         let deciding = rules
             .iter()
             .filter(|rule| rule.criterion.as_deref() == criterion && rule.covers(data))
@@ -237,6 +242,19 @@ mod tests {
         assert_eq!(breach.data["scope"], "global");
         assert_eq!(breach.data["source_event_id"], "evt_1");
         assert_eq!(breach.data["rubric_version"], 7);
+    }
+
+    #[test]
+    fn repeated_criterion_breaks_once() {
+        let mut data = evaluation();
+        data["criteria"] = json!([
+            {"criterion": "greeting", "score": 40},
+            {"criterion": "greeting", "score": 30}
+        ]);
+        let rules = [rule("g", RuleScope::Global, None, Some("greeting"), 60.0)];
+        let breaches = find_breaches(&rules, &data, "evt_1");
+        assert_eq!(breaches.len(), 1);
+        assert_eq!(breaches[0].data["score"], 40.0);
     }
 
     #[test]

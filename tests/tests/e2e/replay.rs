@@ -172,3 +172,68 @@ async fn replay_skips_deleted_endpoint() {
     assert_eq!(replayed.queued, 0);
     assert_eq!(replayed.skipped, 1);
 }
+
+#[tokio::test]
+async fn misspelled_field_is_rejected() {
+    let daemon = DaemonProcess::start().await;
+    let cases = [
+        (
+            "/v1/replay",
+            r#"{"filter":{"stauts":"failed"},"dry_run":true}"#,
+            "stauts",
+        ),
+        ("/v1/replay", r#"{"filter":{},"dryrun":true}"#, "dryrun"),
+        (
+            "/v1/rules",
+            r#"{"scope":"global","criterium":"greeting","min_score":80}"#,
+            "criterium",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let response = belter_tests::raw::unix_request(
+            &daemon.socket_path(),
+            hyper::Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            body.as_bytes().to_vec(),
+        )
+        .await
+        .expect("control request");
+
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let message = response.error_message();
+        assert!(message.contains(field), "{body}: {message}");
+    }
+    let rules = daemon.client().list_rules().await.expect("list rules");
+    assert!(
+        rules.is_empty(),
+        "a rule was created from a misspelled body"
+    );
+}
+
+#[tokio::test]
+async fn unknown_id_queues_nothing() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    subscribe(&client, &receiver).await;
+    let answer = daemon.ingest_accepted(csat()).await;
+    let id = &answer.deliveries[0];
+    wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    let request = ReplayRequest {
+        ids: vec![id.clone(), DeliveryId::generate()],
+        ..ReplayRequest::default()
+    };
+
+    let error = client
+        .replay_many(&request)
+        .await
+        .expect_err("unknown id accepted");
+    receiver
+        .expect_no_more_than(1, std::time::Duration::from_millis(500))
+        .await;
+    let detail = client.get_delivery(id).await.expect("detail");
+
+    assert_eq!(error.status(), Some(StatusCode::NOT_FOUND));
+    assert_eq!(detail.attempts.len(), 1, "the known id was replayed");
+}
