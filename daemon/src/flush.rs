@@ -7,6 +7,9 @@ use tokio::task::JoinHandle;
 
 use crate::store::{IngestJob, IngestWrite, NewEventWrite, Store};
 
+/// Longest wait for a flush before the requests that need it are answered with an error.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Most ingest requests written in one transaction.
 const MAX_BATCH: usize = 256;
 
@@ -106,10 +109,33 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
         let started = std::time::Instant::now();
         let written = write_jobs(&store, jobs).await;
         let write_elapsed = started.elapsed();
-        let flushed = store
-            .flush()
-            .await
-            .map_err(|error| FlushError(error.to_string()));
+
+        // Jobs whose write failed or that repeated an idempotency key need no flush, so they
+        // are answered at once; a store that cannot write may not finish a flush either.
+        let mut waiting = Vec::with_capacity(written.len());
+        for (job, outcome) in written {
+            match outcome {
+                Ok(IngestWrite::Written) => waiting.push((job, IngestWrite::Written)),
+                Ok(duplicate) => {
+                    let _ = job.reply.send(Ok((duplicate, job.writes)));
+                }
+                Err(error) => {
+                    let _ = job.reply.send(Err(error));
+                }
+            }
+        }
+        if waiting.is_empty() && flushes.is_empty() {
+            continue;
+        }
+
+        let flushed = match tokio::time::timeout(FLUSH_TIMEOUT, store.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(FlushError(error.to_string())),
+            Err(_) => Err(FlushError(format!(
+                "the flush did not finish within {} s, so the disk may be full",
+                FLUSH_TIMEOUT.as_secs()
+            ))),
+        };
         tracing::trace!(
             batch,
             write_us = u64::try_from(write_elapsed.as_micros()).unwrap_or(u64::MAX),
@@ -124,11 +150,10 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
             // A waiter that gave up (its request was dropped) needs no answer.
             let _ = waiter.send(flushed.clone());
         }
-        for (job, outcome) in written {
-            let answer = match (outcome, &flushed) {
-                (Err(error), _) => Err(error),
-                (Ok(_), Err(error)) => Err(WriteError::Flush(error.clone())),
-                (Ok(outcome), Ok(())) => Ok((outcome, job.writes)),
+        for (job, outcome) in waiting {
+            let answer = match &flushed {
+                Err(error) => Err(WriteError::Flush(error.clone())),
+                Ok(()) => Ok((outcome, job.writes)),
             };
             // A request that gave up needs no answer.
             let _ = job.reply.send(answer);

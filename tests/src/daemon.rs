@@ -65,6 +65,10 @@ pub struct DaemonOptions {
     /// and the right to create namespaces (root in CI). Receivers of the test are then out of
     /// its reach.
     pub own_network_namespace: bool,
+    /// Put the data directory on a tmpfs of this many bytes, mounted in a mount namespace of the
+    /// daemon's own, so a test can fill it. The test then sees neither the data directory nor
+    /// the ingest token file, and posts events on the control socket.
+    pub data_dir_limit_bytes: Option<u64>,
 }
 
 impl Default for DaemonOptions {
@@ -79,6 +83,7 @@ impl Default for DaemonOptions {
             extra_args: Vec::new(),
             extra_env: Vec::new(),
             own_network_namespace: false,
+            data_dir_limit_bytes: None,
         }
     }
 }
@@ -305,6 +310,36 @@ impl DaemonProcess {
         })
     }
 
+    /// The command that starts belterd: the binary itself, or `unshare` running a shell that
+    /// sets up the namespaces the options ask for and then execs belterd, so the child's PID
+    /// stays belterd's for signals.
+    fn wrapped_command(&self) -> Command {
+        let mut unshare_flags = Vec::new();
+        let mut setup = Vec::new();
+        if self.options.own_network_namespace {
+            unshare_flags.push("--net".to_owned());
+            setup.push("ip link set lo up".to_owned());
+        }
+        if let Some(bytes) = self.options.data_dir_limit_bytes {
+            unshare_flags.push("--mount".to_owned());
+            setup.push(format!(
+                "mount -t tmpfs -o size={bytes} tmpfs '{}'",
+                self.data_dir().display()
+            ));
+        }
+        if unshare_flags.is_empty() {
+            return Command::new(belterd_path());
+        }
+        std::fs::create_dir_all(self.data_dir()).expect("create the data directory");
+        setup.push("exec \"$0\" \"$@\"".to_owned());
+        let mut command = Command::new("unshare");
+        command
+            .args(&unshare_flags)
+            .args(["--", "sh", "-c", &setup.join(" && ")])
+            .arg(belterd_path());
+        command
+    }
+
     async fn spawn(&mut self) {
         self.starts += 1;
         let home = self.dir.path().join("home");
@@ -323,23 +358,7 @@ impl DaemonProcess {
             .open(self.stdout_path())
             .expect("open the daemon's stdout file");
 
-        let mut command = if self.options.own_network_namespace {
-            // unshare execs the shell, which brings loopback up and execs belterd, so the child's
-            // PID stays belterd's for signals.
-            let mut wrapped = Command::new("unshare");
-            wrapped
-                .args([
-                    "--net",
-                    "--",
-                    "sh",
-                    "-c",
-                    "ip link set lo up && exec \"$0\" \"$@\"",
-                ])
-                .arg(belterd_path());
-            wrapped
-        } else {
-            Command::new(belterd_path())
-        };
+        let mut command = self.wrapped_command();
         command
             .arg("--data-dir")
             .arg(self.data_dir())

@@ -358,3 +358,78 @@ async fn unresolvable_name_fails_as_dns() {
     let error = detail.attempts[0].error.clone().unwrap_or_default();
     assert!(error.contains("host name did not resolve"), "{error}");
 }
+
+#[tokio::test]
+async fn full_store_answers_503() {
+    let options = DaemonOptions {
+        data_dir_limit_bytes: Some(4 * 1024 * 1024),
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let paused = belter_tests::endpoint::subscribe_with(
+        &client,
+        &receiver,
+        belter_common::records::EventSelection::All,
+        true,
+    )
+    .await;
+    let comment = "x".repeat(200_000);
+    let body = serde_json::json!({
+        "event": "csat.received",
+        "data": {"conversation_id": "c1", "rating": 4, "via": "api", "comment": comment},
+    })
+    .to_string();
+
+    let mut accepted = Vec::new();
+    let mut rejected = None;
+    for _ in 0..100 {
+        match client.post_event(body.clone().into_bytes(), None).await {
+            Ok(answer) => accepted.extend(answer.deliveries),
+            Err(error) => {
+                rejected = Some(error);
+                break;
+            }
+        }
+    }
+    let error = rejected.expect("a 4 MiB data directory filled up");
+    let health = client.health().await;
+    let mut listed = Vec::new();
+    let mut query = belter_common::api::DeliveryQuery {
+        limit: Some(1_000),
+        ..Default::default()
+    };
+    loop {
+        let page = client
+            .list_deliveries(&query)
+            .await
+            .expect("the log is served");
+        listed.extend(page.deliveries.into_iter().map(|delivery| delivery.id));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+
+    assert_eq!(
+        error.status(),
+        Some(hyper::StatusCode::SERVICE_UNAVAILABLE),
+        "{error}"
+    );
+    assert!(
+        !accepted.is_empty(),
+        "events were accepted before the disk filled"
+    );
+    assert!(health.is_ok(), "{health:?}");
+    for id in &accepted {
+        assert!(
+            listed.contains(id),
+            "acknowledged delivery {id} missing from the log"
+        );
+    }
+    assert_eq!(
+        paused.endpoint.state,
+        belter_common::records::EndpointState::Paused
+    );
+}
