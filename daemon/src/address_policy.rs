@@ -102,19 +102,22 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xffc0) == 0xfe80 // fe80::/10 link-local
         || (first & 0xffc0) == 0xfec0 // fec0::/10 site-local, deprecated
         || first == 0x2001 && ip.segments()[1] == 0x0db8 // 2001:db8::/32 documentation
-        || nat64_internal(ip)
+        || embedded_v4_internal(ip)
 }
 
-/// Whether a NAT64 address (64:ff9b::/96) embeds an internal IPv4 address.
-fn nat64_internal(ip: Ipv6Addr) -> bool {
+/// Whether an IPv6 address that carries an IPv4 address carries an internal one: NAT64
+/// (64:ff9b::/96), IPv4-compatible (::/96, deprecated) and 6to4 (2002::/16).
+fn embedded_v4_internal(ip: Ipv6Addr) -> bool {
     let segments = ip.segments();
-    if segments[..6] != [0x64, 0xff9b, 0, 0, 0, 0] {
-        return false;
-    }
     let octets = ip.octets();
-    is_internal_v4(Ipv4Addr::new(
-        octets[12], octets[13], octets[14], octets[15],
-    ))
+    let embedded = if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0; 6] {
+        Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15])
+    } else if segments[0] == 0x2002 {
+        Ipv4Addr::new(octets[2], octets[3], octets[4], octets[5])
+    } else {
+        return false;
+    };
+    is_internal_v4(embedded)
 }
 
 /// The resolver of the delivery client: system DNS, then the policy on every address.
@@ -175,11 +178,19 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "::127.0.0.1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
         ];
         for address in blocked {
             assert!(!policy.permits(ip(address)), "{address} should be blocked");
         }
-        for address in ["93.184.216.34", "2606:4700::6810:84e5", "8.8.8.8"] {
+        for address in [
+            "93.184.216.34",
+            "2606:4700::6810:84e5",
+            "8.8.8.8",
+            "2002:5db8:d822::1",
+        ] {
             assert!(policy.permits(ip(address)), "{address} should be allowed");
         }
     }

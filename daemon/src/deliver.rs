@@ -209,7 +209,7 @@ pub(crate) async fn send(
         Err(_elapsed) => {
             result.failure = Some(FailureKind::Timeout);
             result.error = Some(format!(
-                "no complete answer within {} ms",
+                "timed out: no complete answer within {} ms",
                 timeout.as_millis()
             ));
         }

@@ -316,21 +316,29 @@ fn replay_delivery(
     dry_run: bool,
     tally: &mut ReplayTally,
 ) -> Result<(), ApiError> {
-    let endpoint_exists = belter_common::EndpointId::parse(&record.endpoint_id)
+    let endpoint = belter_common::EndpointId::parse(&record.endpoint_id)
         .ok()
-        .and_then(|endpoint| state.endpoints.get(&endpoint))
-        .is_some();
-    if !endpoint_exists || record.status == DeliveryStatus::InFlight {
+        .and_then(|endpoint| state.endpoints.get(&endpoint));
+    let Some(endpoint) = endpoint else {
+        tally.skipped += 1;
+        return Ok(());
+    };
+    if record.status == DeliveryStatus::InFlight {
         tally.skipped += 1;
         return Ok(());
     }
+    // A replay goes to the endpoint's current URL, so a receiver that moved gets it there.
+    let target = &endpoint.record.url;
     if dry_run {
         tally.queued += 1;
-        *tally.targets.entry(record.target_url.clone()).or_default() += 1;
+        *tally.targets.entry(target.clone()).or_default() += 1;
         return Ok(());
     }
     let was_waiting = record.next_attempt_at.is_some();
-    match state.store.requeue(id, Timestamp::now().as_millis())? {
+    match state
+        .store
+        .requeue(id, target, Timestamp::now().as_millis())?
+    {
         ReplayOutcome::Queued(updated) => {
             if !was_waiting {
                 state.add_waiting(1);

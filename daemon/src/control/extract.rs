@@ -18,8 +18,13 @@ pub(super) fn delivery_id(text: &str) -> Result<DeliveryId, ApiError> {
 
 /// Parses a query string, absent meaning empty.
 pub(super) fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(raw.unwrap_or_default())
-        .map_err(|error| ApiError::bad_request(format!("invalid query parameter: {error}")))
+    let text = raw.unwrap_or_default();
+    serde_urlencoded::from_str(text).map_err(|error| {
+        let shown: String = text.chars().take(200).collect();
+        ApiError::bad_request(format!(
+            "invalid query {shown:?}: {error}; limit takes a whole number from 1, status and event take their names, and times take RFC 3339 or Unix milliseconds"
+        ))
+    })
 }
 
 /// Parses a JSON request body; an empty body reads as `{}`.

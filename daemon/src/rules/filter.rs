@@ -276,12 +276,28 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, FilterError> {
                 at = end;
                 word_token(text, start, &text[start..end])?
             }
+            b'.' => {
+                return Err(error_at(
+                    text,
+                    start,
+                    "a number must start with a digit, such as 0.8",
+                ));
+            }
+            b'\'' => {
+                return Err(error_at(
+                    text,
+                    start,
+                    "strings take double quotes, such as \"northwind\"",
+                ));
+            }
             _ => {
                 let shown = text[start..].chars().next().unwrap_or(' ');
                 return Err(error_at(
                     text,
                     start,
-                    &format!("unexpected character {shown:?}"),
+                    &format!(
+                        "unexpected character {shown:?}: write comparisons such as data.level >= 0.8"
+                    ),
                 ));
             }
         };
@@ -557,6 +573,8 @@ mod tests {
             ("(data.level > 1", 16, "expected )"),
             ("data.level > 1 data.brand == \"x\"", 16, "unexpected field"),
             ("data.level ~ 1", 12, "unexpected character"),
+            ("data.level >= .8", 15, "start with a digit"),
+            ("data.brand == 'x'", 15, "double quotes"),
             ("", 1, "expected a comparison"),
         ];
         for (filter, column, expected) in cases {

@@ -199,6 +199,7 @@ impl Store {
     pub(crate) fn requeue(
         &self,
         delivery_id: &DeliveryId,
+        target_url: &str,
         now_ms: u64,
     ) -> Result<ReplayOutcome, StoreError> {
         let id = delivery_id.as_str().as_bytes();
@@ -216,6 +217,7 @@ impl Store {
             record.status = DeliveryStatus::Pending;
             record.next_attempt_at = Some(now_ms);
             record.next_trigger = AttemptTrigger::Replay;
+            target_url.clone_into(&mut record.target_url);
             record.updated_at = now_ms;
             due.insert(
                 due_key(&record.endpoint_id, now_ms, delivery_id.as_str()),
@@ -403,7 +405,7 @@ mod tests {
         let entries = store.due_entries(&endpoint, 100, 10).unwrap();
         store.claim(&entries[0], 100).unwrap();
         assert!(matches!(
-            store.requeue(&id, 120).unwrap(),
+            store.requeue(&id, "http://127.0.0.1:9/", 120).unwrap(),
             ReplayOutcome::InFlight
         ));
         store
@@ -414,13 +416,15 @@ mod tests {
                 150,
             )
             .unwrap();
-        let outcome = store.requeue(&id, 200).unwrap();
+        let outcome = store.requeue(&id, "http://127.0.0.1:9/moved", 200).unwrap();
         assert!(matches!(outcome, ReplayOutcome::Queued(_)));
         let entries = store.due_entries(&endpoint, 200, 10).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(store.next_due(&endpoint).unwrap(), Some(200));
         assert!(matches!(
-            store.requeue(&DeliveryId::generate(), 200).unwrap(),
+            store
+                .requeue(&DeliveryId::generate(), "http://127.0.0.1:9/", 200)
+                .unwrap(),
             ReplayOutcome::NotFound
         ));
     }

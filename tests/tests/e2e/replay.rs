@@ -237,3 +237,31 @@ async fn unknown_id_queues_nothing() {
     assert_eq!(error.status(), Some(StatusCode::NOT_FOUND));
     assert_eq!(detail.attempts.len(), 1, "the known id was replayed");
 }
+
+#[tokio::test]
+async fn replay_goes_to_current_url() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let old = Receiver::start().await;
+    let moved = Receiver::start().await;
+    let created = subscribe(&client, &old).await;
+    moved.set_secret(&created.secret);
+    let answer = daemon.ingest_accepted(csat()).await;
+    let id = &answer.deliveries[0];
+    wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    let update = belter_common::api::UpdateEndpoint {
+        url: Some(moved.url()),
+        ..Default::default()
+    };
+    client
+        .update_endpoint(&created.endpoint.id, &update)
+        .await
+        .expect("update");
+
+    client.replay(id).await.expect("replay");
+    let requests = moved.wait_for_requests(1, WAIT_TIMEOUT).await;
+
+    assert_eq!(requests[0].header(headers::DELIVERY), Some(id.as_str()));
+    assert_eq!(requests[0].signature_valid, Some(true));
+    assert_eq!(old.count(), 1);
+}
