@@ -100,7 +100,7 @@ fn all_events() -> EventSelection {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
-    /// A new URL for deliveries created from now on.
+    /// A new URL for deliveries created from now on and for replays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// A new event selection.

@@ -180,7 +180,8 @@ pub struct Delivery {
     pub event_type: EventType,
     /// The endpoint it is bound for.
     pub endpoint_id: EndpointId,
-    /// The URL it is sent to, fixed when the delivery was created.
+    /// The URL it is sent to: the endpoint's URL when the delivery was created, or when it was
+    /// last replayed.
     pub target_url: String,
     /// Where the delivery stands.
     pub status: DeliveryStatus,
