@@ -20,6 +20,7 @@ mod retry;
 mod routes;
 mod rules;
 mod schedule;
+mod serve;
 mod state;
 mod store;
 mod token;
@@ -198,15 +199,7 @@ impl Daemon {
         let ingest_app = ingest::router(state.clone());
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            // TODO: axum::serve sets no header read timeout, so a client that sends its headers
-            // slowly holds a connection open; serving through hyper-util's builder with
-            // header_read_timeout and a connection limit would close that gap.
-            let served = axum::serve(ingest_listener, ingest_app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "ingest listener failed");
-            }
+            serve::serve(ingest_listener, ingest_app, stop).await;
         });
         let control_app = control::router(state.clone());
         let stop = shutdown.clone();

@@ -469,3 +469,34 @@ async fn endpoint_rejects_bad_urls() {
     assert!(endpoints.is_empty(), "created: {endpoints:?}");
     assert_healthy(&daemon, "bad endpoint URLs").await;
 }
+
+#[tokio::test]
+async fn slow_headers_are_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let daemon = DaemonProcess::start().await;
+    let mut slow = tokio::net::TcpStream::connect(daemon.ingest_addr())
+        .await
+        .expect("connect to ingest");
+    slow.write_all(b"POST /v1/events HTTP/1.1\r\nHost: belterd\r\n")
+        .await
+        .expect("send the first header lines");
+
+    // belterd allows 10 s for the headers; the rest never comes.
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    let fresh = daemon.ingest(sample_body(EventType::CsatReceived)).await;
+
+    assert!(closed.is_ok(), "the connection was still open after 20 s");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(9),
+        "closed after {:?}, before the header timeout",
+        started.elapsed()
+    );
+    assert_eq!(fresh.status, StatusCode::ACCEPTED);
+}
