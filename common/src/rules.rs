@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{EventId, RuleId};
 use crate::timestamp::Timestamp;
 
-/// What a threshold rule covers. A more specific scope decides over a broader one: agent over
+/// The scope of a threshold rule. A more specific scope decides over a broader one: agent over
 /// team over brand over global.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -87,7 +87,7 @@ pub struct ThresholdRule {
     pub created_at: Timestamp,
 }
 
-/// Where a derived event came from.
+/// The origin of a derived event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DerivedFrom {

@@ -42,13 +42,13 @@ impl AddressPolicy {
         }
     }
 
-    /// Whether deliveries may connect to `ip`.
+    /// Returns whether deliveries may connect to `ip`.
     pub(crate) fn permits(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.allowed.iter().any(|network| network.contains(&ip)) || !is_internal(ip)
     }
 
-    /// The error of a blocked address.
+    /// Builds the error message of a blocked address.
     pub(crate) fn blocked_message(host: &str, addresses: &[IpAddr]) -> String {
         let shown: Vec<String> = addresses.iter().map(ToString::to_string).collect();
         format!(
@@ -69,7 +69,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether an address is outside the public internet.
+/// Returns whether an address is outside the public internet.
 fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_internal_v4(v4),

@@ -17,7 +17,7 @@ pub(crate) const RESPONSE_EXCERPT_BYTES: usize = 4 * 1024;
 /// Idle pooled connections kept per receiver host.
 const MAX_IDLE_PER_HOST: usize = 256;
 
-/// What an attempt sends.
+/// The request of one attempt.
 #[derive(Debug)]
 pub(crate) struct AttemptRequest<'a> {
     pub(crate) url: &'a str,
@@ -66,7 +66,7 @@ impl Signatures {
     }
 }
 
-/// What an attempt observed.
+/// The observed result of one attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct AttemptResult {
     pub(crate) latency_ms: u64,
@@ -93,13 +93,13 @@ pub(crate) fn build_client(
         .connect_timeout(connect_timeout)
         .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
         // Shorter than the 5 s keep-alive of common servers such as Node's, so the pool rarely
-        // holds a connection that the receiver is about to close.
+        // keeps a connection that the receiver is about to close.
         .pool_idle_timeout(Duration::from_secs(4))
         .tcp_nodelay(true)
         .build()
 }
 
-/// The signature header: one `v1=` signature per secret, space-separated.
+/// Computes the signature header: one `v1=` signature per secret, space-separated.
 pub(crate) fn sign_all(secrets: &[&str], body: &[u8]) -> String {
     let signatures: Vec<String> = secrets
         .iter()
@@ -108,7 +108,7 @@ pub(crate) fn sign_all(secrets: &[&str], body: &[u8]) -> String {
     signatures.join(" ")
 }
 
-/// The request headers of an attempt, as sent, signatures included.
+/// Lists the request headers of an attempt, as sent, signatures included.
 pub(crate) fn request_headers(
     request: &AttemptRequest<'_>,
     signatures: &Signatures,

@@ -164,7 +164,7 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
 /// The reply half of a job and what the transaction made of it.
 type Written = Vec<(JobReply, Result<IngestWrite, WriteError>)>;
 
-/// What is left of a job once its writes went to the store.
+/// The remainder of a job once its writes went to the store.
 struct JobReply {
     writes: Vec<NewEventWrite>,
     reply: oneshot::Sender<Result<(IngestWrite, Vec<NewEventWrite>), WriteError>>,

@@ -1,5 +1,5 @@
 //! The ingest API: services post events, the daemon validates them, stores the event with one
-//! delivery per subscribed endpoint in one transaction, flushes, and only then answers 202.
+//! delivery per subscribed endpoint in one transaction, flushes, and only then responds 202.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -21,14 +21,14 @@ use crate::rules::threshold::find_breaches;
 use crate::state::AppState;
 use crate::store::{IngestWrite, NewDelivery, NewEvent, NewEventWrite};
 
-/// Longest time an ingest request body may take to arrive, so a slow client cannot hold a
+/// Maximum time an ingest request body may take to arrive, so a slow client cannot hold a
 /// connection and its buffer open.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Longest idempotency key accepted, in bytes.
+/// Maximum idempotency key length, in bytes.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-/// Header set on an answer that repeats the first answer to an idempotency key.
+/// Header set on a response that repeats the first response to an idempotency key.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// Every route of the TCP ingest listener: token-protected ingest, health, metrics and the API

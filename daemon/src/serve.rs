@@ -13,11 +13,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Longest time a client may take to send its request headers.
+/// Maximum time a client may take to send its request headers.
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connections open at once; further clients wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 1_024;
-/// Longest wait for open connections to finish their requests at shutdown.
+/// Maximum wait for open connections to finish their requests at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed accept, such as when the process runs out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);

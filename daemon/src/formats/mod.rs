@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 
 use summary::{summarize, Summary};
 
-/// Longest summary PagerDuty accepts, in characters.
+/// Maximum summary length PagerDuty accepts, in characters.
 const PAGERDUTY_SUMMARY_MAX: usize = 1_024;
 /// Most fields Slack shows in one section block.
 const SLACK_MAX_FIELDS: usize = 10;
-/// What the delivery detail shows in place of a PagerDuty routing key.
+/// Text the delivery detail shows in place of a PagerDuty routing key.
 pub(crate) const MASKED_ROUTING_KEY: &str = "[routing key hidden]";
 /// The `source` and footer name of formatted messages.
 const SOURCE: &str = "belter";

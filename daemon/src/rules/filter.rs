@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-/// Longest filter accepted, in bytes.
+/// Maximum filter length, in bytes.
 pub(crate) const MAX_FILTER_LEN: usize = 2_048;
 /// Deepest nesting of parentheses and `!` accepted.
 const MAX_DEPTH: usize = 32;
@@ -104,7 +104,7 @@ impl Filter {
         Ok(filter)
     }
 
-    /// Whether an event passes the filter.
+    /// Returns whether an event passes the filter.
     pub(crate) fn matches(&self, event_type: &str, data: &Value) -> bool {
         match self {
             Filter::And(left, right) => {

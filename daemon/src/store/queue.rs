@@ -17,7 +17,7 @@ pub(crate) struct DueEntry {
     key: sled::IVec,
 }
 
-/// What happens to a delivery after an attempt.
+/// The next step of a delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Completion {
     /// Try again at this time (ms since the epoch).
@@ -57,7 +57,7 @@ impl Store {
         Ok(entries)
     }
 
-    /// The due time of an endpoint's earliest due entry.
+    /// Returns the due time of an endpoint's earliest due entry.
     pub(crate) fn next_due(&self, endpoint: &EndpointId) -> Result<Option<u64>, StoreError> {
         match self
             .due
