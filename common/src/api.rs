@@ -134,6 +134,28 @@ pub struct RotateSecret {
     pub grace: Option<String>,
 }
 
+/// Body of `POST /v1/ingest-token/rotate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateIngestToken {
+    /// How long the old token is still accepted beside the new one, such as `1h`; absent or
+    /// `0s` retires it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<String>,
+}
+
+/// Response of `POST /v1/ingest-token/rotate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestToken {
+    /// The new token, for `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Until when the old token is still accepted, after a rotation with a grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<Timestamp>,
+}
+
 /// Response of `POST /v1/endpoints`: the endpoint and its secret, shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

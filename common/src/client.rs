@@ -14,7 +14,8 @@ use tokio::net::UnixStream;
 
 use crate::api::{
     CreateEndpoint, CreatedEndpoint, DeliveryPage, DeliveryQuery, ErrorBody, IngestResponse,
-    ReplayRequest, ReplayResponse, RotateSecret, StatsQuery, UpdateEndpoint,
+    IngestToken, ReplayRequest, ReplayResponse, RotateIngestToken, RotateSecret, StatsQuery,
+    UpdateEndpoint,
 };
 use crate::ids::{DeliveryId, EndpointId, RuleId};
 use crate::records::{
@@ -196,6 +197,18 @@ impl ControlClient {
             &request,
         )
         .await
+    }
+
+    /// Replaces the ingest token; during `grace` (such as `1h`) the old one is still accepted.
+    pub async fn rotate_ingest_token(
+        &self,
+        grace: Option<&str>,
+    ) -> Result<IngestToken, ClientError> {
+        let request = RotateIngestToken {
+            grace: grace.map(str::to_owned),
+        };
+        self.send_json(Method::POST, "/v1/ingest-token/rotate", &request)
+            .await
     }
 
     /// Lists every threshold rule.

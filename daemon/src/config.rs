@@ -92,6 +92,9 @@ pub struct Config {
     pub ingest_addr: SocketAddr,
     /// Path of the control socket.
     pub control_socket: PathBuf,
+    /// A group whose members may use the control socket: the socket then gets this group and
+    /// mode 0660 instead of 0600.
+    pub control_socket_group: Option<String>,
     /// Ingest bearer token; generated into the data directory when absent.
     pub ingest_token: Option<String>,
     /// Delays before each retry, counted from the end of the failed attempt before it.
@@ -126,6 +129,7 @@ impl Config {
         let data_dir = data_dir.into();
         Self {
             control_socket: data_dir.join(CONTROL_SOCKET_NAME),
+            control_socket_group: None,
             data_dir,
             ingest_addr: SocketAddr::from(([127, 0, 0, 1], 7700)),
             ingest_token: None,
@@ -169,6 +173,9 @@ impl Config {
         }
         if let Some(socket) = file.control_socket {
             self.control_socket = socket;
+        }
+        if let Some(group) = file.control_socket_group {
+            self.control_socket_group = Some(group);
         }
         if let Some(token) = file.ingest_token {
             let locate = at(&token);
@@ -242,6 +249,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     ingest_addr: Option<Spanned<String>>,
     control_socket: Option<PathBuf>,
+    control_socket_group: Option<String>,
     ingest_token: Option<Spanned<String>>,
     retry_schedule: Option<Spanned<String>>,
     attempt_timeout: Option<Spanned<String>>,

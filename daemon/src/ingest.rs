@@ -12,7 +12,6 @@ use belter_common::{headers, schema, DeliveryId, EventId, EventType, Timestamp};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use subtle::ConstantTimeEq;
 
 use crate::api_error::ApiError;
 use crate::flush::WriteError;
@@ -123,9 +122,10 @@ fn check_token(state: &AppState, request_headers: &HeaderMap) -> Result<(), ApiE
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .unwrap_or_default();
-    let expected = state.ingest_token.as_bytes();
-    let matches: bool = presented.as_bytes().ct_eq(expected).into();
-    if !matches {
+    if !state
+        .ingest_tokens
+        .accepts(presented, Timestamp::now().as_millis())
+    {
         return Err(unauthorized(format!("invalid ingest token: {fix}")));
     }
     Ok(())

@@ -110,9 +110,12 @@ impl Daemon {
             path: store_path.clone(),
             source,
         })?;
-        let ingest_token = match &config.ingest_token {
-            Some(token) => token.clone(),
-            None => token::load_or_generate(&config.data_dir.join(config::INGEST_TOKEN_NAME))?,
+        let ingest_tokens = match &config.ingest_token {
+            Some(token) => token::IngestTokens::new(token.clone(), None),
+            None => {
+                let path = config.data_dir.join(config::INGEST_TOKEN_NAME);
+                token::IngestTokens::new(token::load_or_generate(&path)?, Some(path))
+            }
         };
         let recovered = store
             .recover_inflight(Timestamp::now().as_millis())
@@ -165,7 +168,10 @@ impl Daemon {
                     addr: config.ingest_addr,
                     source,
                 })?;
-        let control_listener = control::bind_control_socket(&config.control_socket)?;
+        let control_listener = control::bind_control_socket(
+            &config.control_socket,
+            config.control_socket_group.as_deref(),
+        )?;
 
         let mut tasks = JoinSet::new();
         let (flusher, flush_task) = Flusher::spawn(store.clone());
@@ -179,7 +185,7 @@ impl Daemon {
             http,
             policy,
             shutdown: shutdown.clone(),
-            ingest_token,
+            ingest_tokens,
             ingest_addr,
         });
 
@@ -241,8 +247,8 @@ impl Daemon {
     }
 
     /// The ingest bearer token.
-    pub fn ingest_token(&self) -> &str {
-        &self.state.ingest_token
+    pub fn ingest_token(&self) -> String {
+        self.state.ingest_tokens.current()
     }
 
     /// A token that stops the daemon when cancelled.

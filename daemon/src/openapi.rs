@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 
-use crate::control::{deliveries, endpoints, rules, stream};
+use crate::control::{deliveries, endpoints, ingest_token, rules, stream};
 use crate::{ingest, metrics};
 
 /// Name of the bearer token scheme that `POST /v1/events` refers to.
@@ -47,6 +47,7 @@ const BEARER_SCHEME: &str = "bearer";
         rules::remove,
         deliveries::stats,
         stream::stream,
+        ingest_token::rotate,
     ),
     modifiers(&BearerToken),
     tags(

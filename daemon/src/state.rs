@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::rules::RuleSet;
 use crate::store::Store;
+use crate::token::IngestTokens;
 
 /// Lines the live stream buffers for a slow reader before it reports them as missed.
 const STREAM_CAPACITY: usize = 4_096;
@@ -35,7 +36,7 @@ pub(crate) struct AppState {
     /// Wakes the scheduler when new work is queued or an attempt ends.
     pub(crate) wake_scheduler: Arc<Notify>,
     pub(crate) shutdown: CancellationToken,
-    pub(crate) ingest_token: Arc<String>,
+    pub(crate) ingest_tokens: Arc<IngestTokens>,
     pub(crate) ingest_addr: SocketAddr,
     pub(crate) started_at: Timestamp,
     pub(crate) metrics: Arc<Metrics>,
@@ -53,7 +54,7 @@ pub(crate) struct StateParts {
     pub(crate) http: reqwest::Client,
     pub(crate) policy: AddressPolicy,
     pub(crate) shutdown: CancellationToken,
-    pub(crate) ingest_token: String,
+    pub(crate) ingest_tokens: IngestTokens,
     pub(crate) ingest_addr: SocketAddr,
 }
 
@@ -71,7 +72,7 @@ impl AppState {
             stream,
             wake_scheduler: Arc::new(Notify::new()),
             shutdown: parts.shutdown,
-            ingest_token: Arc::new(parts.ingest_token),
+            ingest_tokens: Arc::new(parts.ingest_tokens),
             ingest_addr: parts.ingest_addr,
             started_at: Timestamp::now(),
             metrics: Arc::new(Metrics::new()),

@@ -62,6 +62,10 @@ struct Args {
     /// Path of the control socket [default: <data dir>/control.sock].
     #[arg(long)]
     control_socket: Option<PathBuf>,
+    /// A group whose members may use the control socket; the socket then gets mode 0660
+    /// instead of 0600.
+    #[arg(long, value_name = "GROUP")]
+    control_socket_group: Option<String>,
     /// Delays before each retry, comma-separated [default: 30s,5m,30m,2h,12h].
     #[arg(long)]
     retry_schedule: Option<String>,
@@ -117,6 +121,9 @@ fn build_config(args: Args) -> anyhow::Result<Config> {
     }
     if let Some(socket) = args.control_socket {
         config.control_socket = socket;
+    }
+    if let Some(group) = args.control_socket_group {
+        config.control_socket_group = Some(group);
     }
     if let Some(schedule) = args.retry_schedule {
         config.retry_schedule = config::parse_schedule(&schedule)?;

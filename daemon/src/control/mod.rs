@@ -4,6 +4,7 @@
 pub(crate) mod deliveries;
 pub(crate) mod endpoints;
 mod extract;
+pub(crate) mod ingest_token;
 pub(crate) mod rules;
 mod socket;
 pub(crate) mod stream;
@@ -40,6 +41,7 @@ pub(crate) fn routes() -> Vec<Route> {
         Route::get("/v1/rules", rules::list),
         Route::post("/v1/rules", rules::create),
         Route::delete("/v1/rules/{id}", rules::remove),
+        Route::post("/v1/ingest-token/rotate", ingest_token::rotate),
         Route::get("/v1/stats", deliveries::stats),
         Route::get("/v1/stream", stream::stream),
     ]

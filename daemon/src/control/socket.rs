@@ -9,6 +9,8 @@ use tokio::net::UnixListener;
 
 /// Permissions of the control socket: owner read and write only.
 const SOCKET_MODE: u32 = 0o600;
+/// Permissions of the control socket shared with a group.
+const GROUP_SOCKET_MODE: u32 = 0o660;
 
 /// A control socket that cannot be bound.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +18,9 @@ pub enum SocketError {
     /// Another daemon answers on the socket path.
     #[error("another belterd is running on the control socket {0}: stop it, or pass another --control-socket")]
     InUse(PathBuf),
+    /// The group named for the socket does not exist.
+    #[error("unknown control_socket_group {0:?}: name a group from /etc/group, or remove the key")]
+    UnknownGroup(String),
     /// The socket or its directory could not be created.
     #[error("cannot create the control socket {path}: {source}")]
     Io {
@@ -26,8 +31,29 @@ pub enum SocketError {
     },
 }
 
-/// Binds the control socket at `path`, creating its directory (mode 0700) when missing.
-pub(crate) fn bind_control_socket(path: &Path) -> Result<UnixListener, SocketError> {
+/// Looks a group up by name in `/etc/group`.
+fn group_id(name: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let group = fields.next()?;
+        let gid = fields.nth(1)?;
+        (group == name).then(|| gid.parse().ok()).flatten()
+    })
+}
+
+/// Binds the control socket at `path`, creating its directory (mode 0700) when missing. With a
+/// `group`, the socket belongs to that group with mode 0660, else it is owner-only.
+pub(crate) fn bind_control_socket(
+    path: &Path,
+    group: Option<&str>,
+) -> Result<UnixListener, SocketError> {
+    let gid = match group {
+        Some(name) => {
+            Some(group_id(name).ok_or_else(|| SocketError::UnknownGroup(name.to_owned()))?)
+        }
+        None => None,
+    };
     let io_error = |source| SocketError::Io {
         path: path.to_owned(),
         source,
@@ -54,8 +80,14 @@ pub(crate) fn bind_control_socket(path: &Path) -> Result<UnixListener, SocketErr
         }
     }
     let listener = UnixListener::bind(path).map_err(io_error)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
-        .map_err(io_error)?;
+    let mode = match gid {
+        Some(gid) => {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(io_error)?;
+            GROUP_SOCKET_MODE
+        }
+        None => SOCKET_MODE,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
     Ok(listener)
 }
 
@@ -67,10 +99,10 @@ mod tests {
     async fn live_socket_is_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/control.sock");
-        let _first = bind_control_socket(&path).unwrap();
+        let _first = bind_control_socket(&path, None).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, SOCKET_MODE);
-        let error = bind_control_socket(&path).unwrap_err();
+        let error = bind_control_socket(&path, None).unwrap_err();
         assert!(matches!(error, SocketError::InUse(_)), "{error}");
     }
 
@@ -78,8 +110,35 @@ mod tests {
     async fn stale_socket_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control.sock");
-        drop(bind_control_socket(&path).unwrap());
+        drop(bind_control_socket(&path, None).unwrap());
         assert!(path.exists());
-        assert!(bind_control_socket(&path).is_ok());
+        assert!(bind_control_socket(&path, None).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn group_gets_read_and_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        // Group "root" (gid 0) exists on every Linux system.
+        let _listener = bind_control_socket(&path, Some("root")).unwrap();
+        let metadata = std::fs::metadata(&path).unwrap();
+        assert_eq!(metadata.permissions().mode() & 0o777, GROUP_SOCKET_MODE);
+        assert_eq!(std::os::unix::fs::MetadataExt::gid(&metadata), 0);
+    }
+
+    #[test]
+    fn unknown_group_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let error = bind_control_socket(&path, Some("no-such-group-belter")).unwrap_err();
+        assert!(
+            error.to_string().contains("no-such-group-belter"),
+            "{error}"
+        );
     }
 }

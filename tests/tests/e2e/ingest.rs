@@ -346,3 +346,61 @@ async fn idempotency_key_other_is_new() {
     assert_ne!(second.json()["event_id"], first.json()["event_id"]);
     assert_eq!(delivery_count(&daemon).await, 2);
 }
+
+async fn status_with_token(daemon: &DaemonProcess, token: &str) -> StatusCode {
+    let authorization = format!("Bearer {token}");
+    daemon
+        .ingest_with_headers(
+            &[
+                ("content-type", "application/json"),
+                ("authorization", authorization.as_str()),
+            ],
+            sample_body(EventType::CsatReceived).as_bytes().to_vec(),
+        )
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn token_rotates_with_grace() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let first = daemon.token();
+
+    let graced = client
+        .rotate_ingest_token(Some("1h"))
+        .await
+        .expect("rotate with grace");
+    let second = daemon.token();
+    let old_during_grace = status_with_token(&daemon, &first).await;
+    let new_token = status_with_token(&daemon, &second).await;
+    let abrupt = client.rotate_ingest_token(None).await.expect("rotate");
+    let retired = status_with_token(&daemon, &second).await;
+    let third = status_with_token(&daemon, &abrupt.token).await;
+
+    assert_eq!(graced.token, second, "the token file holds the new token");
+    assert_ne!(first, second);
+    assert!(graced.previous_valid_until.is_some());
+    assert_eq!(old_during_grace, StatusCode::ACCEPTED);
+    assert_eq!(new_token, StatusCode::ACCEPTED);
+    assert_eq!(retired, StatusCode::UNAUTHORIZED);
+    assert_eq!(third, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn configured_token_cannot_rotate() {
+    let options = DaemonOptions {
+        ingest_token: Some("e2e-configured-token-0123456789".to_owned()),
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+
+    let error = daemon
+        .client()
+        .rotate_ingest_token(None)
+        .await
+        .expect_err("configured token rotated");
+
+    assert_eq!(error.status(), Some(StatusCode::CONFLICT));
+    assert!(error.to_string().contains("BELTER_INGEST_TOKEN"), "{error}");
+}
