@@ -56,6 +56,8 @@ pub(crate) enum Command {
     /// Manage threshold rules that raise score.threshold_breached events
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Replace the ingest token and print the new one
+    RotateIngestToken(RotateIngestTokenArgs),
     /// Send deliveries again, by id or by filter
     Replay(ReplayArgs),
     /// Show delivery totals over a time window
@@ -92,6 +94,14 @@ pub(crate) struct AddRuleArgs {
     /// A score below this breaks the rule
     #[arg(long, value_name = "SCORE")]
     pub(crate) min_score: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateIngestTokenArgs {
+    /// How long the old token is still accepted beside the new one, such as 1h, so services
+    /// can switch without a rejected event [default: retire it at once]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_text)]
+    pub(crate) grace: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -65,6 +65,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(command) => events::run(&client, json, command).await,
         Command::Deliveries(command) => deliveries::run(&client, json, command).await,
         Command::Rules(command) => rules::run(&client, json, command).await,
+        Command::RotateIngestToken(args) => {
+            status::rotate_ingest_token(&client, json, args.grace.as_deref()).await
+        }
         Command::Replay(args) => replay::run(&client, json, args).await,
         Command::Stats(args) => status::stats(&client, json, args.window.as_deref()).await,
         Command::Health => status::health(&client, json).await,

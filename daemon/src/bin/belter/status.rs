@@ -134,3 +134,19 @@ mod tests {
         );
     }
 }
+
+/// Runs `belter rotate-ingest-token`: prints only the new token, so `$(…)` captures it.
+pub(crate) async fn rotate_ingest_token(
+    client: &ControlClient,
+    json: bool,
+    grace: Option<&str>,
+) -> anyhow::Result<()> {
+    let rotated = client.rotate_ingest_token(grace).await?;
+    if json {
+        return print_json(&rotated);
+    }
+    if let Some(until) = rotated.previous_valid_until {
+        eprintln!("The old token is accepted until {until}.");
+    }
+    print_text(&format!("{}\n", rotated.token))
+}
