@@ -77,6 +77,22 @@ fn render_stats(stats: &Stats) -> String {
     ])
 }
 
+/// Runs `belter rotate-ingest-token`: prints only the new token, so `$(…)` captures it.
+pub(crate) async fn rotate_ingest_token(
+    client: &ControlClient,
+    json: bool,
+    grace: Option<&str>,
+) -> anyhow::Result<()> {
+    let rotated = client.rotate_ingest_token(grace).await?;
+    if json {
+        return print_json(&rotated);
+    }
+    if let Some(until) = rotated.previous_valid_until {
+        eprintln!("The old token is accepted until {until}.");
+    }
+    print_text(&format!("{}\n", rotated.token))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,20 +149,4 @@ mod tests {
             "{output}"
         );
     }
-}
-
-/// Runs `belter rotate-ingest-token`: prints only the new token, so `$(…)` captures it.
-pub(crate) async fn rotate_ingest_token(
-    client: &ControlClient,
-    json: bool,
-    grace: Option<&str>,
-) -> anyhow::Result<()> {
-    let rotated = client.rotate_ingest_token(grace).await?;
-    if json {
-        return print_json(&rotated);
-    }
-    if let Some(until) = rotated.previous_valid_until {
-        eprintln!("The old token is accepted until {until}.");
-    }
-    print_text(&format!("{}\n", rotated.token))
 }
