@@ -85,6 +85,7 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<ThresholdRul
     request_body = CreateRule,
     responses(
         (status = 201, description = "The new rule", body = ThresholdRule),
+        (status = 409, description = "A rule for the same scope and criterion exists", body = ErrorBody),
         (status = 422, description = "Invalid request body, naming the field", body = ErrorBody),
     )
 )]
@@ -94,6 +95,20 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<ThresholdRule>), ApiError> {
     let request: CreateRule = extract::json(&body)?;
     let record = check_rule(request)?;
+    let existing = state.rules.list().into_iter().find(|rule| {
+        rule.scope == record.scope
+            && rule.scope_id == record.scope_id
+            && rule.criterion == record.criterion
+    });
+    if let Some(existing) = existing {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "rule {} already covers this scope and criterion: delete it first, or keep it",
+                existing.id
+            ),
+        ));
+    }
     let rule = state.rules.insert(&state.store, record)?;
     state.flusher.flush().await.map_err(ApiError::store)?;
     tracing::info!(rule_id = %rule.id, scope = rule.scope.as_str(), min_score = rule.min_score, "threshold rule created");

@@ -293,3 +293,26 @@ async fn invalid_filter_points_at_mistake() {
     );
     assert_eq!(kept.filter.as_deref(), Some("data.level >= 0.5"));
 }
+
+#[tokio::test]
+async fn duplicate_rule_is_rejected() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    add_rule(&client, RuleScope::Team, Some("billing-emea"), None, 80.0).await;
+    let again = CreateRule {
+        scope: RuleScope::Team,
+        scope_id: Some("billing-emea".to_owned()),
+        criterion: None,
+        min_score: 70.0,
+    };
+
+    let error = client
+        .create_rule(&again)
+        .await
+        .expect_err("duplicate rule accepted");
+    let rules = client.list_rules().await.expect("list rules");
+
+    assert_eq!(error.status(), Some(StatusCode::CONFLICT));
+    assert!(error.to_string().contains(rules[0].id.as_str()), "{error}");
+    assert_eq!(rules.len(), 1);
+}
