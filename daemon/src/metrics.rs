@@ -140,7 +140,7 @@ impl Metrics {
         let consecutive_failures = Family::<EndpointLabels, Gauge>::default();
         registry.register(
             "endpoint_consecutive_failures",
-            "Failed attempts in a row since the endpoint's last success, counted since belterd started",
+            "Failed attempts in a row since the endpoint's last success, kept across restarts",
             consecutive_failures.clone(),
         );
         Self {

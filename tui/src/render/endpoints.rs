@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph};
 use ratatui::Frame;
 
-use crate::app::{App, Connection};
+use crate::app::App;
 use crate::format;
 use crate::theme::Theme;
 
@@ -37,9 +37,6 @@ const LABEL_WIDTH: usize = 9;
 /// Opening of the pause reason that belterd writes. The console strips it and writes
 /// "auto-paused by belterd" itself.
 const DAEMON_REASON_PREFIX: &str = "paused by belterd: ";
-
-/// The stats window of the failure counts, in milliseconds.
-const FAILURE_WINDOW_MILLIS: u64 = 86_400_000;
 
 pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
     let theme = app.theme;
@@ -192,26 +189,13 @@ fn auto_pause_reason(endpoint: &Endpoint) -> Option<&str> {
     Some(reason.strip_prefix(DAEMON_REASON_PREFIX).unwrap_or(reason))
 }
 
-/// Describes the failure counts. The daemon counts them in memory, so while it has run for less
-/// than the 24 h window they cover only the time since it started.
-fn failures_text(app: &App, endpoint: &Endpoint) -> String {
-    let in_a_row = format!("{} failed attempts in a row", endpoint.consecutive_failures);
-    let recent = format::count(endpoint.recent_failures);
-    let uptime = match &app.connection {
-        Connection::Live(health) => Some(
-            app.now
-                .as_millis()
-                .saturating_sub(health.started_at.as_millis()),
-        ),
-        _ => None,
-    };
-    match uptime {
-        Some(uptime) if uptime < FAILURE_WINDOW_MILLIS => format!(
-            "{in_a_row}, {recent} since belterd started {} ago",
-            format::age(uptime)
-        ),
-        _ => format!("{in_a_row}, {recent} in 24 h"),
-    }
+/// Describes the failure counts, which belterd keeps across restarts.
+fn failures_text(endpoint: &Endpoint) -> String {
+    format!(
+        "{} failed attempts in a row, {} in 24 h",
+        endpoint.consecutive_failures,
+        format::count(endpoint.recent_failures)
+    )
 }
 
 /// Draws the selected endpoint's details that the list has no room for.
@@ -250,7 +234,7 @@ fn render_panel(app: &App, endpoint: &Endpoint, frame: &mut Frame, area: Rect) {
         (EndpointState::Paused, None) => {
             field("paused", "by an operator".to_owned(), theme.retrying())
         }
-        (EndpointState::Active, _) => field("active", failures_text(app, endpoint), Style::new()),
+        (EndpointState::Active, _) => field("active", failures_text(endpoint), Style::new()),
     };
 
     let lines = vec![

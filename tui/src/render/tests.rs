@@ -247,7 +247,7 @@ fn endpoints_at_80x24() {
     .ends_with('…'));
     assert!(screen.contains("filter   none, every event of the types above"));
     assert!(
-        screen.contains("0 since belterd started 2h 13m ago"),
+        screen.contains("0 failed attempts in a row, 0 in 24 h"),
         "{screen}"
     );
     update(&mut app, Action::Move(Motion::Down));
