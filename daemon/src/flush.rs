@@ -5,7 +5,7 @@
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::store::{IngestJob, IngestWrite, NewEventWrite, Store};
+use crate::store::{Idempotency, IngestJob, IngestWrite, NewEventWrite, Store};
 
 /// Longest wait for a flush before the requests that need it are answered with an error.
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -29,10 +29,18 @@ pub(crate) enum WriteError {
     Flush(#[from] FlushError),
 }
 
+/// An idempotency key with the response and request fingerprint to keep for its repeats.
+#[derive(Debug, Clone)]
+pub(crate) struct IdempotencyOwned {
+    pub(crate) key: String,
+    pub(crate) response: Vec<u8>,
+    pub(crate) fingerprint: Vec<u8>,
+}
+
 /// One ingest request for the writer.
 struct WriteJob {
     writes: Vec<NewEventWrite>,
-    idempotency: Option<(String, Vec<u8>)>,
+    idempotency: Option<IdempotencyOwned>,
     reply: oneshot::Sender<Result<(IngestWrite, Vec<NewEventWrite>), WriteError>>,
 }
 
@@ -73,7 +81,7 @@ impl Flusher {
     pub(crate) async fn write(
         &self,
         writes: Vec<NewEventWrite>,
-        idempotency: Option<(String, Vec<u8>)>,
+        idempotency: Option<IdempotencyOwned>,
     ) -> Result<(IngestWrite, Vec<NewEventWrite>), WriteError> {
         let (reply, receiver) = oneshot::channel();
         let job = WriteJob {
@@ -181,10 +189,11 @@ async fn write_jobs(store: &Store, jobs: Vec<WriteJob>) -> Written {
             .iter()
             .map(|job| IngestJob {
                 writes: &job.writes,
-                idempotency: job
-                    .idempotency
-                    .as_ref()
-                    .map(|(key, answer)| (key.as_str(), answer.as_slice())),
+                idempotency: job.idempotency.as_ref().map(|entry| Idempotency {
+                    key: &entry.key,
+                    response: &entry.response,
+                    fingerprint: &entry.fingerprint,
+                }),
             })
             .collect();
         let result = store.write_batch(&batch);

@@ -12,9 +12,10 @@ use belter_common::{headers, schema, DeliveryId, EventId, EventType, Timestamp};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use crate::api_error::ApiError;
-use crate::flush::WriteError;
+use crate::flush::{IdempotencyOwned, WriteError};
 use crate::routes::{self, Route};
 use crate::rules::threshold::find_breaches;
 use crate::state::AppState;
@@ -263,9 +264,12 @@ async fn ingest(
     let answer_bytes = serde_json::to_vec(&answer)
         .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
 
-    let idempotency = idempotency_key
-        .clone()
-        .map(|key| (key, answer_bytes.clone()));
+    let fingerprint = Sha256::digest(&bytes).to_vec();
+    let idempotency = idempotency_key.clone().map(|key| IdempotencyOwned {
+        key,
+        response: answer_bytes.clone(),
+        fingerprint: fingerprint.clone(),
+    });
     let (written, writes) = state
         .flusher
         .write(writes, idempotency)
@@ -274,9 +278,19 @@ async fn ingest(
             WriteError::Store(message) => ApiError::store(message),
             WriteError::Flush(error) => ApiError::not_flushed(error),
         })?;
-    if let IngestWrite::Duplicate(first_answer) = written {
-        tracing::debug!(idempotency_key = ?idempotency_key, "repeated idempotency key");
-        return Ok(json_answer(first_answer, true));
+    if let IngestWrite::Duplicate {
+        response,
+        fingerprint: first,
+    } = written
+    {
+        let key = idempotency_key.unwrap_or_default();
+        if first != fingerprint {
+            return Err(ApiError::unprocessable(format!(
+                "Idempotency-Key {key:?} was first used with a different body: send a new key for a new event"
+            )));
+        }
+        tracing::debug!(idempotency_key = %key, "repeated idempotency key");
+        return Ok(json_answer(response, true));
     }
 
     for write in &writes {

@@ -34,11 +34,21 @@ pub(crate) struct NewEventWrite {
     pub(crate) derived_from: Option<(String, String)>,
 }
 
+/// An idempotency key with what to keep for its repeats.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Idempotency<'a> {
+    pub(crate) key: &'a str,
+    /// The 202 response body.
+    pub(crate) response: &'a [u8],
+    /// SHA-256 of the request body.
+    pub(crate) fingerprint: &'a [u8],
+}
+
 /// One ingest request of a batch: its events and its idempotency key with the answer to keep.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IngestJob<'a> {
     pub(crate) writes: &'a [NewEventWrite],
-    pub(crate) idempotency: Option<(&'a str, &'a [u8])>,
+    pub(crate) idempotency: Option<Idempotency<'a>>,
 }
 
 /// An ingest request encoded for the store.
@@ -93,11 +103,12 @@ impl<'a> EncodedJob<'a> {
             }
         }
         let idempotency = match job.idempotency {
-            Some((key, response)) => Some((
-                key,
+            Some(entry) => Some((
+                entry.key,
                 encode(&IdempotencyRecord {
                     created_at: job.writes.first().map_or(0, |write| write.event.created_at),
-                    response: response.to_vec(),
+                    response: entry.response.to_vec(),
+                    fingerprint: entry.fingerprint.to_vec(),
                 })?,
             )),
             None => None,
@@ -115,8 +126,12 @@ impl<'a> EncodedJob<'a> {
 pub(crate) enum IngestWrite {
     /// The event and its deliveries were written.
     Written,
-    /// The idempotency key was used before; nothing was written. Holds the first answer.
-    Duplicate(Vec<u8>),
+    /// The idempotency key was used before; nothing was written. Holds the first response and
+    /// the first request's fingerprint.
+    Duplicate {
+        response: Vec<u8>,
+        fingerprint: Vec<u8>,
+    },
 }
 
 /// What one retention sweep removed.
@@ -135,7 +150,7 @@ impl Store {
         &self,
         event: &NewEvent,
         deliveries: &[NewDelivery],
-        idempotency: Option<(&str, &[u8])>,
+        idempotency: Option<Idempotency<'_>>,
     ) -> Result<IngestWrite, StoreError> {
         let write = NewEventWrite {
             event: NewEvent {
@@ -164,7 +179,7 @@ impl Store {
     pub(crate) fn write_events(
         &self,
         writes: &[NewEventWrite],
-        idempotency: Option<(&str, &[u8])>,
+        idempotency: Option<Idempotency<'_>>,
     ) -> Result<IngestWrite, StoreError> {
         let mut outcomes = self.write_batch(&[IngestJob {
             writes,
@@ -191,7 +206,10 @@ impl Store {
                     if let Some((key, record)) = &job.idempotency {
                         if let Some(existing) = idempotency_tree.get(key.as_bytes())? {
                             let first: IdempotencyRecord = decode(&existing).map_err(abort)?;
-                            outcomes.push(IngestWrite::Duplicate(first.response));
+                            outcomes.push(IngestWrite::Duplicate {
+                                response: first.response,
+                                fingerprint: first.fingerprint,
+                            });
                             continue;
                         }
                         idempotency_tree.insert(key.as_bytes(), record.as_slice())?;
@@ -330,15 +348,31 @@ mod tests {
         let (_dir, store) = open_temp();
         let first = sample_event(1_000);
         let outcome = store
-            .write_event(&first, &[], Some(("key-1", b"first answer")))
+            .write_event(
+                &first,
+                &[],
+                Some(Idempotency {
+                    key: "key-1",
+                    response: b"first answer",
+                    fingerprint: b"f",
+                }),
+            )
             .unwrap();
         assert!(matches!(outcome, IngestWrite::Written));
         let second = sample_event(2_000);
         let outcome = store
-            .write_event(&second, &[], Some(("key-1", b"second answer")))
+            .write_event(
+                &second,
+                &[],
+                Some(Idempotency {
+                    key: "key-1",
+                    response: b"second answer",
+                    fingerprint: b"f",
+                }),
+            )
             .unwrap();
         match outcome {
-            IngestWrite::Duplicate(answer) => assert_eq!(answer, b"first answer"),
+            IngestWrite::Duplicate { response, .. } => assert_eq!(response, b"first answer"),
             IngestWrite::Written => panic!("second write with the same key was stored"),
         }
         assert!(store.event(second.id.as_str()).unwrap().is_none());
@@ -360,16 +394,26 @@ mod tests {
         let jobs = [
             IngestJob {
                 writes: std::slice::from_ref(&first),
-                idempotency: Some(("key-1", b"first")),
+                idempotency: Some(Idempotency {
+                    key: "key-1",
+                    response: b"first",
+                    fingerprint: b"f",
+                }),
             },
             IngestJob {
                 writes: std::slice::from_ref(&second),
-                idempotency: Some(("key-1", b"second")),
+                idempotency: Some(Idempotency {
+                    key: "key-1",
+                    response: b"second",
+                    fingerprint: b"f",
+                }),
             },
         ];
         let outcomes = store.write_batch(&jobs).unwrap();
         assert!(matches!(outcomes[0], IngestWrite::Written));
-        assert!(matches!(&outcomes[1], IngestWrite::Duplicate(answer) if answer == b"first"));
+        assert!(
+            matches!(&outcomes[1], IngestWrite::Duplicate { response, .. } if response == b"first")
+        );
         assert!(store.event(first.event.id.as_str()).unwrap().is_some());
         assert!(store.event(second.event.id.as_str()).unwrap().is_none());
     }

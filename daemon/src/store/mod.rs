@@ -30,7 +30,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::codec::CodecError;
 
-pub(crate) use events::{IngestJob, IngestWrite, NewDelivery, NewEvent, NewEventWrite};
+pub(crate) use events::{
+    Idempotency, IngestJob, IngestWrite, NewDelivery, NewEvent, NewEventWrite,
+};
 pub(crate) use health::StoredHealth;
 pub(crate) use log::LogScan;
 pub(crate) use queue::{Completion, ReplayOutcome};

@@ -210,4 +210,6 @@ pub(crate) struct IdempotencyRecord {
     pub(crate) created_at: u64,
     /// The JSON body of the first 202 answer.
     pub(crate) response: Vec<u8>,
+    /// SHA-256 of the first request body, to tell a retry from a different event.
+    pub(crate) fingerprint: Vec<u8>,
 }

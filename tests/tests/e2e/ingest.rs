@@ -347,6 +347,27 @@ async fn idempotency_key_other_is_new() {
     assert_eq!(delivery_count(&daemon).await, 2);
 }
 
+#[tokio::test]
+async fn idempotency_key_other_body_rejected() {
+    let daemon = DaemonProcess::start().await;
+
+    let first = daemon
+        .ingest_with_key(sample_body(EventType::CsatReceived), "order-7")
+        .await;
+    let other = daemon
+        .ingest_with_key(sample_body(EventType::FrustrationDetected), "order-7")
+        .await;
+
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        other.error_message().contains("order-7"),
+        "{}",
+        other.error_message()
+    );
+    assert_eq!(delivery_count(&daemon).await, 0, "no endpoint, no delivery");
+}
+
 async fn status_with_token(daemon: &DaemonProcess, token: &str) -> StatusCode {
     let authorization = format!("Bearer {token}");
     daemon
