@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use crate::store::{Idempotency, IngestJob, IngestWrite, NewEventWrite, Store};
 
 /// Longest wait for a flush before the requests that need it are answered with an error.
-const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Most ingest requests written in one transaction.
 const MAX_BATCH: usize = 256;

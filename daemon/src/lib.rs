@@ -45,6 +45,9 @@ use crate::registry::Registry;
 use crate::state::{AppState, StateParts};
 use crate::store::Store;
 
+/// Longest wait for the flush at shutdown.
+const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Connection timeout of delivery requests; the attempt timeout still bounds the whole attempt.
 const CONNECT_TIMEOUT_CAP: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -272,8 +275,14 @@ impl Daemon {
                 tracing::error!(%error, "daemon task failed");
             }
         }
-        if let Err(error) = store.flush().await {
-            tracing::error!(%error, "final flush failed");
+        // On a full disk sled's flush may never return, and a stop must still end.
+        match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "final flush failed"),
+            Err(_) => tracing::error!(
+                timeout_secs = FINAL_FLUSH_TIMEOUT.as_secs(),
+                "final flush did not finish; is the disk full?"
+            ),
         }
         if let Err(error) = std::fs::remove_file(&socket) {
             tracing::warn!(%error, path = %socket.display(), "cannot remove the control socket");

@@ -365,7 +365,7 @@ async fn full_store_answers_503() {
         data_dir_limit_bytes: Some(4 * 1024 * 1024),
         ..DaemonOptions::default()
     };
-    let daemon = DaemonProcess::start_with(options).await;
+    let mut daemon = DaemonProcess::start_with(options).await;
     let client = daemon.client();
     let receiver = Receiver::start().await;
     let paused = belter_tests::endpoint::subscribe_with(
