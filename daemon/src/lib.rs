@@ -279,10 +279,15 @@ impl Daemon {
         match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store.flush()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "final flush failed"),
-            Err(_) => tracing::error!(
-                timeout_secs = FINAL_FLUSH_TIMEOUT.as_secs(),
-                "final flush did not finish; is the disk full?"
-            ),
+            Err(_) => {
+                tracing::error!(
+                    timeout_secs = FINAL_FLUSH_TIMEOUT.as_secs(),
+                    "final flush did not finish; is the disk full?"
+                );
+                // Dropping the last store handle flushes again and would block forever, so the
+                // handle is leaked: what was not flushed is lost either way, and the process ends.
+                std::mem::forget(store);
+            }
         }
         if let Err(error) = std::fs::remove_file(&socket) {
             tracing::warn!(%error, path = %socket.display(), "cannot remove the control socket");

@@ -432,4 +432,9 @@ async fn full_store_answers_503() {
         paused.endpoint.state,
         belter_common::records::EndpointState::Paused
     );
+    let stopped = daemon.stop().await;
+    assert!(
+        stopped.success(),
+        "SIGTERM on a full disk ended with {stopped}"
+    );
 }
