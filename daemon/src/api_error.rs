@@ -1,4 +1,4 @@
-//! Errors of the ingest and control APIs, answered as JSON `{"error": "..."}` with their status.
+//! Errors of the ingest and control APIs, sent as JSON `{"error": "..."}` with their status.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -34,7 +34,7 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
-    /// A store failure: logged once here, answered 503 because a later try may succeed.
+    /// A store failure: logged once here, returned as 503 because a later try may succeed.
     pub(crate) fn store(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "store operation failed");
         Self::new(
@@ -45,7 +45,7 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// An ingest whose write could not be flushed: logged once, answered 503. The event may
+    /// An ingest whose write could not be flushed: logged once, returned as 503. The event may
     /// still be delivered, so a client retries with the same idempotency key.
     pub(crate) fn not_flushed(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "cannot flush an accepted event");
@@ -73,7 +73,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The answer of every unknown route.
+/// Returns the error of every unknown route.
 pub(crate) async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
         "no route {}: see docs/api.md for the routes",
@@ -81,7 +81,7 @@ pub(crate) async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ))
 }
 
-/// The answer of a known route called with a method it does not serve.
+/// Returns the error of a known route called with a method it does not serve.
 pub(crate) async fn method_not_allowed(
     method: axum::http::Method,
     uri: axum::http::Uri,

@@ -16,7 +16,7 @@ use crate::address_policy::{parse_network, NetworkError};
 pub const DEFAULT_INGEST_ADDR: &str = "127.0.0.1:7700";
 /// Default retry delays after the first attempt fails: 30 s, 5 min, 30 min, 2 h and 12 h.
 pub const DEFAULT_RETRY_SCHEDULE: &str = "30s,5m,30m,2h,12h";
-/// Default time a receiver has to answer 2xx, body read included.
+/// Default time a receiver has to respond 2xx, body read included.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default time deliveries, attempts and events are kept.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -99,7 +99,7 @@ pub struct Config {
     pub ingest_token: Option<String>,
     /// Delays before each retry, counted from the end of the failed attempt before it.
     pub retry_schedule: Vec<Duration>,
-    /// Time a receiver has to answer 2xx, body read included.
+    /// Time a receiver has to respond 2xx, body read included.
     pub attempt_timeout: Duration,
     /// How long deliveries, attempts and events are kept.
     pub retention: Duration,
@@ -119,12 +119,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// The embedded defaults, with the data directory under the user's data directory.
+    /// Returns the embedded defaults, with the data directory under the user's data directory.
     pub fn defaults() -> Result<Self, ConfigError> {
         Ok(Self::with_data_dir(default_data_dir()?))
     }
 
-    /// The embedded defaults with the given data directory.
+    /// Returns the embedded defaults with the given data directory.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         Self {
@@ -225,12 +225,12 @@ impl Config {
         Ok(())
     }
 
-    /// The number of attempts a delivery gets before it fails: the first plus one per retry.
+    /// Returns the number of attempts a delivery gets before it fails: the first plus one per retry.
     pub fn max_attempts(&self) -> u32 {
         u32::try_from(self.retry_schedule.len()).unwrap_or(u32::MAX - 1) + 1
     }
 
-    /// The retry schedule as comma-separated text, such as `30s,5m`.
+    /// Formats the retry schedule as comma-separated text, such as `30s,5m`.
     pub fn retry_schedule_text(&self) -> String {
         let parts: Vec<String> = self
             .retry_schedule
@@ -380,7 +380,7 @@ pub fn check_token(token: String) -> Result<String, ConfigError> {
     Ok(token)
 }
 
-/// The user's data directory for belterd: `$XDG_DATA_HOME/belter`, else `~/.local/share/belter`.
+/// Returns the user's data directory for belterd: `$XDG_DATA_HOME/belter`, else `~/.local/share/belter`.
 pub fn default_data_dir() -> Result<PathBuf, ConfigError> {
     if let Some(base) = std::env::var_os("XDG_DATA_HOME").filter(|value| !value.is_empty()) {
         return Ok(PathBuf::from(base).join("belter"));

@@ -1,5 +1,5 @@
 //! Group commit. Ingest requests that arrive together are written in one store transaction and
-//! share one flush, and other writers that need a flush share it too. The daemon answers 202
+//! share one flush, and other writers that need a flush share it too. The daemon responds 202
 //! only after the flush, without paying a transaction and a flush per request.
 
 use tokio::sync::{mpsc, oneshot};
@@ -7,7 +7,7 @@ use tokio::task::JoinHandle;
 
 use crate::store::{Idempotency, IngestJob, IngestWrite, NewEventWrite, Store};
 
-/// Longest wait for a flush before the requests that need it are answered with an error.
+/// Maximum wait for a flush before the requests that need it get an error.
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Most ingest requests written in one transaction.
@@ -119,7 +119,7 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
         let write_elapsed = started.elapsed();
 
         // Jobs whose write failed or that repeated an idempotency key need no flush, so they
-        // are answered at once; a store that cannot write may not finish a flush either.
+        // get their response at once; a store that cannot write may not finish a flush either.
         let mut waiting = Vec::with_capacity(written.len());
         for (job, outcome) in written {
             match outcome {
@@ -155,7 +155,7 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
             tracing::error!(%error, "flush failed");
         }
         for waiter in flushes {
-            // A waiter that gave up (its request was dropped) needs no answer.
+            // A waiter that gave up (its request was dropped) needs no response.
             let _ = waiter.send(flushed.clone());
         }
         for (job, outcome) in waiting {
@@ -163,7 +163,7 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
                 Err(error) => Err(WriteError::Flush(error.clone())),
                 Ok(()) => Ok((outcome, job.writes)),
             };
-            // A request that gave up needs no answer.
+            // A request that gave up needs no response.
             let _ = job.reply.send(answer);
         }
     }

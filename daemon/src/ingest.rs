@@ -162,7 +162,7 @@ fn stored_body(id: &EventId, kind: EventType, created_at: Timestamp, raw_data: &
     .into_bytes()
 }
 
-/// One delivery per endpoint that subscribes to `kind` and whose filter passes `data`.
+/// Creates one delivery per endpoint that subscribes to `kind` and whose filter passes `data`.
 fn new_deliveries(state: &AppState, kind: EventType, data: &serde_json::Value) -> Vec<NewDelivery> {
     state
         .endpoints
@@ -176,7 +176,7 @@ fn new_deliveries(state: &AppState, kind: EventType, data: &serde_json::Value) -
         .collect()
 }
 
-/// The `score.threshold_breached` events that the threshold rules derive from an evaluation.
+/// Derives the `score.threshold_breached` events of an evaluation from the threshold rules.
 fn derive_breaches(
     state: &AppState,
     source: &EventId,
@@ -309,7 +309,7 @@ async fn ingest(
 }
 
 /// Cancels the new deliveries of endpoints deleted while this event was being written. Deletion
-/// removes the endpoint before cancelling its queue, so either that cancel or this one sees them.
+/// removes the endpoint before cancelling its queue, so either that cancel or this one finds them.
 fn cancel_for_deleted_endpoints(state: &AppState, deliveries: &[NewDelivery]) {
     for delivery in deliveries {
         if state.endpoints.get(&delivery.endpoint_id).is_some() {

@@ -45,7 +45,7 @@ use crate::registry::Registry;
 use crate::state::{AppState, StateParts};
 use crate::store::Store;
 
-/// Longest wait for the flush at shutdown.
+/// Maximum wait for the flush at shutdown.
 const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Connection timeout of delivery requests; the attempt timeout still bounds the whole attempt.
@@ -62,7 +62,7 @@ pub enum StartError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The store could not be opened, for example because another daemon holds it.
+    /// The store could not be opened, for example because another daemon has it open.
     #[error(
         "cannot open the store in {path}: {source}. Is another belterd using this data directory?"
     )]

@@ -17,7 +17,7 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How an attempt ended, as far as scheduling cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AttemptOutcome {
-    /// The receiver answered 2xx in time.
+    /// The receiver responded 2xx in time.
     Succeeded,
     /// Anything else; `retry_after` is the receiver's `Retry-After` on a 429 or 503.
     Failed { retry_after: Option<Duration> },

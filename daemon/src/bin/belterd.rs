@@ -69,7 +69,7 @@ struct Args {
     /// Delays before each retry, comma-separated [default: 30s,5m,30m,2h,12h].
     #[arg(long)]
     retry_schedule: Option<String>,
-    /// Time a receiver has to answer 2xx, body read included, such as 15s [default: 15s].
+    /// Time a receiver has to respond 2xx, body read included, such as 15s [default: 15s].
     #[arg(long)]
     attempt_timeout: Option<String>,
     /// How long deliveries, attempts and events are kept, such as 7d [default: 7d].

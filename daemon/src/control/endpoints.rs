@@ -21,11 +21,11 @@ use crate::rules::filter::Filter;
 use crate::state::AppState;
 use crate::store::EndpointRecord;
 
-/// Longest endpoint description accepted, in bytes.
+/// Maximum endpoint description length, in bytes.
 const MAX_DESCRIPTION_LEN: usize = 1_024;
-/// Longest grace period of a secret rotation.
+/// Maximum grace period of a secret rotation.
 const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
-/// Longest endpoint URL accepted, in bytes.
+/// Maximum endpoint URL length, in bytes.
 const MAX_URL_LEN: usize = 2_048;
 
 /// Checks an endpoint URL: absolute http or https, with a host, and no user name or password.

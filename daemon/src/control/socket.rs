@@ -1,5 +1,5 @@
 //! Binding the control socket: owner-only permissions, and a leftover socket removed only once
-//! it is confirmed that no daemon answers on it.
+//! no daemon accepts connections on it.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -15,7 +15,7 @@ const GROUP_SOCKET_MODE: u32 = 0o660;
 /// A control socket that cannot be bound.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
-    /// Another daemon answers on the socket path.
+    /// Another daemon accepts connections on the socket path.
     #[error("another belterd is running on the control socket {0}: stop it, or pass another --control-socket")]
     InUse(PathBuf),
     /// The group named for the socket does not exist.
@@ -74,7 +74,7 @@ pub(crate) fn bind_control_socket(
         Ok(_) => return Err(SocketError::InUse(path.to_owned())),
         Err(error) if error.kind() == ErrorKind::NotFound => {}
         Err(_) => {
-            // Nobody answers: a socket left by a daemon that did not stop cleanly.
+            // No daemon accepts connections: a socket left by a daemon that did not stop cleanly.
             tracing::info!(path = %path.display(), "removing a stale control socket");
             std::fs::remove_file(path).map_err(io_error)?;
         }

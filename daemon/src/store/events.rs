@@ -44,7 +44,7 @@ pub(crate) struct Idempotency<'a> {
     pub(crate) fingerprint: &'a [u8],
 }
 
-/// One ingest request of a batch: its events and its idempotency key with the answer to keep.
+/// One ingest request of a batch: its events and its idempotency key with the response to keep.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IngestJob<'a> {
     pub(crate) writes: &'a [NewEventWrite],
@@ -174,7 +174,7 @@ impl Store {
 
     /// Writes events (an accepted one and those derived from it), their deliveries, the
     /// deliveries' due entries and the idempotency key in one transaction, so a crash leaves all
-    /// of them or none. The caller flushes before answering.
+    /// of them or none. The caller flushes before responding.
     #[cfg(test)]
     pub(crate) fn write_events(
         &self,

@@ -38,7 +38,7 @@ pub(crate) struct DeliveryRecord {
     pub(crate) updated_at: u64,
     /// Due time of the next attempt while the delivery waits in the due index.
     pub(crate) next_attempt_at: Option<u64>,
-    /// What causes the next attempt.
+    /// The trigger of the next attempt.
     pub(crate) next_trigger: AttemptTrigger,
     pub(crate) last_status_code: Option<u16>,
     pub(crate) last_failure: Option<FailureKind>,
@@ -52,7 +52,7 @@ impl DeliveryRecord {
         EventType::from_code(self.event_type).unwrap_or(EventType::EvaluationCompleted)
     }
 
-    /// The API view. A pending delivery of a paused endpoint shows as `paused`.
+    /// Converts to the API view. A pending delivery of a paused endpoint shows as `paused`.
     pub(crate) fn to_api(&self, id: &DeliveryId, endpoint_paused: bool) -> Delivery {
         let status = if self.status == DeliveryStatus::Pending && endpoint_paused {
             DeliveryStatus::Paused
@@ -129,7 +129,7 @@ pub(crate) struct EndpointRecord {
     pub(crate) previous_secrets: Vec<(String, u64)>,
     /// Start of the current run of failed attempts (ms), cleared by a success.
     pub(crate) failing_since: Option<u64>,
-    /// Why the daemon paused the endpoint by itself, if it did.
+    /// The reason the daemon paused the endpoint by itself, if it did.
     pub(crate) paused_reason: Option<String>,
     /// The payload filter's text, checked when it was set.
     pub(crate) filter: Option<String>,
@@ -152,7 +152,7 @@ pub(crate) struct RuleRecord {
 }
 
 impl EndpointRecord {
-    /// The secrets that sign a delivery at `now_ms`: the current one first, then earlier ones
+    /// Lists the secrets that sign a delivery at `now_ms`: the current one first, then earlier ones
     /// still within their grace period.
     pub(crate) fn signing_secrets(&self, now_ms: u64) -> Vec<&str> {
         let mut secrets = vec![self.secret.as_str()];
@@ -164,7 +164,7 @@ impl EndpointRecord {
         secrets
     }
 
-    /// The end of the latest grace period still running at `now_ms`.
+    /// Returns the end of the latest grace period still running at `now_ms`.
     pub(crate) fn previous_valid_until(&self, now_ms: u64) -> Option<u64> {
         self.previous_secrets
             .iter()
@@ -204,11 +204,11 @@ impl EndpointRecord {
     }
 }
 
-/// The first answer to an ingest request with an idempotency key.
+/// The first response to an ingest request with an idempotency key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IdempotencyRecord {
     pub(crate) created_at: u64,
-    /// The JSON body of the first 202 answer.
+    /// The JSON body of the first 202 response.
     pub(crate) response: Vec<u8>,
     /// SHA-256 of the first request body, to tell a retry from a different event.
     pub(crate) fingerprint: Vec<u8>,
