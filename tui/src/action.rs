@@ -150,7 +150,7 @@ pub enum DaemonMessage {
     Replayed {
         /// The delivery replayed.
         id: DeliveryId,
-        /// The daemon's answer.
+        /// The daemon's response.
         result: Result<ReplayResponse, CallError>,
     },
     /// A dry run counted what a replay would send.
@@ -164,7 +164,7 @@ pub enum DaemonMessage {
     ReplayedMany {
         /// The request sent.
         request: ReplayRequest,
-        /// The daemon's answer.
+        /// The daemon's response.
         result: Result<ReplayResponse, CallError>,
     },
     /// The live stream is open.

@@ -37,7 +37,7 @@ impl Tone {
 /// A symbol, a label and a tone, such as `✖ 500`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Badge {
-    /// One character that tells the outcome without colour.
+    /// One character that shows the outcome without colour.
     pub symbol: char,
     /// The HTTP status, failure kind or state.
     pub label: String,

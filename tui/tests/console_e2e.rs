@@ -275,7 +275,7 @@ fn start_daemon(runtime: &Runtime, dir: &Path) -> (Daemon, ControlClient) {
     while runtime.block_on(client.health()).is_err() {
         assert!(
             Instant::now() < deadline,
-            "belterd did not answer on {}",
+            "belterd did not respond on {}",
             socket.display()
         );
         std::thread::sleep(POLL);

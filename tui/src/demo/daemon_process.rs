@@ -1,5 +1,5 @@
 //! The demo's belterd child process: found, started with demo settings, awaited until its control
-//! socket answers, and stopped by its PID.
+//! socket responds, and stopped by its PID.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 /// Name of the daemon binary.
 const BELTERD: &str = "belterd";
 
-/// How long belterd may take to answer health after it starts.
+/// Maximum time belterd may take to respond to health after it starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Pause between health checks while belterd starts.
@@ -66,7 +66,7 @@ pub(super) struct DaemonProcess {
 
 impl DaemonProcess {
     /// Starts `binary` on `data_dir` with its control socket at `socket`, its output in
-    /// `data_dir/belterd.log`, and waits until the socket answers health.
+    /// `data_dir/belterd.log`, and waits until the socket responds to health.
     pub(super) async fn spawn(
         binary: &Path,
         data_dir: &Path,
@@ -114,7 +114,7 @@ impl DaemonProcess {
             }
             if tokio::time::Instant::now() >= deadline {
                 bail!(
-                    "belterd did not answer on {} within {}s:\n{}",
+                    "belterd did not respond on {} within {}s:\n{}",
                     socket.display(),
                     READY_TIMEOUT.as_secs(),
                     self.log_tail()

@@ -17,10 +17,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// Path that always answers 200.
+/// Path that always responds 200.
 pub(super) const CRM_PATH: &str = "/hooks/crm";
 
-/// Path that answers 500 to every attempt of a third of the deliveries.
+/// Path that responds 500 to every attempt of a third of the deliveries.
 pub(super) const ALERTS_PATH: &str = "/hooks/alerts";
 
 /// Path that answers slowly, and past the demo's 3 s attempt timeout on the first attempt of a
