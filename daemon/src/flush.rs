@@ -1,6 +1,6 @@
-//! Group commit. Ingest requests that arrive together are written in one store transaction and
-//! share one flush, and other writers that need a flush share it too. The daemon responds 202
-//! only after the flush, without paying a transaction and a flush per request.
+//! Group commit. Ingest requests that arrive together are written in one batch and share one
+//! flush, and other writers that need a flush share it too. The daemon responds 202
+//! only after the flush, without paying a flush per request.
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -10,7 +10,7 @@ use crate::store::{Idempotency, IngestJob, IngestWrite, NewEventWrite, Store};
 /// Maximum wait for a flush before the requests that need it get an error.
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Most ingest requests written in one transaction.
+/// Most ingest requests written in one batch.
 const MAX_BATCH: usize = 256;
 
 /// A flush that failed, shared by every request that waited for it.
@@ -21,10 +21,10 @@ pub(crate) struct FlushError(String);
 /// A failed ingest write.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum WriteError {
-    /// The transaction failed; nothing of the request was stored.
+    /// The write failed; a part of the request may be stored, but it got no 202.
     #[error("cannot write to the store: {0}")]
     Store(String),
-    /// The transaction was written but not flushed.
+    /// The request was written but not flushed.
     #[error(transparent)]
     Flush(#[from] FlushError),
 }
@@ -169,7 +169,7 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
     }
 }
 
-/// The reply half of a job and what the transaction made of it.
+/// The reply half of a job and what the write made of it.
 type Written = Vec<(JobReply, Result<IngestWrite, WriteError>)>;
 
 /// The remainder of a job once its writes went to the store.
@@ -178,7 +178,7 @@ struct JobReply {
     reply: oneshot::Sender<Result<(IngestWrite, Vec<NewEventWrite>), WriteError>>,
 }
 
-/// Writes every job in one transaction on a blocking thread, since sled blocks.
+/// Writes every job on a blocking thread, since sled blocks.
 async fn write_jobs(store: &Store, jobs: Vec<WriteJob>) -> Written {
     if jobs.is_empty() {
         return Vec::new();
@@ -211,14 +211,14 @@ async fn write_jobs(store: &Store, jobs: Vec<WriteJob>) -> Written {
         writes: job.writes,
         reply: job.reply,
     });
-    match result {
-        Ok(outcomes) => replies.zip(outcomes.into_iter().map(Ok)).collect(),
-        Err(error) => {
-            tracing::error!(%error, "ingest transaction failed");
-            let message = error.to_string();
-            replies
-                .map(|reply| (reply, Err(WriteError::Store(message.clone()))))
-                .collect()
-        }
-    }
+    replies
+        .zip(result)
+        .map(|(reply, outcome)| {
+            let outcome = outcome.map_err(|error| {
+                tracing::error!(%error, "ingest write failed");
+                WriteError::Store(error.to_string())
+            });
+            (reply, outcome)
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! The ingest API: services post events, the daemon validates them, stores the event with one
-//! delivery per subscribed endpoint in one transaction, flushes, and only then responds 202.
+//! delivery per subscribed endpoint, flushes, and only then responds 202.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api_error::ApiError;
 use crate::flush::{IdempotencyOwned, WriteError};
+use crate::ready::Work;
 use crate::routes::{self, Route};
 use crate::rules::threshold::find_breaches;
 use crate::state::AppState;
@@ -293,16 +294,34 @@ async fn ingest(
         return Ok(json_answer(response, true));
     }
 
-    for write in &writes {
+    let derived = writes.len() - 1;
+    let mut offers = Vec::new();
+    for mut write in writes {
         let deliveries = &write.deliveries;
         state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
         cancel_for_deleted_endpoints(state, deliveries);
         state.metrics.record_event(write.event.kind);
         tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
         announce_deliveries(state, &write.event, deliveries);
+        let body = Bytes::from(std::mem::take(&mut write.event.body));
+        offers.extend(write.due_works().filter_map(|(endpoint, due)| {
+            // Paused and deleted endpoints leave their deliveries to the due index.
+            let active = state
+                .endpoints
+                .get(endpoint)
+                .is_some_and(|entry| !entry.record.paused);
+            active.then(|| {
+                let work = Work {
+                    due,
+                    body: Some(body.clone()),
+                };
+                (endpoint.clone(), work)
+            })
+        }));
     }
-    if writes.len() > 1 {
-        tracing::info!(event_id = %event_id, breaches = writes.len() - 1, "threshold rules derived breach events");
+    state.ready.offer(offers);
+    if derived > 0 {
+        tracing::info!(event_id = %event_id, breaches = derived, "threshold rules derived breach events");
     }
     state.wake_scheduler.notify_one();
     Ok(json_answer(answer_bytes, false))
@@ -315,10 +334,12 @@ fn cancel_for_deleted_endpoints(state: &AppState, deliveries: &[NewDelivery]) {
         if state.endpoints.get(&delivery.endpoint_id).is_some() {
             continue;
         }
-        match state
-            .store
-            .cancel_endpoint(&delivery.endpoint_id, Timestamp::now().as_millis())
-        {
+        let running = state.ready.remove(&delivery.endpoint_id);
+        match state.store.cancel_endpoint(
+            &delivery.endpoint_id,
+            Timestamp::now().as_millis(),
+            &running,
+        ) {
             Ok(cancelled) => {
                 state.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(0));
                 state.metrics.record_cancelled(cancelled.len());

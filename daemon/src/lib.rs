@@ -13,7 +13,9 @@ mod formats;
 mod ingest;
 mod metrics;
 mod openapi;
+mod outcome;
 pub mod packaging;
+mod ready;
 mod registry;
 mod retention;
 mod retry;
@@ -178,6 +180,7 @@ impl Daemon {
 
         let mut tasks = JoinSet::new();
         let (flusher, flush_task) = Flusher::spawn(store.clone());
+        let (outcomes, outcome_receiver) = outcome::channel();
         let shutdown = CancellationToken::new();
         let state = AppState::new(StateParts {
             config,
@@ -190,6 +193,7 @@ impl Daemon {
             shutdown: shutdown.clone(),
             ingest_tokens,
             ingest_addr,
+            outcomes,
         });
 
         let counting = state.clone();
@@ -201,6 +205,15 @@ impl Daemon {
                     .await;
             if let Err(error) = counted {
                 tracing::error!(%error, "the waiting count task failed");
+            }
+        });
+        let writer = state.clone();
+        tasks.spawn(async move {
+            // The writer ends when the scheduler stops it, after the last attempt.
+            let written =
+                tokio::task::spawn_blocking(move || outcome::run(writer, outcome_receiver)).await;
+            if let Err(error) = written {
+                tracing::error!(%error, "the outcome writer failed");
             }
         });
         tasks.spawn(schedule::run(state.clone()));

@@ -147,7 +147,7 @@ impl EndpointEntry {
 /// Every endpoint, by id.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    entries: RwLock<BTreeMap<EndpointId, EndpointEntry>>,
+    entries: RwLock<BTreeMap<EndpointId, Arc<EndpointEntry>>>,
 }
 
 impl Registry {
@@ -162,7 +162,7 @@ impl Registry {
                     record,
                     health: Arc::new(EndpointHealth::restored(health)),
                 };
-                (id, entry)
+                (id, Arc::new(entry))
             })
             .collect();
         Self {
@@ -170,25 +170,26 @@ impl Registry {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<EndpointId, EndpointEntry>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<EndpointId, Arc<EndpointEntry>>> {
         self.entries
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<EndpointId, EndpointEntry>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<EndpointId, Arc<EndpointEntry>>> {
         self.entries
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// One endpoint.
-    pub(crate) fn get(&self, id: &EndpointId) -> Option<EndpointEntry> {
+    /// One endpoint. Entries are shared: a change replaces the entry, so a holder keeps the
+    /// version it read.
+    pub(crate) fn get(&self, id: &EndpointId) -> Option<Arc<EndpointEntry>> {
         self.read().get(id).cloned()
     }
 
     /// Every endpoint, oldest first.
-    pub(crate) fn all(&self) -> Vec<EndpointEntry> {
+    pub(crate) fn all(&self) -> Vec<Arc<EndpointEntry>> {
         self.read().values().cloned().collect()
     }
 
@@ -223,16 +224,16 @@ impl Registry {
         store: &Store,
         id: &EndpointId,
         record: EndpointRecord,
-    ) -> Result<EndpointEntry, StoreError> {
+    ) -> Result<Arc<EndpointEntry>, StoreError> {
         let mut entries = self.write();
         store.put_endpoint(id, &record)?;
-        let entry = EndpointEntry {
+        let entry = Arc::new(EndpointEntry {
             filter: CompiledFilter::compile(id, record.filter.as_deref()),
             id: id.clone(),
             record,
             health: Arc::default(),
-        };
-        entries.insert(id.clone(), entry.clone());
+        });
+        entries.insert(id.clone(), Arc::clone(&entry));
         Ok(entry)
     }
 
@@ -244,19 +245,20 @@ impl Registry {
         store: &Store,
         id: &EndpointId,
         change: impl FnOnce(&mut EndpointRecord),
-    ) -> Result<Option<EndpointEntry>, StoreError> {
+    ) -> Result<Option<Arc<EndpointEntry>>, StoreError> {
         let mut entries = self.write();
-        let Some(entry) = entries.get_mut(id) else {
+        let Some(shared) = entries.get_mut(id) else {
             return Ok(None);
         };
-        let mut record = entry.record.clone();
+        let mut record = shared.record.clone();
         change(&mut record);
         store.put_endpoint(id, &record)?;
+        let entry = Arc::make_mut(shared);
         if record.filter != entry.record.filter {
             entry.filter = CompiledFilter::compile(id, record.filter.as_deref());
         }
         entry.record = record;
-        Ok(Some(entry.clone()))
+        Ok(Some(Arc::clone(shared)))
     }
 
     /// Removes an endpoint from the store and the registry. The caller flushes.
@@ -264,7 +266,7 @@ impl Registry {
         &self,
         store: &Store,
         id: &EndpointId,
-    ) -> Result<Option<EndpointEntry>, StoreError> {
+    ) -> Result<Option<Arc<EndpointEntry>>, StoreError> {
         let mut entries = self.write();
         store.remove_endpoint(id)?;
         store.remove_endpoint_health(id)?;

@@ -1,13 +1,14 @@
-//! The scheduler: claims due deliveries endpoint by endpoint within the concurrency limits,
-//! runs their attempts, and records what follows each one. Every endpoint has its own due range
-//! and its own in-flight limit, so a slow or dead endpoint never holds up the others.
+//! The scheduler: takes due deliveries endpoint by endpoint within the concurrency limits and
+//! runs their attempts. Every endpoint has its own lane of ready deliveries and its own
+//! in-flight limit, so a slow or dead endpoint never holds up the others. Outcomes go to the
+//! outcome writer, so an attempt's end never waits on the store.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use belter_common::records::{
-    AttemptTrigger, DeliveryStatus, FailureKind, StreamEvent, StreamKind,
+    AttemptTrigger, DeliveryFormat, DeliveryStatus, FailureKind, StreamEvent, StreamKind,
 };
 use belter_common::{DeliveryId, Timestamp};
 use bytes::Bytes;
@@ -16,10 +17,12 @@ use tokio::task::JoinSet;
 
 use crate::deliver::{self, AttemptRequest};
 use crate::formats;
+use crate::outcome::Outcome;
+use crate::ready::Work;
 use crate::registry::EndpointEntry;
 use crate::retry::{self, AttemptOutcome};
 use crate::state::AppState;
-use crate::store::{AttemptRecord, Completion, DeliveryRecord, OutcomeCounts};
+use crate::store::{AttemptRecord, Completion, DueWork};
 
 /// Longest the scheduler sleeps without a wake-up, as a guard against a missed notification.
 const MAX_IDLE: Duration = Duration::from_secs(5);
@@ -27,13 +30,16 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 /// Extra time in-flight attempts get at shutdown beyond the attempt timeout.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a lane whose due index cannot be read waits before the next read.
+const REREAD_AFTER_MS: u64 = 1_000;
+
 fn now_ms() -> u64 {
     Timestamp::now().as_millis()
 }
 
-/// Runs the scheduler until shutdown, then lets the attempts in flight end. An attempt still
-/// running after the attempt timeout and a short grace stays in the in-flight set, which the
-/// next start puts back in the queue.
+/// Runs the scheduler until shutdown, then lets the attempts in flight end and stops the
+/// outcome writer once their outcomes are queued. An attempt still running after the attempt
+/// timeout and a short grace keeps its due entry, so the next start sends it again.
 pub(crate) async fn run(state: AppState) {
     let global = Arc::new(Semaphore::new(state.config.max_in_flight));
     let mut attempts = JoinSet::new();
@@ -76,14 +82,15 @@ pub(crate) async fn run(state: AppState) {
     if drained.is_err() {
         tracing::warn!(
             left = attempts.len(),
-            "attempts still running at shutdown are queued again at the next start"
+            "attempts still running at shutdown are sent again at the next start"
         );
         attempts.shutdown().await;
     }
+    state.outcomes.stop();
     tracing::info!("scheduler stopped");
 }
 
-/// Claims what is due on every active endpoint within the limits, and returns when the
+/// Starts what is due on every active endpoint within the limits, and returns when the
 /// scheduler should look again, in ms since the epoch.
 fn dispatch_due(
     state: &AppState,
@@ -103,6 +110,7 @@ fn dispatch_due(
 
     for entry in endpoints {
         if entry.record.paused {
+            state.ready.release(&entry.id);
             continue;
         }
         let busy = entry.health.in_flight.load(Ordering::Relaxed);
@@ -112,99 +120,104 @@ fn dispatch_due(
             .saturating_sub(busy)
             .min(global.available_permits());
         if free > 0 {
-            claim_and_spawn(state, global, attempts, &entry, free, now);
-        }
-        match state.store.next_due(&entry.id) {
-            Ok(Some(due)) if due > now => wake_at = wake_at.min(due),
-            Ok(_) => {}
-            Err(error) => {
-                tracing::error!(%error, endpoint_id = %entry.id, "cannot read the due index")
+            load_lane(state, &entry, free, now);
+            for work in state.ready.take(&entry.id, free) {
+                let Ok(permit) = global.clone().try_acquire_owned() else {
+                    // Only the scheduler takes permits, so this is not expected; the delivery
+                    // stays in the due index and is read again.
+                    state
+                        .ready
+                        .finished(&entry.id, &work.due.delivery_id, Some(now));
+                    continue;
+                };
+                entry.health.in_flight.fetch_add(1, Ordering::Relaxed);
+                attempts.spawn(run_attempt(state.clone(), Arc::clone(&entry), work, permit));
             }
+        }
+        if let Some(due) = state.ready.next_due(&entry.id) {
+            wake_at = wake_at.min(due.max(now + 1));
         }
     }
     wake_at
 }
 
-fn claim_and_spawn(
-    state: &AppState,
-    global: &Arc<Semaphore>,
-    attempts: &mut JoinSet<()>,
-    entry: &EndpointEntry,
-    free: usize,
-    now: u64,
-) {
-    let due = match state.store.due_entries(&entry.id, now, free) {
-        Ok(due) => due,
+/// Reads an endpoint's due index into its lane when the lane asks for it.
+fn load_lane(state: &AppState, entry: &EndpointEntry, free: usize, now: u64) {
+    let Some(plan) = state.ready.plan_scan(&entry.id, free, now) else {
+        return;
+    };
+    match state.store.load_due(&entry.id, now, plan.room, &plan.known) {
+        Ok(loaded) => state.ready.fill(&entry.id, plan, loaded),
         Err(error) => {
             tracing::error!(%error, endpoint_id = %entry.id, "cannot read the due index");
-            return;
-        }
-    };
-    for item in due {
-        let Ok(permit) = global.clone().try_acquire_owned() else {
-            return;
-        };
-        match state.store.claim(&item, now) {
-            Ok(Some(record)) => {
-                entry.health.in_flight.fetch_add(1, Ordering::Relaxed);
-                let task = run_attempt(
-                    state.clone(),
-                    entry.clone(),
-                    item.delivery_id,
-                    record,
-                    permit,
-                );
-                attempts.spawn(task);
-            }
-            Ok(None) => {}
-            Err(error) => {
-                tracing::error!(%error, delivery_id = %item.delivery_id, "cannot claim a due delivery");
-            }
+            state.ready.defer_scan(&entry.id, now + REREAD_AFTER_MS);
         }
     }
 }
 
-/// Runs one attempt and records its outcome. The permit and the endpoint's in-flight count are
-/// released when it ends.
+/// The body to send: the stored event body, rendered for the endpoint's format. Reads the
+/// event when ingest did not hand the body over; `None` when it is gone.
+fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> Option<Bytes> {
+    let stored = match work.body.take() {
+        Some(body) => body,
+        None => match state.store.event(&work.due.record.event_id) {
+            Ok(Some(event)) => Bytes::from(event.body),
+            Ok(None) => {
+                tracing::warn!(delivery_id = %work.due.delivery_id, event_id = %work.due.record.event_id, "event is gone, delivery dropped");
+                return None;
+            }
+            Err(error) => {
+                tracing::error!(%error, delivery_id = %work.due.delivery_id, "cannot read the event of a delivery");
+                return None;
+            }
+        },
+    };
+    if entry.record.format == DeliveryFormat::Raw {
+        return Some(stored);
+    }
+    Some(Bytes::from(formats::render(
+        entry.record.format,
+        &stored,
+        entry.record.routing_key.as_deref(),
+    )))
+}
+
+/// Runs one attempt and hands its outcome to the outcome writer. The permit and the
+/// endpoint's in-flight count are released when the request ends.
 async fn run_attempt(
     state: AppState,
-    entry: EndpointEntry,
-    delivery_id: DeliveryId,
-    record: DeliveryRecord,
+    entry: Arc<EndpointEntry>,
+    mut work: Work,
     permit: OwnedSemaphorePermit,
 ) {
+    let delivery_id = work.due.delivery_id.clone();
+    let record = &work.due.record;
     let number = record.attempt_count + 1;
     let trigger = record.next_trigger;
     let started_at = now_ms();
-    state.publish(StreamEvent {
-        kind: StreamKind::AttemptStarted,
-        delivery: Some(record.to_api(&delivery_id, false)),
-        attempt: None,
-        missed: None,
+    state.publish_with(|| {
+        let mut view = record.to_api(&delivery_id, false);
+        view.status = DeliveryStatus::InFlight;
+        StreamEvent {
+            kind: StreamKind::AttemptStarted,
+            delivery: Some(view),
+            attempt: None,
+            missed: None,
+        }
     });
 
-    let event = match state.store.event(&record.event_id) {
-        Ok(Some(event)) => event,
-        Ok(None) => {
-            tracing::warn!(%delivery_id, event_id = %record.event_id, "event is gone, delivery dropped");
-            finish(&state, &entry, permit);
-            return;
-        }
-        Err(error) => {
-            tracing::error!(%error, %delivery_id, "cannot read the event of a delivery");
-            finish(&state, &entry, permit);
-            return;
-        }
+    let Some(body) = attempt_body(&state, &entry, &mut work) else {
+        // The delivery went with its event; its due entry is removed when it is read next.
+        finish(&state, &entry, permit);
+        state.ready.request_scan(&entry.id);
+        state.ready.finished(&entry.id, &delivery_id, None);
+        return;
     };
+    let record = &work.due.record;
     let kind = record.kind();
-    let body = formats::render(
-        entry.record.format,
-        &event.body,
-        entry.record.routing_key.as_deref(),
-    );
     let request = AttemptRequest {
         url: &record.target_url,
-        body: Bytes::from(body),
+        body,
         secrets: entry.record.signing_secrets(started_at),
         event_type: kind.as_str(),
         event_id: &record.event_id,
@@ -212,7 +225,7 @@ async fn run_attempt(
         attempt: number,
         standard_webhooks: entry.record.standard_webhooks,
     };
-    tracing::debug!(%delivery_id, endpoint_id = %entry.id, attempt = number, ?trigger, "attempt started");
+    tracing::trace!(%delivery_id, endpoint_id = %entry.id, attempt = number, ?trigger, "attempt started");
     let result = deliver::send(
         &state.http,
         &state.policy,
@@ -221,6 +234,7 @@ async fn run_attempt(
     )
     .await;
     let ended_at = now_ms();
+    finish(&state, &entry, permit);
 
     let endpoint_gone = state.endpoints.get(&entry.id).is_none();
     let blocked = result.failure == Some(FailureKind::BlockedByPolicy);
@@ -240,7 +254,7 @@ async fn run_attempt(
         };
         retry::after_attempt(
             &state.config.retry_schedule,
-            record.scheduled_attempts,
+            work.due.record.scheduled_attempts,
             trigger,
             outcome,
             ended_at,
@@ -255,41 +269,29 @@ async fn run_attempt(
         succeeded: result.succeeded,
         status_code: result.status_code,
         failure: result.failure,
-        error: result.error.clone(),
-        response_body: result.response_body.clone(),
-        signature: result.signatures.belter.clone(),
-        standard_signature: result.signatures.standard.clone(),
+        error: result.error,
+        response_body: result.response_body,
+        signature: result.signatures.belter,
+        standard_signature: result.signatures.standard,
     };
     log_outcome(&delivery_id, &entry, &attempt, completion);
     state.metrics.record_attempt(&attempt, completion);
-    entry.health.record(result.succeeded, ended_at);
-    if let Err(error) = state
-        .store
-        .record_endpoint_outcome(&entry.id, result.succeeded, ended_at)
-    {
-        tracing::error!(%error, endpoint_id = %entry.id, "cannot store endpoint health");
+    entry.health.record(attempt.succeeded, ended_at);
+    track_failing_run(&state, &entry, attempt.succeeded, ended_at);
+    let sent = state.outcomes.send(Outcome {
+        endpoint_id: entry.id.clone(),
+        due: DueWork {
+            delivery_id,
+            due_key: std::mem::take(&mut work.due.due_key),
+            record: work.due.record,
+        },
+        attempt,
+        completion,
+        ended_at,
+    });
+    if !sent {
+        tracing::warn!(endpoint_id = %entry.id, "the outcome writer has stopped; the delivery is sent again after a restart");
     }
-    track_failing_run(&state, &entry, result.succeeded, ended_at);
-
-    match state
-        .store
-        .complete(&delivery_id, &attempt, completion, ended_at)
-    {
-        Ok(Some(updated)) => {
-            count_outcome(&state, &attempt, completion, ended_at);
-            state.publish(StreamEvent {
-                kind: StreamKind::AttemptFinished,
-                delivery: Some(updated.to_api(&delivery_id, entry.record.paused)),
-                attempt: Some(attempt.to_api()),
-                missed: None,
-            });
-        }
-        Ok(None) => tracing::debug!(%delivery_id, "delivery pruned during its attempt"),
-        Err(error) => {
-            tracing::error!(%error, %delivery_id, "cannot record an attempt; it is sent again after a restart");
-        }
-    }
-    finish(&state, &entry, permit);
 }
 
 /// A random number in `[0, 1)` for retry jitter; 0 if the OS random source fails.
@@ -335,25 +337,11 @@ fn track_failing_run(state: &AppState, entry: &EndpointEntry, succeeded: bool, n
     }
 }
 
+/// Releases an attempt's concurrency slot and lets the scheduler fill it.
 fn finish(state: &AppState, entry: &EndpointEntry, permit: OwnedSemaphorePermit) {
     entry.health.in_flight.fetch_sub(1, Ordering::Relaxed);
     drop(permit);
     state.wake_scheduler.notify_one();
-}
-
-fn count_outcome(state: &AppState, attempt: &AttemptRecord, completion: Completion, at: u64) {
-    let gave_up = completion == Completion::Final(DeliveryStatus::Failed);
-    let counts = OutcomeCounts {
-        ok: u64::from(attempt.succeeded),
-        failed: u64::from(!attempt.succeeded),
-        gave_up: u64::from(gave_up),
-    };
-    if let Err(error) = state.store.count_outcome(at, counts) {
-        tracing::error!(%error, "cannot count an attempt outcome");
-    }
-    if matches!(completion, Completion::Final(_)) {
-        state.add_waiting(-1);
-    }
 }
 
 fn log_outcome(
@@ -369,7 +357,7 @@ fn log_outcome(
         .unwrap_or_default();
     let error = attempt.error.as_deref().unwrap_or_default();
     match completion {
-        Completion::Final(DeliveryStatus::Succeeded) => tracing::info!(
+        Completion::Final(DeliveryStatus::Succeeded) => tracing::debug!(
             %delivery_id, endpoint_id = %entry.id, attempt = attempt.number, %status,
             latency_ms = attempt.latency_ms, "delivered"
         ),

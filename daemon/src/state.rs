@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use belter_common::records::StreamEvent;
-use belter_common::Timestamp;
+use belter_common::records::{Delivery, DeliveryStatus, StreamEvent};
+use belter_common::{DeliveryId, EndpointId, Timestamp};
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -14,9 +14,11 @@ use crate::address_policy::AddressPolicy;
 use crate::config::Config;
 use crate::flush::Flusher;
 use crate::metrics::Metrics;
+use crate::outcome::OutcomeSender;
+use crate::ready::ReadyLanes;
 use crate::registry::Registry;
 use crate::rules::RuleSet;
-use crate::store::Store;
+use crate::store::{DeliveryRecord, Store};
 use crate::token::IngestTokens;
 
 /// Lines the live stream buffers for a slow reader before it reports them as missed.
@@ -35,6 +37,10 @@ pub(crate) struct AppState {
     pub(crate) stream: broadcast::Sender<StreamEvent>,
     /// Wakes the scheduler when new work is queued or an attempt ends.
     pub(crate) wake_scheduler: Arc<Notify>,
+    /// Deliveries due now and running, per endpoint.
+    pub(crate) ready: Arc<ReadyLanes>,
+    /// Hands attempt outcomes to the outcome writer.
+    pub(crate) outcomes: OutcomeSender,
     pub(crate) shutdown: CancellationToken,
     pub(crate) ingest_tokens: Arc<IngestTokens>,
     pub(crate) ingest_addr: SocketAddr,
@@ -56,6 +62,7 @@ pub(crate) struct StateParts {
     pub(crate) shutdown: CancellationToken,
     pub(crate) ingest_tokens: IngestTokens,
     pub(crate) ingest_addr: SocketAddr,
+    pub(crate) outcomes: OutcomeSender,
 }
 
 impl AppState {
@@ -71,6 +78,8 @@ impl AppState {
             policy: parts.policy,
             stream,
             wake_scheduler: Arc::new(Notify::new()),
+            ready: Arc::default(),
+            outcomes: parts.outcomes,
             shutdown: parts.shutdown,
             ingest_tokens: Arc::new(parts.ingest_tokens),
             ingest_addr: parts.ingest_addr,
@@ -83,6 +92,27 @@ impl AppState {
     /// Sends a line to every stream reader; nobody listening is fine.
     pub(crate) fn publish(&self, event: StreamEvent) {
         let _ = self.stream.send(event);
+    }
+
+    /// Builds a line with `line` and sends it, only when somebody reads the stream.
+    pub(crate) fn publish_with(&self, line: impl FnOnce() -> StreamEvent) {
+        if self.stream.receiver_count() > 0 {
+            self.publish(line());
+        }
+    }
+
+    /// The API view of a stored delivery: pending shows as paused when its endpoint is, and as
+    /// in flight while its attempt runs.
+    pub(crate) fn delivery_view(&self, id: &DeliveryId, record: &DeliveryRecord) -> Delivery {
+        let paused = self.endpoints.is_paused(&record.endpoint_id);
+        let mut view = record.to_api(id, paused);
+        if record.status == DeliveryStatus::Pending
+            && EndpointId::parse(&record.endpoint_id)
+                .is_ok_and(|endpoint| self.ready.is_running(&endpoint, id))
+        {
+            view.status = DeliveryStatus::InFlight;
+        }
+        view
     }
 
     /// Changes the count of waiting deliveries by `delta`.

@@ -22,6 +22,7 @@ use super::extract;
 use crate::api_error::ApiError;
 use crate::deliver::{request_headers, AttemptRequest, Signatures};
 use crate::formats;
+use crate::ready::Presence;
 use crate::state::AppState;
 use crate::store::{DeliveryRecord, LogScan, ReplayOutcome};
 
@@ -78,7 +79,8 @@ fn matches(filter: &DeliveryFilter, delivery: &Delivery) -> bool {
 }
 
 /// Whether a stored delivery can pass `filter`, checked on the record before the cost of the API
-/// view. A pending delivery may show as paused, so those two statuses are left to [`matches`].
+/// view. A pending delivery may show as paused or in flight, so those statuses are left to
+/// [`matches`].
 fn could_match(filter: &DeliveryFilter, record: &DeliveryRecord) -> bool {
     if filter
         .event
@@ -95,7 +97,7 @@ fn could_match(filter: &DeliveryFilter, record: &DeliveryRecord) -> bool {
     }
     let maybe_paused = matches!(
         record.status,
-        DeliveryStatus::Pending | DeliveryStatus::Paused
+        DeliveryStatus::Pending | DeliveryStatus::Paused | DeliveryStatus::InFlight
     );
     if !maybe_paused && filter.status.is_some_and(|status| status != record.status) {
         return false;
@@ -127,8 +129,7 @@ fn scan_filtered(
         if !could_match(filter, &record) {
             return true;
         }
-        let paused = state.endpoints.is_paused(&record.endpoint_id);
-        let delivery = record.to_api(&id, paused);
+        let delivery = state.delivery_view(&id, &record);
         if !matches(filter, &delivery) {
             return true;
         }
@@ -268,9 +269,8 @@ pub(super) async fn show(
         None => Signatures::compute(&request, now.as_millis() / 1_000),
     };
     let headers = request_headers(&request, &signatures);
-    let paused = endpoint.is_some_and(|entry| entry.record.paused);
     Ok(Json(DeliveryDetail {
-        delivery: record.to_api(&id, paused),
+        delivery: state.delivery_view(&id, &record),
         payload,
         request_headers: headers,
         attempts: attempts.iter().map(|attempt| attempt.to_api()).collect(),
@@ -323,38 +323,44 @@ fn replay_delivery(
         tally.skipped += 1;
         return Ok(());
     };
-    if record.status == DeliveryStatus::InFlight {
-        tally.skipped += 1;
-        return Ok(());
-    }
     // A replay goes to the endpoint's current URL, so a receiver that moved gets it there.
     let target = &endpoint.record.url;
     if dry_run {
-        tally.queued += 1;
-        *tally.targets.entry(target.clone()).or_default() += 1;
+        if state.ready.is_running(&endpoint.id, id) {
+            tally.skipped += 1;
+        } else {
+            tally.queued += 1;
+            *tally.targets.entry(target.clone()).or_default() += 1;
+        }
+        return Ok(());
+    }
+    // A running attempt decides what comes next itself; a delivery waiting in memory is taken
+    // out, so the attempt that follows is the replay.
+    if state.ready.withdraw(&endpoint.id, id) == Presence::Running {
+        tally.skipped += 1;
         return Ok(());
     }
     let was_waiting = record.next_attempt_at.is_some();
-    match state
+    let outcome = state
         .store
-        .requeue(id, target, Timestamp::now().as_millis())?
-    {
+        .requeue(id, target, Timestamp::now().as_millis());
+    state.ready.request_scan(&endpoint.id);
+    match outcome? {
         ReplayOutcome::Queued(updated) => {
             if !was_waiting {
                 state.add_waiting(1);
             }
             tally.queued += 1;
             *tally.targets.entry(updated.target_url.clone()).or_default() += 1;
-            let paused = state.endpoints.is_paused(&updated.endpoint_id);
-            state.publish(StreamEvent {
+            state.publish_with(|| StreamEvent {
                 kind: StreamKind::DeliveryUpdated,
-                delivery: Some(updated.to_api(id, paused)),
+                delivery: Some(state.delivery_view(id, &updated)),
                 attempt: None,
                 missed: None,
             });
             tracing::info!(delivery_id = %id, endpoint_id = %updated.endpoint_id, "replay queued");
         }
-        ReplayOutcome::InFlight | ReplayOutcome::NotFound => tally.skipped += 1,
+        ReplayOutcome::NotFound => tally.skipped += 1,
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Endpoint routes: create, list, show, update, delete, pause, resume, and the secret.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -132,7 +134,7 @@ fn generate_secret() -> Result<String, ApiError> {
     ))
 }
 
-fn lookup(state: &AppState, id: &str) -> Result<EndpointEntry, ApiError> {
+fn lookup(state: &AppState, id: &str) -> Result<Arc<EndpointEntry>, ApiError> {
     let id = extract::endpoint_id(id)?;
     state
         .endpoints
@@ -146,7 +148,7 @@ async fn modify(
     state: &AppState,
     id: &EndpointId,
     change: impl FnOnce(&mut EndpointRecord),
-) -> Result<EndpointEntry, ApiError> {
+) -> Result<Arc<EndpointEntry>, ApiError> {
     let entry = state
         .endpoints
         .modify(&state.store, id, |record| {
@@ -174,7 +176,7 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<Endpoint>> {
             .endpoints
             .all()
             .iter()
-            .map(EndpointEntry::to_api)
+            .map(|entry| entry.to_api())
             .collect(),
     )
 }
@@ -342,9 +344,11 @@ pub(super) async fn remove(
     let entry = lookup(&state, &id)?;
     state.endpoints.remove(&state.store, &entry.id)?;
     state.flusher.flush().await.map_err(ApiError::store)?;
-    let cancelled = state
-        .store
-        .cancel_endpoint(&entry.id, Timestamp::now().as_millis())?;
+    let running = state.ready.remove(&entry.id);
+    let cancelled =
+        state
+            .store
+            .cancel_endpoint(&entry.id, Timestamp::now().as_millis(), &running)?;
     state.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(i64::MAX));
     state.metrics.record_cancelled(cancelled.len());
     for delivery_id in &cancelled {
@@ -376,9 +380,11 @@ async fn set_paused(state: &AppState, id: &str, paused: bool) -> Result<Endpoint
     })
     .await?;
     if paused {
+        state.ready.release(&entry.id);
         tracing::info!(endpoint_id = %entry.id, "endpoint paused");
     } else {
         tracing::info!(endpoint_id = %entry.id, "endpoint resumed");
+        state.ready.request_scan(&entry.id);
         state.wake_scheduler.notify_one();
     }
     Ok(entry.to_api())

@@ -1,11 +1,10 @@
-//! Writing accepted events with their deliveries in one transaction, reading them back, and
-//! pruning what is past retention.
+//! Writing accepted events with their deliveries, reading them back, and pruning what is past
+//! retention.
 
 use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::{DeliveryId, EndpointId, EventId, EventType};
-use sled::transaction::{ConflictableTransactionError, Transactional};
 
-use super::{abort, due_key, DeliveryRecord, EventRecord, IdempotencyRecord, Store, StoreError};
+use super::{due_key, DeliveryRecord, DueWork, EventRecord, IdempotencyRecord, Store, StoreError};
 use crate::codec::{decode, encode};
 
 /// An event accepted at ingest, ready to store.
@@ -77,23 +76,7 @@ impl<'a> EncodedJob<'a> {
             };
             events.push((event.id.as_str(), encode(&event_record)?));
             for delivery in &write.deliveries {
-                let record = DeliveryRecord {
-                    event_id: event.id.to_string(),
-                    event_type: event.kind.code(),
-                    endpoint_id: delivery.endpoint_id.to_string(),
-                    target_url: delivery.target_url.clone(),
-                    status: DeliveryStatus::Pending,
-                    attempt_count: 0,
-                    scheduled_attempts: 0,
-                    created_at: event.created_at,
-                    updated_at: event.created_at,
-                    next_attempt_at: Some(event.created_at),
-                    next_trigger: AttemptTrigger::First,
-                    last_status_code: None,
-                    last_failure: None,
-                    last_error: None,
-                    last_latency_ms: None,
-                };
+                let record = new_delivery_record(event, delivery);
                 let key = due_key(
                     delivery.endpoint_id.as_str(),
                     event.created_at,
@@ -117,6 +100,45 @@ impl<'a> EncodedJob<'a> {
             events,
             deliveries,
             idempotency,
+        })
+    }
+}
+
+/// A new delivery's record: pending, due when its event was accepted.
+fn new_delivery_record(event: &NewEvent, delivery: &NewDelivery) -> DeliveryRecord {
+    DeliveryRecord {
+        event_id: event.id.to_string(),
+        event_type: event.kind.code(),
+        endpoint_id: delivery.endpoint_id.to_string(),
+        target_url: delivery.target_url.clone(),
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        scheduled_attempts: 0,
+        created_at: event.created_at,
+        updated_at: event.created_at,
+        next_attempt_at: Some(event.created_at),
+        next_trigger: AttemptTrigger::First,
+        last_status_code: None,
+        last_failure: None,
+        last_error: None,
+        last_latency_ms: None,
+    }
+}
+
+impl NewEventWrite {
+    /// Each delivery as the due index holds it once written, with its endpoint.
+    pub(crate) fn due_works(&self) -> impl Iterator<Item = (&EndpointId, DueWork)> + '_ {
+        self.deliveries.iter().map(|delivery| {
+            let work = DueWork {
+                delivery_id: delivery.id.clone(),
+                due_key: due_key(
+                    delivery.endpoint_id.as_str(),
+                    self.event.created_at,
+                    delivery.id.as_str(),
+                ),
+                record: new_delivery_record(&self.event, delivery),
+            };
+            (&delivery.endpoint_id, work)
         })
     }
 }
@@ -173,60 +195,57 @@ impl Store {
     }
 
     /// Writes events (an accepted one and those derived from it), their deliveries, the
-    /// deliveries' due entries and the idempotency key in one transaction, so a crash leaves all
-    /// of them or none. The caller flushes before responding.
+    /// deliveries' due entries and the idempotency key. The caller flushes before responding.
     #[cfg(test)]
     pub(crate) fn write_events(
         &self,
         writes: &[NewEventWrite],
         idempotency: Option<Idempotency<'_>>,
     ) -> Result<IngestWrite, StoreError> {
-        let mut outcomes = self.write_batch(&[IngestJob {
+        self.write_job(&IngestJob {
             writes,
             idempotency,
-        }])?;
-        Ok(outcomes.pop().unwrap_or(IngestWrite::Written))
+        })
     }
 
-    /// Writes several ingest requests in one transaction, as [`Store::write_events`] does for
-    /// one, and returns each request's outcome in order. A key repeated within the batch counts
-    /// as used by its first request.
+    /// Writes several ingest requests, as [`Store::write_events`] does for one, and returns each
+    /// request's outcome in order. A key repeated within the batch counts as used by its first
+    /// request. Only the group commit writes events, one batch at a time, so checking a key and
+    /// then writing it cannot race another writer.
     pub(crate) fn write_batch(
         &self,
         jobs: &[IngestJob<'_>],
-    ) -> Result<Vec<IngestWrite>, StoreError> {
-        let mut encoded = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            encoded.push(EncodedJob::new(job)?);
+    ) -> Vec<Result<IngestWrite, StoreError>> {
+        jobs.iter().map(|job| self.write_job(job)).collect()
+    }
+
+    /// Writes one ingest request without a transaction, in an order that makes every prefix
+    /// harmless, since sled recovers its log up to the first write that did not reach the disk: the events, then each delivery and
+    /// its due entry, and the idempotency key last. A crash before the flush leaves at worst an
+    /// event without deliveries, or deliveries that are sent although the request got no 202;
+    /// the key is only kept once everything it stands for is written.
+    fn write_job(&self, job: &IngestJob<'_>) -> Result<IngestWrite, StoreError> {
+        if let Some(entry) = &job.idempotency {
+            if let Some(existing) = self.idempotency.get(entry.key.as_bytes())? {
+                let first: IdempotencyRecord = decode(&existing)?;
+                return Ok(IngestWrite::Duplicate {
+                    response: first.response,
+                    fingerprint: first.fingerprint,
+                });
+            }
         }
-        let outcomes = (&self.events, &self.deliveries, &self.due, &self.idempotency).transaction(
-            |(events, deliveries_tree, due, idempotency_tree)| {
-                let mut outcomes = Vec::with_capacity(encoded.len());
-                for job in &encoded {
-                    if let Some((key, record)) = &job.idempotency {
-                        if let Some(existing) = idempotency_tree.get(key.as_bytes())? {
-                            let first: IdempotencyRecord = decode(&existing).map_err(abort)?;
-                            outcomes.push(IngestWrite::Duplicate {
-                                response: first.response,
-                                fingerprint: first.fingerprint,
-                            });
-                            continue;
-                        }
-                        idempotency_tree.insert(key.as_bytes(), record.as_slice())?;
-                    }
-                    for (id, record) in &job.events {
-                        events.insert(id.as_bytes(), record.as_slice())?;
-                    }
-                    for (id, record, key) in &job.deliveries {
-                        deliveries_tree.insert(id.as_bytes(), record.as_slice())?;
-                        due.insert(key.as_slice(), &[][..])?;
-                    }
-                    outcomes.push(IngestWrite::Written);
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(outcomes)
-            },
-        )?;
-        Ok(outcomes)
+        let encoded = EncodedJob::new(job)?;
+        for (id, record) in &encoded.events {
+            self.events.insert(id.as_bytes(), record.as_slice())?;
+        }
+        for (id, record, key) in &encoded.deliveries {
+            self.deliveries.insert(id.as_bytes(), record.as_slice())?;
+            self.due.insert(key.as_slice(), &[][..])?;
+        }
+        if let Some((key, record)) = &encoded.idempotency {
+            self.idempotency.insert(key.as_bytes(), record.as_slice())?;
+        }
+        Ok(IngestWrite::Written)
     }
 
     /// Reads one event.
@@ -306,6 +325,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
     use crate::store::open_temp;
 
@@ -338,9 +359,29 @@ mod tests {
         let stored = store.event(event.id.as_str()).unwrap().unwrap();
         assert_eq!(stored.body, event.body);
         assert_eq!(stored.deliveries, vec![delivery.id.to_string()]);
-        let due = store.due_entries(&delivery.endpoint_id, 1_000, 10).unwrap();
+        let due = store
+            .load_due(&delivery.endpoint_id, 1_000, 10, &HashSet::new())
+            .unwrap()
+            .works;
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].delivery_id, delivery.id);
+        let written: Vec<_> = NewEventWrite {
+            event: NewEvent {
+                id: event.id.clone(),
+                kind: event.kind,
+                created_at: event.created_at,
+                body: Vec::new(),
+            },
+            deliveries: vec![delivery],
+            derived_from: None,
+        }
+        .due_works()
+        .map(|(_, work)| work)
+        .collect();
+        assert_eq!(
+            written[0].due_key, due[0].due_key,
+            "ingest hands over the stored key"
+        );
     }
 
     #[test]
@@ -409,10 +450,10 @@ mod tests {
                 }),
             },
         ];
-        let outcomes = store.write_batch(&jobs).unwrap();
-        assert!(matches!(outcomes[0], IngestWrite::Written));
+        let outcomes = store.write_batch(&jobs);
+        assert!(matches!(outcomes[0], Ok(IngestWrite::Written)));
         assert!(
-            matches!(&outcomes[1], IngestWrite::Duplicate { response, .. } if response == b"first")
+            matches!(&outcomes[1], Ok(IngestWrite::Duplicate { response, .. }) if response == b"first")
         );
         assert!(store.event(first.event.id.as_str()).unwrap().is_some());
         assert!(store.event(second.event.id.as_str()).unwrap().is_none());
@@ -436,9 +477,6 @@ mod tests {
         assert!(store.event(old.id.as_str()).unwrap().is_none());
         assert!(store.event(young.id.as_str()).unwrap().is_some());
         assert!(store.delivery(&old_delivery.id).unwrap().is_none());
-        let due = store
-            .due_entries(&old_delivery.endpoint_id, u64::MAX, 10)
-            .unwrap();
-        assert!(due.is_empty());
+        assert_eq!(store.next_due(&old_delivery.endpoint_id).unwrap(), None);
     }
 }

@@ -6,14 +6,43 @@
 //!   big-endian
 //! - `endpoint_failures`: endpoint id, minute since the epoch (u64 big-endian) → failures (u64)
 
+use std::collections::BTreeMap;
+
 use belter_common::EndpointId;
 
 use super::{Store, StoreError};
 
 /// Merge input of a success; the time follows.
 const SUCCESS: u8 = 1;
-/// Merge input of a failure; the time follows.
+/// Merge input of failures; the time follows, then their number (u32), 1 when absent.
 const FAILURE: u8 = 0;
+
+/// Attempt outcomes of one endpoint, summed so they are written at once.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct EndpointOutcomes {
+    /// The latest success, in ms since the epoch.
+    last_success: Option<u64>,
+    /// The time of the latest failure after it.
+    last_failure: u64,
+    /// Failures after the latest success, or all of them when none succeeded.
+    failures_after: u32,
+    /// Failures by minute since the epoch.
+    failures_by_minute: BTreeMap<u64, u64>,
+}
+
+impl EndpointOutcomes {
+    /// Adds an attempt that ended at `at_ms`; attempts are added in the order they ended.
+    pub(crate) fn add(&mut self, succeeded: bool, at_ms: u64) {
+        if succeeded {
+            self.last_success = Some(self.last_success.map_or(at_ms, |last| last.max(at_ms)));
+            self.failures_after = 0;
+        } else {
+            self.failures_after = self.failures_after.saturating_add(1);
+            self.last_failure = at_ms;
+            *self.failures_by_minute.entry(at_ms / 60_000).or_default() += 1;
+        }
+    }
+}
 
 /// An endpoint's stored health.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -50,9 +79,13 @@ pub(super) fn merge_streak(_key: &[u8], old: Option<&[u8]>, input: &[u8]) -> Opt
         .get(1..9)
         .and_then(|slice| <[u8; 8]>::try_from(slice).ok())
         .map_or(0, u64::from_be_bytes);
+    let count = input
+        .get(9..13)
+        .and_then(|slice| <[u8; 4]>::try_from(slice).ok())
+        .map_or(1, u32::from_be_bytes);
     Some(match input.first() {
         Some(&SUCCESS) => encode_streak(0, at.max(last_success)),
-        _ => encode_streak(failures.saturating_add(1), last_success),
+        _ => encode_streak(failures.saturating_add(count), last_success),
     })
 }
 
@@ -74,20 +107,40 @@ fn failure_key(endpoint: &EndpointId, minute: u64) -> Vec<u8> {
 }
 
 impl Store {
-    /// Records the outcome of an attempt to an endpoint that ended at `at_ms`.
+    /// Records the outcome of one attempt to an endpoint that ended at `at_ms`.
+    #[cfg(test)]
     pub(crate) fn record_endpoint_outcome(
         &self,
         endpoint: &EndpointId,
         succeeded: bool,
         at_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut input = vec![if succeeded { SUCCESS } else { FAILURE }];
-        input.extend_from_slice(&at_ms.to_be_bytes());
-        self.endpoint_streaks
-            .merge(endpoint.as_str().as_bytes(), input)?;
-        if !succeeded {
+        let mut outcomes = EndpointOutcomes::default();
+        outcomes.add(succeeded, at_ms);
+        self.record_endpoint_outcomes(endpoint, &outcomes)
+    }
+
+    /// Records several attempt outcomes of an endpoint.
+    pub(crate) fn record_endpoint_outcomes(
+        &self,
+        endpoint: &EndpointId,
+        outcomes: &EndpointOutcomes,
+    ) -> Result<(), StoreError> {
+        let key = endpoint.as_str().as_bytes();
+        if let Some(at) = outcomes.last_success {
+            let mut input = vec![SUCCESS];
+            input.extend_from_slice(&at.to_be_bytes());
+            self.endpoint_streaks.merge(key, input)?;
+        }
+        if outcomes.failures_after > 0 {
+            let mut input = vec![FAILURE];
+            input.extend_from_slice(&outcomes.last_failure.to_be_bytes());
+            input.extend_from_slice(&outcomes.failures_after.to_be_bytes());
+            self.endpoint_streaks.merge(key, input)?;
+        }
+        for (minute, count) in &outcomes.failures_by_minute {
             self.endpoint_failures
-                .merge(failure_key(endpoint, at_ms / 60_000), 1u64.to_be_bytes())?;
+                .merge(failure_key(endpoint, *minute), count.to_be_bytes())?;
         }
         Ok(())
     }

@@ -6,8 +6,10 @@
 //! - `deliveries`: delivery id → [`DeliveryRecord`]
 //! - `attempts`: delivery id, attempt number (u32 big-endian) → [`AttemptRecord`]
 //! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per
-//!   delivery waiting for an attempt, so a range scan of one endpoint yields its due work in order
-//! - `inflight`: delivery id → endpoint id; deliveries whose attempt has started and not ended
+//!   delivery waiting for an attempt or in one, so a range scan of one endpoint yields its due
+//!   work in order
+//! - `inflight`: delivery id → endpoint id; attempts that an older version of belterd started,
+//!   read once at start
 //! - `endpoints`: endpoint id → [`EndpointRecord`]
 //! - `idempotency`: idempotency key → [`IdempotencyRecord`]
 //! - `rules`: rule id → [`RuleRecord`]
@@ -26,16 +28,15 @@ mod stats;
 use std::path::Path;
 
 use belter_common::{DeliveryId, EndpointId};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::codec::CodecError;
 
 pub(crate) use events::{
     Idempotency, IngestJob, IngestWrite, NewDelivery, NewEvent, NewEventWrite,
 };
-pub(crate) use health::StoredHealth;
+pub(crate) use health::{EndpointOutcomes, StoredHealth};
 pub(crate) use log::LogScan;
-pub(crate) use queue::{Completion, ReplayOutcome};
+pub(crate) use queue::{Completion, DueWork, LoadedDue, ReplayOutcome};
 pub(crate) use records::{
     AttemptRecord, DeliveryRecord, EndpointRecord, EventRecord, IdempotencyRecord, RuleRecord,
 };
@@ -58,20 +59,6 @@ pub enum StoreError {
         /// What is wrong with it.
         detail: String,
     },
-}
-
-impl From<TransactionError<StoreError>> for StoreError {
-    fn from(error: TransactionError<StoreError>) -> Self {
-        match error {
-            TransactionError::Abort(inner) => inner,
-            TransactionError::Storage(inner) => StoreError::Sled(inner),
-        }
-    }
-}
-
-/// Turns a codec error inside a transaction into an abort that carries it out.
-fn abort(error: CodecError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(StoreError::Codec(error))
 }
 
 /// The open store. Cloning is cheap: sled trees are shared handles.

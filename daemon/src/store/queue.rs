@@ -1,20 +1,39 @@
-//! The delivery queue: due entries per endpoint, claiming them for an attempt, recording the
-//! outcome, replays, cancellation and recovery of attempts cut short by a crash.
+//! The delivery queue: due entries per endpoint, reading them for the scheduler, recording
+//! outcomes, replays, cancellation and recovery of attempts cut short by an older version.
+//!
+//! A due entry stays in the index while its attempt runs and is removed only with the outcome,
+//! so a crash during an attempt sends it again. An entry counts only while its delivery is
+//! pending with that very due time; any other entry is left over from a crash between two
+//! writes and is removed when it is read. No sled transaction or batch is used: either switches
+//! every read and write of the process to a global lock in sled 0.34.
+
+use std::collections::HashSet;
 
 use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::{DeliveryId, EndpointId};
-use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use super::{
-    abort, attempt_key, due_key, parse_due_key, AttemptRecord, DeliveryRecord, Store, StoreError,
+    attempt_key, due_key, parse_due_key, AttemptRecord, DeliveryRecord, Store, StoreError,
 };
 use crate::codec::{decode, encode};
 
-/// One due entry of an endpoint.
+/// A delivery read from the due index, with the key of its entry.
 #[derive(Debug, Clone)]
-pub(crate) struct DueEntry {
+pub(crate) struct DueWork {
     pub(crate) delivery_id: DeliveryId,
-    key: sled::IVec,
+    /// Its due entry, removed when the outcome is written.
+    pub(crate) due_key: Vec<u8>,
+    pub(crate) record: DeliveryRecord,
+}
+
+/// What one read of an endpoint's due index found.
+#[derive(Debug, Default)]
+pub(crate) struct LoadedDue {
+    pub(crate) works: Vec<DueWork>,
+    /// Whether every entry due by then was read, rather than stopping at the limit.
+    pub(crate) complete: bool,
+    /// The earliest due time after then, when the read was complete.
+    pub(crate) next_due: Option<u64>,
 }
 
 /// The next step of a delivery after an attempt.
@@ -31,33 +50,68 @@ pub(crate) enum Completion {
 pub(crate) enum ReplayOutcome {
     /// Queued for an attempt now.
     Queued(DeliveryRecord),
-    /// An attempt is running now, so nothing was queued.
-    InFlight,
     /// No such delivery, or it was pruned.
     NotFound,
 }
 
+/// Whether a due entry with this due time is the live one of `record`.
+fn is_live(record: &DeliveryRecord, due_ms: u64) -> bool {
+    record.status == DeliveryStatus::Pending && record.next_attempt_at == Some(due_ms)
+}
+
 impl Store {
-    /// Lists up to `limit` due entries of an endpoint with a due time at or before `now_ms`, in
-    /// due order.
-    pub(crate) fn due_entries(
+    /// Reads an endpoint's entries due at or before `now_ms` with their deliveries, up to
+    /// `limit`, skipping `known`, and removes the stale entries it meets.
+    pub(crate) fn load_due(
         &self,
         endpoint: &EndpointId,
         now_ms: u64,
         limit: usize,
-    ) -> Result<Vec<DueEntry>, StoreError> {
+        known: &HashSet<DeliveryId>,
+    ) -> Result<LoadedDue, StoreError> {
         let start = endpoint.as_str().as_bytes().to_vec();
-        let end = due_key(endpoint.as_str(), now_ms.saturating_add(1), "");
-        let mut entries = Vec::new();
-        for item in self.due.range(start..end).keys().take(limit) {
+        let after_now = due_key(endpoint.as_str(), now_ms.saturating_add(1), "");
+        let mut loaded = LoadedDue {
+            complete: true,
+            ..LoadedDue::default()
+        };
+        for item in self.due.range(start..after_now.clone()).keys() {
             let key = item?;
-            let (_, delivery_id) = parse_due_key(endpoint, &key)?;
-            entries.push(DueEntry { delivery_id, key });
+            let (due_ms, delivery_id) = parse_due_key(endpoint, &key)?;
+            if known.contains(&delivery_id) {
+                continue;
+            }
+            if loaded.works.len() >= limit {
+                loaded.complete = false;
+                return Ok(loaded);
+            }
+            let record = match self.deliveries.get(delivery_id.as_str().as_bytes())? {
+                Some(bytes) => decode::<DeliveryRecord>(&bytes)?,
+                None => {
+                    self.due.remove(&key)?;
+                    continue;
+                }
+            };
+            if !is_live(&record, due_ms) {
+                self.due.remove(&key)?;
+                continue;
+            }
+            loaded.works.push(DueWork {
+                delivery_id,
+                due_key: key.to_vec(),
+                record,
+            });
         }
-        Ok(entries)
+        if let Some(key) = self.due.range(after_now..).keys().next() {
+            let key = key?;
+            if key.starts_with(endpoint.as_str().as_bytes()) {
+                loaded.next_due = Some(parse_due_key(endpoint, &key)?.0);
+            }
+        }
+        Ok(loaded)
     }
 
-    /// Returns the due time of an endpoint's earliest due entry.
+    /// Returns the due time of an endpoint's earliest due entry, one whose attempt runs included.
     pub(crate) fn next_due(&self, endpoint: &EndpointId) -> Result<Option<u64>, StoreError> {
         match self
             .due
@@ -70,132 +124,41 @@ impl Store {
         }
     }
 
-    /// Moves a due entry to the in-flight set and marks the delivery in flight. Returns `None`
-    /// when the entry is gone, because a replay, a cancellation or pruning got there first.
-    ///
-    /// No transaction is used: sled 0.34 serializes every transaction with the flush, and the
-    /// scheduler is the only claimer. The in-flight entry is written before the due entry is
-    /// removed, so a crash in between sends the delivery again rather than losing it.
-    pub(crate) fn claim(
-        &self,
-        entry: &DueEntry,
-        now_ms: u64,
-    ) -> Result<Option<DeliveryRecord>, StoreError> {
-        let id = entry.delivery_id.as_str().as_bytes();
-        let Some(bytes) = self.deliveries.get(id)? else {
-            self.due.remove(&entry.key)?;
-            return Ok(None);
-        };
-        let endpoint = decode::<DeliveryRecord>(&bytes)?.endpoint_id;
-        if self.inflight.insert(id, endpoint.as_bytes())?.is_some() {
-            // Already in flight: a second due entry, left by a crash, is dropped, since the
-            // running attempt's outcome decides what comes next.
-            self.due.remove(&entry.key)?;
-            return Ok(None);
-        }
-        if self.due.remove(&entry.key)?.is_none() {
-            self.inflight.remove(id)?;
-            return Ok(None);
-        }
-        let updated = self.update_delivery(id, |record| {
-            record.status = DeliveryStatus::InFlight;
-            record.updated_at = now_ms;
-            record.next_attempt_at = None;
-        })?;
-        if updated.is_none() {
-            self.inflight.remove(id)?;
-        }
-        Ok(updated)
-    }
-
-    /// Applies `change` to a stored delivery atomically for that key, and returns the result;
-    /// `None` when the delivery does not exist.
-    fn update_delivery(
-        &self,
-        id: &[u8],
-        change: impl Fn(&mut DeliveryRecord),
-    ) -> Result<Option<DeliveryRecord>, StoreError> {
-        let mut failure = None;
-        let updated = self.deliveries.update_and_fetch(id, |old| {
-            let old = old?;
-            match decode::<DeliveryRecord>(old) {
-                Ok(mut record) => {
-                    change(&mut record);
-                    match encode(&record) {
-                        Ok(bytes) => Some(bytes),
-                        Err(error) => {
-                            failure = Some(error);
-                            Some(old.to_vec())
-                        }
-                    }
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    Some(old.to_vec())
-                }
-            }
-        })?;
-        if let Some(error) = failure {
-            return Err(error.into());
-        }
-        match updated {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Records an attempt and what follows it, and takes the delivery out of the in-flight set.
-    /// Returns the updated delivery, or `None` when it was pruned during the attempt.
+    /// Records an attempt and the delivery as it stands after it, and replaces the delivery's
+    /// due entry `due_key` with the next one, if any. Returns `false`, writing nothing but the
+    /// removal of the entry, when the delivery was pruned during the attempt.
     ///
     /// The writes go in an order that a crash can only repeat: the attempt, the next due entry,
-    /// the delivery, and last the removal from the in-flight set, which a restart would otherwise
-    /// turn into a new attempt.
-    pub(crate) fn complete(
+    /// the delivery, and last the removal of the entry that started the attempt.
+    pub(crate) fn record_outcome(
         &self,
         delivery_id: &DeliveryId,
+        due_key_now: &[u8],
+        updated: &DeliveryRecord,
         attempt: &AttemptRecord,
-        completion: Completion,
-        now_ms: u64,
-    ) -> Result<Option<DeliveryRecord>, StoreError> {
+    ) -> Result<bool, StoreError> {
         let id = delivery_id.as_str().as_bytes();
-        let Some(bytes) = self.deliveries.get(id)? else {
-            self.inflight.remove(id)?;
-            return Ok(None);
-        };
-        let endpoint = decode::<DeliveryRecord>(&bytes)?.endpoint_id;
+        if !self.deliveries.contains_key(id)? {
+            self.due.remove(due_key_now)?;
+            return Ok(false);
+        }
         self.attempts
             .insert(attempt_key(delivery_id, attempt.number), encode(attempt)?)?;
-        if let Completion::RetryAt(due_ms) = completion {
-            self.due
-                .insert(due_key(&endpoint, due_ms, delivery_id.as_str()), &[][..])?;
+        let next_key = updated
+            .next_attempt_at
+            .map(|due_ms| due_key(&updated.endpoint_id, due_ms, delivery_id.as_str()));
+        if let Some(key) = &next_key {
+            self.due.insert(key.as_slice(), &[][..])?;
         }
-        let updated = self.update_delivery(id, |record| {
-            record.attempt_count = record.attempt_count.max(attempt.number);
-            if attempt.trigger != AttemptTrigger::Replay {
-                record.scheduled_attempts += 1;
-            }
-            record.updated_at = now_ms;
-            record.last_status_code = attempt.status_code;
-            record.last_failure = attempt.failure;
-            record.last_error = attempt.error.clone();
-            record.last_latency_ms = Some(attempt.latency_ms);
-            match completion {
-                Completion::RetryAt(due_ms) => {
-                    record.status = DeliveryStatus::Pending;
-                    record.next_attempt_at = Some(due_ms);
-                    record.next_trigger = AttemptTrigger::Retry;
-                }
-                Completion::Final(status) => {
-                    record.status = status;
-                    record.next_attempt_at = None;
-                }
-            }
-        })?;
-        self.inflight.remove(id)?;
-        Ok(updated)
+        self.deliveries.insert(id, encode(updated)?)?;
+        if next_key.as_deref() != Some(due_key_now) {
+            self.due.remove(due_key_now)?;
+        }
+        Ok(true)
     }
 
-    /// Queues a delivery for a replay attempt at `now_ms`, unless an attempt is running.
+    /// Queues a delivery for a replay attempt at `now_ms`. The caller makes sure no attempt of
+    /// it is running.
     pub(crate) fn requeue(
         &self,
         delivery_id: &DeliveryId,
@@ -203,85 +166,82 @@ impl Store {
         now_ms: u64,
     ) -> Result<ReplayOutcome, StoreError> {
         let id = delivery_id.as_str().as_bytes();
-        let outcome = (&self.deliveries, &self.due).transaction(|(deliveries, due)| {
-            let Some(bytes) = deliveries.get(id)? else {
-                return Ok(ReplayOutcome::NotFound);
-            };
-            let mut record: DeliveryRecord = decode(&bytes).map_err(abort)?;
-            if record.status == DeliveryStatus::InFlight {
-                return Ok(ReplayOutcome::InFlight);
-            }
-            if let Some(old_due) = record.next_attempt_at {
-                due.remove(due_key(&record.endpoint_id, old_due, delivery_id.as_str()))?;
-            }
-            record.status = DeliveryStatus::Pending;
-            record.next_attempt_at = Some(now_ms);
-            record.next_trigger = AttemptTrigger::Replay;
-            target_url.clone_into(&mut record.target_url);
-            record.updated_at = now_ms;
-            due.insert(
-                due_key(&record.endpoint_id, now_ms, delivery_id.as_str()),
-                &[][..],
-            )?;
-            deliveries.insert(id, encode(&record).map_err(abort)?)?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(ReplayOutcome::Queued(record))
-        })?;
-        Ok(outcome)
+        let Some(bytes) = self.deliveries.get(id)? else {
+            return Ok(ReplayOutcome::NotFound);
+        };
+        let mut record: DeliveryRecord = decode(&bytes)?;
+        let old_key = record
+            .next_attempt_at
+            .map(|due_ms| due_key(&record.endpoint_id, due_ms, delivery_id.as_str()));
+        record.status = DeliveryStatus::Pending;
+        record.next_attempt_at = Some(now_ms);
+        record.next_trigger = AttemptTrigger::Replay;
+        target_url.clone_into(&mut record.target_url);
+        record.updated_at = now_ms;
+        let new_key = due_key(&record.endpoint_id, now_ms, delivery_id.as_str());
+        self.due.insert(new_key.as_slice(), &[][..])?;
+        self.deliveries.insert(id, encode(&record)?)?;
+        if let Some(old_key) = old_key.filter(|old_key| *old_key != new_key) {
+            self.due.remove(old_key)?;
+        }
+        Ok(ReplayOutcome::Queued(record))
     }
 
-    /// Cancels every queued delivery of an endpoint and returns their ids. Attempts in flight
-    /// are not touched; their outcome is recorded when they end.
+    /// Cancels every queued delivery of an endpoint, except the `running` ones, and returns
+    /// their ids. A running attempt's outcome is recorded when it ends.
     pub(crate) fn cancel_endpoint(
         &self,
         endpoint: &EndpointId,
         now_ms: u64,
+        running: &HashSet<DeliveryId>,
     ) -> Result<Vec<DeliveryId>, StoreError> {
-        let entries = self.due_entries(endpoint, u64::MAX - 1, usize::MAX)?;
-        let mut cancelled = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let id = entry.delivery_id.as_str().as_bytes();
-            let done = (&self.due, &self.deliveries).transaction(|(due, deliveries)| {
-                if due.remove(&entry.key)?.is_none() {
-                    return Ok(false);
+        let mut cancelled = Vec::new();
+        for item in self.due.scan_prefix(endpoint.as_str().as_bytes()).keys() {
+            let key = item?;
+            let (due_ms, delivery_id) = parse_due_key(endpoint, &key)?;
+            if running.contains(&delivery_id) {
+                continue;
+            }
+            let id = delivery_id.as_str().as_bytes();
+            let live = match self.deliveries.get(id)? {
+                Some(bytes) => {
+                    let mut record: DeliveryRecord = decode(&bytes)?;
+                    let live = is_live(&record, due_ms);
+                    if live {
+                        record.status = DeliveryStatus::Cancelled;
+                        record.next_attempt_at = None;
+                        record.updated_at = now_ms;
+                        self.deliveries.insert(id, encode(&record)?)?;
+                    }
+                    live
                 }
-                if let Some(bytes) = deliveries.get(id)? {
-                    let mut record: DeliveryRecord = decode(&bytes).map_err(abort)?;
-                    record.status = DeliveryStatus::Cancelled;
-                    record.next_attempt_at = None;
-                    record.updated_at = now_ms;
-                    deliveries.insert(id, encode(&record).map_err(abort)?)?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(true)
-            })?;
-            if done {
-                cancelled.push(entry.delivery_id);
+                None => false,
+            };
+            self.due.remove(&key)?;
+            if live {
+                cancelled.push(delivery_id);
             }
         }
         Ok(cancelled)
     }
 
-    /// Puts every delivery whose attempt was cut short, by a crash or a stop, back in the queue
-    /// due at `now_ms`, so it is sent again. Returns how many there were.
+    /// Puts every delivery that an older version of belterd marked in flight, and whose attempt
+    /// a stop cut short, back in the queue due at `now_ms`. Returns how many there were.
     pub(crate) fn recover_inflight(&self, now_ms: u64) -> Result<u64, StoreError> {
         let mut recovered = 0;
         for item in self.inflight.iter() {
             let (id, _endpoint) = item?;
-            (&self.inflight, &self.deliveries, &self.due).transaction(
-                |(inflight, deliveries, due)| {
-                    inflight.remove(&id)?;
-                    let Some(bytes) = deliveries.get(&id)? else {
-                        return Ok(());
-                    };
-                    let mut record: DeliveryRecord = decode(&bytes).map_err(abort)?;
-                    let delivery_id = String::from_utf8_lossy(&id).into_owned();
-                    record.status = DeliveryStatus::Pending;
-                    record.next_attempt_at = Some(now_ms);
-                    record.updated_at = now_ms;
-                    due.insert(due_key(&record.endpoint_id, now_ms, &delivery_id), &[][..])?;
-                    deliveries.insert(&id, encode(&record).map_err(abort)?)?;
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                },
-            )?;
+            if let Some(bytes) = self.deliveries.get(&id)? {
+                let mut record: DeliveryRecord = decode(&bytes)?;
+                let delivery_id = String::from_utf8_lossy(&id).into_owned();
+                record.status = DeliveryStatus::Pending;
+                record.next_attempt_at = Some(now_ms);
+                record.updated_at = now_ms;
+                self.due
+                    .insert(due_key(&record.endpoint_id, now_ms, &delivery_id), &[][..])?;
+                self.deliveries.insert(&id, encode(&record)?)?;
+            }
+            self.inflight.remove(&id)?;
             recovered += 1;
         }
         Ok(recovered)
@@ -371,56 +331,70 @@ mod tests {
         }
     }
 
+    fn load(store: &Store, endpoint: &EndpointId, now: u64) -> LoadedDue {
+        store.load_due(endpoint, now, 10, &HashSet::new()).unwrap()
+    }
+
     #[test]
-    fn claim_then_retry_requeues() {
+    fn outcome_with_retry_moves_the_due_entry() {
         let (_dir, store) = open_temp();
         let (endpoint, id) = queued_delivery(&store, 100);
-        assert!(store.due_entries(&endpoint, 99, 10).unwrap().is_empty());
-        let entries = store.due_entries(&endpoint, 100, 10).unwrap();
-        let record = store.claim(&entries[0], 100).unwrap().unwrap();
-        assert_eq!(record.status, DeliveryStatus::InFlight);
-        assert!(store.claim(&entries[0], 100).unwrap().is_none());
-        assert_eq!(store.waiting_count(), 1);
-        assert_eq!(
-            store.count_waiting_before(0).unwrap(),
-            1,
-            "the in-flight entry"
-        );
+        let early = load(&store, &endpoint, 99);
+        assert!(early.works.is_empty());
+        assert_eq!(early.next_due, Some(100));
+        let loaded = load(&store, &endpoint, 100);
+        assert!(loaded.complete);
+        let work = &loaded.works[0];
+        assert_eq!(work.delivery_id, id);
+        let skipped = store
+            .load_due(&endpoint, 100, 10, &HashSet::from([id.clone()]))
+            .unwrap();
+        assert!(skipped.works.is_empty(), "a known delivery is skipped");
 
         let attempt = failed_attempt(1, AttemptTrigger::First);
-        let updated = store
-            .complete(&id, &attempt, Completion::RetryAt(500), 150)
-            .unwrap()
-            .unwrap();
-        assert_eq!(updated.status, DeliveryStatus::Pending);
-        assert_eq!(updated.scheduled_attempts, 1);
-        assert_eq!(store.next_due(&endpoint).unwrap(), Some(500));
+        let mut updated = work.record.clone();
+        updated.after_attempt(&attempt, Completion::RetryAt(500), 150);
+        assert!(store
+            .record_outcome(&id, &work.due_key, &updated, &attempt)
+            .unwrap());
+        let stored = store.delivery(&id).unwrap().unwrap();
+        assert_eq!(stored.status, DeliveryStatus::Pending);
+        assert_eq!(stored.scheduled_attempts, 1);
+        assert_eq!(stored.next_attempt_at, Some(500));
+        assert!(load(&store, &endpoint, 499).works.is_empty());
+        assert_eq!(load(&store, &endpoint, 500).works.len(), 1);
         assert_eq!(store.attempts(&id).unwrap().len(), 1);
+        assert_eq!(store.waiting_count(), 1);
+    }
+
+    #[test]
+    fn stale_entries_are_removed_when_read() {
+        let (_dir, store) = open_temp();
+        let (endpoint, id) = queued_delivery(&store, 100);
+        // As a crash between a retry's due entry and its delivery write leaves it.
+        store
+            .due
+            .insert(due_key(endpoint.as_str(), 90, id.as_str()), &[][..])
+            .unwrap();
+        let loaded = load(&store, &endpoint, 200);
+        assert_eq!(loaded.works.len(), 1);
+        assert_eq!(loaded.works[0].record.next_attempt_at, Some(100));
+        assert_eq!(store.waiting_count(), 1);
     }
 
     #[test]
     fn replay_moves_due_entry_to_now() {
         let (_dir, store) = open_temp();
         let (endpoint, id) = queued_delivery(&store, 100);
-        let entries = store.due_entries(&endpoint, 100, 10).unwrap();
-        store.claim(&entries[0], 100).unwrap();
-        assert!(matches!(
-            store.requeue(&id, "http://127.0.0.1:9/", 120).unwrap(),
-            ReplayOutcome::InFlight
-        ));
-        store
-            .complete(
-                &id,
-                &failed_attempt(1, AttemptTrigger::First),
-                Completion::RetryAt(10_000),
-                150,
-            )
-            .unwrap();
         let outcome = store.requeue(&id, "http://127.0.0.1:9/moved", 200).unwrap();
         assert!(matches!(outcome, ReplayOutcome::Queued(_)));
-        let entries = store.due_entries(&endpoint, 200, 10).unwrap();
-        assert_eq!(entries.len(), 1);
-        assert_eq!(store.next_due(&endpoint).unwrap(), Some(200));
+        let loaded = load(&store, &endpoint, 200);
+        assert_eq!(loaded.works.len(), 1);
+        assert_eq!(
+            loaded.works[0].record.target_url,
+            "http://127.0.0.1:9/moved"
+        );
+        assert_eq!(store.waiting_count(), 1);
         assert!(matches!(
             store
                 .requeue(&DeliveryId::generate(), "http://127.0.0.1:9/", 200)
@@ -430,23 +404,32 @@ mod tests {
     }
 
     #[test]
-    fn recover_puts_inflight_back() {
+    fn recover_puts_old_inflight_entries_back() {
         let (_dir, store) = open_temp();
         let (endpoint, id) = queued_delivery(&store, 100);
-        let entries = store.due_entries(&endpoint, 100, 10).unwrap();
-        store.claim(&entries[0], 100).unwrap();
+        store.due.clear().unwrap();
+        store
+            .inflight
+            .insert(id.as_str().as_bytes(), endpoint.as_str().as_bytes())
+            .unwrap();
         assert_eq!(store.recover_inflight(300).unwrap(), 1);
-        let entries = store.due_entries(&endpoint, 300, 10).unwrap();
-        assert_eq!(entries[0].delivery_id, id);
-        let record = store.delivery(&id).unwrap().unwrap();
-        assert_eq!(record.status, DeliveryStatus::Pending);
+        let loaded = load(&store, &endpoint, 300);
+        assert_eq!(loaded.works[0].delivery_id, id);
+        assert_eq!(store.waiting_count(), 1);
     }
 
     #[test]
-    fn cancel_marks_queued_deliveries() {
+    fn cancel_marks_queued_deliveries_but_not_running_ones() {
         let (_dir, store) = open_temp();
         let (endpoint, id) = queued_delivery(&store, 100);
-        let cancelled = store.cancel_endpoint(&endpoint, 200).unwrap();
+        let running = HashSet::from([id.clone()]);
+        assert!(store
+            .cancel_endpoint(&endpoint, 200, &running)
+            .unwrap()
+            .is_empty());
+        let cancelled = store
+            .cancel_endpoint(&endpoint, 200, &HashSet::new())
+            .unwrap();
         assert_eq!(cancelled, vec![id.clone()]);
         let record = store.delivery(&id).unwrap().unwrap();
         assert_eq!(record.status, DeliveryStatus::Cancelled);

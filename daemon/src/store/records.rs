@@ -7,6 +7,8 @@ use belter_common::records::{
 use belter_common::{DeliveryId, EndpointId, EventId, EventType, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::Completion;
+
 /// One accepted event: its exact delivery body and the deliveries made from it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct EventRecord {
@@ -50,6 +52,35 @@ impl DeliveryRecord {
     /// The event type, falling back to `evaluation.completed` for an unknown code.
     pub(crate) fn kind(&self) -> EventType {
         EventType::from_code(self.event_type).unwrap_or(EventType::EvaluationCompleted)
+    }
+
+    /// Applies an attempt and what follows it, at `now_ms`.
+    pub(crate) fn after_attempt(
+        &mut self,
+        attempt: &AttemptRecord,
+        completion: Completion,
+        now_ms: u64,
+    ) {
+        self.attempt_count = self.attempt_count.max(attempt.number);
+        if attempt.trigger != AttemptTrigger::Replay {
+            self.scheduled_attempts += 1;
+        }
+        self.updated_at = now_ms;
+        self.last_status_code = attempt.status_code;
+        self.last_failure = attempt.failure;
+        self.last_error.clone_from(&attempt.error);
+        self.last_latency_ms = Some(attempt.latency_ms);
+        match completion {
+            Completion::RetryAt(due_ms) => {
+                self.status = DeliveryStatus::Pending;
+                self.next_attempt_at = Some(due_ms);
+                self.next_trigger = AttemptTrigger::Retry;
+            }
+            Completion::Final(status) => {
+                self.status = status;
+                self.next_attempt_at = None;
+            }
+        }
     }
 
     /// Converts to the API view. A pending delivery of a paused endpoint shows as `paused`.

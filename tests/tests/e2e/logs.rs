@@ -15,7 +15,9 @@ const START_MARKER: &str = "--- belter-tests:";
 /// log lines without the fixture's markers, along with the endpoint secret and the ingest token.
 async fn log_one_delivery(extra_args: &[&str]) -> (Vec<String>, String, String) {
     let options = DaemonOptions {
-        log_filter: "info".to_owned(),
+        // Successful deliveries are logged at debug; info keeps only starts, stops, retries
+        // and failures.
+        log_filter: "debug".to_owned(),
         extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
         ..DaemonOptions::default()
     };

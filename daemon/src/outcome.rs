@@ -1,0 +1,172 @@
+//! The outcome writer: one thread records the outcomes of attempts, as many at a time as have
+//! arrived, so an attempt never waits on the store, and the per-minute counts and endpoint
+//! health are merged once per batch instead of once per attempt.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc;
+
+use belter_common::records::{DeliveryStatus, StreamEvent, StreamKind};
+use belter_common::EndpointId;
+
+use crate::state::AppState;
+use crate::store::{AttemptRecord, Completion, DueWork, EndpointOutcomes, OutcomeCounts};
+
+/// Most outcomes written in one batch.
+const MAX_BATCH: usize = 512;
+
+/// How long a delivery whose outcome could not be written waits before it is read again.
+const REREAD_AFTER_MS: u64 = 1_000;
+
+/// One ended attempt.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) endpoint_id: EndpointId,
+    /// The delivery as it was when the attempt started.
+    pub(crate) due: DueWork,
+    pub(crate) attempt: AttemptRecord,
+    pub(crate) completion: Completion,
+    pub(crate) ended_at: u64,
+}
+
+enum Message {
+    Outcome(Box<Outcome>),
+    Stop,
+}
+
+/// Hands outcomes to the writer.
+#[derive(Clone)]
+pub(crate) struct OutcomeSender(mpsc::Sender<Message>);
+
+/// The writer's end of the channel.
+pub(crate) struct OutcomeReceiver(mpsc::Receiver<Message>);
+
+/// A new channel to the outcome writer.
+pub(crate) fn channel() -> (OutcomeSender, OutcomeReceiver) {
+    let (sender, receiver) = mpsc::channel();
+    (OutcomeSender(sender), OutcomeReceiver(receiver))
+}
+
+impl OutcomeSender {
+    /// Queues an outcome for writing. Returns `false` when the writer has stopped; the
+    /// delivery's due entry then stays, and it is sent again after a restart.
+    pub(crate) fn send(&self, outcome: Outcome) -> bool {
+        self.0.send(Message::Outcome(Box::new(outcome))).is_ok()
+    }
+
+    /// Asks the writer to stop once it has written every outcome sent before.
+    pub(crate) fn stop(&self) {
+        let _ = self.0.send(Message::Stop);
+    }
+}
+
+/// Writes outcomes until [`OutcomeSender::stop`]. Runs on a thread of its own, since sled
+/// blocks.
+pub(crate) fn run(state: AppState, receiver: OutcomeReceiver) {
+    tracing::info!("outcome writer started");
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    while !stopping {
+        match receiver.0.recv() {
+            Ok(Message::Outcome(outcome)) => batch.push(*outcome),
+            Ok(Message::Stop) | Err(_) => break,
+        }
+        while batch.len() < MAX_BATCH {
+            match receiver.0.try_recv() {
+                Ok(Message::Outcome(outcome)) => batch.push(*outcome),
+                Ok(Message::Stop) => {
+                    stopping = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        write_batch(&state, &mut batch);
+    }
+    tracing::info!("outcome writer stopped");
+}
+
+/// Writes a batch of outcomes and empties it.
+fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
+    let mut counts: BTreeMap<u64, OutcomeCounts> = BTreeMap::new();
+    let mut health: HashMap<EndpointId, EndpointOutcomes> = HashMap::new();
+    let mut ended: i64 = 0;
+    let mut retries = false;
+    for outcome in batch.drain(..) {
+        let Outcome {
+            endpoint_id,
+            due,
+            attempt,
+            completion,
+            ended_at,
+        } = outcome;
+        let DueWork {
+            delivery_id,
+            due_key,
+            mut record,
+        } = due;
+        record.after_attempt(&attempt, completion, ended_at);
+        health
+            .entry(endpoint_id.clone())
+            .or_default()
+            .add(attempt.succeeded, ended_at);
+        match state
+            .store
+            .record_outcome(&delivery_id, &due_key, &record, &attempt)
+        {
+            Ok(stored) => {
+                let minute = counts.entry(ended_at / 60_000).or_default();
+                minute.ok += u64::from(attempt.succeeded);
+                minute.failed += u64::from(!attempt.succeeded);
+                minute.gave_up +=
+                    u64::from(completion == Completion::Final(DeliveryStatus::Failed));
+                if matches!(completion, Completion::Final(_)) {
+                    ended += 1;
+                }
+                let next_due = match completion {
+                    Completion::RetryAt(due_ms) => {
+                        retries = true;
+                        Some(due_ms)
+                    }
+                    Completion::Final(_) => None,
+                };
+                state.ready.finished(&endpoint_id, &delivery_id, next_due);
+                if stored {
+                    state.publish_with(|| StreamEvent {
+                        kind: StreamKind::AttemptFinished,
+                        delivery: Some(state.delivery_view(&delivery_id, &record)),
+                        attempt: Some(attempt.to_api()),
+                        missed: None,
+                    });
+                } else {
+                    tracing::debug!(%delivery_id, "delivery pruned during its attempt");
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, %delivery_id, "cannot record an attempt; the delivery is sent again");
+                state.ready.finished(&endpoint_id, &delivery_id, None);
+                state.ready.request_scan(&endpoint_id);
+                state
+                    .ready
+                    .defer_scan(&endpoint_id, ended_at + REREAD_AFTER_MS);
+                retries = true;
+            }
+        }
+    }
+    state.add_waiting(-ended);
+    for (minute, minute_counts) in counts {
+        if let Err(error) = state.store.count_outcome(minute * 60_000, minute_counts) {
+            tracing::error!(%error, "cannot count attempt outcomes");
+        }
+    }
+    for (endpoint_id, outcomes) in health {
+        if let Err(error) = state
+            .store
+            .record_endpoint_outcomes(&endpoint_id, &outcomes)
+        {
+            tracing::error!(%error, %endpoint_id, "cannot store endpoint health");
+        }
+    }
+    if retries {
+        state.wake_scheduler.notify_one();
+    }
+}

@@ -1,0 +1,431 @@
+//! Ready lanes: per endpoint, the deliveries due now, held in memory in front of the due index.
+//!
+//! The due index in the store stays the queue of record; a lane only saves the scheduler a read
+//! of the store for each delivery. Ingest hands each new delivery to its lane after the flush,
+//! and the scheduler reads the due index only when a lane says it may hold more than the lane
+//! has: at start, after an overflow, a replay, a resume, or when a retry comes due. A delivery
+//! stays known to its lane from the moment it is taken in until its outcome is written, so a
+//! read of the due index never starts a second attempt of it.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use belter_common::{DeliveryId, EndpointId};
+use bytes::Bytes;
+
+use crate::store::{DueWork, LoadedDue};
+
+/// Most deliveries one lane holds before new ones are left to the due index.
+pub(crate) const LANE_CAPACITY: usize = 1_024;
+
+/// Most deliveries every lane together holds.
+const TOTAL_CAPACITY: usize = 16_384;
+
+/// A delivery ready for an attempt.
+#[derive(Debug)]
+pub(crate) struct Work {
+    pub(crate) due: DueWork,
+    /// The event body, when ingest handed it over; read from the store otherwise.
+    pub(crate) body: Option<Bytes>,
+}
+
+/// Where a delivery stands in its lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Presence {
+    /// Not in the lane: neither waiting in memory nor running.
+    Absent,
+    /// It was waiting in memory and has been taken out.
+    Withdrawn,
+    /// Its attempt is running, or its outcome is being written.
+    Running,
+}
+
+/// What the scheduler should read from the due index for one lane.
+#[derive(Debug)]
+pub(crate) struct ScanPlan {
+    /// The lane's scan request count when the plan was made.
+    token: u64,
+    /// Deliveries the lane knows, which the read skips.
+    pub(crate) known: HashSet<DeliveryId>,
+    /// How many entries the read may return.
+    pub(crate) room: usize,
+}
+
+#[derive(Debug)]
+struct Lane {
+    ready: VecDeque<Work>,
+    /// Deliveries in `ready` (false) or running (true).
+    known: HashMap<DeliveryId, bool>,
+    /// Bumped whenever the due index may hold due entries the lane lacks.
+    scan_requests: u64,
+    /// The request count that the last complete read of the due index answered.
+    scans_answered: u64,
+    /// The earliest future due time known in the due index, in ms since the epoch.
+    next_due: Option<u64>,
+    /// No read of the due index before this time, after a read failed.
+    scan_not_before: u64,
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        // A new lane has not read the due index yet, so it starts with a request.
+        Self {
+            ready: VecDeque::new(),
+            known: HashMap::new(),
+            scan_requests: 1,
+            scans_answered: 0,
+            next_due: None,
+            scan_not_before: 0,
+        }
+    }
+}
+
+impl Lane {
+    fn needs_scan(&self) -> bool {
+        self.scan_requests != self.scans_answered
+    }
+
+    fn request_scan(&mut self) {
+        self.scan_requests += 1;
+    }
+}
+
+/// Every endpoint's lane.
+#[derive(Debug, Default)]
+pub(crate) struct ReadyLanes {
+    inner: Mutex<Lanes>,
+}
+
+#[derive(Debug, Default)]
+struct Lanes {
+    lanes: HashMap<EndpointId, Lane>,
+    /// Deliveries waiting in every lane's `ready` together.
+    held: usize,
+}
+
+impl ReadyLanes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands new deliveries, already flushed to the due index, to their lanes. A full lane
+    /// leaves them in the due index and asks for a read of it instead.
+    pub(crate) fn offer(&self, works: impl IntoIterator<Item = (EndpointId, Work)>) {
+        let mut guard = self.lock();
+        let Lanes { lanes, held } = &mut *guard;
+        for (endpoint, work) in works {
+            let lane = lanes.entry(endpoint).or_default();
+            if lane.ready.len() >= LANE_CAPACITY || *held >= TOTAL_CAPACITY {
+                lane.request_scan();
+                continue;
+            }
+            if let Entry::Vacant(slot) = lane.known.entry(work.due.delivery_id.clone()) {
+                slot.insert(false);
+                lane.ready.push_back(work);
+                *held += 1;
+            }
+        }
+    }
+
+    /// Notes that an endpoint's due index may hold due entries its lane lacks.
+    pub(crate) fn request_scan(&self, endpoint: &EndpointId) {
+        self.lock()
+            .lanes
+            .entry(endpoint.clone())
+            .or_default()
+            .request_scan();
+    }
+
+    /// Decides whether the scheduler should read an endpoint's due index before taking `free`
+    /// deliveries at `now_ms`, and what the read should skip.
+    pub(crate) fn plan_scan(
+        &self,
+        endpoint: &EndpointId,
+        free: usize,
+        now_ms: u64,
+    ) -> Option<ScanPlan> {
+        let mut guard = self.lock();
+        let lane = guard.lanes.entry(endpoint.clone()).or_default();
+        if lane.next_due.is_some_and(|due| due <= now_ms) {
+            lane.next_due = None;
+            lane.request_scan();
+        }
+        if !lane.needs_scan() || lane.ready.len() >= free || now_ms < lane.scan_not_before {
+            return None;
+        }
+        Some(ScanPlan {
+            token: lane.scan_requests,
+            known: lane.known.keys().cloned().collect(),
+            room: LANE_CAPACITY.saturating_sub(lane.ready.len()).max(free),
+        })
+    }
+
+    /// Adds what a read of the due index found, skipping what the lane learned meanwhile.
+    pub(crate) fn fill(&self, endpoint: &EndpointId, plan: ScanPlan, loaded: LoadedDue) {
+        let mut guard = self.lock();
+        let Lanes { lanes, held } = &mut *guard;
+        let lane = lanes.entry(endpoint.clone()).or_default();
+        for due in loaded.works {
+            if let Entry::Vacant(slot) = lane.known.entry(due.delivery_id.clone()) {
+                slot.insert(false);
+                lane.ready.push_back(Work { due, body: None });
+                *held += 1;
+            }
+        }
+        if loaded.complete && lane.scan_requests == plan.token {
+            lane.scans_answered = plan.token;
+        }
+        if let Some(due) = loaded.next_due {
+            lane.next_due = Some(lane.next_due.map_or(due, |known| known.min(due)));
+        }
+    }
+
+    /// Puts off the next read of an endpoint's due index until `at_ms`, after a read failed.
+    pub(crate) fn defer_scan(&self, endpoint: &EndpointId, at_ms: u64) {
+        let mut guard = self.lock();
+        let lane = guard.lanes.entry(endpoint.clone()).or_default();
+        lane.scan_not_before = at_ms;
+        lane.next_due = Some(lane.next_due.map_or(at_ms, |known| known.min(at_ms)));
+    }
+
+    /// Takes up to `count` deliveries of an endpoint for attempts and marks them running.
+    pub(crate) fn take(&self, endpoint: &EndpointId, count: usize) -> Vec<Work> {
+        let mut guard = self.lock();
+        let Lanes { lanes, held } = &mut *guard;
+        let Some(lane) = lanes.get_mut(endpoint) else {
+            return Vec::new();
+        };
+        let count = count.min(lane.ready.len());
+        let taken: Vec<Work> = lane.ready.drain(..count).collect();
+        for work in &taken {
+            lane.known.insert(work.due.delivery_id.clone(), true);
+        }
+        *held -= taken.len();
+        taken
+    }
+
+    /// The earliest future due time an endpoint's lane knows of.
+    pub(crate) fn next_due(&self, endpoint: &EndpointId) -> Option<u64> {
+        self.lock()
+            .lanes
+            .get(endpoint)
+            .and_then(|lane| lane.next_due)
+    }
+
+    /// Forgets a delivery whose outcome is written; `next_due` is its next attempt, if any.
+    pub(crate) fn finished(&self, endpoint: &EndpointId, id: &DeliveryId, next_due: Option<u64>) {
+        let mut guard = self.lock();
+        let Some(lane) = guard.lanes.get_mut(endpoint) else {
+            return;
+        };
+        lane.known.remove(id);
+        if let Some(due) = next_due {
+            lane.next_due = Some(lane.next_due.map_or(due, |known| known.min(due)));
+        }
+    }
+
+    /// Takes a waiting delivery out of its lane, for a replay that rewrites its due entry.
+    pub(crate) fn withdraw(&self, endpoint: &EndpointId, id: &DeliveryId) -> Presence {
+        let mut guard = self.lock();
+        let Lanes { lanes, held } = &mut *guard;
+        let Some(lane) = lanes.get_mut(endpoint) else {
+            return Presence::Absent;
+        };
+        match lane.known.get(id) {
+            None => Presence::Absent,
+            Some(true) => Presence::Running,
+            Some(false) => {
+                lane.known.remove(id);
+                if let Some(at) = lane
+                    .ready
+                    .iter()
+                    .position(|work| &work.due.delivery_id == id)
+                {
+                    lane.ready.remove(at);
+                    *held -= 1;
+                }
+                Presence::Withdrawn
+            }
+        }
+    }
+
+    /// Whether a delivery's attempt is running.
+    pub(crate) fn is_running(&self, endpoint: &EndpointId, id: &DeliveryId) -> bool {
+        self.lock()
+            .lanes
+            .get(endpoint)
+            .and_then(|lane| lane.known.get(id))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Drops the waiting deliveries of a paused endpoint from memory; they stay in the due
+    /// index for its resume.
+    pub(crate) fn release(&self, endpoint: &EndpointId) {
+        let mut guard = self.lock();
+        let Lanes { lanes, held } = &mut *guard;
+        let Some(lane) = lanes.get_mut(endpoint) else {
+            return;
+        };
+        if lane.ready.is_empty() {
+            return;
+        }
+        for work in lane.ready.drain(..) {
+            lane.known.remove(&work.due.delivery_id);
+            *held -= 1;
+        }
+        lane.request_scan();
+    }
+
+    /// Removes a deleted endpoint's lane and returns the deliveries whose attempts still run,
+    /// which their outcomes end.
+    pub(crate) fn remove(&self, endpoint: &EndpointId) -> HashSet<DeliveryId> {
+        let mut guard = self.lock();
+        let Lanes { lanes, held } = &mut *guard;
+        let Some(lane) = lanes.remove(endpoint) else {
+            return HashSet::new();
+        };
+        *held -= lane.ready.len();
+        lane.known
+            .into_iter()
+            .filter_map(|(id, running)| running.then_some(id))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DeliveryRecord;
+    use belter_common::records::{AttemptTrigger, DeliveryStatus};
+
+    fn work(endpoint: &EndpointId) -> Work {
+        let id = DeliveryId::generate();
+        Work {
+            due: DueWork {
+                due_key: id.as_str().as_bytes().to_vec(),
+                delivery_id: id,
+                record: DeliveryRecord {
+                    event_id: "evt".to_owned(),
+                    event_type: 0,
+                    endpoint_id: endpoint.to_string(),
+                    target_url: "http://127.0.0.1:9/".to_owned(),
+                    status: DeliveryStatus::Pending,
+                    attempt_count: 0,
+                    scheduled_attempts: 0,
+                    created_at: 0,
+                    updated_at: 0,
+                    next_attempt_at: Some(0),
+                    next_trigger: AttemptTrigger::First,
+                    last_status_code: None,
+                    last_failure: None,
+                    last_error: None,
+                    last_latency_ms: None,
+                },
+            },
+            body: None,
+        }
+    }
+
+    fn answer(lanes: &ReadyLanes, endpoint: &EndpointId, works: Vec<DueWork>, next: Option<u64>) {
+        let plan = lanes.plan_scan(endpoint, 10_000, 0).expect("a scan is due");
+        lanes.fill(
+            endpoint,
+            plan,
+            LoadedDue {
+                works,
+                complete: true,
+                next_due: next,
+            },
+        );
+    }
+
+    #[test]
+    fn new_lane_reads_the_index_once() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let offered = work(&endpoint);
+        let offered_id = offered.due.delivery_id.clone();
+        lanes.offer([(endpoint.clone(), offered)]);
+        let stored_twice = DueWork {
+            delivery_id: offered_id,
+            due_key: Vec::new(),
+            record: work(&endpoint).due.record,
+        };
+        answer(
+            &lanes,
+            &endpoint,
+            vec![work(&endpoint).due, stored_twice],
+            None,
+        );
+        assert!(lanes.plan_scan(&endpoint, 10, 0).is_none());
+        assert_eq!(lanes.take(&endpoint, 10).len(), 2);
+    }
+
+    #[test]
+    fn running_delivery_is_not_loaded_twice() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let first = work(&endpoint);
+        let id = first.due.delivery_id.clone();
+        answer(&lanes, &endpoint, vec![first.due], None);
+        assert_eq!(lanes.take(&endpoint, 1).len(), 1);
+        assert!(lanes.is_running(&endpoint, &id));
+        lanes.request_scan(&endpoint);
+        let plan = lanes.plan_scan(&endpoint, 1, 0).unwrap();
+        assert!(plan.known.contains(&id));
+        let again = DueWork {
+            delivery_id: id.clone(),
+            due_key: Vec::new(),
+            record: work(&endpoint).due.record,
+        };
+        lanes.fill(
+            &endpoint,
+            plan,
+            LoadedDue {
+                works: vec![again],
+                complete: true,
+                next_due: None,
+            },
+        );
+        assert!(lanes.take(&endpoint, 10).is_empty());
+        assert_eq!(lanes.withdraw(&endpoint, &id), Presence::Running);
+        lanes.finished(&endpoint, &id, Some(500));
+        assert!(!lanes.is_running(&endpoint, &id));
+        assert_eq!(lanes.next_due(&endpoint), Some(500));
+        assert!(lanes.plan_scan(&endpoint, 1, 499).is_none());
+        assert!(lanes.plan_scan(&endpoint, 1, 500).is_some());
+    }
+
+    #[test]
+    fn full_lane_leaves_new_work_to_the_index() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        answer(&lanes, &endpoint, Vec::new(), None);
+        lanes.offer((0..LANE_CAPACITY + 1).map(|_| (endpoint.clone(), work(&endpoint))));
+        assert!(lanes.plan_scan(&endpoint, LANE_CAPACITY + 1, 0).is_some());
+        assert_eq!(lanes.take(&endpoint, usize::MAX).len(), LANE_CAPACITY);
+    }
+
+    #[test]
+    fn withdraw_release_and_remove() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        answer(&lanes, &endpoint, Vec::new(), None);
+        let waiting = work(&endpoint);
+        let waiting_id = waiting.due.delivery_id.clone();
+        let running = work(&endpoint);
+        let running_id = running.due.delivery_id.clone();
+        lanes.offer([(endpoint.clone(), running), (endpoint.clone(), waiting)]);
+        assert_eq!(lanes.take(&endpoint, 1).len(), 1);
+        assert_eq!(lanes.withdraw(&endpoint, &waiting_id), Presence::Withdrawn);
+        assert_eq!(lanes.withdraw(&endpoint, &waiting_id), Presence::Absent);
+        lanes.offer([(endpoint.clone(), work(&endpoint))]);
+        lanes.release(&endpoint);
+        assert!(lanes.take(&endpoint, 10).is_empty());
+        assert_eq!(lanes.remove(&endpoint), HashSet::from([running_id]));
+    }
+}
