@@ -60,11 +60,17 @@ fn stopped() -> FlushError {
 }
 
 impl Flusher {
-    /// Starts the writer task. It ends when every handle is dropped.
-    pub(crate) fn spawn(store: Store) -> (Self, JoinHandle<()>) {
+    /// Starts the write stage on a thread and the flush stage as a task. Both end when every
+    /// handle is dropped; the returned task ends last.
+    pub(crate) fn spawn(store: Store) -> std::io::Result<(Self, JoinHandle<()>)> {
         let (requests, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, receiver));
-        (Self { requests }, task)
+        let (to_flush, flush_receiver) = mpsc::unbounded_channel();
+        let writer_store = store.clone();
+        std::thread::Builder::new()
+            .name("belter-ingest-writer".to_owned())
+            .spawn(move || write_stage(&writer_store, receiver, &to_flush))?;
+        let task = tokio::spawn(flush_stage(store, flush_receiver));
+        Ok((Self { requests }, task))
     }
 
     /// Waits until everything written before this call is on disk.
@@ -96,8 +102,21 @@ impl Flusher {
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
-    while let Some(first) = receiver.recv().await {
+/// Requests written to the store and waiting for a flush.
+struct Written {
+    jobs: Vec<(JobReply, IngestWrite)>,
+    flushes: Vec<oneshot::Sender<Result<(), FlushError>>>,
+}
+
+/// The write stage, on a thread of its own since sled blocks: takes every request that has
+/// arrived, writes the jobs, answers the ones that need no flush, and passes the rest to the
+/// flush stage. It writes the next batch while the flush stage flushes the last one.
+fn write_stage(
+    store: &Store,
+    mut receiver: mpsc::UnboundedReceiver<Request>,
+    flush_stage: &mpsc::UnboundedSender<Written>,
+) {
+    while let Some(first) = receiver.blocking_recv() {
         let mut flushes = Vec::new();
         let mut jobs = Vec::new();
         let mut next = Some(first);
@@ -115,9 +134,12 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
 
         let batch = jobs.len();
         let started = std::time::Instant::now();
-        let written = write_jobs(&store, jobs).await;
-        let write_elapsed = started.elapsed();
-
+        let written = write_jobs(store, jobs);
+        tracing::trace!(
+            batch,
+            write_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "group written"
+        );
         // Jobs whose write failed or that repeated an idempotency key need no flush, so they
         // get their response at once; a store that cannot write may not finish a flush either.
         let mut waiting = Vec::with_capacity(written.len());
@@ -135,7 +157,26 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
         if waiting.is_empty() && flushes.is_empty() {
             continue;
         }
+        let handed = flush_stage.send(Written {
+            jobs: waiting,
+            flushes,
+        });
+        if handed.is_err() {
+            tracing::error!("the flush stage has stopped; ingest requests get no answer");
+            return;
+        }
+    }
+}
 
+/// The flush stage: flushes once for every group written since the last flush, then answers
+/// them all.
+async fn flush_stage(store: Store, mut receiver: mpsc::UnboundedReceiver<Written>) {
+    while let Some(first) = receiver.recv().await {
+        let mut groups = vec![first];
+        while let Ok(group) = receiver.try_recv() {
+            groups.push(group);
+        }
+        let started = std::time::Instant::now();
         let flushed = match tokio::time::timeout(FLUSH_TIMEOUT, store.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(FlushError(error.to_string())),
@@ -145,73 +186,62 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
             ))),
         };
         tracing::trace!(
-            batch,
-            write_us = u64::try_from(write_elapsed.as_micros()).unwrap_or(u64::MAX),
-            flush_us =
-                u64::try_from((started.elapsed() - write_elapsed).as_micros()).unwrap_or(u64::MAX),
+            groups = groups.len(),
+            flush_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "group commit"
         );
         if let Err(error) = &flushed {
             tracing::error!(%error, "flush failed");
         }
-        for waiter in flushes {
-            // A waiter that gave up (its request was dropped) needs no response.
-            let _ = waiter.send(flushed.clone());
-        }
-        for (job, outcome) in waiting {
-            let answer = match &flushed {
-                Err(error) => Err(WriteError::Flush(error.clone())),
-                Ok(()) => Ok((outcome, job.writes)),
-            };
-            // A request that gave up needs no response.
-            let _ = job.reply.send(answer);
+        for group in groups {
+            for waiter in group.flushes {
+                // A waiter that gave up (its request was dropped) needs no response.
+                let _ = waiter.send(flushed.clone());
+            }
+            for (job, outcome) in group.jobs {
+                let answer = match &flushed {
+                    Err(error) => Err(WriteError::Flush(error.clone())),
+                    Ok(()) => Ok((outcome, job.writes)),
+                };
+                // A request that gave up needs no response.
+                let _ = job.reply.send(answer);
+            }
         }
     }
 }
 
-/// The reply half of a job and what the write made of it.
-type Written = Vec<(JobReply, Result<IngestWrite, WriteError>)>;
-
-/// The remainder of a job once its writes went to the store.
+/// The reply half of a job.
 struct JobReply {
     writes: Vec<NewEventWrite>,
     reply: oneshot::Sender<Result<(IngestWrite, Vec<NewEventWrite>), WriteError>>,
 }
 
-/// Writes every job on a blocking thread, since sled blocks.
-async fn write_jobs(store: &Store, jobs: Vec<WriteJob>) -> Written {
+/// Writes every job and pairs each reply with its outcome.
+fn write_jobs(
+    store: &Store,
+    jobs: Vec<WriteJob>,
+) -> Vec<(JobReply, Result<IngestWrite, WriteError>)> {
     if jobs.is_empty() {
         return Vec::new();
     }
-    let store = store.clone();
-    let joined = tokio::task::spawn_blocking(move || {
-        let batch: Vec<IngestJob<'_>> = jobs
-            .iter()
-            .map(|job| IngestJob {
-                writes: &job.writes,
-                idempotency: job.idempotency.as_ref().map(|entry| Idempotency {
-                    key: &entry.key,
-                    response: &entry.response,
-                    fingerprint: &entry.fingerprint,
-                }),
-            })
-            .collect();
-        let result = store.write_batch(&batch);
-        (jobs, result)
-    })
-    .await;
-    let (jobs, result) = match joined {
-        Ok(done) => done,
-        Err(error) => {
-            tracing::error!(%error, "ingest write task failed");
-            return Vec::new();
-        }
-    };
-    let replies = jobs.into_iter().map(|job| JobReply {
-        writes: job.writes,
-        reply: job.reply,
-    });
-    replies
+    let batch: Vec<IngestJob<'_>> = jobs
+        .iter()
+        .map(|job| IngestJob {
+            writes: &job.writes,
+            idempotency: job.idempotency.as_ref().map(|entry| Idempotency {
+                key: &entry.key,
+                response: &entry.response,
+                fingerprint: &entry.fingerprint,
+            }),
+        })
+        .collect();
+    let result = store.write_batch(&batch);
+    drop(batch);
+    jobs.into_iter()
+        .map(|job| JobReply {
+            writes: job.writes,
+            reply: job.reply,
+        })
         .zip(result)
         .map(|(reply, outcome)| {
             let outcome = outcome.map_err(|error| {

@@ -91,6 +91,9 @@ pub enum StartError {
     /// The HTTP client for deliveries could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// A thread could not be started.
+    #[error("cannot start the ingest writer thread: {0}. Check the process and memory limits")]
+    Thread(std::io::Error),
 }
 
 /// A running daemon.
@@ -179,7 +182,7 @@ impl Daemon {
         )?;
 
         let mut tasks = JoinSet::new();
-        let (flusher, flush_task) = Flusher::spawn(store.clone());
+        let (flusher, flush_task) = Flusher::spawn(store.clone()).map_err(StartError::Thread)?;
         let (outcomes, outcome_receiver) = outcome::channel();
         let shutdown = CancellationToken::new();
         let state = AppState::new(StateParts {
