@@ -181,6 +181,20 @@ impl Daemon {
             config.control_socket_group.as_deref(),
         )?;
 
+        // The count a clean stop kept is removed before anything changes the queue, so a crash
+        // from here on makes the next start count again instead of trusting a stale number.
+        let saved_waiting = store
+            .take_saved_waiting()
+            .map_err(|source| StartError::Store {
+                path: store_path.clone(),
+                source,
+            })?;
+        if saved_waiting.is_some() {
+            store.flush().await.map_err(|source| StartError::Store {
+                path: store_path.clone(),
+                source,
+            })?;
+        }
         let mut tasks = JoinSet::new();
         let (flusher, flush_task) = Flusher::spawn(store.clone()).map_err(StartError::Thread)?;
         let (outcomes, outcome_receiver) = outcome::channel();
@@ -199,17 +213,26 @@ impl Daemon {
             outcomes,
         });
 
-        let counting = state.clone();
-        let started_ms = counting.started_at.as_millis() + 1;
-        tasks.spawn(async move {
-            // Counting a large queue takes seconds, so it runs while the daemon already serves.
-            let counted =
-                tokio::task::spawn_blocking(move || counting.count_stored_waiting(started_ms))
-                    .await;
-            if let Err(error) = counted {
-                tracing::error!(%error, "the waiting count task failed");
+        match saved_waiting {
+            Some(count) => {
+                state.add_waiting(i64::try_from(count).unwrap_or(i64::MAX));
             }
-        });
+            None => {
+                let counting = state.clone();
+                let started_ms = counting.started_at.as_millis() + 1;
+                tasks.spawn(async move {
+                    // After a crash the due index is counted. That takes seconds for a large
+                    // queue and fills sled's cache, so it runs while the daemon already serves.
+                    let counted = tokio::task::spawn_blocking(move || {
+                        counting.count_stored_waiting(started_ms)
+                    })
+                    .await;
+                    if let Err(error) = counted {
+                        tracing::error!(%error, "the waiting count task failed");
+                    }
+                });
+            }
+        }
         let writer = state.clone();
         tasks.spawn(async move {
             // The writer ends when the scheduler stops it, after the last attempt.
@@ -284,12 +307,19 @@ impl Daemon {
         let Self { state, mut tasks } = self;
         let store = state.store.clone();
         let socket = state.config.control_socket.clone();
+        let waiting = state.waiting_counter();
         // Dropping the last state handle lets the flush task end.
         drop(state);
         while let Some(joined) = tasks.join_next().await {
             if let Err(error) = joined {
                 tracing::error!(%error, "daemon task failed");
             }
+        }
+        // Written last, so the flush that makes it durable also holds every change it counts.
+        let waiting =
+            u64::try_from(waiting.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+        if let Err(error) = store.save_waiting(waiting) {
+            tracing::error!(%error, "cannot keep the waiting count; the next start counts the queue");
         }
         // On a full disk sled's flush may never return, and a stop must still end.
         match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store.flush()).await {

@@ -133,6 +133,11 @@ impl AppState {
         }
     }
 
+    /// The shared count of waiting deliveries, read at the stop after the state is dropped.
+    pub(crate) fn waiting_counter(&self) -> Arc<AtomicI64> {
+        Arc::clone(&self.waiting)
+    }
+
     /// Deliveries queued or in flight now.
     pub(crate) fn waiting(&self) -> u64 {
         u64::try_from(self.waiting.load(Ordering::Relaxed)).unwrap_or(0)

@@ -15,6 +15,8 @@
 //! - `rules`: rule id → [`RuleRecord`]
 //! - `endpoint_streaks`, `endpoint_failures`: endpoint health, see the `health` module
 //! - `stats`: minute since the epoch (u64 big-endian) → outcome counts, summed by a merge operator
+//! - `meta`: `waiting_at_stop` → the count of waiting deliveries (u64 big-endian) that a clean
+//!   stop wrote, read and removed at the next start
 
 mod endpoints;
 mod events;
@@ -76,6 +78,7 @@ pub(crate) struct Store {
     stats: sled::Tree,
     endpoint_streaks: sled::Tree,
     endpoint_failures: sled::Tree,
+    meta: sled::Tree,
 }
 
 impl Store {
@@ -104,8 +107,24 @@ impl Store {
             stats,
             endpoint_streaks,
             endpoint_failures,
+            meta: db.open_tree("meta")?,
             db,
         })
+    }
+
+    /// Keeps the count of waiting deliveries for the next start; a clean stop calls this last.
+    pub(crate) fn save_waiting(&self, count: u64) -> Result<(), StoreError> {
+        self.meta.insert(WAITING_AT_STOP, &count.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Takes the count that the last clean stop kept. `None` after a crash, or when the store
+    /// is new; the caller then counts the due index.
+    pub(crate) fn take_saved_waiting(&self) -> Result<Option<u64>, StoreError> {
+        let saved = self.meta.remove(WAITING_AT_STOP)?;
+        Ok(saved
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+            .map(u64::from_be_bytes))
     }
 
     /// Writes every change so far to disk.
@@ -114,6 +133,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// Key of the waiting count kept by a clean stop in the `meta` tree.
+const WAITING_AT_STOP: &[u8] = b"waiting_at_stop";
 
 /// Key of a delivery's due entry: endpoint id, due time in ms (big-endian), delivery id.
 fn due_key(endpoint: &str, due_ms: u64, delivery: &str) -> Vec<u8> {
@@ -153,4 +175,22 @@ pub(crate) fn open_temp() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("db")).expect("open store");
     (dir, store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_waiting_count_is_taken_once() {
+        let (_dir, store) = open_temp();
+        assert_eq!(store.take_saved_waiting().unwrap(), None, "a new store");
+        store.save_waiting(42).unwrap();
+        assert_eq!(store.take_saved_waiting().unwrap(), Some(42));
+        assert_eq!(
+            store.take_saved_waiting().unwrap(),
+            None,
+            "a crash after the start counts again"
+        );
+    }
 }

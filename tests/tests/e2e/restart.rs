@@ -4,12 +4,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use belter_common::api::DeliveryQuery;
+use belter_common::client::ControlClient;
 use belter_common::headers;
 use belter_common::records::{AttemptTrigger, DeliveryStatus, EndpointState, EventSelection};
 use belter_common::samples::sample_body;
 use belter_common::{DeliveryId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
-use belter_tests::wait::{wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
+use belter_tests::wait::{poll_until, wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 
 /// Events queued before a restart.
@@ -50,6 +51,8 @@ async fn queued_deliveries_survive(stop: Stop) {
     }
     daemon.start_again().await;
     let client = daemon.client();
+    // A clean stop keeps the count; after a kill the daemon counts its queue again.
+    wait_for_pending(&client, QUEUED_EVENTS as u64).await;
     let endpoint = client
         .get_endpoint(&created.endpoint.id)
         .await
@@ -84,6 +87,27 @@ async fn queued_deliveries_survive(stop: Stop) {
     receiver
         .expect_no_more_than(QUEUED_EVENTS, Duration::from_millis(300))
         .await;
+    wait_for_pending(&client, 0).await;
+}
+
+/// Waits until the stats count `expected` waiting deliveries.
+async fn wait_for_pending(client: &ControlClient, expected: u64) {
+    poll_until(
+        "the stats to count the waiting deliveries",
+        WAIT_TIMEOUT,
+        || async {
+            let stats = client
+                .stats(None)
+                .await
+                .map_err(|error| error.to_string())?;
+            if stats.pending == expected {
+                Ok(())
+            } else {
+                Err(format!("{} pending", stats.pending))
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
