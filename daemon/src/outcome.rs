@@ -1,6 +1,6 @@
-//! The outcome writer: one thread records the outcomes of attempts, as many at a time as have
-//! arrived, so an attempt never waits on the store, and the per-minute counts and endpoint
-//! health are merged once per batch instead of once per attempt.
+//! The outcome writer: one thread records attempt outcomes in batches of whatever has arrived,
+//! so an attempt never waits on the store. The per-minute counts and the endpoint health are
+//! merged once per batch instead of once per attempt.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
@@ -11,7 +11,7 @@ use belter_common::EndpointId;
 use crate::state::AppState;
 use crate::store::{AttemptRecord, Completion, DueWork, EndpointOutcomes, OutcomeCounts};
 
-/// Most outcomes written in one batch.
+/// Maximum outcomes written in one batch.
 const MAX_BATCH: usize = 512;
 
 /// How long a delivery whose outcome could not be written waits before it is read again.

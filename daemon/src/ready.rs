@@ -2,8 +2,8 @@
 //!
 //! The due index in the store stays the queue of record; a lane only saves the scheduler a read
 //! of the store for each delivery. Ingest hands each new delivery to its lane after the flush,
-//! and the scheduler reads the due index only when a lane says it may hold more than the lane
-//! has: at start, after an overflow, a replay, a resume, or when a retry comes due. A delivery
+//! and the scheduler reads the due index only when the index may contain due entries that the
+//! lane lacks: at start, after an overflow, a replay, a resume, or when a retry comes due. A delivery
 //! stays known to its lane from the moment it is taken in until its outcome is written, so a
 //! read of the due index never starts a second attempt of it.
 
@@ -16,10 +16,10 @@ use bytes::Bytes;
 
 use crate::store::{DueWork, LoadedDue};
 
-/// Most deliveries one lane holds before new ones are left to the due index.
+/// Maximum deliveries waiting in one lane; more are left to the due index.
 pub(crate) const LANE_CAPACITY: usize = 1_024;
 
-/// Most deliveries every lane together holds.
+/// Maximum deliveries waiting in all lanes together.
 const TOTAL_CAPACITY: usize = 16_384;
 
 /// A delivery ready for an attempt.
@@ -101,7 +101,7 @@ pub(crate) struct ReadyLanes {
 struct Lanes {
     lanes: HashMap<EndpointId, Lane>,
     /// Deliveries waiting in every lane's `ready` together.
-    held: usize,
+    waiting: usize,
 }
 
 impl ReadyLanes {
@@ -115,17 +115,17 @@ impl ReadyLanes {
     /// leaves them in the due index and asks for a read of it instead.
     pub(crate) fn offer(&self, works: impl IntoIterator<Item = (EndpointId, Work)>) {
         let mut guard = self.lock();
-        let Lanes { lanes, held } = &mut *guard;
+        let Lanes { lanes, waiting } = &mut *guard;
         for (endpoint, work) in works {
             let lane = lanes.entry(endpoint).or_default();
-            if lane.ready.len() >= LANE_CAPACITY || *held >= TOTAL_CAPACITY {
+            if lane.ready.len() >= LANE_CAPACITY || *waiting >= TOTAL_CAPACITY {
                 lane.request_scan();
                 continue;
             }
             if let Entry::Vacant(slot) = lane.known.entry(work.due.delivery_id.clone()) {
                 slot.insert(false);
                 lane.ready.push_back(work);
-                *held += 1;
+                *waiting += 1;
             }
         }
     }
@@ -166,13 +166,13 @@ impl ReadyLanes {
     /// Adds what a read of the due index found, skipping what the lane learned meanwhile.
     pub(crate) fn fill(&self, endpoint: &EndpointId, plan: ScanPlan, loaded: LoadedDue) {
         let mut guard = self.lock();
-        let Lanes { lanes, held } = &mut *guard;
+        let Lanes { lanes, waiting } = &mut *guard;
         let lane = lanes.entry(endpoint.clone()).or_default();
         for due in loaded.works {
             if let Entry::Vacant(slot) = lane.known.entry(due.delivery_id.clone()) {
                 slot.insert(false);
                 lane.ready.push_back(Work { due, body: None });
-                *held += 1;
+                *waiting += 1;
             }
         }
         if loaded.complete && lane.scan_requests == plan.token {
@@ -194,17 +194,17 @@ impl ReadyLanes {
     /// Takes up to `count` deliveries of an endpoint for attempts and marks them running.
     pub(crate) fn take(&self, endpoint: &EndpointId, count: usize) -> Vec<Work> {
         let mut guard = self.lock();
-        let Lanes { lanes, held } = &mut *guard;
+        let Lanes { lanes, waiting } = &mut *guard;
         let Some(lane) = lanes.get_mut(endpoint) else {
             return Vec::new();
         };
         let count = count.min(lane.ready.len());
-        let taken: Vec<Work> = lane.ready.drain(..count).collect();
-        for work in &taken {
+        let picked: Vec<Work> = lane.ready.drain(..count).collect();
+        for work in &picked {
             lane.known.insert(work.due.delivery_id.clone(), true);
         }
-        *held -= taken.len();
-        taken
+        *waiting -= picked.len();
+        picked
     }
 
     /// The earliest future due time an endpoint's lane knows of.
@@ -230,7 +230,7 @@ impl ReadyLanes {
     /// Takes a waiting delivery out of its lane, for a replay that rewrites its due entry.
     pub(crate) fn withdraw(&self, endpoint: &EndpointId, id: &DeliveryId) -> Presence {
         let mut guard = self.lock();
-        let Lanes { lanes, held } = &mut *guard;
+        let Lanes { lanes, waiting } = &mut *guard;
         let Some(lane) = lanes.get_mut(endpoint) else {
             return Presence::Absent;
         };
@@ -245,7 +245,7 @@ impl ReadyLanes {
                     .position(|work| &work.due.delivery_id == id)
                 {
                     lane.ready.remove(at);
-                    *held -= 1;
+                    *waiting -= 1;
                 }
                 Presence::Withdrawn
             }
@@ -266,7 +266,7 @@ impl ReadyLanes {
     /// index for its resume.
     pub(crate) fn release(&self, endpoint: &EndpointId) {
         let mut guard = self.lock();
-        let Lanes { lanes, held } = &mut *guard;
+        let Lanes { lanes, waiting } = &mut *guard;
         let Some(lane) = lanes.get_mut(endpoint) else {
             return;
         };
@@ -275,7 +275,7 @@ impl ReadyLanes {
         }
         for work in lane.ready.drain(..) {
             lane.known.remove(&work.due.delivery_id);
-            *held -= 1;
+            *waiting -= 1;
         }
         lane.request_scan();
     }
@@ -284,11 +284,11 @@ impl ReadyLanes {
     /// which their outcomes end.
     pub(crate) fn remove(&self, endpoint: &EndpointId) -> HashSet<DeliveryId> {
         let mut guard = self.lock();
-        let Lanes { lanes, held } = &mut *guard;
+        let Lanes { lanes, waiting } = &mut *guard;
         let Some(lane) = lanes.remove(endpoint) else {
             return HashSet::new();
         };
-        *held -= lane.ready.len();
+        *waiting -= lane.ready.len();
         lane.known
             .into_iter()
             .filter_map(|(id, running)| running.then_some(id))
