@@ -3,16 +3,20 @@
 //! merged once per batch instead of once per attempt.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc;
 
 use belter_common::records::{DeliveryStatus, StreamEvent, StreamKind};
 use belter_common::EndpointId;
+use tokio::sync::mpsc;
 
 use crate::state::AppState;
 use crate::store::{AttemptRecord, Completion, DueWork, EndpointOutcomes, OutcomeCounts};
 
 /// Maximum outcomes written in one batch.
 const MAX_BATCH: usize = 512;
+
+/// Outcomes waiting for the writer before attempts wait to hand theirs over. Attempts keep their
+/// concurrency slot while they wait, so memory stays bounded when the store falls behind.
+const QUEUE_CAPACITY: usize = 4_096;
 
 /// How long a delivery whose outcome could not be written waits before it is read again.
 const REREAD_AFTER_MS: u64 = 1_000;
@@ -42,33 +46,36 @@ pub(crate) struct OutcomeReceiver(mpsc::Receiver<Message>);
 
 /// A new channel to the outcome writer.
 pub(crate) fn channel() -> (OutcomeSender, OutcomeReceiver) {
-    let (sender, receiver) = mpsc::channel();
+    let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     (OutcomeSender(sender), OutcomeReceiver(receiver))
 }
 
 impl OutcomeSender {
     /// Queues an outcome for writing. Returns `false` when the writer has stopped; the
     /// delivery's due entry then stays, and it is sent again after a restart.
-    pub(crate) fn send(&self, outcome: Outcome) -> bool {
-        self.0.send(Message::Outcome(Box::new(outcome))).is_ok()
+    pub(crate) async fn send(&self, outcome: Outcome) -> bool {
+        self.0
+            .send(Message::Outcome(Box::new(outcome)))
+            .await
+            .is_ok()
     }
 
     /// Asks the writer to stop once it has written every outcome sent before.
-    pub(crate) fn stop(&self) {
-        let _ = self.0.send(Message::Stop);
+    pub(crate) async fn stop(&self) {
+        let _ = self.0.send(Message::Stop).await;
     }
 }
 
 /// Writes outcomes until [`OutcomeSender::stop`]. Runs on a thread of its own, since sled
 /// blocks.
-pub(crate) fn run(state: AppState, receiver: OutcomeReceiver) {
+pub(crate) fn run(state: AppState, mut receiver: OutcomeReceiver) {
     tracing::info!("outcome writer started");
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     while !stopping {
-        match receiver.0.recv() {
-            Ok(Message::Outcome(outcome)) => batch.push(*outcome),
-            Ok(Message::Stop) | Err(_) => break,
+        match receiver.0.blocking_recv() {
+            Some(Message::Outcome(outcome)) => batch.push(*outcome),
+            Some(Message::Stop) | None => break,
         }
         while batch.len() < MAX_BATCH {
             match receiver.0.try_recv() {

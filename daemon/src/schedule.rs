@@ -86,7 +86,7 @@ pub(crate) async fn run(state: AppState) {
         );
         attempts.shutdown().await;
     }
-    state.outcomes.stop();
+    state.outcomes.stop().await;
     tracing::info!("scheduler stopped");
 }
 
@@ -183,7 +183,7 @@ fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> Opt
 }
 
 /// Runs one attempt and hands its outcome to the outcome writer. The permit and the
-/// endpoint's in-flight count are released when the request ends.
+/// endpoint's in-flight count are released once the writer has taken the outcome.
 async fn run_attempt(
     state: AppState,
     entry: Arc<EndpointEntry>,
@@ -234,7 +234,6 @@ async fn run_attempt(
     )
     .await;
     let ended_at = now_ms();
-    finish(&state, &entry, permit);
 
     let endpoint_gone = state.endpoints.get(&entry.id).is_none();
     let blocked = result.failure == Some(FailureKind::BlockedByPolicy);
@@ -278,20 +277,26 @@ async fn run_attempt(
     state.metrics.record_attempt(&attempt, completion);
     entry.health.record(attempt.succeeded, ended_at);
     track_failing_run(&state, &entry, attempt.succeeded, ended_at);
-    let sent = state.outcomes.send(Outcome {
-        endpoint_id: entry.id.clone(),
-        due: DueWork {
-            delivery_id,
-            due_key: std::mem::take(&mut work.due.due_key),
-            record: work.due.record,
-        },
-        attempt,
-        completion,
-        ended_at,
-    });
+    let sent = state
+        .outcomes
+        .send(Outcome {
+            endpoint_id: entry.id.clone(),
+            due: DueWork {
+                delivery_id,
+                due_key: std::mem::take(&mut work.due.due_key),
+                record: work.due.record,
+            },
+            attempt,
+            completion,
+            ended_at,
+        })
+        .await;
     if !sent {
         tracing::warn!(endpoint_id = %entry.id, "the outcome writer has stopped; the delivery is sent again after a restart");
     }
+    // The slot is released once the writer has taken the outcome, so attempts cannot run ahead
+    // of the store without bound.
+    finish(&state, &entry, permit);
 }
 
 /// A random number in `[0, 1)` for retry jitter; 0 if the OS random source fails.

@@ -85,9 +85,12 @@ impl Store {
     /// Opens or creates the store in `path`. sled locks the directory, so a second daemon on the
     /// same data directory fails here.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        // sled's heap grows well past its cache capacity, so the cache is kept small: at 1M
+        // pending, 64 MiB of cache meant 145 MiB resident after the build, 12 MiB meant 89 MiB,
+        // with the same drain rate and page query times.
         let db = sled::Config::new()
             .path(path)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(12 * 1024 * 1024)
             .open()?;
         let stats = db.open_tree("stats")?;
         stats.set_merge_operator(stats::merge_counts);
