@@ -26,6 +26,22 @@ pub struct IngestRequest {
     pub data: serde_json::Value,
 }
 
+/// Body of `POST /v1/events/batch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestBatchRequest {
+    /// 1 to 1,000 events, each as `POST /v1/events` takes it.
+    pub events: Vec<IngestRequest>,
+}
+
+/// Response of `POST /v1/events/batch`, sent once every event is flushed to disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestBatchResponse {
+    /// One entry per event, in the order of the request.
+    pub events: Vec<IngestResponse>,
+}
+
 /// Response of `POST /v1/events`, sent once the event and its deliveries are flushed to disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

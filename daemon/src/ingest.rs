@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use belter_common::api::{DerivedEvent, ErrorBody, IngestRequest, IngestResponse};
+use belter_common::api::{
+    DerivedEvent, ErrorBody, IngestBatchRequest, IngestBatchResponse, IngestRequest, IngestResponse,
+};
 use belter_common::records::{Health, StreamEvent, StreamKind};
 use belter_common::{headers, schema, DeliveryId, EventId, EventType, Timestamp};
 use http_body_util::{BodyExt, Limited};
@@ -29,6 +31,12 @@ const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 /// Maximum idempotency key length, in bytes.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
+/// Most events in one batch request.
+const MAX_BATCH_EVENTS: usize = 1_000;
+
+/// A batch body may be this many times `max_body_bytes`.
+const BATCH_BODY_FACTOR: usize = 16;
+
 /// Header set on a response that repeats the first response to an idempotency key.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
@@ -37,6 +45,7 @@ const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 pub(crate) fn routes() -> Vec<Route> {
     vec![
         Route::post("/v1/events", ingest_with_token),
+        Route::post("/v1/events/batch", ingest_batch_with_token),
         Route::get("/healthz", health),
         Route::get("/metrics", crate::metrics::scrape),
         Route::get("/v1/openapi.json", crate::openapi::serve),
@@ -80,7 +89,43 @@ async fn ingest_with_token(
     body: Body,
 ) -> Result<Response, ApiError> {
     check_token(&state, &request_headers)?;
-    ingest(&state, &request_headers, body).await
+    ingest(&state, &request_headers, body, Shape::One).await
+}
+
+/// Accepts a batch of events. The control socket serves the same route without a token.
+#[utoipa::path(
+    post,
+    path = "/v1/events/batch",
+    tag = "events",
+    summary = "Accept up to 1,000 events at once and create their deliveries",
+    description = "Validates every event as POST /v1/events does. One invalid event rejects \
+                   the whole batch, and the error names its index, so nothing of the batch is \
+                   stored. Otherwise every event is stored and flushed before the one \
+                   response. The body may be 16 times max_body_bytes.",
+    request_body = IngestBatchRequest,
+    params((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        description = "Repeating a key returns the first response with Idempotent-Replayed: true"
+    )),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 202, description = "Stored and flushed, events in request order", body = IngestBatchResponse),
+        (status = 400, description = "Invalid JSON or Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 times max_body_bytes", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 422, description = "An event breaks its schema, or the batch is empty or too long", body = ErrorBody),
+        (status = 503, description = "The store cannot complete the request", body = ErrorBody),
+    )
+)]
+async fn ingest_batch_with_token(
+    State(state): State<AppState>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_token(&state, &request_headers)?;
+    ingest(&state, &request_headers, body, Shape::Batch).await
 }
 
 /// The control socket's ingest route, for local services: no token.
@@ -89,7 +134,16 @@ pub(crate) async fn ingest_local(
     request_headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ingest(&state, &request_headers, body).await
+    ingest(&state, &request_headers, body, Shape::One).await
+}
+
+/// The control socket's batch ingest route: no token.
+pub(crate) async fn ingest_batch_local(
+    State(state): State<AppState>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    ingest(&state, &request_headers, body, Shape::Batch).await
 }
 
 /// `GET /healthz` on both listeners.
@@ -205,31 +259,20 @@ fn derive_breaches(
         .collect()
 }
 
-async fn ingest(
-    state: &AppState,
-    request_headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    check_content_type(request_headers)?;
-    let idempotency_key = idempotency_key(request_headers)?;
-    let bytes = tokio::time::timeout(
-        BODY_READ_TIMEOUT,
-        read_limited(body, state.config.max_body_bytes),
-    )
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request body did not arrive within {} s: send the whole body at once",
-                BODY_READ_TIMEOUT.as_secs()
-            ),
-        )
-    })??;
-    let valid = parse_event(&bytes)?;
+/// Whether a request carries one event or a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    One,
+    Batch,
+}
 
+/// The writes of one validated event, with its derived events, and its part of the response.
+fn event_writes(
+    state: &AppState,
+    valid: &ValidEvent<'_>,
+    created_at: Timestamp,
+) -> (Vec<NewEventWrite>, IngestResponse) {
     let event_id = EventId::generate();
-    let created_at = Timestamp::now();
     let mut writes = vec![NewEventWrite {
         event: NewEvent {
             id: event_id.clone(),
@@ -251,7 +294,7 @@ async fn ingest(
             .collect()
     };
     let answer = IngestResponse {
-        event_id: event_id.clone(),
+        event_id,
         deliveries: ids_of(&writes[0]),
         derived: writes[1..]
             .iter()
@@ -262,7 +305,53 @@ async fn ingest(
             })
             .collect(),
     };
-    let answer_bytes = serde_json::to_vec(&answer)
+    (writes, answer)
+}
+
+async fn ingest(
+    state: &AppState,
+    request_headers: &HeaderMap,
+    body: Body,
+    shape: Shape,
+) -> Result<Response, ApiError> {
+    check_content_type(request_headers)?;
+    let idempotency_key = idempotency_key(request_headers)?;
+    let limit = match shape {
+        Shape::One => state.config.max_body_bytes,
+        Shape::Batch => state
+            .config
+            .max_body_bytes
+            .saturating_mul(BATCH_BODY_FACTOR),
+    };
+    let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, read_limited(body, limit, shape))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s: send the whole body at once",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            )
+        })??;
+    let valid = match shape {
+        Shape::One => vec![parse_event(&bytes)?],
+        Shape::Batch => parse_batch(&bytes)?,
+    };
+
+    let created_at = Timestamp::now();
+    let mut writes = Vec::with_capacity(valid.len());
+    let mut answers = Vec::with_capacity(valid.len());
+    for event in &valid {
+        let (event_writes, answer) = event_writes(state, event, created_at);
+        writes.extend(event_writes);
+        answers.push(answer);
+    }
+    let encoded = match shape {
+        Shape::One => serde_json::to_vec(&answers[0]),
+        Shape::Batch => serde_json::to_vec(&IngestBatchResponse { events: answers }),
+    };
+    let answer_bytes = encoded
         .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
 
     let fingerprint = Sha256::digest(&bytes).to_vec();
@@ -294,7 +383,10 @@ async fn ingest(
         return Ok(json_answer(response, true));
     }
 
-    let derived = writes.len() - 1;
+    let derived = writes
+        .iter()
+        .filter(|write| write.derived_from.is_some())
+        .count();
     let mut offers = Vec::new();
     for mut write in writes {
         let deliveries = &write.deliveries;
@@ -321,7 +413,11 @@ async fn ingest(
     }
     state.ready.offer(offers);
     if derived > 0 {
-        tracing::info!(event_id = %event_id, breaches = derived, "threshold rules derived breach events");
+        tracing::info!(
+            events = valid.len(),
+            breaches = derived,
+            "threshold rules derived breach events"
+        );
     }
     state.wake_scheduler.notify_one();
     Ok(json_answer(answer_bytes, false))
@@ -417,17 +513,86 @@ fn idempotency_key(request_headers: &HeaderMap) -> Result<Option<String>, ApiErr
     Ok(Some(text.to_owned()))
 }
 
-async fn read_limited(body: Body, max_bytes: usize) -> Result<bytes::Bytes, ApiError> {
+async fn read_limited(
+    body: Body,
+    max_bytes: usize,
+    shape: Shape,
+) -> Result<bytes::Bytes, ApiError> {
+    let fix = match shape {
+        Shape::One => "send a smaller event",
+        Shape::Batch => "split the batch",
+    };
     match Limited::new(body, max_bytes).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than the limit of {max_bytes} bytes: send a smaller event, or raise max_body_bytes in the daemon's config"),
+            format!("request body is larger than the limit of {max_bytes} bytes: {fix}, or raise max_body_bytes in the daemon's config"),
         )),
         Err(error) => Err(ApiError::bad_request(format!(
             "cannot read the request body: {error}"
         ))),
     }
+}
+
+/// The envelope of a batch body, each event kept raw until it is parsed.
+#[derive(Deserialize)]
+struct BatchEnvelope<'a> {
+    #[serde(borrow)]
+    events: Option<Vec<&'a RawValue>>,
+}
+
+/// Parses and validates a batch body: an object with `events`, an array of 1 to
+/// [`MAX_BATCH_EVENTS`] events, each checked as [`parse_event`] checks one. The first invalid
+/// event rejects the batch, with its index in the message.
+fn parse_batch(bytes: &[u8]) -> Result<Vec<ValidEvent<'_>>, ApiError> {
+    let shape_error = || {
+        ApiError::unprocessable(
+            "body must be a JSON object with \"events\", an array of events, each with \"event\" and \"data\"",
+        )
+    };
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Err(error) => ApiError::bad_request(format!("invalid JSON: {error}")),
+                Ok(_) => shape_error(),
+            },
+        );
+    }
+    let envelope: BatchEnvelope<'_> = serde_json::from_slice(bytes).map_err(|error| {
+        if error.is_data() {
+            shape_error()
+        } else {
+            ApiError::bad_request(format!("invalid JSON: {error}"))
+        }
+    })?;
+    let events = envelope.events.ok_or_else(shape_error)?;
+    if events.is_empty() {
+        return Err(ApiError::unprocessable(
+            "events is empty: send at least one event",
+        ));
+    }
+    if events.len() > MAX_BATCH_EVENTS {
+        return Err(ApiError::unprocessable(format!(
+            "events has {} entries: send at most {MAX_BATCH_EVENTS} per batch",
+            events.len()
+        )));
+    }
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            parse_event(raw.get().as_bytes()).map_err(|error| {
+                ApiError::new(
+                    error.status,
+                    format!(
+                        "events[{index}] is invalid, so nothing of the batch was stored: {}",
+                        error.message
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Parses and validates an ingest body: an object with `event`, a known type, and `data`, an

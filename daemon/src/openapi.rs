@@ -18,13 +18,14 @@ const BEARER_SCHEME: &str = "bearer";
         title = "belterd",
         description = "The HTTP APIs of belterd, the Belter Outbound webhook delivery daemon. \
                        The ingest listener (TCP, 127.0.0.1:7700 by default) serves \
-                       POST /v1/events with a bearer token, /healthz, /metrics and this \
-                       document. The control socket (HTTP on a Unix socket, mode 0600) serves \
-                       every other route, /healthz, this document, and POST /v1/events without \
-                       a token. docs/api.md describes each route with examples."
+                       POST /v1/events and /v1/events/batch with a bearer token, /healthz, \
+                       /metrics and this document. The control socket (HTTP on a Unix socket, \
+                       mode 0600) serves every other route, /healthz, this document, and both \
+                       event routes without a token. docs/api.md describes each route with examples."
     ),
     paths(
         ingest::ingest_with_token,
+        ingest::ingest_batch_with_token,
         ingest::health,
         metrics::scrape,
         serve,

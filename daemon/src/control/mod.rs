@@ -24,6 +24,7 @@ pub(crate) fn routes() -> Vec<Route> {
         Route::get("/healthz", ingest::health),
         Route::get("/v1/openapi.json", crate::openapi::serve),
         Route::post("/v1/events", ingest::ingest_local),
+        Route::post("/v1/events/batch", ingest::ingest_batch_local),
         Route::get("/v1/event-types", deliveries::event_types),
         Route::get("/v1/endpoints", endpoints::list),
         Route::post("/v1/endpoints", endpoints::create),

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `belterd` binary on a temporary directory, driven through its
 //! ingest port and control socket, delivering to real receivers on 127.0.0.1.
 
+mod batch;
 mod cli;
 mod config_file;
 mod crash;
