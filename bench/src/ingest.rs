@@ -78,9 +78,9 @@ impl IngestClient {
 /// Counters shared by the posters of one phase.
 #[derive(Debug, Default)]
 pub struct PostCounts {
-    /// Responses with 202.
+    /// Events whose request got 202.
     pub accepted: AtomicU64,
-    /// Other responses and failed requests.
+    /// Events whose request got another response or failed.
     pub rejected: AtomicU64,
 }
 
@@ -116,12 +116,14 @@ impl PostLimit {
 }
 
 /// Runs `posters` concurrent loops that post `body_for(n)` for the n-th post until `limit`,
-/// each waiting for its response before the next post. Returns when every loop has ended.
+/// each waiting for its response before the next post, and counts `events_per_post` events per
+/// post. Returns when every loop has ended.
 pub async fn post_closed_loop(
     client: &IngestClient,
     posters: usize,
     limit: PostLimit,
     counts: Arc<PostCounts>,
+    events_per_post: u64,
     body_for: impl Fn(u64) -> Bytes + Send + Sync + 'static,
 ) {
     let started = Arc::new(AtomicU64::new(0));
@@ -142,7 +144,7 @@ pub async fn post_closed_loop(
                     Ok(posted) if posted.status == StatusCode::ACCEPTED => &counts.accepted,
                     _ => &counts.rejected,
                 };
-                counter.fetch_add(1, Ordering::Relaxed);
+                counter.fetch_add(events_per_post, Ordering::Relaxed);
             }
         });
     }

@@ -16,6 +16,21 @@ pub fn ingest_body(kind: EventType) -> Bytes {
     Bytes::from_static(sample_body(kind).as_bytes())
 }
 
+/// Builds a batch ingest body of `count` sample events of `kind`.
+pub fn batch_body(kind: EventType, count: usize) -> Bytes {
+    let event = sample_body(kind);
+    let mut body = String::with_capacity(count * (event.len() + 1) + 16);
+    body.push_str("{\"events\":[");
+    for index in 0..count {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(event);
+    }
+    body.push_str("]}");
+    Bytes::from(body)
+}
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]

@@ -10,7 +10,7 @@ use belter_common::api::{
     DerivedEvent, ErrorBody, IngestBatchRequest, IngestBatchResponse, IngestRequest, IngestResponse,
 };
 use belter_common::records::{Health, StreamEvent, StreamKind};
-use belter_common::{headers, schema, DeliveryId, EventId, EventType, Timestamp};
+use belter_common::{headers, schema, DeliveryId, EndpointId, EventId, EventType, Timestamp};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -360,14 +360,27 @@ async fn ingest(
         response: answer_bytes.clone(),
         fingerprint: fingerprint.clone(),
     });
-    let (written, writes) = state
-        .flusher
-        .write(writes, idempotency)
-        .await
-        .map_err(|error| match error {
-            WriteError::Store(message) => ApiError::store(message),
-            WriteError::Flush(error) => ApiError::not_flushed(error),
-        })?;
+    let reserved: Vec<(EndpointId, DeliveryId)> = writes
+        .iter()
+        .flat_map(|write| &write.deliveries)
+        .map(|delivery| (delivery.endpoint_id.clone(), delivery.id.clone()))
+        .collect();
+    let reserved_refs = || reserved.iter().map(|(endpoint, id)| (endpoint, id));
+    state.ready.reserve(reserved_refs());
+    let written = state.flusher.write(writes, idempotency).await;
+    let (written, writes) = match written {
+        Ok(written) => written,
+        Err(error) => {
+            state.ready.unreserve(reserved_refs());
+            return Err(match error {
+                WriteError::Store(message) => ApiError::store(message),
+                WriteError::Flush(error) => ApiError::not_flushed(error),
+            });
+        }
+    };
+    if matches!(written, IngestWrite::Duplicate { .. }) {
+        state.ready.unreserve(reserved_refs());
+    }
     if let IngestWrite::Duplicate {
         response,
         fingerprint: first,
@@ -388,6 +401,7 @@ async fn ingest(
         .filter(|write| write.derived_from.is_some())
         .count();
     let mut offers = Vec::new();
+    let mut inactive = Vec::new();
     for mut write in writes {
         let deliveries = &write.deliveries;
         state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
@@ -396,22 +410,27 @@ async fn ingest(
         tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
         announce_deliveries(state, &write.event, deliveries);
         let body = Bytes::from(std::mem::take(&mut write.event.body));
-        offers.extend(write.due_works().filter_map(|(endpoint, due)| {
+        for (endpoint, due) in write.due_works() {
             // Paused and deleted endpoints leave their deliveries to the due index.
             let active = state
                 .endpoints
                 .get(endpoint)
                 .is_some_and(|entry| !entry.record.paused);
-            active.then(|| {
+            if active {
                 let work = Work {
                     due,
                     body: Some(body.clone()),
                 };
-                (endpoint.clone(), work)
-            })
-        }));
+                offers.push((endpoint.clone(), work));
+            } else {
+                inactive.push((endpoint.clone(), due.delivery_id));
+            }
+        }
     }
     state.ready.offer(offers);
+    state
+        .ready
+        .unreserve(inactive.iter().map(|(endpoint, id)| (endpoint, id)));
     if derived > 0 {
         tracing::info!(
             events = valid.len(),

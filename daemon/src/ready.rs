@@ -52,11 +52,22 @@ pub(crate) struct ScanPlan {
     pub(crate) room: usize,
 }
 
+/// What a lane knows of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// Ingest is writing it; the hand-over follows the flush.
+    Incoming,
+    /// Waiting in `ready`.
+    Waiting,
+    /// Its attempt runs, or its outcome is being written.
+    Running,
+}
+
 #[derive(Debug)]
 struct Lane {
     ready: VecDeque<Work>,
-    /// Deliveries in `ready` (false) or running (true).
-    known: HashMap<DeliveryId, bool>,
+    /// Every delivery the lane knows, so that reads of the due index skip them.
+    known: HashMap<DeliveryId, Known>,
     /// Bumped whenever the due index may hold due entries the lane lacks.
     scan_requests: u64,
     /// The request count that the last complete read of the due index answered.
@@ -111,21 +122,60 @@ impl ReadyLanes {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Hands new deliveries, already flushed to the due index, to their lanes. A full lane
+    /// Notes deliveries that ingest is about to write, so that a read of the due index between
+    /// their write and their hand-over skips them.
+    pub(crate) fn reserve<'a>(
+        &self,
+        deliveries: impl IntoIterator<Item = (&'a EndpointId, &'a DeliveryId)>,
+    ) {
+        let mut guard = self.lock();
+        for (endpoint, id) in deliveries {
+            let lane = guard.lanes.entry(endpoint.clone()).or_default();
+            lane.known.entry(id.clone()).or_insert(Known::Incoming);
+        }
+    }
+
+    /// Drops reservations that get no hand-over, after a failed write or for an endpoint that
+    /// is paused or deleted. The due index keeps whatever was written, for a later read.
+    pub(crate) fn unreserve<'a>(
+        &self,
+        deliveries: impl IntoIterator<Item = (&'a EndpointId, &'a DeliveryId)>,
+    ) {
+        let mut guard = self.lock();
+        for (endpoint, id) in deliveries {
+            let Some(lane) = guard.lanes.get_mut(endpoint) else {
+                continue;
+            };
+            if lane.known.get(id) == Some(&Known::Incoming) {
+                lane.known.remove(id);
+                lane.request_scan();
+            }
+        }
+    }
+
+    /// Hands reserved deliveries, now flushed to the due index, to their lanes. A full lane
     /// leaves them in the due index and asks for a read of it instead.
     pub(crate) fn offer(&self, works: impl IntoIterator<Item = (EndpointId, Work)>) {
         let mut guard = self.lock();
         let Lanes { lanes, waiting } = &mut *guard;
         for (endpoint, work) in works {
             let lane = lanes.entry(endpoint).or_default();
-            if lane.ready.len() >= LANE_CAPACITY || *waiting >= TOTAL_CAPACITY {
-                lane.request_scan();
-                continue;
-            }
-            if let Entry::Vacant(slot) = lane.known.entry(work.due.delivery_id.clone()) {
-                slot.insert(false);
-                lane.ready.push_back(work);
-                *waiting += 1;
+            let id = &work.due.delivery_id;
+            let full = lane.ready.len() >= LANE_CAPACITY || *waiting >= TOTAL_CAPACITY;
+            match lane.known.get(id) {
+                // Read from the due index already, or even sent: nothing to hand over.
+                Some(Known::Waiting | Known::Running) => {}
+                Some(Known::Incoming) if full => {
+                    lane.known.remove(id);
+                    lane.request_scan();
+                }
+                Some(Known::Incoming) => {
+                    lane.known.insert(id.clone(), Known::Waiting);
+                    lane.ready.push_back(work);
+                    *waiting += 1;
+                }
+                // The reservation went with a deleted endpoint's lane: the due index decides.
+                None => lane.request_scan(),
             }
         }
     }
@@ -170,7 +220,7 @@ impl ReadyLanes {
         let lane = lanes.entry(endpoint.clone()).or_default();
         for due in loaded.works {
             if let Entry::Vacant(slot) = lane.known.entry(due.delivery_id.clone()) {
-                slot.insert(false);
+                slot.insert(Known::Waiting);
                 lane.ready.push_back(Work { due, body: None });
                 *waiting += 1;
             }
@@ -201,7 +251,8 @@ impl ReadyLanes {
         let count = count.min(lane.ready.len());
         let picked: Vec<Work> = lane.ready.drain(..count).collect();
         for work in &picked {
-            lane.known.insert(work.due.delivery_id.clone(), true);
+            lane.known
+                .insert(work.due.delivery_id.clone(), Known::Running);
         }
         *waiting -= picked.len();
         picked
@@ -235,9 +286,9 @@ impl ReadyLanes {
             return Presence::Absent;
         };
         match lane.known.get(id) {
-            None => Presence::Absent,
-            Some(true) => Presence::Running,
-            Some(false) => {
+            None | Some(Known::Incoming) => Presence::Absent,
+            Some(Known::Running) => Presence::Running,
+            Some(Known::Waiting) => {
                 lane.known.remove(id);
                 if let Some(at) = lane
                     .ready
@@ -258,8 +309,7 @@ impl ReadyLanes {
             .lanes
             .get(endpoint)
             .and_then(|lane| lane.known.get(id))
-            .copied()
-            .unwrap_or(false)
+            .is_some_and(|known| *known == Known::Running)
     }
 
     /// Drops the waiting deliveries of a paused endpoint from memory; they stay in the due
@@ -291,7 +341,7 @@ impl ReadyLanes {
         *waiting -= lane.ready.len();
         lane.known
             .into_iter()
-            .filter_map(|(id, running)| running.then_some(id))
+            .filter_map(|(id, known)| (known == Known::Running).then_some(id))
             .collect()
     }
 }
@@ -330,6 +380,16 @@ mod tests {
         }
     }
 
+    /// Reserves and hands over `works`, as ingest does around its write.
+    fn hand_over(lanes: &ReadyLanes, endpoint: &EndpointId, works: Vec<Work>) {
+        let ids: Vec<DeliveryId> = works
+            .iter()
+            .map(|work| work.due.delivery_id.clone())
+            .collect();
+        lanes.reserve(ids.iter().map(|id| (endpoint, id)));
+        lanes.offer(works.into_iter().map(|work| (endpoint.clone(), work)));
+    }
+
     fn answer(lanes: &ReadyLanes, endpoint: &EndpointId, works: Vec<DueWork>, next: Option<u64>) {
         let plan = lanes.plan_scan(endpoint, 10_000, 0).expect("a scan is due");
         lanes.fill(
@@ -349,7 +409,7 @@ mod tests {
         let endpoint = EndpointId::generate();
         let offered = work(&endpoint);
         let offered_id = offered.due.delivery_id.clone();
-        lanes.offer([(endpoint.clone(), offered)]);
+        hand_over(&lanes, &endpoint, vec![offered]);
         let stored_twice = DueWork {
             delivery_id: offered_id,
             due_key: Vec::new(),
@@ -405,7 +465,11 @@ mod tests {
         let lanes = ReadyLanes::default();
         let endpoint = EndpointId::generate();
         answer(&lanes, &endpoint, Vec::new(), None);
-        lanes.offer((0..LANE_CAPACITY + 1).map(|_| (endpoint.clone(), work(&endpoint))));
+        hand_over(
+            &lanes,
+            &endpoint,
+            (0..=LANE_CAPACITY).map(|_| work(&endpoint)).collect(),
+        );
         assert!(lanes.plan_scan(&endpoint, LANE_CAPACITY + 1, 0).is_some());
         assert_eq!(lanes.take(&endpoint, usize::MAX).len(), LANE_CAPACITY);
     }
@@ -419,13 +483,62 @@ mod tests {
         let waiting_id = waiting.due.delivery_id.clone();
         let running = work(&endpoint);
         let running_id = running.due.delivery_id.clone();
-        lanes.offer([(endpoint.clone(), running), (endpoint.clone(), waiting)]);
+        hand_over(&lanes, &endpoint, vec![running, waiting]);
         assert_eq!(lanes.take(&endpoint, 1).len(), 1);
         assert_eq!(lanes.withdraw(&endpoint, &waiting_id), Presence::Withdrawn);
         assert_eq!(lanes.withdraw(&endpoint, &waiting_id), Presence::Absent);
-        lanes.offer([(endpoint.clone(), work(&endpoint))]);
+        hand_over(&lanes, &endpoint, vec![work(&endpoint)]);
         lanes.release(&endpoint);
         assert!(lanes.take(&endpoint, 10).is_empty());
         assert_eq!(lanes.remove(&endpoint), HashSet::from([running_id]));
+    }
+
+    #[test]
+    fn read_during_write_skips_reserved() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        answer(&lanes, &endpoint, Vec::new(), None);
+        let incoming = work(&endpoint);
+        let id = incoming.due.delivery_id.clone();
+        lanes.reserve([(&endpoint, &id)]);
+        lanes.request_scan(&endpoint);
+        let plan = lanes.plan_scan(&endpoint, 10, 0).expect("a scan is due");
+        assert!(plan.known.contains(&id), "a reserved delivery is skipped");
+        lanes.offer([(endpoint.clone(), incoming)]);
+        assert_eq!(lanes.take(&endpoint, 10).len(), 1);
+    }
+
+    #[test]
+    fn late_hand_over_sends_nothing_twice() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        answer(&lanes, &endpoint, Vec::new(), None);
+        let late = work(&endpoint);
+        let id = late.due.delivery_id.clone();
+        // Read from the due index, sent and finished before ingest hands it over.
+        answer_again(&lanes, &endpoint, late.due.clone());
+        assert_eq!(lanes.take(&endpoint, 10).len(), 1);
+        lanes.finished(&endpoint, &id, None);
+        lanes.offer([(endpoint.clone(), late)]);
+        assert!(lanes.take(&endpoint, 10).is_empty());
+    }
+
+    fn answer_again(lanes: &ReadyLanes, endpoint: &EndpointId, due: DueWork) {
+        lanes.request_scan(endpoint);
+        answer(lanes, endpoint, vec![due], None);
+    }
+
+    #[test]
+    fn failed_write_drops_reservation() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        answer(&lanes, &endpoint, Vec::new(), None);
+        let id = DeliveryId::generate();
+        lanes.reserve([(&endpoint, &id)]);
+        lanes.unreserve([(&endpoint, &id)]);
+        let plan = lanes
+            .plan_scan(&endpoint, 10, 0)
+            .expect("the index is read again");
+        assert!(!plan.known.contains(&id));
     }
 }

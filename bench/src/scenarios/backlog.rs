@@ -309,6 +309,7 @@ async fn build(daemon: &Daemon, options: &Options) -> anyhow::Result<(u64, Durat
             max_posts: requested,
         },
         Arc::clone(&counts),
+        1,
         move |number| {
             if number % FAILED_EVERY == 0 {
                 failing.clone()

@@ -12,7 +12,7 @@ use crate::daemon::{endpoint_request, Daemon, DaemonSettings};
 use crate::ingest::{post_closed_loop, IngestClient, PostCounts, PostLimit};
 use crate::memory::PeakMemory;
 use crate::options::Options;
-use crate::payload::{ingest_body, EVENT_TYPE};
+use crate::payload::{batch_body, ingest_body, EVENT_TYPE};
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
 
@@ -103,7 +103,17 @@ pub async fn saturate(
     receiver: &Arc<Receiver>,
     options: &Options,
 ) -> anyhow::Result<PhaseResult> {
-    let client = IngestClient::new(daemon.ingest_url(), &daemon.token()?)?;
+    let (url, body, events_per_post) = if options.batch > 1 {
+        let url = format!("{}/batch", daemon.ingest_url());
+        (
+            url,
+            batch_body(EVENT_TYPE, options.batch),
+            options.batch as u64,
+        )
+    } else {
+        (daemon.ingest_url().to_owned(), ingest_body(EVENT_TYPE), 1)
+    };
+    let client = IngestClient::new(&url, &daemon.token()?)?;
     let memory = daemon.pid().map(PeakMemory::start);
     let counts = Arc::new(PostCounts::default());
     let before = receiver.count();
@@ -123,12 +133,12 @@ pub async fn saturate(
         })
     };
     let started = Instant::now();
-    let body = ingest_body(EVENT_TYPE);
     post_closed_loop(
         &client,
         options.concurrency,
         PostLimit::for_duration(options.duration),
         Arc::clone(&counts),
+        events_per_post,
         move |_| body.clone(),
     )
     .await;

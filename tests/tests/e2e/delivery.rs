@@ -158,3 +158,51 @@ async fn response_body_cut_at_4_kib() {
     let excerpt = detail.attempts[0].response_body.clone().unwrap_or_default();
     assert_eq!(excerpt.len(), 4_096);
 }
+
+#[tokio::test]
+async fn concurrent_load_sends_each_once() {
+    const POSTERS: usize = 16;
+    const EVENTS_PER_POSTER: usize = 100;
+    let daemon = std::sync::Arc::new(DaemonProcess::start().await);
+    let receiver = Receiver::start().await;
+    subscribe(&daemon.client(), &receiver).await;
+
+    let mut posters = tokio::task::JoinSet::new();
+    for _ in 0..POSTERS {
+        let daemon = std::sync::Arc::clone(&daemon);
+        posters.spawn(async move {
+            for _ in 0..EVENTS_PER_POSTER {
+                daemon
+                    .ingest_accepted(sample_body(EventType::CsatReceived))
+                    .await;
+            }
+        });
+    }
+    while let Some(joined) = posters.join_next().await {
+        joined.expect("poster task");
+    }
+    let total = POSTERS * EVENTS_PER_POSTER;
+    let requests = receiver.wait_for_requests(total, WAIT_TIMEOUT).await;
+    receiver
+        .expect_no_more_than(total, std::time::Duration::from_millis(500))
+        .await;
+
+    let mut seen = std::collections::BTreeMap::new();
+    for request in &requests {
+        let id = request
+            .header(headers::DELIVERY)
+            .unwrap_or_default()
+            .to_owned();
+        let attempt = request
+            .header(headers::ATTEMPT)
+            .unwrap_or_default()
+            .to_owned();
+        seen.entry(id).or_insert_with(Vec::new).push(attempt);
+    }
+    let repeated: Vec<_> = seen
+        .iter()
+        .filter(|(_, attempts)| attempts.len() > 1)
+        .collect();
+    assert!(repeated.is_empty(), "sent more than once: {repeated:?}");
+    assert_eq!(seen.len(), total);
+}
