@@ -101,7 +101,8 @@ async fn ingest_with_token(
     description = "Validates every event as POST /v1/events does. One invalid event rejects \
                    the whole batch, and the error names its index, so nothing of the batch is \
                    stored. Otherwise every event is stored and flushed before the one \
-                   response. The body may be 16 times max_body_bytes.",
+                   response. The body may be 16 times max_body_bytes, and each event at \
+                   most max_body_bytes.",
     request_body = IngestBatchRequest,
     params((
         "Idempotency-Key" = Option<String>,
@@ -113,7 +114,7 @@ async fn ingest_with_token(
         (status = 202, description = "Stored and flushed, events in request order", body = IngestBatchResponse),
         (status = 400, description = "Invalid JSON or Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-        (status = 413, description = "Body larger than 16 times max_body_bytes", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 times max_body_bytes, or an event larger than max_body_bytes", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "An event breaks its schema, or the batch is empty or too long", body = ErrorBody),
         (status = 503, description = "The store cannot complete the request", body = ErrorBody),
@@ -336,7 +337,7 @@ async fn ingest(
         })??;
     let valid = match shape {
         Shape::One => vec![parse_event(&bytes)?],
-        Shape::Batch => parse_batch(&bytes)?,
+        Shape::Batch => parse_batch(&bytes, state.config.max_body_bytes)?,
     };
 
     let created_at = Timestamp::now();
@@ -555,6 +556,7 @@ async fn read_limited(
 
 /// The envelope of a batch body, each event kept raw until it is parsed.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BatchEnvelope<'a> {
     #[serde(borrow)]
     events: Option<Vec<&'a RawValue>>,
@@ -563,12 +565,9 @@ struct BatchEnvelope<'a> {
 /// Parses and validates a batch body: an object with `events`, an array of 1 to
 /// [`MAX_BATCH_EVENTS`] events, each checked as [`parse_event`] checks one. The first invalid
 /// event rejects the batch, with its index in the message.
-fn parse_batch(bytes: &[u8]) -> Result<Vec<ValidEvent<'_>>, ApiError> {
-    let shape_error = || {
-        ApiError::unprocessable(
-            "body must be a JSON object with \"events\", an array of events, each with \"event\" and \"data\"",
-        )
-    };
+fn parse_batch(bytes: &[u8], max_event_bytes: usize) -> Result<Vec<ValidEvent<'_>>, ApiError> {
+    const SHAPE: &str = "body must be a JSON object with \"events\", an array of events, each with \"event\" and \"data\"";
+    let shape_error = || ApiError::unprocessable(SHAPE);
     let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(
@@ -580,12 +579,14 @@ fn parse_batch(bytes: &[u8]) -> Result<Vec<ValidEvent<'_>>, ApiError> {
     }
     let envelope: BatchEnvelope<'_> = serde_json::from_slice(bytes).map_err(|error| {
         if error.is_data() {
-            shape_error()
+            ApiError::unprocessable(format!("{SHAPE}: {error}"))
         } else {
             ApiError::bad_request(format!("invalid JSON: {error}"))
         }
     })?;
-    let events = envelope.events.ok_or_else(shape_error)?;
+    let events = envelope
+        .events
+        .ok_or_else(|| ApiError::unprocessable(format!("events is required: {SHAPE}")))?;
     if events.is_empty() {
         return Err(ApiError::unprocessable(
             "events is empty: send at least one event",
@@ -596,6 +597,19 @@ fn parse_batch(bytes: &[u8]) -> Result<Vec<ValidEvent<'_>>, ApiError> {
             "events has {} entries: send at most {MAX_BATCH_EVENTS} per batch",
             events.len()
         )));
+    }
+    if let Some((index, raw)) = events
+        .iter()
+        .enumerate()
+        .find(|(_, raw)| raw.get().len() > max_event_bytes)
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "events[{index}] is {} bytes, larger than the limit of {max_event_bytes} bytes for one event: send a smaller event, or raise max_body_bytes in the daemon's config",
+                raw.get().len()
+            ),
+        ));
     }
     events
         .iter()

@@ -189,12 +189,37 @@ impl Daemon {
                 path: store_path.clone(),
                 source,
             })?;
-        if saved_waiting.is_some() {
-            store.flush().await.map_err(|source| StartError::Store {
-                path: store_path.clone(),
-                source,
-            })?;
-        }
+        let waiting_at_start = match saved_waiting {
+            Some(count) => {
+                store.flush().await.map_err(|source| StartError::Store {
+                    path: store_path.clone(),
+                    source,
+                })?;
+                count
+            }
+            None => {
+                // After a crash the queue is counted before anything can change it. That reads
+                // every due entry: about a second at 1M.
+                let started = std::time::Instant::now();
+                let counting = store.clone();
+                let counted = tokio::task::spawn_blocking(move || counting.count_waiting())
+                    .await
+                    .map_err(|error| StartError::Store {
+                        path: store_path.clone(),
+                        source: StoreError::Task(error.to_string()),
+                    })?
+                    .map_err(|source| StartError::Store {
+                        path: store_path.clone(),
+                        source,
+                    })?;
+                tracing::info!(
+                    waiting = counted,
+                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "counted the waiting deliveries, since the last stop kept no count"
+                );
+                counted
+            }
+        };
         let mut tasks = JoinSet::new();
         let (flusher, flush_task) = Flusher::spawn(store.clone()).map_err(StartError::Thread)?;
         let (outcomes, outcome_receiver) = outcome::channel();
@@ -213,26 +238,7 @@ impl Daemon {
             outcomes,
         });
 
-        match saved_waiting {
-            Some(count) => {
-                state.add_waiting(i64::try_from(count).unwrap_or(i64::MAX));
-            }
-            None => {
-                let counting = state.clone();
-                let started_ms = counting.started_at.as_millis() + 1;
-                tasks.spawn(async move {
-                    // After a crash the due index is counted. That takes seconds for a large
-                    // queue and fills sled's cache, so it runs while the daemon already serves.
-                    let counted = tokio::task::spawn_blocking(move || {
-                        counting.count_stored_waiting(started_ms)
-                    })
-                    .await;
-                    if let Err(error) = counted {
-                        tracing::error!(%error, "the waiting count task failed");
-                    }
-                });
-            }
-        }
+        state.add_waiting(i64::try_from(waiting_at_start).unwrap_or(i64::MAX));
         let writer = state.clone();
         tasks.spawn(async move {
             // The writer ends when the scheduler stops it, after the last attempt.

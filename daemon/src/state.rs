@@ -120,19 +120,6 @@ impl AppState {
         self.waiting.fetch_add(delta, Ordering::Relaxed);
     }
 
-    /// Counts the deliveries that were waiting before the daemon started and adds them to the
-    /// count, which has followed every change since. Deliveries moved by an attempt during the
-    /// count can make it off by a few until they end.
-    pub(crate) fn count_stored_waiting(&self, started_ms: u64) {
-        match self.store.count_waiting_before(started_ms) {
-            Ok(count) => {
-                self.add_waiting(i64::try_from(count).unwrap_or(i64::MAX));
-                tracing::info!(waiting = count, "counted the deliveries waiting at start");
-            }
-            Err(error) => tracing::error!(%error, "cannot count the waiting deliveries"),
-        }
-    }
-
     /// The shared count of waiting deliveries, read at the stop after the state is dropped.
     pub(crate) fn waiting_counter(&self) -> Arc<AtomicI64> {
         Arc::clone(&self.waiting)

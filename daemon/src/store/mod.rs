@@ -53,6 +53,9 @@ pub enum StoreError {
     /// A stored record could not be encoded or decoded.
     #[error("store record error: {0}")]
     Codec(#[from] CodecError),
+    /// A blocking store task ended without a result.
+    #[error("store task failed: {0}")]
+    Task(String),
     /// A key in the store has an unexpected shape.
     #[error("corrupt store key in tree {tree}: {detail}")]
     CorruptKey {

@@ -253,21 +253,13 @@ impl Store {
         (self.due.len() + self.inflight.len()) as u64
     }
 
-    /// Counts the due entries due before `before_ms` and the in-flight entries. Reads every
-    /// entry, so the daemon runs it in the background after it starts.
-    pub(crate) fn count_waiting_before(&self, before_ms: u64) -> Result<u64, StoreError> {
-        let mut count = self.inflight.len() as u64;
-        // Every endpoint id has the same length, so the due time sits at a fixed offset.
-        let time_at = EndpointId::PREFIX.len() + 26;
+    /// Counts the due entries, which is the number of waiting deliveries while no attempt
+    /// runs. Reads every key of the due index.
+    pub(crate) fn count_waiting(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
         for key in self.due.iter().keys() {
-            let key = key?;
-            let due_ms = key
-                .get(time_at..time_at + 8)
-                .and_then(|slice| <[u8; 8]>::try_from(slice).ok())
-                .map_or(0, u64::from_be_bytes);
-            if due_ms < before_ms {
-                count += 1;
-            }
+            key?;
+            count += 1;
         }
         Ok(count)
     }

@@ -122,7 +122,12 @@ async fn batch_shape_errors_name_the_fix() {
     let cases = [
         (json!({ "events": [] }), "events is empty"),
         (json!([sample(EventType::CsatReceived)]), "\"events\""),
-        (json!({ "event": "csat.received" }), "\"events\""),
+        (json!({}), "events is required"),
+        (json!({ "events": {} }), "invalid type: map"),
+        (
+            json!({ "events": [sample(EventType::CsatReceived)], "extra": 1 }),
+            "unknown field `extra`",
+        ),
     ];
     for (body, expected) in cases {
         let response = post_batch(&daemon, &body, None).await;
@@ -138,6 +143,22 @@ async fn batch_shape_errors_name_the_fix() {
         "{}",
         response.error_message()
     );
+    assert_eq!(delivery_count(&daemon).await, 0);
+}
+
+#[tokio::test]
+async fn oversized_event_in_batch_is_rejected() {
+    let daemon = DaemonProcess::start().await;
+    let mut large = sample(EventType::CsatReceived);
+    large["data"]["comment"] = Value::String("x".repeat(300 * 1024));
+    let body = json!({ "events": [sample(EventType::CsatReceived), large] });
+
+    let response = post_batch(&daemon, &body, None).await;
+
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let message = response.error_message();
+    assert!(message.starts_with("events[1] is "), "{message}");
+    assert!(message.contains("262144"), "{message}");
     assert_eq!(delivery_count(&daemon).await, 0);
 }
 

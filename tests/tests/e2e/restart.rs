@@ -156,6 +156,32 @@ async fn sigkill_keeps_pending_retry() {
 }
 
 #[tokio::test]
+async fn sigkill_counts_pending_retry() {
+    let options = DaemonOptions {
+        retry_schedule: "1h".to_owned(),
+        ..DaemonOptions::default()
+    };
+    let mut daemon = DaemonProcess::start_with(options).await;
+    let receiver = Receiver::with_reply(Reply::Status(500)).await;
+    let csat_only = EventSelection::Only(vec![EventType::CsatReceived]);
+    subscribe_with(&daemon.client(), &receiver, csat_only, false).await;
+    let answer = daemon
+        .ingest_accepted(sample_body(EventType::CsatReceived))
+        .await;
+    wait_for_attempts(&daemon.client(), &answer.deliveries[0], 1).await;
+    // This event makes the failed attempt durable, as in the test above.
+    daemon
+        .ingest_accepted(sample_body(EventType::FrustrationDetected))
+        .await;
+
+    daemon.kill().await;
+    daemon.start_again().await;
+
+    // The retry is due in an hour, after the start, and still counts as waiting.
+    wait_for_pending(&daemon.client(), 1).await;
+}
+
+#[tokio::test]
 async fn sigterm_during_attempt() {
     let mut daemon = DaemonProcess::start().await;
     let receiver = Receiver::with_reply(Reply::Delayed {
