@@ -49,8 +49,8 @@ struct Args {
     /// Events per second of the latency scenario.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     rate: u32,
-    /// Events per ingest request in the throughput and isolation scenarios; above 1 they are
-    /// posted to /v1/events/batch.
+    /// Events per ingest request in the throughput, isolation and backlog scenarios; above 1
+    /// they are posted to /v1/events/batch.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     batch: u32,
     /// File the JSON report is written to.

@@ -54,7 +54,7 @@ pub struct Options {
     pub backlog: u64,
     /// Events per second the latency scenario posts.
     pub rate: u32,
-    /// Events per ingest request of the throughput and isolation posters.
+    /// Events per ingest request of the throughput, isolation and backlog posters.
     pub batch: usize,
     /// The `belterd` binary.
     pub belterd: PathBuf,

@@ -18,14 +18,17 @@ pub fn ingest_body(kind: EventType) -> Bytes {
 
 /// Builds a batch ingest body of `count` sample events of `kind`.
 pub fn batch_body(kind: EventType, count: usize) -> Bytes {
-    let event = sample_body(kind);
-    let mut body = String::with_capacity(count * (event.len() + 1) + 16);
-    body.push_str("{\"events\":[");
-    for index in 0..count {
+    batch_of(&vec![kind; count])
+}
+
+/// Builds a batch ingest body with one sample event per entry of `kinds`.
+pub fn batch_of(kinds: &[EventType]) -> Bytes {
+    let mut body = String::from("{\"events\":[");
+    for (index, kind) in kinds.iter().enumerate() {
         if index > 0 {
             body.push(',');
         }
-        body.push_str(event);
+        body.push_str(sample_body(*kind));
     }
     body.push_str("]}");
     Bytes::from(body)

@@ -13,7 +13,6 @@ use belter_common::api::DeliveryQuery;
 use belter_common::client::ControlClient;
 use belter_common::records::{DeliveryStatus, EventSelection};
 use belter_common::EventType;
-use bytes::Bytes;
 use serde::Serialize;
 
 use super::baseline::{per_second, BaselineResult};
@@ -21,7 +20,7 @@ use crate::daemon::{endpoint_request, Daemon, DaemonSettings};
 use crate::ingest::{post_closed_loop, IngestClient, PostCounts, PostLimit};
 use crate::memory::PeakMemory;
 use crate::options::{Options, Scenario};
-use crate::payload::ingest_body;
+use crate::payload::{batch_of, ingest_body};
 use crate::percentiles::{millis_between, Spread};
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
@@ -278,7 +277,13 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
 /// Posts `--backlog` events, or as many as fit in [`BUILD_TIME_LIMIT`]; returns the accepted
 /// count and the time taken.
 async fn build(daemon: &Daemon, options: &Options) -> anyhow::Result<(u64, Duration)> {
-    let client = IngestClient::new(daemon.ingest_url(), &daemon.token()?)?;
+    let batch = options.batch as u64;
+    let url = if batch > 1 {
+        format!("{}/batch", daemon.ingest_url())
+    } else {
+        daemon.ingest_url().to_owned()
+    };
+    let client = IngestClient::new(&url, &daemon.token()?)?;
     let counts = Arc::new(PostCounts::default());
     let requested = options.backlog;
     let pid = daemon.pid();
@@ -298,23 +303,32 @@ async fn build(daemon: &Daemon, options: &Options) -> anyhow::Result<(u64, Durat
         "backlog",
         &format!("posting {requested} events to a paused endpoint"),
     );
-    let failing = ingest_body(EventType::CsatReceived);
-    let others: Vec<Bytes> = other_types().into_iter().map(ingest_body).collect();
+    let others = other_types();
+    // Event number `n` of the build: one in FAILED_EVERY also goes to the failing endpoint.
+    let kind_of = move |number: u64| {
+        if number % FAILED_EVERY == 0 {
+            EventType::CsatReceived
+        } else {
+            others[(number % others.len() as u64) as usize]
+        }
+    };
     let started = Instant::now();
     post_closed_loop(
         &client,
         options.concurrency,
         PostLimit {
             until: started + BUILD_TIME_LIMIT,
-            max_posts: requested,
+            max_posts: requested.div_ceil(batch),
         },
         Arc::clone(&counts),
-        1,
-        move |number| {
-            if number % FAILED_EVERY == 0 {
-                failing.clone()
+        batch,
+        move |post| {
+            if batch == 1 {
+                ingest_body(kind_of(post))
             } else {
-                others[(number % others.len() as u64) as usize].clone()
+                let kinds: Vec<EventType> =
+                    (post * batch..(post + 1) * batch).map(&kind_of).collect();
+                batch_of(&kinds)
             }
         },
     )
