@@ -24,9 +24,24 @@ pub struct ManArgs {
 }
 
 /// Writes the completion script of `command` for `args.shell` to `out`.
-pub fn write_completions(mut command: clap::Command, args: &CompletionsArgs, out: &mut dyn Write) {
+pub fn write_completions(
+    mut command: clap::Command,
+    args: &CompletionsArgs,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let name = command.get_name().to_owned();
-    clap_complete::generate(args.shell, &mut command, name, out);
+    // clap_complete panics when its writer fails, so the script is built in memory first.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, name, &mut script);
+    ignore_closed_pipe(out.write_all(&script).and_then(|()| out.flush()))
+}
+
+/// Treats a reader that stopped early, such as `head`, as success.
+fn ignore_closed_pipe(written: std::io::Result<()>) -> std::io::Result<()> {
+    match written {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// Writes the man page of `command` in roff to `out`, or, with `args.out_dir`, one page per
@@ -38,7 +53,7 @@ pub fn write_man(
 ) -> std::io::Result<()> {
     match &args.out_dir {
         Some(dir) => clap_mangen::generate_to(command, dir),
-        None => clap_mangen::Man::new(command).render(out),
+        None => ignore_closed_pipe(clap_mangen::Man::new(command).render(out)),
     }
 }
 
@@ -68,7 +83,7 @@ mod tests {
     fn completions_list_flags_and_subcommands() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let mut out = Vec::new();
-            write_completions(SampleCli::command(), &CompletionsArgs { shell }, &mut out);
+            write_completions(SampleCli::command(), &CompletionsArgs { shell }, &mut out).unwrap();
             let script = String::from_utf8(out).unwrap();
             assert!(script.contains("data-dir"), "{shell}: {script}");
             assert!(script.contains("check"), "{shell}: {script}");
@@ -91,5 +106,31 @@ mod tests {
         write_man(SampleCli::command(), &args, &mut Vec::new()).unwrap();
         assert!(dir.path().join("sample.1").is_file());
         assert!(dir.path().join("sample-check.1").is_file());
+    }
+
+    /// A writer whose reader has gone, as stdout is under `| head` once head exits.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn closed_pipe_is_not_an_error() {
+        let man = write_man(
+            SampleCli::command(),
+            &ManArgs { out_dir: None },
+            &mut ClosedPipe,
+        );
+        assert!(man.is_ok(), "{man:?}");
+        let args = CompletionsArgs { shell: Shell::Bash };
+        let completions = write_completions(SampleCli::command(), &args, &mut ClosedPipe);
+        assert!(completions.is_ok(), "{completions:?}");
     }
 }

@@ -210,7 +210,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::CheckConfig { file }) => return check_config(&file),
         Some(Command::Completions(args)) => {
-            packaging::write_completions(Cli::command(), &args, &mut std::io::stdout());
+            packaging::write_completions(Cli::command(), &args, &mut std::io::stdout())
+                .context("cannot write the completion script")?;
             return Ok(());
         }
         Some(Command::Man(args)) => {

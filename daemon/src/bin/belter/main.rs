@@ -45,8 +45,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // These two print documentation and need no daemon, so they run before the socket lookup.
     match &cli.command {
         Command::Completions(args) => {
-            packaging::write_completions(Cli::command(), args, &mut std::io::stdout());
-            return Ok(());
+            return packaging::write_completions(Cli::command(), args, &mut std::io::stdout())
+                .context("cannot write the completion script");
         }
         Command::Man(args) => {
             return packaging::write_man(Cli::command(), args, &mut std::io::stdout())
