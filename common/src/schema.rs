@@ -315,7 +315,11 @@ fn check_object(fields: &[Field], value: &Value, path: &str) -> Result<(), Schem
             None if field.required => {
                 return Err(SchemaError {
                     field: field_path,
-                    rule: format!("is required: {}", field.doc),
+                    rule: format!(
+                        "is required: add \"{}\" ({})",
+                        field.name,
+                        field.doc.trim_end_matches('.')
+                    ),
                 });
             }
             None => {}
