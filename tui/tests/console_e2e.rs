@@ -177,6 +177,28 @@ impl Tmux {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Presses Enter on the log until `check` accepts the screen, and returns that screen. A key
+    /// that arrives while a page of the log is loading finds no row selected and does nothing,
+    /// so the key is pressed again while the log still shows.
+    fn open_from_log(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        const TRIES: u32 = 5;
+        for _ in 0..TRIES {
+            self.keys(&["Enter"]);
+            let deadline = Instant::now() + WAIT / TRIES;
+            while Instant::now() < deadline {
+                let screen = self.screen();
+                if check(&screen) {
+                    return screen;
+                }
+                std::thread::sleep(POLL);
+            }
+            if !self.screen().contains("TIME UTC") {
+                break;
+            }
+        }
+        self.wait_for(what, check)
+    }
+
     /// Waits until `check` accepts the screen, and returns that screen.
     fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
@@ -401,8 +423,7 @@ fn console_follows_filters_shows_and_replays() {
 
     // The detail view shows the payload and the signature sent.
     // Each wait checks every expected line at once: tmux may capture a frame half drawn.
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("the detail view", |screen| {
+    tmux.open_from_log("the detail view", |screen| {
         screen.contains("Payload") && screen.contains("x-webhook-signature: v1=")
     });
     tmux.keys(&["Tab", "Tab"]);
@@ -582,12 +603,11 @@ fn console_rule_derives_breach_delivery() {
             && screen.contains("score.threshold_brea")
             && !screen.contains("evaluation.completed")
     });
-    tmux.keys(&["Enter"]);
     let origin = format!(
         "derived   from rule {} on event {}",
         rule.id, ingested.event_id
     );
-    tmux.wait_for("the breach's origin", |screen| screen.contains(&origin));
+    tmux.open_from_log("the breach's origin", |screen| screen.contains(&origin));
 
     // Deleting the rule needs a yes, and then evaluations derive nothing.
     tmux.keys(&["Escape"]);
