@@ -31,7 +31,7 @@ const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 /// Maximum idempotency key length, in bytes.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-/// Most events in one batch request.
+/// Maximum events in one batch request.
 const MAX_BATCH_EVENTS: usize = 1_000;
 
 /// A batch body may be this many times `max_body_bytes`.
@@ -138,7 +138,7 @@ pub(crate) async fn ingest_local(
     ingest(&state, &request_headers, body, Shape::One).await
 }
 
-/// The control socket's batch ingest route: no token.
+/// Serves the control socket's batch ingest route, which takes no token.
 pub(crate) async fn ingest_batch_local(
     State(state): State<AppState>,
     request_headers: HeaderMap,
@@ -267,7 +267,8 @@ enum Shape {
     Batch,
 }
 
-/// The writes of one validated event, with its derived events, and its part of the response.
+/// Builds the writes of one validated event, with its derived events, and its part of the
+/// response.
 fn event_writes(
     state: &AppState,
     valid: &ValidEvent<'_>,

@@ -1,6 +1,6 @@
 //! The outcome writer: one thread records attempt outcomes in batches of whatever has arrived,
-//! so an attempt never waits on the store. The per-minute counts and the endpoint health are
-//! merged once per batch instead of once per attempt.
+//! so an attempt waits on the store only when the writer falls behind. The per-minute counts
+//! and the endpoint health are merged once per batch instead of once per attempt.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,7 +1,8 @@
 //! The scheduler: takes due deliveries endpoint by endpoint within the concurrency limits and
 //! runs their attempts. Every endpoint has its own lane of ready deliveries and its own
 //! in-flight limit, so a slow or dead endpoint never holds up the others. Outcomes go to the
-//! outcome writer, so an attempt's end never waits on the store.
+//! outcome writer through a bounded queue, so an attempt waits on the store only when the
+//! writer falls behind.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -141,7 +142,7 @@ fn dispatch_due(
     wake_at
 }
 
-/// Reads an endpoint's due index into its lane when the lane asks for it.
+/// Reads an endpoint's due index into its lane when the lane needs a read.
 fn load_lane(state: &AppState, entry: &EndpointEntry, free: usize, now: u64) {
     let Some(plan) = state.ready.plan_scan(&entry.id, free, now) else {
         return;
@@ -155,8 +156,8 @@ fn load_lane(state: &AppState, entry: &EndpointEntry, free: usize, now: u64) {
     }
 }
 
-/// The body to send: the stored event body, rendered for the endpoint's format. Reads the
-/// event when ingest did not hand the body over; `None` when it is gone.
+/// Returns the body to send: the stored event body, rendered for the endpoint's format. Reads
+/// the event when ingest did not hand the body over, and returns `None` when it is gone.
 fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> Option<Bytes> {
     let stored = match work.body.take() {
         Some(body) => body,

@@ -3,9 +3,9 @@
 //!
 //! A due entry stays in the index while its attempt runs and is removed only with the outcome,
 //! so a crash during an attempt sends it again. An entry counts only while its delivery is
-//! pending with that very due time; any other entry is left over from a crash between two
-//! writes and is removed when it is read. No sled transaction or batch is used: either switches
-//! every read and write of the process to a global lock in sled 0.34.
+//! pending with that very due time. Any other entry is left over from a crash between two
+//! writes, and it is removed when it is read. No sled transaction or batch is used, because
+//! either one switches every read and write of the process to a global lock in sled 0.34.
 
 use std::collections::HashSet;
 
@@ -26,7 +26,7 @@ pub(crate) struct DueWork {
     pub(crate) record: DeliveryRecord,
 }
 
-/// What one read of an endpoint's due index found.
+/// The result of one read of an endpoint's due index.
 #[derive(Debug, Default)]
 pub(crate) struct LoadedDue {
     pub(crate) works: Vec<DueWork>,
@@ -54,7 +54,7 @@ pub(crate) enum ReplayOutcome {
     NotFound,
 }
 
-/// Whether a due entry with this due time is the live one of `record`.
+/// Checks whether a due entry with this due time is the live one of `record`.
 fn is_live(record: &DeliveryRecord, due_ms: u64) -> bool {
     record.status == DeliveryStatus::Pending && record.next_attempt_at == Some(due_ms)
 }
@@ -124,7 +124,7 @@ impl Store {
         }
     }
 
-    /// Records an attempt and the delivery as it stands after it, and replaces the delivery's
+    /// Records an attempt and the delivery as it is after it, and replaces the delivery's
     /// due entry `due_key` with the next one, if any. Returns `false`, writing nothing but the
     /// removal of the entry, when the delivery was pruned during the attempt.
     ///
