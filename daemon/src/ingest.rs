@@ -380,14 +380,13 @@ async fn ingest(
             });
         }
     };
-    if matches!(written, IngestWrite::Duplicate { .. }) {
-        state.ready.unreserve(reserved_refs());
-    }
     if let IngestWrite::Duplicate {
         response,
         fingerprint: first,
     } = written
     {
+        // Nothing was written, so nothing is handed over.
+        state.ready.unreserve(reserved_refs());
         let key = idempotency_key.unwrap_or_default();
         if first != fingerprint {
             return Err(ApiError::unprocessable(format!(
@@ -410,9 +409,14 @@ async fn ingest(
         cancel_for_deleted_endpoints(state, deliveries);
         state.metrics.record_event(write.event.kind);
         tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
-        announce_deliveries(state, &write.event, deliveries);
         let body = Bytes::from(std::mem::take(&mut write.event.body));
         for (endpoint, due) in write.due_works() {
+            state.publish_with(|| StreamEvent {
+                kind: StreamKind::DeliveryCreated,
+                delivery: Some(state.delivery_view(&due.delivery_id, &due.record)),
+                attempt: None,
+                missed: None,
+            });
             // Paused and deleted endpoints leave their deliveries to the due index.
             let active = state
                 .endpoints
@@ -466,24 +470,6 @@ fn cancel_for_deleted_endpoints(state: &AppState, deliveries: &[NewDelivery]) {
             }
         }
     }
-}
-
-fn announce_deliveries(state: &AppState, event: &NewEvent, deliveries: &[NewDelivery]) {
-    if state.stream.receiver_count() == 0 {
-        return;
-    }
-    for delivery in deliveries {
-        if let Ok(Some(record)) = state.store.delivery(&delivery.id) {
-            let paused = state.endpoints.is_paused(&record.endpoint_id);
-            state.publish(StreamEvent {
-                kind: StreamKind::DeliveryCreated,
-                delivery: Some(record.to_api(&delivery.id, paused)),
-                attempt: None,
-                missed: None,
-            });
-        }
-    }
-    tracing::trace!(event_id = %event.id, "deliveries announced");
 }
 
 fn json_answer(body: Vec<u8>, replayed: bool) -> Response {
@@ -555,6 +541,21 @@ async fn read_limited(
     }
 }
 
+/// Rejects a body that is not a JSON object: 400 when it does not parse, else 422 with
+/// `shape`. serde would read a struct from an array too, so this check comes first.
+fn require_object(bytes: &[u8], shape: &str) -> Result<(), ApiError> {
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first == Some(&b'{') {
+        return Ok(());
+    }
+    Err(
+        match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Err(error) => ApiError::bad_request(format!("invalid JSON: {error}")),
+            Ok(_) => ApiError::unprocessable(shape),
+        },
+    )
+}
+
 /// The envelope of a batch body, each event kept raw until it is parsed.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -568,16 +569,7 @@ struct BatchEnvelope<'a> {
 /// event rejects the batch, with its index in the message.
 fn parse_batch(bytes: &[u8], max_event_bytes: usize) -> Result<Vec<ValidEvent<'_>>, ApiError> {
     const SHAPE: &str = "body must be a JSON object with \"events\", an array of events, each with \"event\" and \"data\"";
-    let shape_error = || ApiError::unprocessable(SHAPE);
-    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(
-            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-                Err(error) => ApiError::bad_request(format!("invalid JSON: {error}")),
-                Ok(_) => shape_error(),
-            },
-        );
-    }
+    require_object(bytes, SHAPE)?;
     let envelope: BatchEnvelope<'_> = serde_json::from_slice(bytes).map_err(|error| {
         if error.is_data() {
             ApiError::unprocessable(format!("{SHAPE}: {error}"))
@@ -632,19 +624,10 @@ fn parse_batch(bytes: &[u8], max_event_bytes: usize) -> Result<Vec<ValidEvent<'_
 /// Parses and validates an ingest body: an object with `event`, a known type, and `data`, an
 /// object that matches the type's schema.
 fn parse_event(bytes: &[u8]) -> Result<ValidEvent<'_>, ApiError> {
-    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        // serde would read a struct from an array too, so anything but an object is turned away
-        // here: as invalid JSON when it does not parse, else as the wrong shape.
-        return Err(
-            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-                Err(error) => ApiError::bad_request(format!("invalid JSON: {error}")),
-                Ok(_) => ApiError::unprocessable(
-                    "body must be a JSON object with \"event\" and \"data\"",
-                ),
-            },
-        );
-    }
+    require_object(
+        bytes,
+        "body must be a JSON object with \"event\" and \"data\"",
+    )?;
     let envelope: Envelope<'_> = serde_json::from_slice(bytes).map_err(|error| {
         if error.is_data() {
             ApiError::unprocessable(format!(

@@ -75,14 +75,8 @@ impl<'a> EncodedJob<'a> {
                 derived_from: write.derived_from.clone(),
             };
             events.push((event.id.as_str(), encode(&event_record)?));
-            for delivery in &write.deliveries {
-                let record = new_delivery_record(event, delivery);
-                let key = due_key(
-                    delivery.endpoint_id.as_str(),
-                    event.created_at,
-                    delivery.id.as_str(),
-                );
-                deliveries.push((delivery.id.as_str(), encode(&record)?, key));
+            for (delivery, (_, work)) in write.deliveries.iter().zip(write.due_works()) {
+                deliveries.push((delivery.id.as_str(), encode(&work.record)?, work.due_key));
             }
         }
         let idempotency = match job.idempotency {
