@@ -108,9 +108,9 @@ struct Written {
     flushes: Vec<oneshot::Sender<Result<(), FlushError>>>,
 }
 
-/// The write stage, on a thread of its own since sled blocks: takes every request that has
-/// arrived, writes the jobs, answers the ones that need no flush, and passes the rest to the
-/// flush stage. It writes the next batch while the flush stage flushes the last one.
+/// Runs the write stage on a thread of its own, since sled blocks. It takes every request that
+/// has arrived, writes the jobs, replies to the ones that need no flush, and passes the rest to
+/// the flush stage, so it writes the next batch while the flush stage flushes the last one.
 fn write_stage(
     store: &Store,
     mut receiver: mpsc::UnboundedReceiver<Request>,
@@ -162,14 +162,14 @@ fn write_stage(
             flushes,
         });
         if handed.is_err() {
-            tracing::error!("the flush stage has stopped; ingest requests get no answer");
+            tracing::error!("the flush stage has stopped, so ingest requests get no response");
             return;
         }
     }
 }
 
-/// The flush stage: flushes once for every group written since the last flush, then answers
-/// them all.
+/// Runs the flush stage: flushes once for every group written since the last flush, then
+/// replies to them all.
 async fn flush_stage(store: Store, mut receiver: mpsc::UnboundedReceiver<Written>) {
     while let Some(first) = receiver.recv().await {
         let mut groups = vec![first];

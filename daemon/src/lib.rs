@@ -321,7 +321,7 @@ impl Daemon {
                 tracing::error!(%error, "daemon task failed");
             }
         }
-        // Written last, so the flush that makes it durable also holds every change it counts.
+        // Written last, so the flush that makes it durable also covers every change it counts.
         let waiting =
             u64::try_from(waiting.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
         if let Err(error) = store.save_waiting(waiting) {

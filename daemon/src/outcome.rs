@@ -44,7 +44,7 @@ pub(crate) struct OutcomeSender(mpsc::Sender<Message>);
 /// The writer's end of the channel.
 pub(crate) struct OutcomeReceiver(mpsc::Receiver<Message>);
 
-/// A new channel to the outcome writer.
+/// Creates the channel to the outcome writer.
 pub(crate) fn channel() -> (OutcomeSender, OutcomeReceiver) {
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     (OutcomeSender(sender), OutcomeReceiver(receiver))

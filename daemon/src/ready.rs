@@ -1,10 +1,11 @@
 //! Ready lanes: per endpoint, the deliveries due now, held in memory in front of the due index.
 //!
-//! The due index in the store stays the queue of record; a lane only saves the scheduler a read
-//! of the store for each delivery. Ingest hands each new delivery to its lane after the flush,
-//! and the scheduler reads the due index only when the index may contain due entries that the
-//! lane lacks: at start, after an overflow, a replay, a resume, or when a retry comes due. A delivery
-//! stays known to its lane from the moment it is taken in until its outcome is written, so a
+//! The due index in the store stays the queue of record, and a lane only saves the scheduler a
+//! read of the store for each delivery. Ingest hands each new delivery to its lane after the
+//! flush. The scheduler reads the due index only when it may contain due entries that the lane
+//! lacks: at start, after an overflow, a replay or a resume, and when a retry comes due.
+//!
+//! A lane tracks each delivery from before ingest writes it until its outcome is written, so a
 //! read of the due index never starts a second attempt of it.
 
 use std::collections::hash_map::Entry;
@@ -30,7 +31,7 @@ pub(crate) struct Work {
     pub(crate) body: Option<Bytes>,
 }
 
-/// Where a delivery stands in its lane.
+/// The state of a delivery in its lane, as a replay sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Presence {
     /// Not in the lane: neither waiting in memory nor running.
@@ -41,18 +42,18 @@ pub(crate) enum Presence {
     Running,
 }
 
-/// What the scheduler should read from the due index for one lane.
+/// A planned read of one lane's due index.
 #[derive(Debug)]
 pub(crate) struct ScanPlan {
     /// The lane's scan request count when the plan was made.
     token: u64,
-    /// Deliveries the lane knows, which the read skips.
+    /// Deliveries the lane tracks, which the read skips.
     pub(crate) known: HashSet<DeliveryId>,
     /// How many entries the read may return.
     pub(crate) room: usize,
 }
 
-/// What a lane knows of one delivery.
+/// The state of one delivery that a lane tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Known {
     /// Ingest is writing it; the hand-over follows the flush.
@@ -66,11 +67,11 @@ enum Known {
 #[derive(Debug)]
 struct Lane {
     ready: VecDeque<Work>,
-    /// Every delivery the lane knows, so that reads of the due index skip them.
+    /// Every delivery the lane tracks, so that reads of the due index skip them.
     known: HashMap<DeliveryId, Known>,
     /// Bumped whenever the due index may hold due entries the lane lacks.
     scan_requests: u64,
-    /// The request count that the last complete read of the due index answered.
+    /// The request count that the last complete read of the due index covered.
     scans_answered: u64,
     /// The earliest future due time known in the due index, in ms since the epoch.
     next_due: Option<u64>,
@@ -154,7 +155,7 @@ impl ReadyLanes {
     }
 
     /// Hands reserved deliveries, now flushed to the due index, to their lanes. A full lane
-    /// leaves them in the due index and asks for a read of it instead.
+    /// leaves them in the due index and requests a read of it instead.
     pub(crate) fn offer(&self, works: impl IntoIterator<Item = (EndpointId, Work)>) {
         let mut guard = self.lock();
         let Lanes { lanes, waiting } = &mut *guard;
@@ -258,7 +259,7 @@ impl ReadyLanes {
         picked
     }
 
-    /// The earliest future due time an endpoint's lane knows of.
+    /// Returns the earliest future due time that an endpoint's lane tracks.
     pub(crate) fn next_due(&self, endpoint: &EndpointId) -> Option<u64> {
         self.lock()
             .lanes
@@ -303,7 +304,7 @@ impl ReadyLanes {
         }
     }
 
-    /// Whether a delivery's attempt is running.
+    /// Checks whether a delivery's attempt is running.
     pub(crate) fn is_running(&self, endpoint: &EndpointId, id: &DeliveryId) -> bool {
         self.lock()
             .lanes
@@ -432,8 +433,10 @@ mod tests {
         let first = work(&endpoint);
         let id = first.due.delivery_id.clone();
         answer(&lanes, &endpoint, vec![first.due], None);
+
         assert_eq!(lanes.take(&endpoint, 1).len(), 1);
         assert!(lanes.is_running(&endpoint, &id));
+
         lanes.request_scan(&endpoint);
         let plan = lanes.plan_scan(&endpoint, 1, 0).unwrap();
         assert!(plan.known.contains(&id));
@@ -452,6 +455,7 @@ mod tests {
             },
         );
         assert!(lanes.take(&endpoint, 10).is_empty());
+
         assert_eq!(lanes.withdraw(&endpoint, &id), Presence::Running);
         lanes.finished(&endpoint, &id, Some(500));
         assert!(!lanes.is_running(&endpoint, &id));

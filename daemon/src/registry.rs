@@ -182,8 +182,8 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// One endpoint. Entries are shared: a change replaces the entry, so a holder keeps the
-    /// version it read.
+    /// Returns one endpoint. Entries are shared, and a change replaces the entry, so a caller
+    /// keeps the version it read.
     pub(crate) fn get(&self, id: &EndpointId) -> Option<Arc<EndpointEntry>> {
         self.read().get(id).cloned()
     }

@@ -94,15 +94,15 @@ impl AppState {
         let _ = self.stream.send(event);
     }
 
-    /// Builds a line with `line` and sends it, only when somebody reads the stream.
+    /// Builds a line with `line` and sends it, only when the stream has a reader.
     pub(crate) fn publish_with(&self, line: impl FnOnce() -> StreamEvent) {
         if self.stream.receiver_count() > 0 {
             self.publish(line());
         }
     }
 
-    /// The API view of a stored delivery: pending shows as paused when its endpoint is, and as
-    /// in flight while its attempt runs.
+    /// Converts a stored delivery to its API view. Pending shows as paused when its endpoint is
+    /// paused, and as in flight while its attempt runs.
     pub(crate) fn delivery_view(&self, id: &DeliveryId, record: &DeliveryRecord) -> Delivery {
         let paused = self.endpoints.is_paused(&record.endpoint_id);
         let mut view = record.to_api(id, paused);
@@ -120,7 +120,8 @@ impl AppState {
         self.waiting.fetch_add(delta, Ordering::Relaxed);
     }
 
-    /// The shared count of waiting deliveries, read at the stop after the state is dropped.
+    /// Returns the shared count of waiting deliveries, which the stop reads after the state is
+    /// dropped.
     pub(crate) fn waiting_counter(&self) -> Arc<AtomicI64> {
         Arc::clone(&self.waiting)
     }

@@ -98,7 +98,7 @@ impl<'a> EncodedJob<'a> {
     }
 }
 
-/// A new delivery's record: pending, due when its event was accepted.
+/// Builds a new delivery's record: pending, and due when its event was accepted.
 fn new_delivery_record(event: &NewEvent, delivery: &NewDelivery) -> DeliveryRecord {
     DeliveryRecord {
         event_id: event.id.to_string(),
@@ -120,7 +120,7 @@ fn new_delivery_record(event: &NewEvent, delivery: &NewDelivery) -> DeliveryReco
 }
 
 impl NewEventWrite {
-    /// Each delivery as the due index holds it once written, with its endpoint.
+    /// Returns each delivery as the due index contains it once written, with its endpoint.
     pub(crate) fn due_works(&self) -> impl Iterator<Item = (&EndpointId, DueWork)> + '_ {
         self.deliveries.iter().map(|delivery| {
             let work = DueWork {
@@ -204,8 +204,8 @@ impl Store {
 
     /// Writes several ingest requests, as [`Store::write_events`] does for one, and returns each
     /// request's outcome in order. A key repeated within the batch counts as used by its first
-    /// request. Only the group commit writes events, one batch at a time, so checking a key and
-    /// then writing it cannot race another writer.
+    /// request. The checked key and its write cannot race another request, because only the
+    /// group commit's write stage calls this, one batch at a time.
     pub(crate) fn write_batch(
         &self,
         jobs: &[IngestJob<'_>],
@@ -213,11 +213,13 @@ impl Store {
         jobs.iter().map(|job| self.write_job(job)).collect()
     }
 
-    /// Writes one ingest request without a transaction, in an order that makes every prefix
-    /// harmless, since sled recovers its log up to the first write that did not reach the disk: the events, then each delivery and
-    /// its due entry, and the idempotency key last. A crash before the flush leaves at worst an
-    /// event without deliveries, or deliveries that are sent although the request got no 202;
-    /// the key is only kept once everything it stands for is written.
+    /// Writes one ingest request without a transaction. The order makes any prefix harmless:
+    /// the events, then each delivery with its due entry, and the idempotency key last. A crash
+    /// before the flush leaves at worst an event without deliveries, or deliveries that are sent
+    /// although the request got no 202. The key is kept only once everything it covers is written.
+    ///
+    /// NOTE: this relies on sled recovering its log as a prefix, up to the first write that did
+    /// not reach the disk. sled's log design implies it, but no test kills the daemon mid-group.
     fn write_job(&self, job: &IngestJob<'_>) -> Result<IngestWrite, StoreError> {
         if let Some(entry) = &job.idempotency {
             if let Some(existing) = self.idempotency.get(entry.key.as_bytes())? {

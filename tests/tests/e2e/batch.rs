@@ -13,7 +13,7 @@ use belter_tests::{DaemonProcess, Receiver};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-/// A sample event of `kind` as a JSON value.
+/// Parses the sample event of `kind` as a JSON value.
 fn sample(kind: EventType) -> Value {
     serde_json::from_str(sample_body(kind)).expect("sample is JSON")
 }
