@@ -18,6 +18,11 @@ const MAX_BATCH: usize = 512;
 /// concurrency slot while they wait, so memory stays bounded when the store falls behind.
 const QUEUE_CAPACITY: usize = 4_096;
 
+/// Margin before a delivery's retention ends from which its outcome checks that the retention
+/// sweep has not removed it. Younger deliveries skip that read. The margin covers attempts and
+/// outcome queueing many times over, and a forward jump of the clock up to its size.
+const PRUNE_CHECK_MARGIN_MS: u64 = 60 * 60 * 1_000;
+
 /// How long a delivery whose outcome could not be written waits before it is read again.
 const REREAD_AFTER_MS: u64 = 1_000;
 
@@ -98,6 +103,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
     let mut health: HashMap<EndpointId, EndpointOutcomes> = HashMap::new();
     let mut ended: i64 = 0;
     let mut retries = false;
+    let retention_ms = u64::try_from(state.config.retention.as_millis()).unwrap_or(u64::MAX);
     for outcome in batch.drain(..) {
         let Outcome {
             endpoint_id,
@@ -111,19 +117,25 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
             due_key,
             mut record,
         } = due;
-        record.after_attempt(&attempt, completion, ended_at);
+        let succeeded = attempt.succeeded;
+        let check_pruned = record.created_at.saturating_add(retention_ms)
+            <= ended_at.saturating_add(PRUNE_CHECK_MARGIN_MS);
+        let displaced = record.after_attempt(attempt, completion, ended_at);
         health
             .entry(endpoint_id.clone())
             .or_default()
-            .add(attempt.succeeded, ended_at);
-        match state
-            .store
-            .record_outcome(&delivery_id, &due_key, &record, &attempt)
-        {
+            .add(succeeded, ended_at);
+        match state.store.record_outcome(
+            &delivery_id,
+            &due_key,
+            &record,
+            displaced.as_ref(),
+            check_pruned,
+        ) {
             Ok(stored) => {
                 let minute = counts.entry(ended_at / 60_000).or_default();
-                minute.ok += u64::from(attempt.succeeded);
-                minute.failed += u64::from(!attempt.succeeded);
+                minute.ok += u64::from(succeeded);
+                minute.failed += u64::from(!succeeded);
                 minute.gave_up +=
                     u64::from(completion == Completion::Final(DeliveryStatus::Failed));
                 if matches!(completion, Completion::Final(_)) {
@@ -141,7 +153,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
                     state.publish_with(|| StreamEvent {
                         kind: StreamKind::AttemptFinished,
                         delivery: Some(state.delivery_view(&delivery_id, &record)),
-                        attempt: Some(attempt.to_api()),
+                        attempt: record.latest_attempt.as_ref().map(AttemptRecord::to_api),
                         missed: None,
                     });
                 } else {

@@ -375,6 +375,7 @@ mod tests {
                     last_failure: None,
                     last_error: None,
                     last_latency_ms: None,
+                    latest_attempt: None,
                 },
             },
             body: None,

@@ -217,7 +217,7 @@ pub(super) async fn show(
         .store
         .event(&record.event_id)?
         .ok_or_else(|| not_found(&id))?;
-    let attempts = state.store.attempts(&id)?;
+    let attempts = state.store.attempts(&id, &record)?;
     let endpoint = state
         .endpoints
         .get(&belter_common::EndpointId::parse(&record.endpoint_id).map_err(ApiError::store)?);

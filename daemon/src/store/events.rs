@@ -116,6 +116,7 @@ fn new_delivery_record(event: &NewEvent, delivery: &NewDelivery) -> DeliveryReco
         last_failure: None,
         last_error: None,
         last_latency_ms: None,
+        latest_attempt: None,
     }
 }
 

@@ -48,8 +48,8 @@ pub(crate) enum Completion {
 /// The outcome of queueing a replay.
 #[derive(Debug)]
 pub(crate) enum ReplayOutcome {
-    /// Queued for an attempt now.
-    Queued(DeliveryRecord),
+    /// Queued for an attempt now, with the record as written.
+    Queued(Box<DeliveryRecord>),
     /// No such delivery, or it was pruned.
     NotFound,
 }
@@ -124,26 +124,32 @@ impl Store {
         }
     }
 
-    /// Records an attempt and the delivery as it is after it, and replaces the delivery's
-    /// due entry `due_key` with the next one, if any. Returns `false`, writing nothing but the
-    /// removal of the entry, when the delivery was pruned during the attempt.
+    /// Records the delivery as it is after an attempt, with that attempt as its latest, moves
+    /// the attempt it `displaced` to the attempts tree, and replaces the delivery's due entry
+    /// `due_key_now` with the next one, if any. With `check_pruned`, it first checks that the
+    /// delivery is still stored, and returns `false`, writing nothing but the removal of the
+    /// entry, when the retention sweep removed it during the attempt. The caller skips that
+    /// read for deliveries too young for the sweep.
     ///
-    /// The writes go in an order that a crash can only repeat: the attempt, the next due entry,
-    /// the delivery, and last the removal of the entry that started the attempt.
+    /// The writes go in an order that a crash can only repeat: the displaced attempt, the next
+    /// due entry, the delivery, and last the removal of the entry that started the attempt.
     pub(crate) fn record_outcome(
         &self,
         delivery_id: &DeliveryId,
         due_key_now: &[u8],
         updated: &DeliveryRecord,
-        attempt: &AttemptRecord,
+        displaced: Option<&AttemptRecord>,
+        check_pruned: bool,
     ) -> Result<bool, StoreError> {
         let id = delivery_id.as_str().as_bytes();
-        if !self.deliveries.contains_key(id)? {
+        if check_pruned && !self.deliveries.contains_key(id)? {
             self.due.remove(due_key_now)?;
             return Ok(false);
         }
-        self.attempts
-            .insert(attempt_key(delivery_id, attempt.number), encode(attempt)?)?;
+        if let Some(attempt) = displaced {
+            self.attempts
+                .insert(attempt_key(delivery_id, attempt.number), encode(attempt)?)?;
+        }
         let next_key = updated
             .next_attempt_at
             .map(|due_ms| due_key(&updated.endpoint_id, due_ms, delivery_id.as_str()));
@@ -184,7 +190,7 @@ impl Store {
         if let Some(old_key) = old_key.filter(|old_key| *old_key != new_key) {
             self.due.remove(old_key)?;
         }
-        Ok(ReplayOutcome::Queued(record))
+        Ok(ReplayOutcome::Queued(Box::new(record)))
     }
 
     /// Cancels every queued delivery of an endpoint, except the `running` ones, and returns
@@ -266,12 +272,23 @@ impl Store {
         }
     }
 
-    /// Reads every attempt of a delivery, oldest first.
-    pub(crate) fn attempts(&self, id: &DeliveryId) -> Result<Vec<AttemptRecord>, StoreError> {
+    /// Reads every attempt of a delivery, oldest first: the attempts tree, then the latest
+    /// attempt kept in `record`. A tree entry with the latest attempt's number or a higher one is
+    /// skipped, because a crash between the two writes of an outcome leaves such a copy.
+    pub(crate) fn attempts(
+        &self,
+        id: &DeliveryId,
+        record: &DeliveryRecord,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let latest_number = record.latest_attempt.as_ref().map(|latest| latest.number);
         let mut attempts = Vec::new();
         for item in self.attempts.scan_prefix(id.as_str().as_bytes()).values() {
-            attempts.push(decode(&item?)?);
+            let attempt: AttemptRecord = decode(&item?)?;
+            if latest_number.is_none_or(|latest| attempt.number < latest) {
+                attempts.push(attempt);
+            }
         }
+        attempts.extend(record.latest_attempt.clone());
         Ok(attempts)
     }
 }
@@ -337,11 +354,15 @@ mod tests {
             .unwrap();
         assert!(skipped.works.is_empty(), "a known delivery is skipped");
 
-        let attempt = failed_attempt(1, AttemptTrigger::First);
         let mut updated = work.record.clone();
-        updated.after_attempt(&attempt, Completion::RetryAt(500), 150);
+        let displaced = updated.after_attempt(
+            failed_attempt(1, AttemptTrigger::First),
+            Completion::RetryAt(500),
+            150,
+        );
+        assert!(displaced.is_none(), "the first attempt displaces nothing");
         assert!(store
-            .record_outcome(&id, &work.due_key, &updated, &attempt)
+            .record_outcome(&id, &work.due_key, &updated, displaced.as_ref(), true)
             .unwrap());
         let stored = store.delivery(&id).unwrap().unwrap();
         assert_eq!(stored.status, DeliveryStatus::Pending);
@@ -349,8 +370,119 @@ mod tests {
         assert_eq!(stored.next_attempt_at, Some(500));
         assert!(load(&store, &endpoint, 499).works.is_empty());
         assert_eq!(load(&store, &endpoint, 500).works.len(), 1);
-        assert_eq!(store.attempts(&id).unwrap().len(), 1);
+        assert_eq!(store.attempts(&id, &stored).unwrap().len(), 1);
+        assert_eq!(
+            store.attempts.len(),
+            0,
+            "the latest attempt stays in the delivery record"
+        );
         assert_eq!(store.count_waiting().unwrap(), 1);
+    }
+
+    #[test]
+    fn next_outcome_moves_latest_attempt_to_tree() {
+        let (_dir, store) = open_temp();
+        let (endpoint, id) = queued_delivery(&store, 100);
+        let work = load(&store, &endpoint, 100).works.remove(0);
+        let mut record = work.record.clone();
+        let displaced = record.after_attempt(
+            failed_attempt(1, AttemptTrigger::First),
+            Completion::RetryAt(500),
+            150,
+        );
+        store
+            .record_outcome(&id, &work.due_key, &record, displaced.as_ref(), true)
+            .unwrap();
+
+        let retry = load(&store, &endpoint, 500).works.remove(0);
+        let mut record = retry.record.clone();
+        let displaced = record.after_attempt(
+            failed_attempt(2, AttemptTrigger::Retry),
+            Completion::Final(DeliveryStatus::Failed),
+            600,
+        );
+        assert_eq!(displaced.as_ref().map(|attempt| attempt.number), Some(1));
+        store
+            .record_outcome(&id, &retry.due_key, &record, displaced.as_ref(), true)
+            .unwrap();
+
+        let stored = store.delivery(&id).unwrap().unwrap();
+        assert_eq!(store.attempts.len(), 1, "attempt 1 moved to the tree");
+        let numbers: Vec<u32> = store
+            .attempts(&id, &stored)
+            .unwrap()
+            .iter()
+            .map(|attempt| attempt.number)
+            .collect();
+        assert_eq!(numbers, vec![1, 2]);
+        assert_eq!(store.count_waiting().unwrap(), 0);
+    }
+
+    #[test]
+    fn attempts_skip_tree_copy_of_latest() {
+        let (_dir, store) = open_temp();
+        let (endpoint, id) = queued_delivery(&store, 100);
+        let work = load(&store, &endpoint, 100).works.remove(0);
+        let mut record = work.record.clone();
+        record.after_attempt(
+            failed_attempt(1, AttemptTrigger::First),
+            Completion::RetryAt(500),
+            150,
+        );
+        store
+            .record_outcome(&id, &work.due_key, &record, None, true)
+            .unwrap();
+        // As a crash after the displaced attempt's write and before the delivery's leaves it.
+        store
+            .attempts
+            .insert(
+                attempt_key(&id, 1),
+                encode(&failed_attempt(1, AttemptTrigger::First)).unwrap(),
+            )
+            .unwrap();
+        let stored = store.delivery(&id).unwrap().unwrap();
+        assert_eq!(store.attempts(&id, &stored).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn version_one_delivery_record_is_read() {
+        let (_dir, store) = open_temp();
+        let (endpoint, id) = queued_delivery(&store, 100);
+        let old = crate::store::records::DeliveryRecordV1 {
+            event_id: "evt_01J00000000000000000000000".to_owned(),
+            event_type: 3,
+            endpoint_id: endpoint.to_string(),
+            target_url: "http://127.0.0.1:9/".to_owned(),
+            status: DeliveryStatus::Pending,
+            attempt_count: 1,
+            scheduled_attempts: 1,
+            created_at: 100,
+            updated_at: 150,
+            next_attempt_at: Some(100),
+            next_trigger: AttemptTrigger::Retry,
+            last_status_code: Some(500),
+            last_failure: Some(belter_common::records::FailureKind::HttpStatus),
+            last_error: Some("HTTP 500".to_owned()),
+            last_latency_ms: Some(2),
+        };
+        let mut bytes = vec![crate::codec::FIRST_VERSION];
+        bytes.extend(bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap());
+        store.deliveries.insert(id.as_str(), bytes).unwrap();
+        store
+            .attempts
+            .insert(
+                attempt_key(&id, 1),
+                encode(&failed_attempt(1, AttemptTrigger::First)).unwrap(),
+            )
+            .unwrap();
+
+        let stored = store.delivery(&id).unwrap().unwrap();
+        assert_eq!(stored.last_status_code, Some(500));
+        assert_eq!(stored.attempt_count, 1);
+        assert!(stored.latest_attempt.is_none());
+        assert_eq!(store.attempts(&id, &stored).unwrap().len(), 1);
+        let due = load(&store, &endpoint, 100);
+        assert_eq!(due.works.len(), 1, "the old record is still due");
     }
 
     #[test]

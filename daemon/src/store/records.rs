@@ -8,6 +8,7 @@ use belter_common::{DeliveryId, EndpointId, EventId, EventType, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::Completion;
+use crate::codec::{decode_body, CodecError, Record, FIRST_VERSION};
 
 /// One accepted event: its exact delivery body and the deliveries made from it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +24,8 @@ pub(crate) struct EventRecord {
     /// For a derived event: the rule id and the id of the event it was derived from.
     pub(crate) derived_from: Option<(String, String)>,
 }
+
+impl Record for EventRecord {}
 
 /// One delivery: an event bound for one endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +49,67 @@ pub(crate) struct DeliveryRecord {
     pub(crate) last_failure: Option<FailureKind>,
     pub(crate) last_error: Option<String>,
     pub(crate) last_latency_ms: Option<u64>,
+    /// The latest attempt. The next attempt's outcome moves it to the attempts tree, so that
+    /// each outcome writes one record instead of two.
+    pub(crate) latest_attempt: Option<AttemptRecord>,
+}
+
+impl Record for DeliveryRecord {
+    /// Version 2 added `latest_attempt`.
+    const VERSION: u8 = 2;
+
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
+        if version != FIRST_VERSION {
+            return Err(CodecError::Version {
+                found: version,
+                expected: Self::VERSION,
+            });
+        }
+        Ok(decode_body::<DeliveryRecordV1>(body)?.into())
+    }
+}
+
+/// A delivery record of format version 1, whose attempts are all in the attempts tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DeliveryRecordV1 {
+    pub(crate) event_id: String,
+    pub(crate) event_type: u8,
+    pub(crate) endpoint_id: String,
+    pub(crate) target_url: String,
+    pub(crate) status: DeliveryStatus,
+    pub(crate) attempt_count: u32,
+    pub(crate) scheduled_attempts: u32,
+    pub(crate) created_at: u64,
+    pub(crate) updated_at: u64,
+    pub(crate) next_attempt_at: Option<u64>,
+    pub(crate) next_trigger: AttemptTrigger,
+    pub(crate) last_status_code: Option<u16>,
+    pub(crate) last_failure: Option<FailureKind>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_latency_ms: Option<u64>,
+}
+
+impl From<DeliveryRecordV1> for DeliveryRecord {
+    fn from(old: DeliveryRecordV1) -> Self {
+        Self {
+            event_id: old.event_id,
+            event_type: old.event_type,
+            endpoint_id: old.endpoint_id,
+            target_url: old.target_url,
+            status: old.status,
+            attempt_count: old.attempt_count,
+            scheduled_attempts: old.scheduled_attempts,
+            created_at: old.created_at,
+            updated_at: old.updated_at,
+            next_attempt_at: old.next_attempt_at,
+            next_trigger: old.next_trigger,
+            last_status_code: old.last_status_code,
+            last_failure: old.last_failure,
+            last_error: old.last_error,
+            last_latency_ms: old.last_latency_ms,
+            latest_attempt: None,
+        }
+    }
 }
 
 impl DeliveryRecord {
@@ -54,13 +118,14 @@ impl DeliveryRecord {
         EventType::from_code(self.event_type).unwrap_or(EventType::EvaluationCompleted)
     }
 
-    /// Applies an attempt and what follows it, at `now_ms`.
+    /// Applies an attempt and what follows it, at `now_ms`, and keeps the attempt as the
+    /// latest. Returns the attempt it replaces, which belongs in the attempts tree.
     pub(crate) fn after_attempt(
         &mut self,
-        attempt: &AttemptRecord,
+        attempt: AttemptRecord,
         completion: Completion,
         now_ms: u64,
-    ) {
+    ) -> Option<AttemptRecord> {
         self.attempt_count = self.attempt_count.max(attempt.number);
         if attempt.trigger != AttemptTrigger::Replay {
             self.scheduled_attempts += 1;
@@ -81,6 +146,7 @@ impl DeliveryRecord {
                 self.next_attempt_at = None;
             }
         }
+        self.latest_attempt.replace(attempt)
     }
 
     /// Converts to the API view. A pending delivery of a paused endpoint shows as `paused`.
@@ -145,6 +211,8 @@ impl AttemptRecord {
     }
 }
 
+impl Record for AttemptRecord {}
+
 /// A subscribed endpoint with its secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct EndpointRecord {
@@ -172,6 +240,8 @@ pub(crate) struct EndpointRecord {
     pub(crate) standard_webhooks: bool,
 }
 
+impl Record for EndpointRecord {}
+
 /// A threshold rule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RuleRecord {
@@ -181,6 +251,8 @@ pub(crate) struct RuleRecord {
     pub(crate) min_score: f64,
     pub(crate) created_at: u64,
 }
+
+impl Record for RuleRecord {}
 
 impl EndpointRecord {
     /// Lists the secrets that sign a delivery at `now_ms`: the current one first, then earlier ones
@@ -244,3 +316,5 @@ pub(crate) struct IdempotencyRecord {
     /// SHA-256 of the first request body, to tell a retry from a different event.
     pub(crate) fingerprint: Vec<u8>,
 }
+
+impl Record for IdempotencyRecord {}
