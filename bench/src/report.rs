@@ -110,6 +110,15 @@ impl Report {
                 spread_text(baseline.latency),
                 String::new(),
             ));
+            rows.push(row(
+                "baseline",
+                "CPU, client and receiver",
+                format!(
+                    "{:.2} cores, {:.0} µs per request",
+                    baseline.cpu.bench_cores, baseline.cpu_us_per_request
+                ),
+                String::new(),
+            ));
         }
         if let Some(throughput) = &results.throughput {
             let phase = &throughput.phase;
@@ -129,6 +138,18 @@ impl Report {
                 "throughput",
                 "peak RSS",
                 format!("{:.1} MiB", phase.rss_peak_mib),
+                String::new(),
+            ));
+            rows.push(row(
+                "throughput",
+                "CPU per event, belterd / bench",
+                format!(
+                    "{:.0} / {:.0} µs ({:.2} / {:.2} cores)",
+                    phase.daemon_cpu_us_per_event,
+                    phase.bench_cpu_us_per_event,
+                    phase.cpu.daemon_cores,
+                    phase.cpu.bench_cores
+                ),
                 String::new(),
             ));
         }
@@ -164,14 +185,14 @@ impl Report {
         if let Some(isolation) = &results.isolation {
             rows.push(row(
                 "isolation",
-                "fast endpoint delivered/s alone",
-                format!("{:.0}", isolation.alone.delivered_per_sec),
+                "fast endpoint delivered/s alone, mean of 2",
+                format!("{:.0}", isolation.alone_per_sec),
                 String::new(),
             ));
             rows.push(row(
                 "isolation",
-                "beside a dead endpoint",
-                format!("{:.0}", isolation.beside_dead.delivered_per_sec),
+                "beside a dead endpoint, mean of 2",
+                format!("{:.0}", isolation.beside_dead_per_sec),
                 percent(isolation.ratio),
             ));
         }

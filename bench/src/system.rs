@@ -52,6 +52,71 @@ pub fn resident_bytes(pid: u32) -> Option<u64> {
     status_field_kib(&status, "VmRSS:").map(|kib| kib * 1024)
 }
 
+/// Clock ticks per second of the CPU times in `/proc/PID/stat`: `USER_HZ`, which Linux fixes
+/// at 100 on every architecture it exports these times for.
+const USER_HZ: f64 = 100.0;
+
+/// Reads the CPU time, user plus system, that process `pid` has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_seconds(&stat)
+}
+
+/// Sums `utime` and `stime`, fields 14 and 15 of a `/proc/PID/stat` line. The command name in
+/// brackets may hold spaces, so the fields are counted from its closing bracket.
+fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / USER_HZ)
+}
+
+/// CPU time used by belterd and by this process over one phase.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuMeter {
+    daemon_pid: Option<u32>,
+    daemon_start: f64,
+    own_start: f64,
+}
+
+/// CPU used over a phase, in cores: CPU seconds per second of wall time.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CpuUse {
+    /// belterd's, or 0 when no daemon ran.
+    pub daemon_cores: f64,
+    /// belter-bench's own: its posters, clients and receivers.
+    pub bench_cores: f64,
+}
+
+impl CpuMeter {
+    /// Starts measuring the daemon `daemon_pid`, if any, and this process.
+    pub fn start(daemon_pid: Option<u32>) -> Self {
+        Self {
+            daemon_pid,
+            daemon_start: daemon_pid.and_then(cpu_seconds).unwrap_or(0.0),
+            own_start: cpu_seconds(std::process::id()).unwrap_or(0.0),
+        }
+    }
+
+    /// Returns the CPU used since the start, over `elapsed` wall time.
+    pub fn read(&self, elapsed: std::time::Duration) -> CpuUse {
+        let seconds = elapsed.as_secs_f64();
+        if seconds <= 0.0 {
+            return CpuUse::default();
+        }
+        let daemon = self
+            .daemon_pid
+            .and_then(cpu_seconds)
+            .map_or(0.0, |now| now - self.daemon_start);
+        let own = cpu_seconds(std::process::id()).map_or(0.0, |now| now - self.own_start);
+        CpuUse {
+            daemon_cores: daemon / seconds,
+            bench_cores: own / seconds,
+        }
+    }
+}
+
 /// Parses the value of a `Name:   1234 kB` line.
 fn status_field_kib(text: &str, name: &str) -> Option<u64> {
     text.lines()
@@ -104,6 +169,14 @@ mod tests {
         std::fs::write(dir.path().join("sub/file"), vec![1u8; 64 * 1024]).unwrap();
         let bytes = disk_usage_bytes(dir.path()).unwrap();
         assert!(bytes >= 64 * 1024, "{bytes}");
+    }
+
+    #[test]
+    fn stat_line_gives_cpu_seconds() {
+        let line = "42 (tokio rt) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 2 3";
+        assert_eq!(parse_cpu_seconds(line), Some(3.0));
+        assert_eq!(parse_cpu_seconds("42 (x) S 1"), None);
+        assert!(cpu_seconds(std::process::id()).is_some());
     }
 
     #[test]

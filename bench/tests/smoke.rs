@@ -96,6 +96,13 @@ fn short_run_writes_report() {
             > 0.0
     );
     assert_eq!(results["baseline"]["bad_signatures"], 0);
+    assert!(
+        results["baseline"]["cpu_us_per_request"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0,
+        "the baseline's CPU per request is measured"
+    );
 
     let throughput = &results["throughput"];
     let accepted = throughput["accepted"].as_u64().unwrap_or(0);
@@ -108,6 +115,13 @@ fn short_run_writes_report() {
             .as_f64()
             .unwrap_or(0.0)
             > 0.0
+    );
+    assert!(
+        throughput["daemon_cpu_us_per_event"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0,
+        "belterd's CPU per event is measured"
     );
 
     let backlog = &results["backlog"];

@@ -15,6 +15,7 @@ use crate::payload::{delivery_body, EVENT_TYPE};
 use crate::percentiles::Spread;
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
+use crate::system::{CpuMeter, CpuUse};
 
 /// Secret the baseline signs with; its length matches belterd's generated secrets.
 const SECRET: &str = "whsec_YmVsdGVyLWJlbmNoLWJhc2VsaW5lLXNlY3JldC0wMDAwMA==";
@@ -36,6 +37,10 @@ pub struct BaselineResult {
     pub body_bytes: usize,
     /// Requests whose signature the receiver rejected.
     pub bad_signatures: u64,
+    /// CPU the client and receiver used, in cores.
+    pub cpu: CpuUse,
+    /// CPU of the client and receiver together per request, in µs.
+    pub cpu_us_per_request: f64,
 }
 
 /// Runs the baseline for the run's duration.
@@ -75,6 +80,7 @@ pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
             )
         })
     };
+    let cpu_meter = CpuMeter::start(None);
     let started = Instant::now();
     let deadline = started + options.duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -123,6 +129,7 @@ pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = started.elapsed();
+    let cpu = cpu_meter.read(elapsed);
     drop(ticker);
 
     let requests = requests.load(Ordering::Relaxed);
@@ -138,12 +145,23 @@ pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
         latency: Spread::of(&latencies),
         body_bytes: body.len(),
         bad_signatures: receiver.bad_signatures(),
+        cpu,
+        cpu_us_per_request: micros_per(cpu.bench_cores, per_second(requests, elapsed)),
     };
     note(
         "baseline",
         &format!("{:.0} requests/s", result.requests_per_sec),
     );
     Ok(result)
+}
+
+/// CPU time per item in µs, from the cores used and the items per second; 0 without items.
+pub fn micros_per(cores: f64, per_second: f64) -> f64 {
+    if per_second > 0.0 {
+        cores / per_second * 1e6
+    } else {
+        0.0
+    }
 }
 
 /// `count` over `elapsed`, per second; 0 for an empty interval.

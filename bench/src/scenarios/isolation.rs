@@ -1,7 +1,9 @@
 //! Isolation: a fast endpoint beside one whose receiver keeps every request open without a
 //! response until belterd's attempt timeout. Both endpoints take every event, so each event is stored
-//! with two deliveries in both runs: first with the held endpoint paused ("alone"), then with it
-//! active. The ratio of the fast endpoint's delivery rates is the cost of the dead neighbour.
+//! with two deliveries in every run: with the held endpoint paused ("alone") or active. The ratio
+//! of the fast endpoint's delivery rates is the cost of the dead neighbour. The runs go alone,
+//! beside, beside, alone, so a load on the machine that rises or falls steadily during the
+//! scenario moves both means alike.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,41 +21,73 @@ use crate::receiver::{Behaviour, Receiver};
 /// timeout, so belterd always gives up first.
 const HOLD: Duration = Duration::from_secs(60);
 
+/// Order of the runs: `true` has the dead endpoint paused.
+const RUNS: [bool; 4] = [true, false, false, true];
+
 /// Results of the isolation scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct IsolationResult {
-    /// The fast endpoint with the dead one paused.
-    pub alone: PhaseResult,
-    /// The fast endpoint with the dead one active.
-    pub beside_dead: PhaseResult,
-    /// Requests the dead receiver got while active.
+    /// The fast endpoint's runs with the dead one paused.
+    pub alone: Vec<PhaseResult>,
+    /// The fast endpoint's runs with the dead one active.
+    pub beside_dead: Vec<PhaseResult>,
+    /// Mean delivered per second of the `alone` runs.
+    pub alone_per_sec: f64,
+    /// Mean delivered per second of the `beside_dead` runs.
+    pub beside_dead_per_sec: f64,
+    /// Requests the dead receiver got over its active runs.
     pub dead_requests: u64,
-    /// The fast endpoint's delivered per second beside the dead one over alone.
+    /// `beside_dead_per_sec` over `alone_per_sec`.
     pub ratio: f64,
 }
 
 /// Runs the isolation scenario.
 pub async fn run(options: &Options) -> anyhow::Result<IsolationResult> {
-    note("isolation", "fast endpoint, dead neighbour paused");
-    let (alone, _) = phase(options, true).await?;
-    note("isolation", "fast endpoint, dead neighbour active");
-    let (beside_dead, dead_requests) = phase(options, false).await?;
-    let ratio = beside_dead.delivered_per_sec / alone.delivered_per_sec;
+    let mut alone = Vec::new();
+    let mut beside_dead = Vec::new();
+    let mut dead_requests = 0;
+    for (run, dead_paused) in RUNS.into_iter().enumerate() {
+        let label = if dead_paused {
+            "dead neighbour paused"
+        } else {
+            "dead neighbour active"
+        };
+        note(
+            "isolation",
+            &format!("run {} of {}: fast endpoint, {label}", run + 1, RUNS.len()),
+        );
+        let (result, requests) = phase(options, dead_paused).await?;
+        if dead_paused {
+            alone.push(result);
+        } else {
+            dead_requests += requests;
+            beside_dead.push(result);
+        }
+    }
+    let alone_per_sec = mean_delivered(&alone);
+    let beside_dead_per_sec = mean_delivered(&beside_dead);
+    let ratio = beside_dead_per_sec / alone_per_sec;
     note(
         "isolation",
         &format!(
-            "fast endpoint {:.0}/s alone, {:.0}/s beside the dead one ({:.0} %)",
-            alone.delivered_per_sec,
-            beside_dead.delivered_per_sec,
+            "fast endpoint {alone_per_sec:.0}/s alone, {beside_dead_per_sec:.0}/s beside the dead one ({:.0} %)",
             ratio * 100.0
         ),
     );
     Ok(IsolationResult {
         alone,
         beside_dead,
+        alone_per_sec,
+        beside_dead_per_sec,
         dead_requests,
         ratio,
     })
+}
+
+/// The mean delivered per second of `runs`.
+fn mean_delivered(runs: &[PhaseResult]) -> f64 {
+    let total: f64 = runs.iter().map(|run| run.delivered_per_sec).sum();
+    total / runs.len().max(1) as f64
 }
 
 /// One saturating run on a fresh daemon; returns the fast endpoint's numbers and the requests

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use belter_common::records::EventSelection;
 use serde::Serialize;
 
-use super::baseline::{per_second, BaselineResult};
+use super::baseline::{micros_per, per_second, BaselineResult};
 use crate::daemon::{endpoint_request, Daemon, DaemonSettings};
 use crate::ingest::{post_closed_loop, IngestClient, PostCounts, PostLimit};
 use crate::memory::PeakMemory;
@@ -15,6 +15,7 @@ use crate::options::Options;
 use crate::payload::{batch_body, ingest_body, EVENT_TYPE};
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
+use crate::system::{CpuMeter, CpuUse};
 
 /// Shortest time the receiver gets to catch up with the accepted events after posting stops.
 const MIN_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +45,12 @@ pub struct PhaseResult {
     pub bad_signatures: u64,
     /// Peak resident memory of belterd during the phase, in MiB.
     pub rss_peak_mib: f64,
+    /// CPU used from the first post to the last delivery, in cores.
+    pub cpu: CpuUse,
+    /// belterd's CPU per delivered event, in µs.
+    pub daemon_cpu_us_per_event: f64,
+    /// The bench's CPU (posters and receiver) per delivered event, in µs.
+    pub bench_cpu_us_per_event: f64,
 }
 
 /// Results of the throughput scenario.
@@ -132,6 +139,7 @@ pub async fn saturate(
             )
         })
     };
+    let cpu_meter = CpuMeter::start(daemon.pid());
     let started = Instant::now();
     post_closed_loop(
         &client,
@@ -149,23 +157,28 @@ pub async fn saturate(
     let drained = receiver
         .wait_for_count(before + accepted, drain_timeout)
         .await;
+    let cpu = cpu_meter.read(started.elapsed());
     drop(ticker);
 
     let delivered = receiver.count() - before;
     let delivery_time = receiver.last_at().map_or(Duration::ZERO, |last| {
         last.saturating_duration_since(started)
     });
+    let delivered_per_sec = per_second(delivered, delivery_time);
     Ok(PhaseResult {
         post_secs: post_time.as_secs_f64(),
         accepted,
         rejected: counts.rejected(),
         accepted_per_sec: per_second(accepted, post_time),
         delivered,
-        delivered_per_sec: per_second(delivered, delivery_time),
+        delivered_per_sec,
         delivered_while_posting_per_sec: per_second(delivered_while_posting, post_time),
         drained,
         delivery_secs: delivery_time.as_secs_f64(),
         bad_signatures: receiver.bad_signatures(),
         rss_peak_mib: memory.map_or(0.0, |memory| memory.peak_mib()),
+        cpu,
+        daemon_cpu_us_per_event: micros_per(cpu.daemon_cores, delivered_per_sec),
+        bench_cpu_us_per_event: micros_per(cpu.bench_cores, delivered_per_sec),
     })
 }

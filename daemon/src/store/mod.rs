@@ -3,8 +3,9 @@
 //!
 //! Trees and their keys:
 //! - `events`: event id → [`EventRecord`]
-//! - `deliveries`: delivery id → [`DeliveryRecord`]
-//! - `attempts`: delivery id, attempt number (u32 big-endian) → [`AttemptRecord`]
+//! - `deliveries`: delivery id → [`DeliveryRecord`], which holds the latest attempt
+//! - `attempts`: delivery id, attempt number (u32 big-endian) → [`AttemptRecord`]; every attempt
+//!   but the latest
 //! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per
 //!   delivery waiting for an attempt or in one, so a range scan of one endpoint yields its due
 //!   work in order
