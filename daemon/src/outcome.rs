@@ -9,7 +9,9 @@ use belter_common::EndpointId;
 use tokio::sync::mpsc;
 
 use crate::state::AppState;
-use crate::store::{AttemptRecord, Completion, DueWork, EndpointOutcomes, OutcomeCounts};
+use crate::store::{
+    AttemptRecord, Completion, Displaced, DueWork, EndpointOutcomes, OutcomeCounts,
+};
 
 /// Maximum outcomes written in one batch.
 const MAX_BATCH: usize = 512;
@@ -116,6 +118,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
             delivery_id,
             due_key,
             mut record,
+            stored_attempt,
         } = due;
         let succeeded = attempt.succeeded;
         let check_pruned = record.created_at.saturating_add(retention_ms)
@@ -125,13 +128,15 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
             .entry(endpoint_id.clone())
             .or_default()
             .add(succeeded, ended_at);
-        match state.store.record_outcome(
-            &delivery_id,
-            &due_key,
-            &record,
-            displaced.as_ref(),
-            check_pruned,
-        ) {
+        let displaced = match (&displaced, stored_attempt) {
+            (Some(attempt), _) => Displaced::Attempt(attempt),
+            (None, true) => Displaced::Stored,
+            (None, false) => Displaced::Nothing,
+        };
+        match state
+            .store
+            .record_outcome(&delivery_id, &due_key, &record, displaced, check_pruned)
+        {
             Ok(stored) => {
                 let minute = counts.entry(ended_at / 60_000).or_default();
                 minute.ok += u64::from(succeeded);

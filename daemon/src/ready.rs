@@ -377,6 +377,7 @@ mod tests {
                     last_latency_ms: None,
                     latest_attempt: None,
                 },
+                stored_attempt: false,
             },
             body: None,
         }
@@ -416,6 +417,7 @@ mod tests {
             delivery_id: offered_id,
             due_key: Vec::new(),
             record: work(&endpoint).due.record,
+            stored_attempt: false,
         };
         answer(
             &lanes,
@@ -445,6 +447,7 @@ mod tests {
             delivery_id: id.clone(),
             due_key: Vec::new(),
             record: work(&endpoint).due.record,
+            stored_attempt: false,
         };
         lanes.fill(
             &endpoint,

@@ -286,6 +286,7 @@ async fn run_attempt(
                 delivery_id,
                 due_key: std::mem::take(&mut work.due.due_key),
                 record: work.due.record,
+                stored_attempt: work.due.stored_attempt,
             },
             attempt,
             completion,

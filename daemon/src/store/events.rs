@@ -132,6 +132,7 @@ impl NewEventWrite {
                     delivery.id.as_str(),
                 ),
                 record: new_delivery_record(&self.event, delivery),
+                stored_attempt: false,
             };
             (&delivery.endpoint_id, work)
         })

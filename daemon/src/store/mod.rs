@@ -39,7 +39,7 @@ pub(crate) use events::{
 };
 pub(crate) use health::{EndpointOutcomes, StoredHealth};
 pub(crate) use log::LogScan;
-pub(crate) use queue::{Completion, DueWork, LoadedDue, ReplayOutcome};
+pub(crate) use queue::{Completion, Displaced, DueWork, LoadedDue, ReplayOutcome};
 pub(crate) use records::{
     AttemptRecord, DeliveryRecord, EndpointRecord, EventRecord, IdempotencyRecord, RuleRecord,
 };

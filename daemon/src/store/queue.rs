@@ -23,7 +23,23 @@ pub(crate) struct DueWork {
     pub(crate) delivery_id: DeliveryId,
     /// Its due entry, removed when the outcome is written.
     pub(crate) due_key: Vec<u8>,
+    /// The delivery, without the latest attempt of the stored record, so that lanes full of
+    /// retries and replays stay small.
     pub(crate) record: DeliveryRecord,
+    /// Whether the stored record holds a latest attempt that `record` leaves out. The outcome
+    /// reads it back and moves it to the attempts tree.
+    pub(crate) stored_attempt: bool,
+}
+
+/// The attempt that an outcome replaces as the delivery's latest.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Displaced<'a> {
+    /// The delivery had no attempt before.
+    Nothing,
+    /// This attempt, which the caller holds.
+    Attempt(&'a AttemptRecord),
+    /// The latest attempt of the stored record, which the caller's copy left out.
+    Stored,
 }
 
 /// The result of one read of an endpoint's due index.
@@ -85,7 +101,7 @@ impl Store {
                 loaded.complete = false;
                 return Ok(loaded);
             }
-            let record = match self.deliveries.get(delivery_id.as_str().as_bytes())? {
+            let mut record = match self.deliveries.get(delivery_id.as_str().as_bytes())? {
                 Some(bytes) => decode::<DeliveryRecord>(&bytes)?,
                 None => {
                     self.due.remove(&key)?;
@@ -96,10 +112,12 @@ impl Store {
                 self.due.remove(&key)?;
                 continue;
             }
+            let stored_attempt = record.latest_attempt.take().is_some();
             loaded.works.push(DueWork {
                 delivery_id,
                 due_key: key.to_vec(),
                 record,
+                stored_attempt,
             });
         }
         if let Some(key) = self.due.range(after_now..).keys().next() {
@@ -138,15 +156,32 @@ impl Store {
         delivery_id: &DeliveryId,
         due_key_now: &[u8],
         updated: &DeliveryRecord,
-        displaced: Option<&AttemptRecord>,
+        displaced: Displaced<'_>,
         check_pruned: bool,
     ) -> Result<bool, StoreError> {
         let id = delivery_id.as_str().as_bytes();
-        if check_pruned && !self.deliveries.contains_key(id)? {
-            self.due.remove(due_key_now)?;
-            return Ok(false);
-        }
-        if let Some(attempt) = displaced {
+        let read_stored = check_pruned || matches!(displaced, Displaced::Stored);
+        let stored = if read_stored {
+            match self.deliveries.get(id)? {
+                Some(bytes) => Some(bytes),
+                None => {
+                    self.due.remove(due_key_now)?;
+                    return Ok(false);
+                }
+            }
+        } else {
+            None
+        };
+        let stored_attempt = match (displaced, &stored) {
+            (Displaced::Stored, Some(bytes)) => decode::<DeliveryRecord>(bytes)?.latest_attempt,
+            _ => None,
+        };
+        let moved = match displaced {
+            Displaced::Attempt(attempt) => Some(attempt),
+            Displaced::Stored => stored_attempt.as_ref(),
+            Displaced::Nothing => None,
+        };
+        if let Some(attempt) = moved {
             self.attempts
                 .insert(attempt_key(delivery_id, attempt.number), encode(attempt)?)?;
         }
@@ -361,8 +396,9 @@ mod tests {
             150,
         );
         assert!(displaced.is_none(), "the first attempt displaces nothing");
+        assert!(!work.stored_attempt);
         assert!(store
-            .record_outcome(&id, &work.due_key, &updated, displaced.as_ref(), true)
+            .record_outcome(&id, &work.due_key, &updated, Displaced::Nothing, true)
             .unwrap());
         let stored = store.delivery(&id).unwrap().unwrap();
         assert_eq!(stored.status, DeliveryStatus::Pending);
@@ -390,20 +426,26 @@ mod tests {
             Completion::RetryAt(500),
             150,
         );
+        assert!(displaced.is_none());
         store
-            .record_outcome(&id, &work.due_key, &record, displaced.as_ref(), true)
+            .record_outcome(&id, &work.due_key, &record, Displaced::Nothing, false)
             .unwrap();
 
         let retry = load(&store, &endpoint, 500).works.remove(0);
+        assert!(retry.stored_attempt, "the stored record has attempt 1");
+        assert!(
+            retry.record.latest_attempt.is_none(),
+            "the loaded copy leaves it out"
+        );
         let mut record = retry.record.clone();
         let displaced = record.after_attempt(
             failed_attempt(2, AttemptTrigger::Retry),
             Completion::Final(DeliveryStatus::Failed),
             600,
         );
-        assert_eq!(displaced.as_ref().map(|attempt| attempt.number), Some(1));
+        assert!(displaced.is_none());
         store
-            .record_outcome(&id, &retry.due_key, &record, displaced.as_ref(), true)
+            .record_outcome(&id, &retry.due_key, &record, Displaced::Stored, false)
             .unwrap();
 
         let stored = store.delivery(&id).unwrap().unwrap();
@@ -419,6 +461,60 @@ mod tests {
     }
 
     #[test]
+    fn held_displaced_attempt_goes_to_tree() {
+        let (_dir, store) = open_temp();
+        let (endpoint, id) = queued_delivery(&store, 100);
+        let work = load(&store, &endpoint, 100).works.remove(0);
+        let mut record = work.record.clone();
+        record.after_attempt(
+            failed_attempt(1, AttemptTrigger::First),
+            Completion::Final(DeliveryStatus::Failed),
+            150,
+        );
+        store
+            .record_outcome(&id, &work.due_key, &record, Displaced::Nothing, true)
+            .unwrap();
+        // A replay whose caller still holds attempt 1 in its copy.
+        let displaced = record.after_attempt(
+            failed_attempt(2, AttemptTrigger::Replay),
+            Completion::Final(DeliveryStatus::Failed),
+            200,
+        );
+        let held = displaced.unwrap();
+        store
+            .record_outcome(&id, &[], &record, Displaced::Attempt(&held), true)
+            .unwrap();
+        let stored = store.delivery(&id).unwrap().unwrap();
+        let numbers: Vec<u32> = store
+            .attempts(&id, &stored)
+            .unwrap()
+            .iter()
+            .map(|attempt| attempt.number)
+            .collect();
+        assert_eq!(numbers, vec![1, 2]);
+    }
+
+    #[test]
+    fn pruned_delivery_outcome_writes_nothing() {
+        let (_dir, store) = open_temp();
+        let (endpoint, id) = queued_delivery(&store, 100);
+        let work = load(&store, &endpoint, 100).works.remove(0);
+        store.deliveries.remove(id.as_str()).unwrap();
+        let mut record = work.record.clone();
+        record.after_attempt(
+            failed_attempt(1, AttemptTrigger::First),
+            Completion::RetryAt(500),
+            150,
+        );
+        let written = store
+            .record_outcome(&id, &work.due_key, &record, Displaced::Nothing, true)
+            .unwrap();
+        assert!(!written);
+        assert!(store.delivery(&id).unwrap().is_none());
+        assert_eq!(store.count_waiting().unwrap(), 0, "no retry entry is left");
+    }
+
+    #[test]
     fn attempts_skip_tree_copy_of_latest() {
         let (_dir, store) = open_temp();
         let (endpoint, id) = queued_delivery(&store, 100);
@@ -430,7 +526,7 @@ mod tests {
             150,
         );
         store
-            .record_outcome(&id, &work.due_key, &record, None, true)
+            .record_outcome(&id, &work.due_key, &record, Displaced::Nothing, true)
             .unwrap();
         // As a crash after the displaced attempt's write and before the delivery's leaves it.
         store
