@@ -1,12 +1,12 @@
 //! The binary encoding of stored records: one version byte, then the record in bincode 2 with the
-//! standard configuration. This is the only module that knows the encoding. A record type whose
+//! standard configuration. No other module encodes or decodes records. A record type whose
 //! layout changes gets a new version byte, and its older layouts are decoded here through
 //! [`Record::decode_older`].
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Version byte of every record type whose layout has not changed since the first release.
+/// Version byte of every record type whose layout never changed.
 pub(crate) const FIRST_VERSION: u8 = 1;
 
 /// A stored record that cannot be encoded or decoded.

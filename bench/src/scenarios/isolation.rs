@@ -84,7 +84,7 @@ pub async fn run(options: &Options) -> anyhow::Result<IsolationResult> {
     })
 }
 
-/// The mean delivered per second of `runs`.
+/// Computes the mean delivered per second of `runs`.
 fn mean_delivered(runs: &[PhaseResult]) -> f64 {
     let total: f64 = runs.iter().map(|run| run.delivered_per_sec).sum();
     total / runs.len().max(1) as f64

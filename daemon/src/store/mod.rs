@@ -3,7 +3,7 @@
 //!
 //! Trees and their keys:
 //! - `events`: event id → [`EventRecord`]
-//! - `deliveries`: delivery id → [`DeliveryRecord`], which holds the latest attempt
+//! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt
 //! - `attempts`: delivery id, attempt number (u32 big-endian) → [`AttemptRecord`]; every attempt
 //!   but the latest
 //! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per

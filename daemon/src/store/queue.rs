@@ -26,7 +26,7 @@ pub(crate) struct DueWork {
     /// The delivery, without the latest attempt of the stored record, so that lanes full of
     /// retries and replays stay small.
     pub(crate) record: DeliveryRecord,
-    /// Whether the stored record holds a latest attempt that `record` leaves out. The outcome
+    /// Whether the stored record contains a latest attempt that `record` leaves out. The outcome
     /// reads it back and moves it to the attempts tree.
     pub(crate) stored_attempt: bool,
 }
@@ -461,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn held_displaced_attempt_goes_to_tree() {
+    fn caller_attempt_goes_to_tree() {
         let (_dir, store) = open_temp();
         let (endpoint, id) = queued_delivery(&store, 100);
         let work = load(&store, &endpoint, 100).works.remove(0);
@@ -474,7 +474,8 @@ mod tests {
         store
             .record_outcome(&id, &work.due_key, &record, Displaced::Nothing, true)
             .unwrap();
-        // A replay whose caller still holds attempt 1 in its copy.
+
+        // A replay whose caller still has attempt 1 in its copy.
         let displaced = record.after_attempt(
             failed_attempt(2, AttemptTrigger::Replay),
             Completion::Final(DeliveryStatus::Failed),
@@ -484,6 +485,7 @@ mod tests {
         store
             .record_outcome(&id, &[], &record, Displaced::Attempt(&held), true)
             .unwrap();
+
         let stored = store.delivery(&id).unwrap().unwrap();
         let numbers: Vec<u32> = store
             .attempts(&id, &stored)
