@@ -74,6 +74,14 @@ pub enum StartError {
         /// The underlying error.
         source: StoreError,
     },
+    /// The store was written by a newer belterd.
+    #[error("cannot open the store in {path}: {source}")]
+    StoreFormat {
+        /// The store directory.
+        path: PathBuf,
+        /// The format error.
+        source: StoreError,
+    },
     /// The ingest token could not be loaded.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -114,9 +122,15 @@ impl Daemon {
                 source,
             })?;
         let store_path = config.data_dir.join("store");
-        let store = Store::open(&store_path).map_err(|source| StartError::Store {
-            path: store_path.clone(),
-            source,
+        let store = Store::open(&store_path).map_err(|source| match source {
+            StoreError::NewerFormat { .. } => StartError::StoreFormat {
+                path: store_path.clone(),
+                source,
+            },
+            source => StartError::Store {
+                path: store_path.clone(),
+                source,
+            },
         })?;
         let ingest_tokens = match &config.ingest_token {
             Some(token) => token::IngestTokens::new(token.clone(), None),

@@ -17,7 +17,8 @@
 //! - `endpoint_streaks`, `endpoint_failures`: endpoint health, see the `health` module
 //! - `stats`: minute since the epoch (u64 big-endian) → outcome counts, summed by a merge operator
 //! - `meta`: `waiting_at_stop` → the count of waiting deliveries (u64 big-endian) that a clean
-//!   stop wrote, read and removed at the next start
+//!   stop wrote, read and removed at the next start; `store_format` → the newest record layout
+//!   the store may contain (one byte), see [`STORE_FORMAT`]
 
 mod endpoints;
 mod events;
@@ -57,6 +58,17 @@ pub enum StoreError {
     /// A blocking store task ended without a result.
     #[error("store task failed: {0}")]
     Task(String),
+    /// The store was written by a newer belterd, with record layouts this build cannot read.
+    #[error(
+        "the store has format {found}, and this belterd reads formats up to {supported}; run the \
+         newer belterd that wrote it"
+    )]
+    NewerFormat {
+        /// The format recorded in the store.
+        found: u8,
+        /// The newest format this build reads.
+        supported: u8,
+    },
     /// A key in the store has an unexpected shape.
     #[error("corrupt store key in tree {tree}: {detail}")]
     CorruptKey {
@@ -102,7 +114,7 @@ impl Store {
         endpoint_streaks.set_merge_operator(health::merge_streak);
         let endpoint_failures = db.open_tree("endpoint_failures")?;
         endpoint_failures.set_merge_operator(health::merge_count);
-        Ok(Self {
+        let store = Self {
             events: db.open_tree("events")?,
             deliveries: db.open_tree("deliveries")?,
             attempts: db.open_tree("attempts")?,
@@ -116,7 +128,28 @@ impl Store {
             endpoint_failures,
             meta: db.open_tree("meta")?,
             db,
-        })
+        };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    /// Rejects a store of a newer format, and records [`STORE_FORMAT`] in an older one. A store
+    /// without the key predates it and has format 1.
+    fn check_format(&self) -> Result<(), StoreError> {
+        let found = match self.meta.get(STORE_FORMAT_KEY)? {
+            Some(bytes) => bytes.first().copied().unwrap_or(1),
+            None => 1,
+        };
+        if found > STORE_FORMAT {
+            return Err(StoreError::NewerFormat {
+                found,
+                supported: STORE_FORMAT,
+            });
+        }
+        if found < STORE_FORMAT {
+            self.meta.insert(STORE_FORMAT_KEY, &[STORE_FORMAT])?;
+        }
+        Ok(())
     }
 
     /// Keeps the count of waiting deliveries for the next start; a clean stop calls this last.
@@ -140,6 +173,14 @@ impl Store {
         Ok(())
     }
 }
+
+/// The newest record layout this build writes: 2 since delivery records keep their latest attempt.
+/// Builds before format 2 do not check it, so they start on a format 2 store and then fail to
+/// read its delivery records.
+pub(crate) const STORE_FORMAT: u8 = 2;
+
+/// Key of the store format in the `meta` tree.
+const STORE_FORMAT_KEY: &[u8] = b"store_format";
 
 /// Key of the waiting count kept by a clean stop in the `meta` tree.
 const WAITING_AT_STOP: &[u8] = b"waiting_at_stop";
@@ -187,6 +228,34 @@ pub(crate) fn open_temp() -> (tempfile::TempDir, Store) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn newer_store_format_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = Store::open(&path).unwrap();
+            let recorded = store.meta.get(STORE_FORMAT_KEY).unwrap();
+            assert_eq!(recorded.as_deref(), Some(&[STORE_FORMAT][..]));
+            store
+                .meta
+                .insert(STORE_FORMAT_KEY, &[STORE_FORMAT + 1])
+                .unwrap();
+            store.db.flush().unwrap();
+        }
+        let error = Store::open(&path)
+            .err()
+            .expect("a newer format is rejected");
+        assert!(
+            matches!(error, StoreError::NewerFormat { found, supported }
+                if found == STORE_FORMAT + 1 && supported == STORE_FORMAT),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("run the newer belterd"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn saved_waiting_count_is_taken_once() {
