@@ -11,6 +11,13 @@ use belter_daemon::packaging::{self, CompletionsArgs, ManArgs};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc with one arena, as `.cargo/config.toml` sets it. In belter-bench on a 2-core machine it
+/// cut belterd's CPU per delivered event by about a fifth, raised batched ingest into a paused
+/// endpoint from 15,700 to 20,300 events/s, and kept 140 MiB after a restart with 1M waiting
+/// deliveries, where glibc's allocator kept 143 MiB.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Belter Outbound's webhook delivery daemon: accepts events over HTTP and delivers them,
 /// signed, to subscribed endpoints with retries. Without a subcommand it runs the daemon.
 #[derive(Debug, Parser)]
