@@ -104,8 +104,8 @@ impl Store {
         // sled's heap grows well past its cache capacity, so the cache is kept small. With 1M
         // pending, a 64 MiB cache meant 145 MiB resident and a 12 MiB cache 89 MiB, measured by
         // belter-bench with the same drain rate and page query times. With jemalloc, the peak
-        // after a restart with 1M pending was 152 MiB at 12 MiB and 130 MiB at 8 MiB, with no
-        // loss of throughput.
+        // after a restart with 1M pending was 152 MiB at 12 MiB, and 130 and 145 MiB in two runs
+        // at 8 MiB, with no loss of throughput.
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(8 * 1024 * 1024)
