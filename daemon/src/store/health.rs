@@ -238,7 +238,7 @@ mod tests {
                 .record_endpoint_outcome(&endpoint, false, 180_000)
                 .unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = crate::store::reopen(&path).unwrap();
         let health = store.endpoint_health(&endpoint, 0).unwrap();
         assert_eq!(health.consecutive_failures, 3);
         assert_eq!(health.last_success_at, 1_000);

@@ -227,6 +227,23 @@ pub(crate) fn open_temp() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// Opens the store at `path` again once the previous handle has let go of it. sled's flusher
+/// thread holds the directory lock for a moment after the last handle drops.
+#[cfg(test)]
+pub(crate) fn reopen(path: &Path) -> Result<Store, StoreError> {
+    for _ in 0..100 {
+        match Store::open(path) {
+            Err(StoreError::Sled(sled::Error::Io(error)))
+                if error.to_string().contains("could not acquire lock") =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+    Store::open(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,9 +262,7 @@ mod tests {
                 .unwrap();
             store.db.flush().unwrap();
         }
-        let error = Store::open(&path)
-            .err()
-            .expect("a newer format is rejected");
+        let error = reopen(&path).err().expect("a newer format is rejected");
         assert!(
             matches!(error, StoreError::NewerFormat { found, supported }
                 if found == STORE_FORMAT + 1 && supported == STORE_FORMAT),
