@@ -185,15 +185,33 @@ impl Report {
         if let Some(isolation) = &results.isolation {
             rows.push(row(
                 "isolation",
-                "fast endpoint delivered/s alone, mean of 2",
+                &format!(
+                    "fast endpoint delivered/s alone, mean of {}",
+                    isolation.alone.len()
+                ),
                 format!("{:.0}", isolation.alone_per_sec),
                 String::new(),
             ));
             rows.push(row(
                 "isolation",
-                "beside a dead endpoint, mean of 2",
+                &format!(
+                    "beside a dead endpoint, mean of {}",
+                    isolation.beside_dead.len()
+                ),
                 format!("{:.0}", isolation.beside_dead_per_sec),
                 percent(isolation.ratio),
+            ));
+            rows.push(row(
+                "isolation",
+                "CPU per event alone / beside, belterd; bench",
+                format!(
+                    "{:.0} / {:.0} µs; {:.0} / {:.0} µs",
+                    isolation.alone_cpu.daemon_us,
+                    isolation.beside_dead_cpu.daemon_us,
+                    isolation.alone_cpu.bench_us,
+                    isolation.beside_dead_cpu.bench_us
+                ),
+                String::new(),
             ));
         }
         if let Some(backlog) = &results.backlog {

@@ -2,8 +2,10 @@
 //! response until belterd's attempt timeout. Both endpoints take every event, so each event is stored
 //! with two deliveries in every run: with the held endpoint paused ("alone") or active. The ratio
 //! of the fast endpoint's delivery rates is the cost of the dead neighbour. The runs go alone,
-//! beside, beside, alone, so a load on the machine that rises or falls steadily during the
-//! scenario moves both means alike.
+//! beside, beside, alone, twice, so a load on the machine that rises or falls steadily during the
+//! scenario moves both means alike. belterd's CPU per delivered event, beside the bench's own, is
+//! reported for both sides too: the bench's cost per event does not depend on the neighbour, so
+//! where it moves between runs, the machine's speed moved.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use crate::receiver::{Behaviour, Receiver};
 const HOLD: Duration = Duration::from_secs(60);
 
 /// Order of the runs: `true` has the dead endpoint paused.
-const RUNS: [bool; 4] = [true, false, false, true];
+const RUNS: [bool; 8] = [true, false, false, true, true, false, false, true];
 
 /// Results of the isolation scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +41,37 @@ pub struct IsolationResult {
     pub dead_requests: u64,
     /// `beside_dead_per_sec` over `alone_per_sec`.
     pub ratio: f64,
+    /// Mean CPU per delivered event of the `alone` runs.
+    pub alone_cpu: CpuPerEvent,
+    /// Mean CPU per delivered event of the `beside_dead` runs.
+    pub beside_dead_cpu: CpuPerEvent,
+}
+
+/// Mean CPU per delivered event over several runs, in µs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuPerEvent {
+    /// belterd's.
+    pub daemon_us: f64,
+    /// The bench's: posters and receivers.
+    pub bench_us: f64,
+}
+
+impl CpuPerEvent {
+    fn mean(runs: &[PhaseResult]) -> Self {
+        let count = runs.len().max(1) as f64;
+        Self {
+            daemon_us: runs
+                .iter()
+                .map(|run| run.daemon_cpu_us_per_event)
+                .sum::<f64>()
+                / count,
+            bench_us: runs
+                .iter()
+                .map(|run| run.bench_cpu_us_per_event)
+                .sum::<f64>()
+                / count,
+        }
+    }
 }
 
 /// Runs the isolation scenario.
@@ -75,6 +108,8 @@ pub async fn run(options: &Options) -> anyhow::Result<IsolationResult> {
         ),
     );
     Ok(IsolationResult {
+        alone_cpu: CpuPerEvent::mean(&alone),
+        beside_dead_cpu: CpuPerEvent::mean(&beside_dead),
         alone,
         beside_dead,
         alone_per_sec,
