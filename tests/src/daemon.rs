@@ -69,6 +69,10 @@ pub struct DaemonOptions {
     /// daemon's own, so a test can fill it. The test then sees neither the data directory nor
     /// the ingest token file, and posts events on the control socket.
     pub data_dir_limit_bytes: Option<u64>,
+    /// Give the daemon a pipe as standard error and close its reading end as soon as the daemon
+    /// is spawned, as when the program that read the daemon's log has ended. The stderr file
+    /// then stays empty.
+    pub stderr_closed: bool,
 }
 
 impl Default for DaemonOptions {
@@ -84,6 +88,7 @@ impl Default for DaemonOptions {
             extra_env: Vec::new(),
             own_network_namespace: false,
             data_dir_limit_bytes: None,
+            stderr_closed: false,
         }
     }
 }
@@ -387,12 +392,19 @@ impl DaemonProcess {
         for (name, value) in &self.options.extra_env {
             command.env(name, value);
         }
+        let stderr = if self.options.stderr_closed {
+            Stdio::piped()
+        } else {
+            Stdio::from(stderr)
+        };
         command
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr))
+            .stderr(stderr)
             .kill_on_drop(true);
-        let child = command.spawn().expect("spawn belterd");
+        let mut child = command.spawn().expect("spawn belterd");
+        // Dropping the reading end closes the pipe; every later write of the daemon fails.
+        drop(child.stderr.take());
         self.child = Some(child);
         self.wait_until_healthy().await;
     }

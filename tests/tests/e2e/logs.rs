@@ -111,3 +111,31 @@ async fn human_logs_are_default() {
         assert!(parsed.is_err(), "JSON line in the default format: {line}");
     }
 }
+
+#[tokio::test]
+async fn closed_stderr_loses_log_lines_but_nothing_else() {
+    let options = DaemonOptions {
+        stderr_closed: true,
+        ..DaemonOptions::default()
+    };
+    let mut daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    subscribe(&client, &receiver).await;
+    let mut deliveries = Vec::new();
+    for _ in 0..5 {
+        let answer = daemon
+            .ingest_accepted(sample_body(EventType::CsatReceived))
+            .await;
+        deliveries.extend(answer.deliveries);
+    }
+    for id in &deliveries {
+        // Each attempt logs before its outcome is recorded; a write failure there must not
+        // end the attempt's task and leave the delivery in flight.
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    assert_eq!(receiver.requests().len(), deliveries.len());
+    // The signal handler logs before it begins the stop.
+    let status = daemon.stop().await;
+    assert!(status.success(), "belterd exited with {status}");
+}
