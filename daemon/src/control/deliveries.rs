@@ -1,7 +1,7 @@
 //! Delivery log routes: listing with filters and paging, one delivery in detail, replays, the
 //! totals and the event type catalogue.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -15,7 +15,7 @@ use belter_common::records::{
     Delivery, DeliveryDetail, DeliveryStatus, EventTypeInfo, Stats, StreamEvent, StreamKind,
 };
 use belter_common::rules::DerivedFrom;
-use belter_common::{schema, DeliveryId, EventId, EventType, RuleId, Timestamp};
+use belter_common::{schema, DeliveryId, EndpointId, EventId, EventType, RuleId, Timestamp};
 use serde_json::value::RawValue;
 
 use super::extract;
@@ -220,7 +220,7 @@ pub(super) async fn show(
     let attempts = state.store.attempts(&id, &record)?;
     let endpoint = state
         .endpoints
-        .get(&belter_common::EndpointId::parse(&record.endpoint_id).map_err(ApiError::store)?);
+        .get(&EndpointId::parse(&record.endpoint_id).map_err(ApiError::store)?);
     // The payload is the body as sent: the endpoint's format applied to the stored event, with
     // a PagerDuty routing key masked, because it is a credential.
     let body = match &endpoint {
@@ -289,9 +289,28 @@ struct ReplayTally {
     queued: u64,
     skipped: u64,
     targets: BTreeMap<String, u64>,
+    /// Endpoints with a delivery queued, whose due index the scheduler reads after the flush.
+    endpoints: HashSet<EndpointId>,
 }
 
 impl ReplayTally {
+    /// Flushes the queued replays, then lets the scheduler send them. The response comes only
+    /// after the flush, so a replay that was answered as queued survives a crash, and an
+    /// attempt of it is not sent before the replay is on disk.
+    async fn commit(&self, state: &AppState) -> Result<(), ApiError> {
+        if self.endpoints.is_empty() {
+            return Ok(());
+        }
+        let flushed = state.flusher.flush().await;
+        // The scheduler reads the due index even when the flush failed: what was written may be
+        // sent, as anything in the due index may.
+        for endpoint in &self.endpoints {
+            state.ready.request_scan(endpoint);
+        }
+        state.wake_scheduler.notify_one();
+        flushed.map_err(ApiError::store)
+    }
+
     fn into_response(self, dry_run: bool) -> ReplayResponse {
         let mut targets: Vec<TargetCount> = self
             .targets
@@ -316,7 +335,7 @@ fn replay_delivery(
     dry_run: bool,
     tally: &mut ReplayTally,
 ) -> Result<(), ApiError> {
-    let endpoint = belter_common::EndpointId::parse(&record.endpoint_id)
+    let endpoint = EndpointId::parse(&record.endpoint_id)
         .ok()
         .and_then(|endpoint| state.endpoints.get(&endpoint));
     let Some(endpoint) = endpoint else {
@@ -344,7 +363,7 @@ fn replay_delivery(
     let outcome = state
         .store
         .requeue(id, target, Timestamp::now().as_millis());
-    state.ready.request_scan(&endpoint.id);
+    tally.endpoints.insert(endpoint.id.clone());
     match outcome? {
         ReplayOutcome::Queued(updated) => {
             if !was_waiting {
@@ -385,8 +404,9 @@ pub(super) async fn replay_one(
     let id = extract::delivery_id(&id)?;
     let record = state.store.delivery(&id)?.ok_or_else(|| not_found(&id))?;
     let mut tally = ReplayTally::default();
-    replay_delivery(&state, &id, &record, false, &mut tally)?;
-    state.wake_scheduler.notify_one();
+    let replayed = replay_delivery(&state, &id, &record, false, &mut tally);
+    tally.commit(&state).await?;
+    replayed?;
     Ok(Json(tally.into_response(false)))
 }
 
@@ -412,32 +432,33 @@ pub(super) async fn replay_many(
         // Every id is checked before any is queued, so an unknown id queues nothing, and an id
         // given twice is replayed once.
         let mut records = Vec::with_capacity(request.ids.len());
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for id in &request.ids {
             let record = state.store.delivery(id)?.ok_or_else(|| not_found(id))?;
             if seen.insert(id.clone()) {
                 records.push((id, record));
             }
         }
-        for (id, record) in &records {
-            replay_delivery(&state, id, record, request.dry_run, &mut tally)?;
-        }
+        let replayed = records.iter().try_for_each(|(id, record)| {
+            replay_delivery(&state, id, record, request.dry_run, &mut tally)
+        });
+        tally.commit(&state).await?;
+        replayed?;
     } else if let Some(filter) = &request.filter {
         let mut matched = Vec::new();
         scan_filtered(&state, filter, None, |delivery, record| {
             matched.push((delivery.id, record.clone()));
             true
         })?;
-        for (id, record) in &matched {
-            replay_delivery(&state, id, record, request.dry_run, &mut tally)?;
-        }
+        let replayed = matched.iter().try_for_each(|(id, record)| {
+            replay_delivery(&state, id, record, request.dry_run, &mut tally)
+        });
+        tally.commit(&state).await?;
+        replayed?;
     } else {
         return Err(ApiError::unprocessable(
             "nothing to replay: give \"ids\", or a \"filter\" (an empty filter {} matches every delivery)",
         ));
-    }
-    if tally.queued > 0 && !request.dry_run {
-        state.wake_scheduler.notify_one();
     }
     Ok(Json(tally.into_response(request.dry_run)))
 }

@@ -265,3 +265,54 @@ async fn replay_goes_to_current_url() {
     assert_eq!(requests[0].signature_valid, Some(true));
     assert_eq!(old.count(), 1);
 }
+
+#[tokio::test]
+async fn queued_replays_survive_a_crash() {
+    let mut daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    let created = subscribe(&client, &receiver).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.extend(daemon.ingest_accepted(csat()).await.deliveries);
+    }
+    for id in &ids {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    let endpoint = created.endpoint.id.clone();
+    client.pause_endpoint(&endpoint).await.expect("pause");
+    let by_filter = client
+        .replay_many(&ReplayRequest {
+            filter: Some(DeliveryFilter {
+                endpoint: Some(endpoint.clone()),
+                ..DeliveryFilter::default()
+            }),
+            ..ReplayRequest::default()
+        })
+        .await
+        .expect("replay by filter");
+    assert_eq!(by_filter.queued, 5);
+
+    // SIGKILL right after the answer: sled's own background flush has not run yet, so only a
+    // flush before the answer keeps the replays.
+    daemon.kill().await;
+    daemon.start_again().await;
+    let client = daemon.client();
+    for id in &ids {
+        let detail = client
+            .get_delivery(id)
+            .await
+            .expect("delivery after restart");
+        assert_eq!(
+            detail.delivery.status,
+            DeliveryStatus::Paused,
+            "{id} lost its replay"
+        );
+    }
+    client.resume_endpoint(&endpoint).await.expect("resume");
+    for id in &ids {
+        let detail = wait_for_attempts(&client, id, 2).await;
+        assert_eq!(detail.attempts[1].trigger, AttemptTrigger::Replay);
+    }
+    assert_eq!(receiver.requests().len(), 10);
+}
