@@ -304,15 +304,42 @@ fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError 
         .and_then(|content| content.split_once('='))
         .map(|(key, _)| key.trim())
         .filter(|key| !key.is_empty() && !message.contains(&format!("`{key}`")));
-    let message = match key {
+    let mut message = match key {
         Some(key) => format!("{key}: {message}"),
         None => message.to_owned(),
     };
+    if let Some(example) = key.and_then(example_value) {
+        message.push_str(&format!(
+            "; write it as {} = {example}",
+            key.unwrap_or_default()
+        ));
+    }
     ConfigError::Parse {
         path: path.to_owned(),
         line,
         message,
     }
+}
+
+/// Returns a valid value of a config file key, written as TOML, for messages about a value of
+/// the wrong type.
+fn example_value(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "data_dir" => "\"/var/lib/belter\"",
+        "ingest_addr" => "\"127.0.0.1:7700\"",
+        "control_socket" => "\"/run/belter/control.sock\"",
+        "control_socket_group" => "\"belter\"",
+        "ingest_token" => "\"<16 or more printable characters>\"",
+        "retry_schedule" => "\"30s,5m,30m,2h,12h\"",
+        "attempt_timeout" => "\"15s\"",
+        "retention" => "\"7d\"",
+        "retention_interval" => "\"10m\"",
+        "max_body_bytes" => "1048576",
+        "max_in_flight" | "max_in_flight_per_endpoint" => "64",
+        "allow_networks" => "[\"10.0.0.0/8\"]",
+        "auto_pause_after" => "\"24h\"",
+        _ => return None,
+    })
 }
 
 /// Parses an ingest listen address such as `127.0.0.1:7700`.
@@ -326,11 +353,24 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr, ConfigError> {
 
 /// Parses a retry schedule such as `30s,5m,30m,2h,12h`; an empty text means no retries.
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, ConfigError> {
-    parse_duration_list(text).map_err(|error| ConfigError::Value {
+    let invalid = |fix: String| ConfigError::Value {
         key: "retry_schedule",
         value: text.to_owned(),
-        fix: format!("{error}; write the delays comma-separated, such as 30s,5m,30m,2h,12h"),
-    })
+        fix,
+    };
+    let schedule = parse_duration_list(text).map_err(|error| {
+        invalid(format!(
+            "{error}; write the delays comma-separated, such as 30s,5m,30m,2h,12h"
+        ))
+    })?;
+    if schedule.iter().any(Duration::is_zero) {
+        return Err(invalid(
+            "a delay of zero would retry at once: use delays of 1ms or more, or an empty \
+             schedule for no retries"
+                .to_owned(),
+        ));
+    }
+    Ok(schedule)
 }
 
 /// Parses a duration that must be longer than zero.
@@ -485,6 +525,20 @@ mod tests {
         let message = file_error("# limits\nmax_in_flight = \"ten\"\n");
         assert!(message.starts_with("FILE:2: max_in_flight: "), "{message}");
         assert!(message.contains("ten"), "{message}");
+        assert!(
+            message.ends_with("; write it as max_in_flight = 64"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn file_list_for_text_key_shows_example() {
+        let message = file_error("retry_schedule = [\"30s\", \"5m\"]\n");
+        assert!(message.starts_with("FILE:1: retry_schedule: "), "{message}");
+        assert!(
+            message.ends_with("; write it as retry_schedule = \"30s,5m,30m,2h,12h\""),
+            "{message}"
+        );
     }
 
     #[test]
@@ -499,6 +553,17 @@ mod tests {
         assert!(message.starts_with("FILE:1: "), "{message}");
         assert!(message.contains("ingest_token"), "{message}");
         assert!(!message.contains("short secret"), "{message}");
+    }
+
+    #[test]
+    fn zero_retry_delay_is_rejected() {
+        let message = parse_schedule("30s,0s").unwrap_err().to_string();
+        assert!(message.contains("\"30s,0s\""), "{message}");
+        assert!(
+            message.contains("empty schedule for no retries"),
+            "{message}"
+        );
+        assert_eq!(parse_schedule("").unwrap(), Vec::<Duration>::new());
     }
 
     #[test]

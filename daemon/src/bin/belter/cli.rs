@@ -77,6 +77,7 @@ pub(crate) enum RulesCommand {
     /// Add a rule: evaluations scoring below MIN_SCORE raise score.threshold_breached
     Add(AddRuleArgs),
     /// Remove a rule
+    #[command(visible_alias = "delete")]
     Remove(RemoveRuleArgs),
 }
 
@@ -133,6 +134,7 @@ pub(crate) enum EndpointsCommand {
     /// Print an endpoint's signing secret
     Secret(EndpointIdArg),
     /// Delete an endpoint and cancel its pending deliveries
+    #[command(visible_alias = "delete")]
     Remove(EndpointIdArg),
 }
 
@@ -574,6 +576,16 @@ mod tests {
         let since = args.filter.since.unwrap().as_millis();
         assert!(since <= before.as_millis() - 3_600_000 + 5_000, "{since}");
         assert!(since >= before.as_millis() - 3_600_000 - 5_000, "{since}");
+    }
+
+    #[test]
+    fn delete_is_an_alias_of_remove() {
+        let cli = parse(&["endpoints", "delete", ENDPOINT]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Endpoints(EndpointsCommand::Remove(_))),
+            "{:?}",
+            cli.command
+        );
     }
 
     #[test]

@@ -97,11 +97,15 @@ fn render_response(response: &ReplayResponse) -> String {
         "queued"
     };
     let mut output = format!(
-        "{verb} {} {} for a new attempt, {} skipped\n",
+        "{verb} {} {} for a new attempt, {} skipped",
         response.queued,
         plural(response.queued),
         response.skipped
     );
+    if response.skipped > 0 {
+        output.push_str(" (in flight now, or their endpoint was deleted)");
+    }
+    output.push('\n');
     if !response.targets.is_empty() {
         let mut table = Table::new(&["COUNT", "TARGET"]);
         for target in &response.targets {
@@ -140,7 +144,8 @@ mod tests {
     fn dry_run_says_would_queue() {
         assert_eq!(
             render_response(&response(true)),
-            "would queue 12 deliveries for a new attempt, 1 skipped\n\
+            "would queue 12 deliveries for a new attempt, 1 skipped \
+             (in flight now, or their endpoint was deleted)\n\
              COUNT  TARGET\n\
              10     https://a.example/hook\n\
              2      http://127.0.0.1:9000/b\n"
@@ -151,7 +156,10 @@ mod tests {
     fn replay_says_queued() {
         let output = render_response(&response(false));
         assert!(
-            output.starts_with("queued 12 deliveries for a new attempt, 1 skipped\n"),
+            output.starts_with(
+                "queued 12 deliveries for a new attempt, 1 skipped \
+                 (in flight now, or their endpoint was deleted)\n"
+            ),
             "{output}"
         );
     }
