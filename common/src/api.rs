@@ -316,6 +316,9 @@ pub struct ReplayResponse {
     pub queued: u64,
     /// Deliveries left alone: in flight now, or whose endpoint was deleted.
     pub skipped: u64,
+    /// Queued deliveries whose endpoint is paused, which are sent once it is resumed.
+    #[serde(default)]
+    pub paused: u64,
     /// Queued deliveries per target URL, most first.
     pub targets: Vec<TargetCount>,
     /// Whether this was a dry run.

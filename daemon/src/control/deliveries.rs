@@ -288,22 +288,22 @@ pub(super) async fn show(
 struct ReplayTally {
     queued: u64,
     skipped: u64,
+    paused: u64,
     targets: BTreeMap<String, u64>,
     /// Endpoints with a delivery queued, whose due index the scheduler reads after the flush.
     endpoints: HashSet<EndpointId>,
 }
 
 impl ReplayTally {
-    /// Flushes the queued replays, then lets the scheduler send them. The response comes only
-    /// after the flush, so a replay that was answered as queued survives a crash, and an
-    /// attempt of it is not sent before the replay is on disk.
+    /// Flushes the queued replays, then tells the scheduler about them. The response follows
+    /// the flush, so a replay reported as queued survives a crash.
     async fn commit(&self, state: &AppState) -> Result<(), ApiError> {
         if self.endpoints.is_empty() {
             return Ok(());
         }
         let flushed = state.flusher.flush().await;
-        // The scheduler reads the due index even when the flush failed: what was written may be
-        // sent, as anything in the due index may.
+        // The scheduler reads the due index even after a failed flush, because the replays
+        // were written and may be sent like any other due entry.
         for endpoint in &self.endpoints {
             state.ready.request_scan(endpoint);
         }
@@ -321,6 +321,7 @@ impl ReplayTally {
         ReplayResponse {
             queued: self.queued,
             skipped: self.skipped,
+            paused: self.paused,
             targets,
             dry_run,
         }
@@ -349,6 +350,7 @@ fn replay_delivery(
             tally.skipped += 1;
         } else {
             tally.queued += 1;
+            tally.paused += u64::from(endpoint.record.paused);
             *tally.targets.entry(target.clone()).or_default() += 1;
         }
         return Ok(());
@@ -370,6 +372,7 @@ fn replay_delivery(
                 state.add_waiting(1);
             }
             tally.queued += 1;
+            tally.paused += u64::from(endpoint.record.paused);
             *tally.targets.entry(updated.target_url.clone()).or_default() += 1;
             state.publish_with(|| StreamEvent {
                 kind: StreamKind::DeliveryUpdated,

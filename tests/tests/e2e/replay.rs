@@ -292,6 +292,7 @@ async fn queued_replays_survive_a_crash() {
         .await
         .expect("replay by filter");
     assert_eq!(by_filter.queued, 5);
+    assert_eq!(by_filter.paused, 5);
 
     // SIGKILL right after the answer: sled's own background flush has not run yet, so only a
     // flush before the answer keeps the replays.

@@ -460,6 +460,7 @@ fn confirm_lists_targets() {
             result: Ok(ReplayResponse {
                 queued: 1_204,
                 skipped: 3,
+                paused: 0,
                 targets: vec![
                     TargetCount {
                         url: "https://hooks.example.com/integrations/crm/receive".to_owned(),

@@ -111,5 +111,11 @@ pub(super) fn replayed_many(app: &mut App, request: &ReplayRequest, response: &R
             crate::format::count(response.skipped)
         ));
     }
+    if response.paused > 0 {
+        text.push_str(&format!(
+            ", {} wait for their endpoint's resume",
+            crate::format::count(response.paused)
+        ));
+    }
     app.inform(text);
 }

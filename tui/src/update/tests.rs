@@ -48,6 +48,7 @@ fn counts() -> ReplayResponse {
     ReplayResponse {
         queued: 2,
         skipped: 1,
+        paused: 0,
         targets: vec![TargetCount {
             url: "https://hooks.example.com/integrations/crm/receive".to_owned(),
             count: 2,
@@ -208,6 +209,23 @@ fn marked_replay_confirms_counts_first() {
     assert!(app.marks.is_empty());
     let notice = app.notice.as_ref().map(|notice| notice.text.as_str());
     assert_eq!(notice, Some("queued 2 deliveries for replay, 1 skipped"));
+
+    daemon(
+        &mut app,
+        DaemonMessage::ReplayedMany {
+            request: sent.clone(),
+            result: Ok(ReplayResponse {
+                dry_run: false,
+                paused: 2,
+                ..counts()
+            }),
+        },
+    );
+    let notice = app.notice.as_ref().map(|notice| notice.text.as_str());
+    assert_eq!(
+        notice,
+        Some("queued 2 deliveries for replay, 1 skipped, 2 wait for their endpoint's resume")
+    );
 }
 
 #[test]
@@ -245,6 +263,7 @@ fn nothing_to_replay_skips_confirmation() {
     let empty = ReplayResponse {
         queued: 0,
         skipped: 3,
+        paused: 0,
         targets: Vec::new(),
         dry_run: true,
     };

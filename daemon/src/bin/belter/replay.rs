@@ -106,6 +106,18 @@ fn render_response(response: &ReplayResponse) -> String {
         output.push_str(" (in flight now, or their endpoint was deleted)");
     }
     output.push('\n');
+    if response.paused > 0 {
+        output.push_str(&format!(
+            "{} of them {} for a paused endpoint and {} once it is resumed\n",
+            response.paused,
+            if response.paused == 1 { "is" } else { "are" },
+            if response.dry_run {
+                "would be sent"
+            } else {
+                "will be sent"
+            }
+        ));
+    }
     if !response.targets.is_empty() {
         let mut table = Table::new(&["COUNT", "TARGET"]);
         for target in &response.targets {
@@ -126,6 +138,7 @@ mod tests {
         ReplayResponse {
             queued: 12,
             skipped: 1,
+            paused: 0,
             targets: vec![
                 TargetCount {
                     url: "https://a.example/hook".to_owned(),
@@ -153,6 +166,21 @@ mod tests {
     }
 
     #[test]
+    fn replay_names_paused_endpoints() {
+        let paused = ReplayResponse {
+            paused: 1,
+            ..response(false)
+        };
+        assert!(
+            render_response(&paused).contains(
+                "\n1 of them is for a paused endpoint and will be sent once it is resumed\n"
+            ),
+            "{}",
+            render_response(&paused)
+        );
+    }
+
+    #[test]
     fn replay_says_queued() {
         let output = render_response(&response(false));
         assert!(
@@ -169,6 +197,7 @@ mod tests {
         let single = ReplayResponse {
             queued: 1,
             skipped: 0,
+            paused: 0,
             targets: Vec::new(),
             dry_run: false,
         };
