@@ -11,6 +11,7 @@ mod deliver;
 mod flush;
 mod formats;
 mod ingest;
+pub mod log_writer;
 mod metrics;
 mod openapi;
 mod outcome;

@@ -73,6 +73,9 @@ pub struct DaemonOptions {
     /// is spawned, as when the program that read the daemon's log has ended. The stderr file
     /// then stays empty.
     pub stderr_closed: bool,
+    /// Give the daemon a pipe as standard error that the test never reads, as when the program
+    /// reading the daemon's log hangs. The pipe fills after about 64 KiB of log lines.
+    pub stderr_stalled: bool,
 }
 
 impl Default for DaemonOptions {
@@ -89,6 +92,7 @@ impl Default for DaemonOptions {
             own_network_namespace: false,
             data_dir_limit_bytes: None,
             stderr_closed: false,
+            stderr_stalled: false,
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct DaemonProcess {
     child: Option<Child>,
     ingest_addr: Option<SocketAddr>,
     starts: u32,
+    /// The reading end of a stalled stderr pipe, kept open and never read.
+    unread_stderr: Option<tokio::process::ChildStderr>,
 }
 
 impl DaemonProcess {
@@ -121,6 +127,7 @@ impl DaemonProcess {
             child: None,
             ingest_addr: None,
             starts: 0,
+            unread_stderr: None,
         };
         daemon.spawn().await;
         daemon
@@ -392,7 +399,7 @@ impl DaemonProcess {
         for (name, value) in &self.options.extra_env {
             command.env(name, value);
         }
-        let stderr = if self.options.stderr_closed {
+        let stderr = if self.options.stderr_closed || self.options.stderr_stalled {
             Stdio::piped()
         } else {
             Stdio::from(stderr)
@@ -404,7 +411,11 @@ impl DaemonProcess {
             .kill_on_drop(true);
         let mut child = command.spawn().expect("spawn belterd");
         // Dropping the reading end closes the pipe; every later write of the daemon fails.
-        drop(child.stderr.take());
+        // Keeping it unread lets the pipe fill.
+        let unread = child.stderr.take();
+        if self.options.stderr_stalled {
+            self.unread_stderr = unread;
+        }
         self.child = Some(child);
         self.wait_until_healthy().await;
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use belter_daemon::config::{self, Config};
+use belter_daemon::log_writer::{queued_stderr, DrainGuard};
 use belter_daemon::packaging::{self, CompletionsArgs, ManArgs};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
@@ -184,16 +185,18 @@ async fn watch_signals(shutdown: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sets up logging to standard error, filtered by `BELTER_LOG` (`info` when unset).
-fn init_logging(format: LogFormat) {
+/// Sets up logging to standard error, filtered by `BELTER_LOG` (`info` when unset). The lines go
+/// through a queue to a thread of their own, so a reader that stops reading cannot stall the
+/// daemon. Keep the returned guard until the end: dropping it writes the queued lines.
+fn init_logging(format: LogFormat) -> anyhow::Result<DrainGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BELTER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = queued_stderr().context("cannot start the thread that writes the log")?;
     // A log line that cannot be written is dropped. Reporting it would write to the same closed
-    // stderr, and that report panics, which would end the task that logged: an attempt before
-    // its outcome is recorded, or the signal handler before the stop begins.
+    // stderr, and that report panics, which would end the task that logged.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .log_internal_errors(false);
     match format {
         LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -204,6 +207,7 @@ fn init_logging(format: LogFormat) {
             .with_span_list(false)
             .init(),
     }
+    Ok(guard)
 }
 
 /// Applies a config file to the defaults and reports the first error, without starting.
@@ -233,7 +237,7 @@ async fn main() -> anyhow::Result<()> {
         None => {}
     }
 
-    init_logging(cli.args.log_format);
+    let _log_drain = init_logging(cli.args.log_format)?;
     let config = build_config(cli.args)?;
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(shutdown.clone()));

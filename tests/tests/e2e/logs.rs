@@ -139,3 +139,30 @@ async fn closed_stderr_loses_log_lines_but_nothing_else() {
     let status = daemon.stop().await;
     assert!(status.success(), "belterd exited with {status}");
 }
+
+#[tokio::test]
+async fn unread_stderr_does_not_stall_deliveries() {
+    let options = DaemonOptions {
+        stderr_stalled: true,
+        ..DaemonOptions::default()
+    };
+    let mut daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    subscribe(&client, &receiver).await;
+    // At debug level each event logs several lines of about 200 bytes, so these fill the
+    // 64 KiB pipe many times over.
+    let mut deliveries = Vec::new();
+    for _ in 0..400 {
+        let answer = daemon
+            .ingest_accepted(sample_body(EventType::CsatReceived))
+            .await;
+        deliveries.extend(answer.deliveries);
+    }
+    for id in &deliveries {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    assert_eq!(receiver.requests().len(), deliveries.len());
+    let status = daemon.stop().await;
+    assert!(status.success(), "belterd exited with {status}");
+}
