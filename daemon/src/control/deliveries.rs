@@ -295,8 +295,8 @@ struct ReplayTally {
 }
 
 impl ReplayTally {
-    /// Flushes the queued replays, then tells the scheduler about them. The response follows
-    /// the flush, so a replay reported as queued survives a crash.
+    /// Flushes the queued replays, then requests a read of their endpoints' due index. The
+    /// response follows the flush, so a replay reported as queued survives a crash.
     async fn commit(&self, state: &AppState) -> Result<(), ApiError> {
         if self.endpoints.is_empty() {
             return Ok(());
@@ -396,15 +396,33 @@ fn replay_delivery(
     params(("id" = DeliveryId, Path, description = "Delivery id")),
     responses(
         (status = 200, description = "What was queued or skipped", body = ReplayResponse),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 400, description = "Invalid id, or a query string", body = ErrorBody),
+        (status = 422, description = "A request body other than {}", body = ErrorBody),
         (status = 404, description = "No such delivery, or past retention", body = ErrorBody),
     )
 )]
 pub(super) async fn replay_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
 ) -> Result<Json<ReplayResponse>, ApiError> {
     let id = extract::delivery_id(&id)?;
+    // This route has no options, so a dry run requested here must not send anything.
+    let dry_run_fix =
+        format!("for a dry run, POST /v1/replay with {{\"ids\": [\"{id}\"], \"dry_run\": true}}");
+    if raw.as_deref().is_some_and(|query| !query.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "this route takes no query parameters: {dry_run_fix}"
+        )));
+    }
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
+    if !text.is_empty() && text != "{}" {
+        return Err(ApiError::unprocessable(format!(
+            "this route takes no request body, or {{}}: {dry_run_fix}"
+        )));
+    }
     let record = state.store.delivery(&id)?.ok_or_else(|| not_found(&id))?;
     let mut tally = ReplayTally::default();
     let replayed = replay_delivery(&state, &id, &record, false, &mut tally);

@@ -6,6 +6,7 @@ use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::samples::sample_body;
 use belter_common::{DeliveryId, EventType};
 use belter_tests::endpoint::subscribe;
+use belter_tests::raw::unix_request;
 use belter_tests::wait::{wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonProcess, Receiver, Reply};
 use hyper::StatusCode;
@@ -294,8 +295,8 @@ async fn queued_replays_survive_a_crash() {
     assert_eq!(by_filter.queued, 5);
     assert_eq!(by_filter.paused, 5);
 
-    // SIGKILL right after the answer: sled's own background flush has not run yet, so only a
-    // flush before the answer keeps the replays.
+    // SIGKILL right after the response: sled's own background flush has not run yet, so only a
+    // flush before the response keeps the replays.
     daemon.kill().await;
     daemon.start_again().await;
     let client = daemon.client();
@@ -316,4 +317,51 @@ async fn queued_replays_survive_a_crash() {
         assert_eq!(detail.attempts[1].trigger, AttemptTrigger::Replay);
     }
     assert_eq!(receiver.requests().len(), 10);
+}
+
+#[tokio::test]
+async fn single_replay_rejects_options() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    subscribe(&client, &receiver).await;
+    let id = daemon.ingest_accepted(csat()).await.deliveries[0].clone();
+    wait_for_status(&client, &id, DeliveryStatus::Succeeded).await;
+    let path = format!("/v1/deliveries/{id}/replay");
+    let socket = daemon.socket_path();
+    let json = [("content-type", "application/json")];
+
+    let with_body = unix_request(
+        &socket,
+        hyper::Method::POST,
+        &path,
+        &json,
+        br#"{"dry_run": true}"#.to_vec(),
+    )
+    .await
+    .expect("replay with a body");
+    assert_eq!(with_body.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        with_body.error_message().contains("POST /v1/replay"),
+        "{}",
+        with_body.error_message()
+    );
+    let with_query = unix_request(
+        &socket,
+        hyper::Method::POST,
+        &format!("{path}?dry_run=true"),
+        &json,
+        Vec::new(),
+    )
+    .await
+    .expect("replay with a query");
+    assert_eq!(with_query.status, StatusCode::BAD_REQUEST);
+    let plain = unix_request(&socket, hyper::Method::POST, &path, &json, b"{}".to_vec())
+        .await
+        .expect("replay with {}");
+    assert_eq!(plain.status, StatusCode::OK);
+
+    let detail = wait_for_attempts(&client, &id, 2).await;
+    assert_eq!(detail.attempts.len(), 2, "only the plain replay was sent");
+    assert_eq!(receiver.requests().len(), 2);
 }

@@ -78,10 +78,7 @@ pub(super) fn receive(app: &mut App, message: DaemonMessage, commands: &mut Vec<
             Err(error) => failed(app, "changing the endpoint", &error),
         },
         DaemonMessage::Replayed { id, result } => match result {
-            Ok(_) => {
-                app.marks.remove(&id);
-                app.inform(format!("replay of {id} queued"));
-            }
+            Ok(response) => replay::replayed_one(app, &id, &response),
             Err(error) => failed(app, &format!("replaying {id}"), &error),
         },
         DaemonMessage::ReplayCounted { request, result } => match result {

@@ -2,6 +2,7 @@
 //! are first counted with a dry run, and replayed only after the user confirms the counts.
 
 use belter_common::api::{ReplayRequest, ReplayResponse};
+use belter_common::DeliveryId;
 
 use crate::app::{App, Overlay, ReplayConfirm, View};
 use crate::command::Command;
@@ -92,6 +93,20 @@ pub(super) fn confirm(app: &mut App, commands: &mut Vec<Command>) {
         crate::format::count(confirmation.counted.queued)
     ));
     commands.push(Command::ReplayMany(confirmation.request));
+}
+
+/// Reports what the daemon did with a replay of one delivery: queued, queued for a paused
+/// endpoint, or skipped.
+pub(super) fn replayed_one(app: &mut App, id: &DeliveryId, response: &ReplayResponse) {
+    app.marks.remove(id);
+    let text = if response.queued == 0 {
+        format!("replay of {id} skipped: an attempt is in flight, or its endpoint was deleted")
+    } else if response.paused > 0 {
+        format!("replay of {id} queued; it is sent once its endpoint is resumed")
+    } else {
+        format!("replay of {id} queued")
+    };
+    app.inform(text);
 }
 
 /// Reports a replay the daemon queued.

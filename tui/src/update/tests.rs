@@ -165,6 +165,45 @@ fn single_replay_needs_no_confirmation() {
 }
 
 #[test]
+fn single_replay_notice_follows_response() {
+    let mut app = started(5);
+    let id = delivery(1).id;
+    let cases = [
+        (1, 0, 0, "queued".to_owned()),
+        (
+            1,
+            0,
+            1,
+            "queued; it is sent once its endpoint is resumed".to_owned(),
+        ),
+        (
+            0,
+            1,
+            0,
+            "skipped: an attempt is in flight, or its endpoint was deleted".to_owned(),
+        ),
+    ];
+    for (queued, skipped, paused, ending) in cases {
+        let response = ReplayResponse {
+            queued,
+            skipped,
+            paused,
+            targets: Vec::new(),
+            dry_run: false,
+        };
+        daemon(
+            &mut app,
+            DaemonMessage::Replayed {
+                id: id.clone(),
+                result: Ok(response),
+            },
+        );
+        let notice = app.notice.as_ref().map(|notice| notice.text.clone());
+        assert_eq!(notice, Some(format!("replay of {id} {ending}")));
+    }
+}
+
+#[test]
 fn marked_replay_confirms_counts_first() {
     let mut app = started(5);
     update(&mut app, Action::ToggleMark);
