@@ -175,7 +175,8 @@ impl Config {
             self.control_socket = socket;
         }
         if let Some(group) = file.control_socket_group {
-            self.control_socket_group = Some(group);
+            let locate = at(&group);
+            self.control_socket_group = Some(check_group(group.into_inner()).map_err(locate)?);
         }
         if let Some(token) = file.ingest_token {
             let locate = at(&token);
@@ -249,7 +250,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     ingest_addr: Option<Spanned<String>>,
     control_socket: Option<PathBuf>,
-    control_socket_group: Option<String>,
+    control_socket_group: Option<Spanned<String>>,
     ingest_token: Option<Spanned<String>>,
     retry_schedule: Option<Spanned<String>>,
     attempt_timeout: Option<Spanned<String>>,
@@ -300,15 +301,14 @@ fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError 
     let line = error.span().map(|span| line_of(text, span.start));
     let message = error.message().trim_end();
     let key = line
-        .and_then(|line| text.lines().nth(line - 1))
-        .and_then(|content| content.split_once('='))
-        .map(|(key, _)| key.trim())
+        .and_then(|line| key_of_line(text, line))
         .filter(|key| !key.is_empty() && !message.contains(&format!("`{key}`")));
     let mut message = match key {
         Some(key) => format!("{key}: {message}"),
         None => message.to_owned(),
     };
-    if let Some(example) = key.and_then(example_value) {
+    let wrong_type = message.contains("invalid type");
+    if let Some(example) = key.filter(|_| wrong_type).and_then(example_value) {
         message.push_str(&format!(
             "; write it as {} = {example}",
             key.unwrap_or_default()
@@ -319,6 +319,30 @@ fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError 
         line,
         message,
     }
+}
+
+/// Finds the key that line `line` (from 1) of a config file sets: the key on that line, or for
+/// an element of an array written over several lines, the key that opens the array.
+fn key_of_line(text: &str, line: usize) -> Option<&str> {
+    let lines: Vec<&str> = text.lines().take(line).collect();
+    let mut upward = lines.iter().rev();
+    if let Some((key, _)) = upward.next()?.split_once('=') {
+        return Some(key.trim());
+    }
+    let (key, value) = upward.find_map(|content| content.split_once('='))?;
+    value.trim_start().starts_with('[').then(|| key.trim())
+}
+
+/// Checks that a group for the control socket exists in `/etc/group`.
+fn check_group(name: String) -> Result<String, ConfigError> {
+    if crate::control::group_id(&name).is_some() {
+        return Ok(name);
+    }
+    Err(ConfigError::Value {
+        key: "control_socket_group",
+        value: name,
+        fix: "no such group in /etc/group: name an existing group, or remove the key".to_owned(),
+    })
 }
 
 /// Returns a valid value of a config file key, written as TOML, for messages about a value of
@@ -553,6 +577,32 @@ mod tests {
         assert!(message.starts_with("FILE:1: "), "{message}");
         assert!(message.contains("ingest_token"), "{message}");
         assert!(!message.contains("short secret"), "{message}");
+    }
+
+    #[test]
+    fn array_element_error_names_key() {
+        let message = file_error("allow_networks = [\n  \"127.0.0.0/8\",\n  5,\n]\n");
+        assert!(message.contains("allow_networks: "), "{message}");
+        assert!(
+            message.ends_with("; write it as allow_networks = [\"10.0.0.0/8\"]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn duplicate_key_gets_no_example() {
+        let message = file_error("max_in_flight = 8\nmax_in_flight = 9\n");
+        assert!(message.contains("max_in_flight"), "{message}");
+        assert!(!message.contains("write it as"), "{message}");
+    }
+
+    #[test]
+    fn unknown_group_names_line_and_fix() {
+        let message =
+            file_error("retention = \"7d\"\ncontrol_socket_group = \"no-such-group-x\"\n");
+        assert!(message.starts_with("FILE:2: "), "{message}");
+        assert!(message.contains("no-such-group-x"), "{message}");
+        assert!(message.contains("remove the key"), "{message}");
     }
 
     #[test]

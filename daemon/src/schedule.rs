@@ -45,8 +45,12 @@ pub(crate) async fn run(state: AppState) {
     let global = Arc::new(Semaphore::new(state.config.max_in_flight));
     let mut attempts = JoinSet::new();
     let mut rotation = 0usize;
+    let retry_schedule = match state.config.retry_schedule_text() {
+        text if text.is_empty() => "none (no retries)".to_owned(),
+        text => text,
+    };
     tracing::info!(
-        retry_schedule = %state.config.retry_schedule_text(),
+        %retry_schedule,
         max_in_flight = state.config.max_in_flight,
         max_in_flight_per_endpoint = state.config.max_in_flight_per_endpoint,
         "scheduler started"

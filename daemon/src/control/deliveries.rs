@@ -448,6 +448,11 @@ pub(super) async fn replay_many(
     body: Bytes,
 ) -> Result<Json<ReplayResponse>, ApiError> {
     let request: ReplayRequest = extract::json(&body)?;
+    if !request.ids.is_empty() && request.filter.is_some() {
+        return Err(ApiError::unprocessable(
+            "both \"ids\" and \"filter\" given: give one of them, or send two requests",
+        ));
+    }
     let mut tally = ReplayTally::default();
     if !request.ids.is_empty() {
         // Every id is checked before any is queued, so an unknown id queues nothing, and an id

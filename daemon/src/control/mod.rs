@@ -7,6 +7,8 @@ mod extract;
 pub(crate) mod ingest_token;
 pub(crate) mod rules;
 mod socket;
+
+pub(crate) use socket::group_id;
 pub(crate) mod stream;
 
 use axum::Router;

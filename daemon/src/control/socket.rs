@@ -32,7 +32,7 @@ pub enum SocketError {
 }
 
 /// Looks a group up by name in `/etc/group`.
-fn group_id(name: &str) -> Option<u32> {
+pub(crate) fn group_id(name: &str) -> Option<u32> {
     let groups = std::fs::read_to_string("/etc/group").ok()?;
     groups.lines().find_map(|line| {
         let mut fields = line.split(':');

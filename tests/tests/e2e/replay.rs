@@ -185,6 +185,11 @@ async fn misspelled_field_is_rejected() {
         ),
         ("/v1/replay", r#"{"filter":{},"dryrun":true}"#, "dryrun"),
         (
+            "/v1/replay",
+            r#"{"ids":["del_01ARZ3NDEKTSV4RRFFQ69G5FAV"],"filter":{}}"#,
+            "\"filter\"",
+        ),
+        (
             "/v1/rules",
             r#"{"scope":"global","criterium":"greeting","min_score":80}"#,
             "criterium",
