@@ -303,12 +303,19 @@ fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError 
     let key = line
         .and_then(|line| key_of_line(text, line))
         .filter(|key| !key.is_empty() && !message.contains(&format!("`{key}`")));
+    // serde names Rust's integer types; a config file speaks of whole numbers.
+    let message = message
+        .replace("expected usize", "expected a whole number of 0 or more")
+        .replace("expected u64", "expected a whole number of 0 or more");
     let mut message = match key {
         Some(key) => format!("{key}: {message}"),
-        None => message.to_owned(),
+        None => message,
     };
-    let wrong_type = message.contains("invalid type");
-    if let Some(example) = key.filter(|_| wrong_type).and_then(example_value) {
+    if message.ends_with("duplicate key") {
+        message.push_str(": keep one of the two lines");
+    }
+    let wrong_value = message.contains("invalid type") || message.contains("invalid value");
+    if let Some(example) = key.filter(|_| wrong_value).and_then(example_value) {
         message.push_str(&format!(
             "; write it as {} = {example}",
             key.unwrap_or_default()
@@ -323,14 +330,29 @@ fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError 
 
 /// Finds the key that line `line` (from 1) of a config file sets: the key on that line, or for
 /// an element of an array written over several lines, the key that opens the array.
-fn key_of_line(text: &str, line: usize) -> Option<&str> {
-    let lines: Vec<&str> = text.lines().take(line).collect();
+fn key_of_line<'a>(text: &'a str, line: usize) -> Option<&'a str> {
+    let lines: Vec<&str> = text.lines().take(line).map(without_comment).collect();
     let mut upward = lines.iter().rev();
-    if let Some((key, _)) = upward.next()?.split_once('=') {
-        return Some(key.trim());
+    let key = |key: &'a str| key.trim().trim_start_matches('\u{feff}');
+    if let Some((found, _)) = upward.next()?.split_once('=') {
+        return Some(key(found));
     }
-    let (key, value) = upward.find_map(|content| content.split_once('='))?;
-    value.trim_start().starts_with('[').then(|| key.trim())
+    let (found, value) = upward.find_map(|content| content.split_once('='))?;
+    value.trim_start().starts_with('[').then(|| key(found))
+}
+
+/// Cuts a `#` comment off a line of TOML, leaving a `#` inside a quoted string alone.
+fn without_comment(line: &str) -> &str {
+    let mut quoted = None;
+    for (index, character) in line.char_indices() {
+        match (quoted, character) {
+            (None, '"' | '\'') => quoted = Some(character),
+            (Some(open), _) if character == open => quoted = None,
+            (None, '#') => return &line[..index],
+            _ => {}
+        }
+    }
+    line
 }
 
 /// Checks that a group for the control socket exists in `/etc/group`.
@@ -352,7 +374,6 @@ fn example_value(key: &str) -> Option<&'static str> {
         "data_dir" => "\"/var/lib/belter\"",
         "ingest_addr" => "\"127.0.0.1:7700\"",
         "control_socket" => "\"/run/belter/control.sock\"",
-        "control_socket_group" => "\"belter\"",
         "ingest_token" => "\"<16 or more printable characters>\"",
         "retry_schedule" => "\"30s,5m,30m,2h,12h\"",
         "attempt_timeout" => "\"15s\"",
@@ -593,7 +614,31 @@ mod tests {
     fn duplicate_key_gets_no_example() {
         let message = file_error("max_in_flight = 8\nmax_in_flight = 9\n");
         assert!(message.contains("max_in_flight"), "{message}");
+        assert!(message.ends_with("keep one of the two lines"), "{message}");
         assert!(!message.contains("write it as"), "{message}");
+    }
+
+    #[test]
+    fn comment_in_array_keeps_key() {
+        for text in [
+            "allow_networks = [\n  10, # was = 10.0.0.0/8\n]\n",
+            "allow_networks = [\n  \"127.0.0.0/8\", # a = b\n  10,\n]\n",
+        ] {
+            let message = file_error(text);
+            assert!(message.contains(": allow_networks: "), "{message}");
+            assert!(message.contains("write it as"), "{message}");
+        }
+    }
+
+    #[test]
+    fn negative_count_names_whole_number() {
+        let message = file_error("\u{feff}max_in_flight = -1\n");
+        assert!(message.starts_with("FILE:1: max_in_flight: "), "{message}");
+        assert!(message.contains("whole number"), "{message}");
+        assert!(
+            message.ends_with("write it as max_in_flight = 64"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The writer of belterd's log lines. A thread of its own writes them to standard error, so a
 //! reader that stops reading blocks only that thread. While the queue is full, new lines are
-//! dropped and counted, and a notice with the count is written when the queue has room again.
+//! dropped and counted. The next line that fits is preceded by a warning with the count, in the
+//! log's format, so the warning sits where the lines are missing.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use belter_common::Timestamp;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Log lines that may wait for the writer thread.
@@ -18,6 +20,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 enum Message {
     Line(Vec<u8>),
+    /// This many lines were dropped here.
+    Dropped(u64),
     /// Reply once every line queued before has been written.
     Drain(mpsc::Sender<()>),
 }
@@ -27,6 +31,15 @@ enum Message {
 pub struct QueuedStderr {
     sender: SyncSender<Message>,
     dropped: Arc<AtomicU64>,
+}
+
+/// The format of the warning about dropped lines, which matches the other log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeFormat {
+    /// Readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Writes the queued lines when dropped, waiting at most [`DRAIN_TIMEOUT`]. Keep it until the
@@ -43,18 +56,20 @@ pub struct EventWriter {
 }
 
 /// Starts the thread that writes log lines to standard error.
-pub fn queued_stderr() -> std::io::Result<(QueuedStderr, DrainGuard)> {
-    queued(std::io::stderr())
+pub fn queued_stderr(format: NoticeFormat) -> std::io::Result<(QueuedStderr, DrainGuard)> {
+    queued(std::io::stderr(), format)
 }
 
 /// Starts the thread that writes log lines to `output`.
-fn queued<W: Write + Send + 'static>(output: W) -> std::io::Result<(QueuedStderr, DrainGuard)> {
+fn queued<W: Write + Send + 'static>(
+    output: W,
+    format: NoticeFormat,
+) -> std::io::Result<(QueuedStderr, DrainGuard)> {
     let (sender, receiver) = mpsc::sync_channel(QUEUE_LINES);
     let dropped = Arc::new(AtomicU64::new(0));
-    let counted = Arc::clone(&dropped);
     std::thread::Builder::new()
         .name("belter-log-writer".to_owned())
-        .spawn(move || write_lines(output, &receiver, &counted))?;
+        .spawn(move || write_lines(output, &receiver, format))?;
     Ok((
         QueuedStderr {
             sender: sender.clone(),
@@ -66,23 +81,42 @@ fn queued<W: Write + Send + 'static>(output: W) -> std::io::Result<(QueuedStderr
 
 /// Writes queued lines until every sender is gone. Write errors are ignored, because there is
 /// nowhere left to report them.
-fn write_lines<W: Write>(mut output: W, receiver: &Receiver<Message>, dropped: &AtomicU64) {
+fn write_lines<W: Write>(mut output: W, receiver: &Receiver<Message>, format: NoticeFormat) {
     while let Ok(message) = receiver.recv() {
-        let lost = dropped.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            let notice =
-                format!("belterd: {lost} log lines dropped because standard error was not read\n");
-            let _ = output.write_all(notice.as_bytes());
-        }
         match message {
             Message::Line(line) => {
                 let _ = output.write_all(&line);
+            }
+            Message::Dropped(count) => {
+                let _ =
+                    output.write_all(dropped_notice(format, count, Timestamp::now()).as_bytes());
             }
             Message::Drain(done) => {
                 let _ = output.flush();
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// The warning line about `count` dropped lines, at `now`.
+fn dropped_notice(format: NoticeFormat, count: u64, now: Timestamp) -> String {
+    const MESSAGE: &str = "log lines dropped because standard error was not read";
+    match format {
+        NoticeFormat::Text => format!(
+            "{}  WARN belter_daemon::log_writer: {MESSAGE} dropped={count}\n",
+            now.to_rfc3339()
+        ),
+        NoticeFormat::Json => format!(
+            "{}\n",
+            serde_json::json!({
+                "timestamp": now.to_rfc3339(),
+                "level": "WARN",
+                "message": MESSAGE,
+                "dropped": count,
+                "target": "belter_daemon::log_writer",
+            })
+        ),
     }
 }
 
@@ -113,6 +147,13 @@ impl Drop for EventWriter {
     fn drop(&mut self) {
         if self.line.is_empty() {
             return;
+        }
+        let lost = self.dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            if let Err(TrySendError::Full(_)) = self.sender.try_send(Message::Dropped(lost)) {
+                self.dropped.fetch_add(lost + 1, Ordering::Relaxed);
+                return;
+            }
         }
         let line = std::mem::take(&mut self.line);
         if let Err(TrySendError::Full(_)) = self.sender.try_send(Message::Line(line)) {
@@ -162,9 +203,18 @@ mod tests {
     }
 
     #[test]
+    fn json_notice_is_one_object() {
+        let line = dropped_notice(NoticeFormat::Json, 7, Timestamp::from_millis(0));
+        assert!(line.ends_with("}\n"), "{line}");
+        let parsed: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(parsed["dropped"], 7);
+        assert_eq!(parsed["level"], "WARN");
+    }
+
+    #[test]
     fn lines_are_written_in_order() {
         let output = Captured::default();
-        let (writer, guard) = queued(output.clone()).unwrap();
+        let (writer, guard) = queued(output.clone(), NoticeFormat::Text).unwrap();
         log(&writer, "first\n");
         log(&writer, "second\n");
         drop(guard);
@@ -175,7 +225,7 @@ mod tests {
     fn stalled_output_drops_and_counts_lines() {
         let output = Captured::default();
         let closed = output.gate.lock().unwrap();
-        let (writer, guard) = queued(output.clone()).unwrap();
+        let (writer, guard) = queued(output.clone(), NoticeFormat::Text).unwrap();
         // One line blocks the writer thread, the queue fills, and the rest are dropped.
         for _ in 0..QUEUE_LINES + 10 {
             log(&writer, "line\n");
@@ -189,8 +239,13 @@ mod tests {
         log(&writer, "after\n");
         drop(guard);
         let text = String::from_utf8(output.bytes.lock().unwrap().clone()).unwrap();
-        assert!(text.contains("log lines dropped"), "{text}");
-        assert!(text.ends_with("after\n"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        let last_two = &lines[lines.len() - 2..];
+        assert!(
+            last_two[0].contains("WARN belter_daemon::log_writer: log lines dropped"),
+            "the warning comes right before the first line after the gap: {last_two:?}"
+        );
+        assert_eq!(last_two[1], "after");
         let written = text.matches("line\n").count();
         assert!(written <= QUEUE_LINES + 1, "{written} lines written");
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use belter_daemon::config::{self, Config};
-use belter_daemon::log_writer::{queued_stderr, DrainGuard};
+use belter_daemon::log_writer::{queued_stderr, DrainGuard, NoticeFormat};
 use belter_daemon::packaging::{self, CompletionsArgs, ManArgs};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
@@ -191,7 +191,12 @@ async fn watch_signals(shutdown: CancellationToken) -> anyhow::Result<()> {
 fn init_logging(format: LogFormat) -> anyhow::Result<DrainGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BELTER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = queued_stderr().context("cannot start the thread that writes the log")?;
+    let notices = match format {
+        LogFormat::Human => NoticeFormat::Text,
+        LogFormat::Json => NoticeFormat::Json,
+    };
+    let (writer, guard) =
+        queued_stderr(notices).context("cannot start the thread that writes the log")?;
     // A log line that cannot be written is dropped. Reporting it would write to the same closed
     // stderr, and that report panics, which would end the task that logged.
     let builder = tracing_subscriber::fmt()

@@ -416,9 +416,9 @@ pub(super) async fn replay_one(
             "this route takes no query parameters: {dry_run_fix}"
         )));
     }
-    let text = String::from_utf8_lossy(&body);
-    let text = text.trim();
-    if !text.is_empty() && text != "{}" {
+    let empty_object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
+        .is_ok_and(|object| object.is_empty());
+    if !body.trim_ascii().is_empty() && !empty_object {
         return Err(ApiError::unprocessable(format!(
             "this route takes no request body, or {{}}: {dry_run_fix}"
         )));
@@ -440,13 +440,22 @@ pub(super) async fn replay_one(
     request_body = ReplayRequest,
     responses(
         (status = 200, description = "What was queued or skipped", body = ReplayResponse),
+        (status = 400, description = "A query string; options go in the body", body = ErrorBody),
         (status = 422, description = "Invalid request body, naming the field", body = ErrorBody),
     )
 )]
 pub(super) async fn replay_many(
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<ReplayResponse>, ApiError> {
+    // Options go in the body. A dry run requested in the query must not send anything.
+    if raw.as_deref().is_some_and(|query| !query.is_empty()) {
+        return Err(ApiError::bad_request(
+            "this route takes no query parameters: put \"dry_run\": true and the other options \
+             in the JSON body",
+        ));
+    }
     let request: ReplayRequest = extract::json(&body)?;
     if !request.ids.is_empty() && request.filter.is_some() {
         return Err(ApiError::unprocessable(

@@ -361,9 +361,19 @@ async fn single_replay_rejects_options() {
     .await
     .expect("replay with a query");
     assert_eq!(with_query.status, StatusCode::BAD_REQUEST);
-    let plain = unix_request(&socket, hyper::Method::POST, &path, &json, b"{}".to_vec())
+    let many_with_query = unix_request(
+        &socket,
+        hyper::Method::POST,
+        "/v1/replay?dry_run=true",
+        &json,
+        format!(r#"{{"ids":["{id}"]}}"#).into_bytes(),
+    )
+    .await
+    .expect("replay of many with a query");
+    assert_eq!(many_with_query.status, StatusCode::BAD_REQUEST);
+    let plain = unix_request(&socket, hyper::Method::POST, &path, &json, b"{\n}".to_vec())
         .await
-        .expect("replay with {}");
+        .expect("replay with an empty object");
     assert_eq!(plain.status, StatusCode::OK);
 
     let detail = wait_for_attempts(&client, &id, 2).await;
