@@ -356,14 +356,15 @@ fn without_comment(line: &str) -> &str {
 }
 
 /// Checks that a group for the control socket exists in `/etc/group`.
-fn check_group(name: String) -> Result<String, ConfigError> {
+pub fn check_group(name: String) -> Result<String, ConfigError> {
     if crate::control::group_id(&name).is_some() {
         return Ok(name);
     }
     Err(ConfigError::Value {
         key: "control_socket_group",
         value: name,
-        fix: "no such group in /etc/group: name an existing group, or remove the key".to_owned(),
+        fix: "no such group in /etc/group: name an existing group, or leave the setting out"
+            .to_owned(),
     })
 }
 
@@ -647,7 +648,7 @@ mod tests {
             file_error("retention = \"7d\"\ncontrol_socket_group = \"no-such-group-x\"\n");
         assert!(message.starts_with("FILE:2: "), "{message}");
         assert!(message.contains("no-such-group-x"), "{message}");
-        assert!(message.contains("remove the key"), "{message}");
+        assert!(message.contains("leave the setting out"), "{message}");
     }
 
     #[test]

@@ -131,7 +131,7 @@ fn build_config(args: Args) -> anyhow::Result<Config> {
         config.control_socket = socket;
     }
     if let Some(group) = args.control_socket_group {
-        config.control_socket_group = Some(group);
+        config.control_socket_group = Some(config::check_group(group)?);
     }
     if let Some(schedule) = args.retry_schedule {
         config.retry_schedule = config::parse_schedule(&schedule)?;

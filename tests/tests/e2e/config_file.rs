@@ -111,3 +111,28 @@ async fn start_with_bad_config_names_line() {
     assert!(stderr.contains("max_in_flight"), "{stderr}");
     assert!(!data_dir.join("store").exists(), "belterd opened a store");
 }
+
+#[tokio::test]
+async fn unknown_group_flag_fails_before_any_write() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data_dir = dir.path().join("data");
+
+    let output = run_belterd(
+        dir.path(),
+        &[
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--control-socket-group",
+            "no-such-group-x",
+        ],
+    )
+    .await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("\"no-such-group-x\""), "{stderr}");
+    assert!(stderr.contains("name an existing group"), "{stderr}");
+    assert!(!data_dir.exists(), "the data directory was created");
+}
