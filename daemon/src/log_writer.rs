@@ -99,7 +99,7 @@ fn write_lines<W: Write>(mut output: W, receiver: &Receiver<Message>, format: No
     }
 }
 
-/// The warning line about `count` dropped lines, at `now`.
+/// Formats the warning about `count` dropped lines, written at `now`, as one log line.
 fn dropped_notice(format: NoticeFormat, count: u64, now: Timestamp) -> String {
     const MESSAGE: &str = "log lines dropped because standard error was not read";
     match format {

@@ -69,13 +69,22 @@ pub struct DaemonOptions {
     /// daemon's own, so a test can fill it. The test then sees neither the data directory nor
     /// the ingest token file, and posts events on the control socket.
     pub data_dir_limit_bytes: Option<u64>,
-    /// Give the daemon a pipe as standard error and close its reading end as soon as the daemon
-    /// is spawned, as when the program that read the daemon's log has ended. The stderr file
-    /// then stays empty.
-    pub stderr_closed: bool,
-    /// Give the daemon a pipe as standard error that the test never reads, as when the program
-    /// reading the daemon's log hangs. The pipe fills after about 64 KiB of log lines.
-    pub stderr_stalled: bool,
+    /// Where the daemon's standard error goes.
+    pub stderr: StderrMode,
+}
+
+/// The daemon's standard error in a test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StderrMode {
+    /// A file in the fixture's directory, read by [`DaemonProcess::stderr`].
+    #[default]
+    File,
+    /// A pipe whose reading end is closed once the daemon is spawned, as when the program that
+    /// read the daemon's log has ended. Every later write fails.
+    Closed,
+    /// A pipe that the test keeps open and never reads, as when the program reading the log
+    /// hangs. Linux pipes fill after 64 KiB by default.
+    Unread,
 }
 
 impl Default for DaemonOptions {
@@ -91,8 +100,7 @@ impl Default for DaemonOptions {
             extra_env: Vec::new(),
             own_network_namespace: false,
             data_dir_limit_bytes: None,
-            stderr_closed: false,
-            stderr_stalled: false,
+            stderr: StderrMode::File,
         }
     }
 }
@@ -399,10 +407,9 @@ impl DaemonProcess {
         for (name, value) in &self.options.extra_env {
             command.env(name, value);
         }
-        let stderr = if self.options.stderr_closed || self.options.stderr_stalled {
-            Stdio::piped()
-        } else {
-            Stdio::from(stderr)
+        let stderr = match self.options.stderr {
+            StderrMode::File => Stdio::from(stderr),
+            StderrMode::Closed | StderrMode::Unread => Stdio::piped(),
         };
         command
             .stdin(Stdio::null())
@@ -410,11 +417,10 @@ impl DaemonProcess {
             .stderr(stderr)
             .kill_on_drop(true);
         let mut child = command.spawn().expect("spawn belterd");
-        // Dropping the reading end closes the pipe; every later write of the daemon fails.
-        // Keeping it unread lets the pipe fill.
-        let unread = child.stderr.take();
-        if self.options.stderr_stalled {
-            self.unread_stderr = unread;
+        // Dropping the reading end closes the pipe. Keeping it unread lets the pipe fill.
+        let pipe = child.stderr.take();
+        if self.options.stderr == StderrMode::Unread {
+            self.unread_stderr = pipe;
         }
         self.child = Some(child);
         self.wait_until_healthy().await;

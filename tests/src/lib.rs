@@ -12,5 +12,5 @@ pub mod receiver;
 pub mod signature;
 pub mod wait;
 
-pub use daemon::{DaemonOptions, DaemonProcess};
+pub use daemon::{DaemonOptions, DaemonProcess, StderrMode};
 pub use receiver::{ReceivedRequest, Receiver, Reply};

@@ -311,6 +311,13 @@ impl ReplayTally {
         flushed.map_err(ApiError::store)
     }
 
+    /// Counts a delivery queued for `url`, whose endpoint may be paused.
+    fn count_queued(&mut self, url: &str, paused: bool) {
+        self.queued += 1;
+        self.paused += u64::from(paused);
+        *self.targets.entry(url.to_owned()).or_default() += 1;
+    }
+
     fn into_response(self, dry_run: bool) -> ReplayResponse {
         let mut targets: Vec<TargetCount> = self
             .targets
@@ -349,9 +356,7 @@ fn replay_delivery(
         if state.ready.is_running(&endpoint.id, id) {
             tally.skipped += 1;
         } else {
-            tally.queued += 1;
-            tally.paused += u64::from(endpoint.record.paused);
-            *tally.targets.entry(target.clone()).or_default() += 1;
+            tally.count_queued(target, endpoint.record.paused);
         }
         return Ok(());
     }
@@ -371,9 +376,7 @@ fn replay_delivery(
             if !was_waiting {
                 state.add_waiting(1);
             }
-            tally.queued += 1;
-            tally.paused += u64::from(endpoint.record.paused);
-            *tally.targets.entry(updated.target_url.clone()).or_default() += 1;
+            tally.count_queued(&updated.target_url, endpoint.record.paused);
             state.publish_with(|| StreamEvent {
                 kind: StreamKind::DeliveryUpdated,
                 delivery: Some(state.delivery_view(id, &updated)),
@@ -385,6 +388,16 @@ fn replay_delivery(
         ReplayOutcome::NotFound => tally.skipped += 1,
     }
     Ok(())
+}
+
+/// Rejects a query string on a replay route, which takes none.
+fn reject_query(raw: Option<&str>, fix: &str) -> Result<(), ApiError> {
+    match raw {
+        Some(query) if !query.is_empty() => Err(ApiError::bad_request(format!(
+            "this route takes no query parameters: {fix}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `POST /v1/deliveries/{id}/replay`
@@ -411,11 +424,7 @@ pub(super) async fn replay_one(
     // This route has no options, so a dry run requested here must not send anything.
     let dry_run_fix =
         format!("for a dry run, POST /v1/replay with {{\"ids\": [\"{id}\"], \"dry_run\": true}}");
-    if raw.as_deref().is_some_and(|query| !query.is_empty()) {
-        return Err(ApiError::bad_request(format!(
-            "this route takes no query parameters: {dry_run_fix}"
-        )));
-    }
+    reject_query(raw.as_deref(), &dry_run_fix)?;
     let empty_object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
         .is_ok_and(|object| object.is_empty());
     if !body.trim_ascii().is_empty() && !empty_object {
@@ -450,12 +459,10 @@ pub(super) async fn replay_many(
     body: Bytes,
 ) -> Result<Json<ReplayResponse>, ApiError> {
     // Options go in the body. A dry run requested in the query must not send anything.
-    if raw.as_deref().is_some_and(|query| !query.is_empty()) {
-        return Err(ApiError::bad_request(
-            "this route takes no query parameters: put \"dry_run\": true and the other options \
-             in the JSON body",
-        ));
-    }
+    reject_query(
+        raw.as_deref(),
+        "put \"dry_run\": true and the other options in the JSON body",
+    )?;
     let request: ReplayRequest = extract::json(&body)?;
     if !request.ids.is_empty() && request.filter.is_some() {
         return Err(ApiError::unprocessable(

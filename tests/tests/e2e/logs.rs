@@ -6,7 +6,7 @@ use belter_common::samples::sample_body;
 use belter_common::EventType;
 use belter_tests::endpoint::subscribe;
 use belter_tests::wait::wait_for_status;
-use belter_tests::{DaemonOptions, DaemonProcess, Receiver};
+use belter_tests::{DaemonOptions, DaemonProcess, Receiver, StderrMode};
 
 /// Prefix of the marker lines that the fixture writes into the stderr file before each start.
 const START_MARKER: &str = "--- belter-tests:";
@@ -112,10 +112,10 @@ async fn human_logs_are_default() {
     }
 }
 
-#[tokio::test]
-async fn closed_stderr_loses_log_lines_but_nothing_else() {
+/// Runs a daemon with `stderr` through `events` deliveries and a clean stop.
+async fn deliver_and_stop(stderr: StderrMode, events: usize) {
     let options = DaemonOptions {
-        stderr_closed: true,
+        stderr,
         ..DaemonOptions::default()
     };
     let mut daemon = DaemonProcess::start_with(options).await;
@@ -123,46 +123,32 @@ async fn closed_stderr_loses_log_lines_but_nothing_else() {
     let receiver = Receiver::start().await;
     subscribe(&client, &receiver).await;
     let mut deliveries = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..events {
         let answer = daemon
             .ingest_accepted(sample_body(EventType::CsatReceived))
             .await;
         deliveries.extend(answer.deliveries);
     }
     for id in &deliveries {
-        // Each attempt logs before its outcome is recorded; a write failure there must not
-        // end the attempt's task and leave the delivery in flight.
+        // Each attempt logs before its outcome is recorded. A failed or blocked log write there
+        // must not leave the delivery in flight.
         wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
     }
     assert_eq!(receiver.requests().len(), deliveries.len());
+
     // The signal handler logs before it begins the stop.
     let status = daemon.stop().await;
     assert!(status.success(), "belterd exited with {status}");
 }
 
 #[tokio::test]
+async fn closed_stderr_loses_log_lines_but_nothing_else() {
+    deliver_and_stop(StderrMode::Closed, 5).await;
+}
+
+#[tokio::test]
 async fn unread_stderr_does_not_stall_deliveries() {
-    let options = DaemonOptions {
-        stderr_stalled: true,
-        ..DaemonOptions::default()
-    };
-    let mut daemon = DaemonProcess::start_with(options).await;
-    let client = daemon.client();
-    let receiver = Receiver::start().await;
-    subscribe(&client, &receiver).await;
-    // At debug level each event logs several lines of about 200 bytes, so these fill the
-    // 64 KiB pipe many times over.
-    let mut deliveries = Vec::new();
-    for _ in 0..400 {
-        let answer = daemon
-            .ingest_accepted(sample_body(EventType::CsatReceived))
-            .await;
-        deliveries.extend(answer.deliveries);
-    }
-    for id in &deliveries {
-        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
-    }
-    assert_eq!(receiver.requests().len(), deliveries.len());
-    let status = daemon.stop().await;
-    assert!(status.success(), "belterd exited with {status}");
+    // At debug level each event logs several lines of roughly 200 bytes, so 400 events fill
+    // a 64 KiB pipe many times over.
+    deliver_and_stop(StderrMode::Unread, 400).await;
 }
