@@ -130,7 +130,13 @@ impl Report {
             ));
             rows.push(row(
                 "throughput",
-                "delivered/s",
+                "baseline again, after the phase",
+                format!("{:.0}", throughput.baseline_after_per_sec),
+                String::new(),
+            ));
+            rows.push(row(
+                "throughput",
+                "delivered/s, over the baselines' mean",
                 format!("{:.0}", phase.delivered_per_sec),
                 percent(throughput.delivered_over_baseline),
             ));
@@ -151,6 +157,12 @@ impl Report {
                     phase.cpu.bench_cores
                 ),
                 String::new(),
+            ));
+            rows.push(row(
+                "throughput",
+                "baseline CPU per request over that sum",
+                String::new(),
+                percent(throughput.cpu_ratio),
             ));
         }
         if let Some(latency) = &results.latency {

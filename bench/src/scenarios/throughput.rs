@@ -61,8 +61,14 @@ pub struct ThroughputResult {
     /// The phase's numbers.
     #[serde(flatten)]
     pub phase: PhaseResult,
-    /// Delivered per second over the baseline's requests per second.
+    /// The baseline measured again right after the phase, in requests per second.
+    pub baseline_after_per_sec: f64,
+    /// Delivered per second over the mean of the baseline before and after the phase.
     pub delivered_over_baseline: f64,
+    /// The baselines' mean CPU per request over the CPU per delivered event of belterd and the
+    /// bench together: the delivered share that the two cores would allow if both phases kept
+    /// them busy. It moves less with the machine's speed than the rates do.
+    pub cpu_ratio: f64,
 }
 
 /// Runs the throughput scenario.
@@ -85,21 +91,40 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
     receiver.set_secret("/hook", &created.secret);
     let phase = saturate("throughput", &daemon, &receiver, options).await?;
     daemon.stop().await?;
+    // The machine's speed can drift within minutes, so the phase is compared with a baseline on
+    // each side of it.
+    let after = super::baseline::run(options).await?;
+    let baseline_mean = (baseline.requests_per_sec + after.requests_per_sec) / 2.0;
+    let event_cpu_us = phase.daemon_cpu_us_per_event + phase.bench_cpu_us_per_event;
     let result = ThroughputResult {
         posters: options.concurrency,
-        delivered_over_baseline: phase.delivered_per_sec / baseline.requests_per_sec,
+        baseline_after_per_sec: after.requests_per_sec,
+        delivered_over_baseline: ratio(phase.delivered_per_sec, baseline_mean),
+        cpu_ratio: ratio(
+            (baseline.cpu_us_per_request + after.cpu_us_per_request) / 2.0,
+            event_cpu_us,
+        ),
         phase,
     };
     note(
         "throughput",
         &format!(
-            "accepted {:.0}/s, delivered {:.0}/s ({:.0} % of baseline)",
+            "accepted {:.0}/s, delivered {:.0}/s ({:.0} % of the baselines' mean)",
             result.phase.accepted_per_sec,
             result.phase.delivered_per_sec,
             result.delivered_over_baseline * 100.0
         ),
     );
     Ok(result)
+}
+
+/// `part` over `whole`; 0 when `whole` is not positive.
+fn ratio(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole
+    } else {
+        0.0
+    }
 }
 
 /// Posts events as fast as `daemon` accepts them for the run's duration, then waits until
