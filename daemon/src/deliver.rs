@@ -150,7 +150,13 @@ pub(crate) async fn send(
         .map_or(0, |elapsed| elapsed.as_secs());
     let signatures = Signatures::compute(&request, timestamp_secs);
     let started = Instant::now();
-    if let Some(message) = literal_address_blocked(policy, request.url) {
+    // Parsed once for the policy check and both sends. A URL that does not parse goes to the
+    // client as text, which fails the attempt with the client's own error.
+    let parsed = url::Url::parse(request.url).ok();
+    if let Some(message) = parsed
+        .as_ref()
+        .and_then(|url| literal_address_blocked(policy, url))
+    {
         return AttemptResult {
             latency_ms: 0,
             succeeded: false,
@@ -162,27 +168,30 @@ pub(crate) async fn send(
             signatures,
         };
     }
-    let mut builder = client.post(request.url);
-    for header in request_headers(&request, &signatures) {
-        // The client sets these two on every request itself.
-        if header.name != "user-agent" && header.name != "accept" {
-            builder = builder.header(header.name, header.value);
+    let headers = request_headers(&request, &signatures);
+    let build = || {
+        let mut builder = match &parsed {
+            Some(url) => client.post(url.clone()),
+            None => client.post(request.url),
+        };
+        for header in &headers {
+            // The client sets these two on every request itself.
+            if header.name != "user-agent" && header.name != "accept" {
+                builder = builder.header(&header.name, &header.value);
+            }
         }
-    }
-    let builder = builder.body(request.body.clone());
+        builder.body(request.body.clone())
+    };
     let exchange = async {
-        let response = match builder.try_clone() {
-            Some(first_try) => match first_try.send().await {
-                // A pooled keep-alive connection that the receiver closed while idle fails
-                // before any response arrives. The request is sent once more at once, on a new
-                // connection, instead of counting as a failed attempt.
-                Err(error) if classify(&error).0 == FailureKind::Reset => {
-                    tracing::debug!(delivery_id = request.delivery_id, %error, "connection reset before a response, sending again");
-                    builder.send().await?
-                }
-                other => other?,
-            },
-            None => builder.send().await?,
+        let response = match build().send().await {
+            // A pooled keep-alive connection that the receiver closed while idle fails before
+            // any response arrives. The request is sent once more at once, on a new connection,
+            // instead of counting as a failed attempt.
+            Err(error) if classify(&error).0 == FailureKind::Reset => {
+                tracing::debug!(delivery_id = request.delivery_id, %error, "connection reset before a response, sending again");
+                build().send().await?
+            }
+            other => other?,
         };
         let status = response.status();
         let retry_after = response
@@ -247,9 +256,8 @@ pub(crate) async fn send(
 
 /// Checks a URL whose host is an IP address, which the client connects to without the
 /// resolver, against the policy.
-fn literal_address_blocked(policy: &AddressPolicy, url: &str) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    let ip = match parsed.host()? {
+fn literal_address_blocked(policy: &AddressPolicy, url: &url::Url) -> Option<String> {
+    let ip = match url.host()? {
         url::Host::Ipv4(v4) => std::net::IpAddr::V4(v4),
         url::Host::Ipv6(v6) => std::net::IpAddr::V6(v6),
         url::Host::Domain(_) => return None,
