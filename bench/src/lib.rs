@@ -37,32 +37,38 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         });
     };
 
+    system::settle().await;
     let baseline = baseline::run(&options).await?;
     if options.runs(Scenario::Throughput) {
+        system::settle().await;
         match throughput::run(&options, &baseline).await {
             Ok(result) => results.throughput = Some(result),
             Err(error) => record("throughput", error),
         }
     }
     if options.runs(Scenario::Latency) {
+        system::settle().await;
         match latency::run(&options).await {
             Ok(result) => results.latency = Some(result),
             Err(error) => record("latency", error),
         }
     }
     if options.runs(Scenario::Fanout) {
+        system::settle().await;
         match fanout::run(&options, &baseline).await {
             Ok(result) => results.fanout = Some(result),
             Err(error) => record("fanout", error),
         }
     }
     if options.runs(Scenario::Isolation) {
+        system::settle().await;
         match isolation::run(&options).await {
             Ok(result) => results.isolation = Some(result),
             Err(error) => record("isolation", error),
         }
     }
     if options.runs(Scenario::Backlog) || options.runs(Scenario::Query) {
+        system::settle().await;
         match backlog::run(&options, &baseline).await {
             Ok(outcome) => {
                 results.backlog = outcome.backlog;

@@ -93,6 +93,7 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
     daemon.stop().await?;
     // The machine's speed can drift within minutes, so the phase is compared with a baseline on
     // each side of it.
+    crate::system::settle().await;
     let after = super::baseline::run(options).await?;
     let baseline_mean = (baseline.requests_per_sec + after.requests_per_sec) / 2.0;
     let event_cpu_us = phase.daemon_cpu_us_per_event + phase.bench_cpu_us_per_event;
