@@ -123,7 +123,11 @@ fn short_run_writes_report() {
             > 0.0,
         "belterd's CPU per event is measured"
     );
-    for measured in ["baseline_after_per_sec", "cpu_ratio"] {
+    for measured in [
+        "baseline_after_per_sec",
+        "baseline_after_cpu_us_per_request",
+        "cpu_ratio",
+    ] {
         assert!(
             throughput[measured].as_f64().unwrap_or(0.0) > 0.0,
             "{measured} is measured: {throughput}"

@@ -63,6 +63,8 @@ pub struct ThroughputResult {
     pub phase: PhaseResult,
     /// The baseline measured again right after the phase, in requests per second.
     pub baseline_after_per_sec: f64,
+    /// CPU of the client and receiver per request in that baseline, in µs.
+    pub baseline_after_cpu_us_per_request: f64,
     /// Delivered per second over the mean of the baseline before and after the phase.
     pub delivered_over_baseline: f64,
     /// The baselines' mean CPU per request over the CPU per delivered event of belterd and the
@@ -100,6 +102,7 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
     let result = ThroughputResult {
         posters: options.concurrency,
         baseline_after_per_sec: after.requests_per_sec,
+        baseline_after_cpu_us_per_request: after.cpu_us_per_request,
         delivered_over_baseline: ratio(phase.delivered_per_sec, baseline_mean),
         cpu_ratio: ratio(
             (baseline.cpu_us_per_request + after.cpu_us_per_request) / 2.0,
