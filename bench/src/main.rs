@@ -1,6 +1,7 @@
 //! `belter-bench`: runs the benchmark scenarios against a `belterd` child process, prints a
 //! table to standard output and progress to standard error, and writes the report as JSON.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -102,10 +103,23 @@ async fn main() -> anyhow::Result<()> {
         None => default_belterd()?,
     };
     anyhow::ensure!(
+        !belterd.is_dir(),
+        "{} is a directory: pass the belterd program itself with --belterd PATH",
+        belterd.display()
+    );
+    anyhow::ensure!(
         belterd.is_file(),
         "{} does not exist: build it with `cargo build --release -p belter-daemon`, or pass --belterd PATH",
         belterd.display()
     );
+    // The report's file is created before the run, so that a path that cannot be written fails
+    // at once instead of after minutes of measuring.
+    let mut report_file = std::fs::File::create(&args.json).with_context(|| {
+        format!(
+            "cannot create the report file {}: pass --json with a path in a writable directory",
+            args.json.display()
+        )
+    })?;
     let options = Options {
         scenarios: scenarios(&args.scenarios),
         duration: args.duration,
@@ -118,7 +132,8 @@ async fn main() -> anyhow::Result<()> {
     let report = belter_bench::run(options).await?;
     print!("{}", report.table());
     let json = serde_json::to_vec_pretty(&report).context("cannot encode the report")?;
-    std::fs::write(&args.json, json)
+    report_file
+        .write_all(&json)
         .with_context(|| format!("cannot write the report to {}", args.json.display()))?;
     eprintln!("report written to {}", args.json.display());
     if !report.errors.is_empty() {

@@ -51,7 +51,7 @@ pub fn check(results: &Results) -> Vec<TargetCheck> {
     let mut checks = Vec::new();
     if let Some(throughput) = &results.throughput {
         checks.push(at_least(
-            "delivered/s over baseline",
+            "delivered/s over the baselines' mean",
             throughput.delivered_over_baseline * 100.0,
             70.0,
             "%",

@@ -153,11 +153,52 @@ fn short_run_writes_report() {
         .filter_map(|check| check["name"].as_str())
         .collect();
     for name in [
-        "delivered/s over baseline",
+        "delivered/s over the baselines' mean",
         "accepted events/s",
         "RSS with backlog",
         "failed page query p50",
     ] {
         assert!(targets.contains(&name), "{name} missing from {targets:?}");
     }
+}
+
+/// Runs the bench with `args`, which must fail before any scenario starts, and returns its
+/// standard error.
+fn rejected_run(args: &[&std::ffi::OsStr]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_belter-bench"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run belter-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("[baseline]"),
+        "the baseline started: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn unwritable_report_fails_first() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let json_path = dir.path().join("missing").join("results.json");
+    // Any existing file passes the program check, which comes first.
+    let program = Path::new(env!("CARGO_BIN_EXE_belter-bench"));
+    let stderr = rejected_run(&[
+        "--json".as_ref(),
+        json_path.as_os_str(),
+        "--belterd".as_ref(),
+        program.as_os_str(),
+    ]);
+    assert!(stderr.contains("cannot create the report file"), "{stderr}");
+    assert!(stderr.contains("--json"), "{stderr}");
+}
+
+#[test]
+fn directory_as_belterd_rejected() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let stderr = rejected_run(&["--belterd".as_ref(), dir.path().as_os_str()]);
+    assert!(stderr.contains("is a directory"), "{stderr}");
 }

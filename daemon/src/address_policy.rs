@@ -51,9 +51,17 @@ impl AddressPolicy {
     /// Builds the error message of a blocked address.
     pub(crate) fn blocked_message(host: &str, addresses: &[IpAddr]) -> String {
         let shown: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        let reason = if shown.len() == 1 && shown[0] == host {
+            format!("{host} is an internal address")
+        } else {
+            format!(
+                "{host} resolves to {} only, which is internal",
+                shown.join(", ")
+            )
+        };
         format!(
-            "{BLOCKED}: {host} resolves to {} only, which is internal; add the range to allow_networks to deliver there",
-            shown.join(", ")
+            "{BLOCKED}: {reason}; add its range to allow_networks in the config file, or pass \
+             --allow-network, to deliver there"
         )
     }
 }
@@ -155,6 +163,26 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn blocked_message_names_host_and_fix() {
+        let literal = AddressPolicy::blocked_message("127.0.0.1", &[ip("127.0.0.1")]);
+        assert!(
+            literal.contains("127.0.0.1 is an internal address"),
+            "{literal}"
+        );
+        assert!(!literal.contains("resolves"), "{literal}");
+        let named = AddressPolicy::blocked_message("hooks.test", &[ip("10.0.0.7"), ip("::1")]);
+        assert!(
+            named.contains("hooks.test resolves to 10.0.0.7, ::1 only"),
+            "{named}"
+        );
+        for message in [&literal, &named] {
+            assert!(message.starts_with(BLOCKED), "{message}");
+            assert!(message.contains("allow_networks"), "{message}");
+            assert!(message.contains("--allow-network"), "{message}");
+        }
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub(crate) fn check_url(text: &str, policy: &AddressPolicy) -> Result<String, Ap
     if let Some(ip) = literal_ip(&url) {
         if !policy.permits(ip) {
             return Err(invalid(&format!(
-                "{ip} is an internal address, which deliveries may not reach; add its range to allow_networks in the daemon's config to allow it"
+                "{ip} is an internal address, which deliveries may not reach; add its range to allow_networks in the daemon's config, or pass --allow-network, to allow it"
             )));
         }
     }
