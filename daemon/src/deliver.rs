@@ -2,6 +2,7 @@
 //! response excerpt, and a readable classification of every failure.
 
 use std::error::Error as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use belter_common::records::{FailureKind, Header};
@@ -77,6 +78,9 @@ pub(crate) struct AttemptResult {
     pub(crate) response_body: Option<String>,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) signatures: Signatures,
+    /// Whether the request was sent a second time after a reset, and that send was reset too.
+    /// Then the receiver closes new connections as well, not only a stale pooled one.
+    pub(crate) resend_reset: bool,
 }
 
 /// Builds the HTTP client shared by every attempt: no redirects, no proxy, pooled connections,
@@ -138,12 +142,14 @@ pub(crate) fn request_headers(
 }
 
 /// Sends one attempt. Success is a 2xx status whose exchange, excerpt read included, ends within
-/// `timeout`; everything else is a failure with its kind.
+/// `timeout`; everything else is a failure with its kind. With `resend_on_reset`, a connection
+/// closed before any response gets the request once more at once, on a new connection.
 pub(crate) async fn send(
     client: &reqwest::Client,
     policy: &AddressPolicy,
     request: AttemptRequest<'_>,
     timeout: Duration,
+    resend_on_reset: bool,
 ) -> AttemptResult {
     let timestamp_secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -166,6 +172,7 @@ pub(crate) async fn send(
             response_body: None,
             retry_after: None,
             signatures,
+            resend_reset: false,
         };
     }
     let headers = request_headers(&request, &signatures);
@@ -182,13 +189,15 @@ pub(crate) async fn send(
         }
         builder.body(request.body.clone())
     };
+    let resent = AtomicBool::new(false);
     let exchange = async {
         let response = match build().send().await {
             // A pooled keep-alive connection that the receiver closed while idle fails before
             // any response arrives. The request is sent once more at once, on a new connection,
             // instead of counting as a failed attempt.
-            Err(error) if classify(&error).0 == FailureKind::Reset => {
+            Err(error) if resend_on_reset && classify(&error).0 == FailureKind::Reset => {
                 tracing::debug!(delivery_id = request.delivery_id, %error, "connection reset before a response, sending again");
+                resent.store(true, Ordering::Relaxed);
                 build().send().await?
             }
             other => other?,
@@ -213,6 +222,7 @@ pub(crate) async fn send(
         response_body: None,
         retry_after: None,
         signatures,
+        resend_reset: false,
     };
     match outcome {
         Err(_elapsed) => {
@@ -224,6 +234,7 @@ pub(crate) async fn send(
         }
         Ok(Err(error)) => {
             let (kind, message) = classify(&error);
+            result.resend_reset = kind == FailureKind::Reset && resent.load(Ordering::Relaxed);
             result.failure = Some(kind);
             result.error = Some(message);
         }
@@ -453,7 +464,7 @@ mod tests {
             attempt: 1,
             standard_webhooks: false,
         };
-        let result = send(&client, &policy, request, Duration::from_secs(2)).await;
+        let result = send(&client, &policy, request, Duration::from_secs(2), true).await;
         assert!(!result.succeeded);
         assert_eq!(result.failure, Some(FailureKind::ConnectionRefused));
     }
@@ -477,7 +488,7 @@ mod tests {
                 attempt: 1,
                 standard_webhooks: false,
             };
-            let result = send(&client, &policy, request, Duration::from_secs(2)).await;
+            let result = send(&client, &policy, request, Duration::from_secs(2), true).await;
             assert_eq!(result.failure, Some(FailureKind::BlockedByPolicy), "{url}");
             let error = result.error.unwrap_or_default();
             assert!(error.contains("blocked by policy"), "{url}: {error}");

@@ -15,6 +15,9 @@ use crate::store::{EndpointRecord, Store, StoreError, StoredHealth};
 /// Length of the window over which an endpoint's recent failures are counted, in minutes.
 pub(crate) const FAILURE_WINDOW_MINUTES: u64 = 24 * 60;
 
+/// How long an endpoint gets no resend after a reset, once a resend was reset too.
+pub(crate) const RESEND_PAUSE_MS: u64 = 10 * 60 * 1_000;
+
 /// Health counters of one endpoint, restored from the store at start.
 #[derive(Debug, Default)]
 pub(crate) struct EndpointHealth {
@@ -24,6 +27,9 @@ pub(crate) struct EndpointHealth {
     last_success_at: AtomicU64,
     /// Failures per minute, oldest first, over the last day.
     failures_by_minute: Mutex<VecDeque<(u64, u64)>>,
+    /// No resend after a reset before this time (ms since the epoch), because a resend was
+    /// reset too.
+    no_resend_until: AtomicU64,
 }
 
 impl EndpointHealth {
@@ -34,7 +40,20 @@ impl EndpointHealth {
             consecutive_failures: AtomicU32::new(stored.consecutive_failures),
             last_success_at: AtomicU64::new(stored.last_success_at),
             failures_by_minute: Mutex::new(stored.failures_by_minute.into_iter().collect()),
+            no_resend_until: AtomicU64::new(0),
         }
+    }
+
+    /// Returns whether an attempt starting at `now_ms` may resend its request after a reset.
+    pub(crate) fn resend_allowed(&self, now_ms: u64) -> bool {
+        now_ms >= self.no_resend_until.load(Ordering::Relaxed)
+    }
+
+    /// Stops resends after a reset for [`RESEND_PAUSE_MS`] from `now_ms`, because a resend on a
+    /// new connection was reset too. Such a receiver would otherwise get every attempt twice.
+    pub(crate) fn pause_resends(&self, now_ms: u64) {
+        self.no_resend_until
+            .store(now_ms.saturating_add(RESEND_PAUSE_MS), Ordering::Relaxed);
     }
 
     /// Records the outcome of an attempt that ended at `now_ms`.

@@ -236,9 +236,14 @@ async fn run_attempt(
         &state.policy,
         request,
         state.config.attempt_timeout,
+        entry.health.resend_allowed(started_at),
     )
     .await;
     let ended_at = now_ms();
+    if result.resend_reset {
+        entry.health.pause_resends(ended_at);
+        tracing::info!(%delivery_id, endpoint_id = %entry.id, pause_ms = crate::registry::RESEND_PAUSE_MS, "a resend on a new connection was reset too, so this endpoint gets no resends for pause_ms");
+    }
 
     let endpoint_gone = state.endpoints.get(&entry.id).is_none();
     let blocked = result.failure == Some(FailureKind::BlockedByPolicy);

@@ -208,6 +208,30 @@ async fn closed_connection_recorded() {
 }
 
 #[tokio::test]
+async fn closing_receiver_resent_once() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::with_reply(Reply::Close).await;
+    subscribe(&client, &receiver).await;
+    let answer = daemon.ingest_accepted(csat()).await;
+
+    let detail = wait_for_status(&client, &answer.deliveries[0], DeliveryStatus::Failed).await;
+
+    assert_eq!(detail.attempts.len(), TEST_MAX_ATTEMPTS as usize);
+    // The first attempt sends twice, because a reset may come from a stale pooled connection.
+    // Its resend on a new connection is reset too, so the later attempts send once.
+    receiver
+        .expect_no_more_than(TEST_MAX_ATTEMPTS as usize + 1, Duration::from_millis(500))
+        .await;
+    let attempt_numbers: Vec<_> = receiver
+        .requests()
+        .iter()
+        .map(|request| request.header(headers::ATTEMPT).unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(attempt_numbers, ["1", "1", "2", "3"]);
+}
+
+#[tokio::test]
 async fn refused_connection_recorded() {
     let daemon = DaemonProcess::start().await;
     let client = daemon.client();
