@@ -316,6 +316,13 @@ pub struct ReplayResponse {
     pub queued: u64,
     /// Deliveries left alone: in flight now, or whose endpoint was deleted.
     pub skipped: u64,
+    /// The skipped deliveries whose attempt runs now.
+    #[serde(default)]
+    pub skipped_in_flight: u64,
+    /// The skipped deliveries whose endpoint was deleted. The other skipped ones were removed
+    /// by retention during the replay.
+    #[serde(default)]
+    pub skipped_no_endpoint: u64,
     /// Queued deliveries whose endpoint is paused, which are sent once it is resumed.
     #[serde(default)]
     pub paused: u64,
@@ -325,6 +332,31 @@ pub struct ReplayResponse {
     pub dry_run: bool,
 }
 
+impl ReplayResponse {
+    /// Describes why deliveries were skipped, such as "2 in flight now, 1 without an
+    /// endpoint". Returns `None` when none were.
+    pub fn skip_reasons(&self) -> Option<String> {
+        if self.skipped == 0 {
+            return None;
+        }
+        let past_retention = self
+            .skipped
+            .saturating_sub(self.skipped_in_flight)
+            .saturating_sub(self.skipped_no_endpoint);
+        let mut reasons = Vec::new();
+        if self.skipped_in_flight > 0 {
+            reasons.push(format!("{} in flight now", self.skipped_in_flight));
+        }
+        if self.skipped_no_endpoint > 0 {
+            reasons.push(format!("{} without an endpoint", self.skipped_no_endpoint));
+        }
+        if past_retention > 0 {
+            reasons.push(format!("{past_retention} past retention"));
+        }
+        Some(reasons.join(", "))
+    }
+}
+
 /// Query of `GET /v1/stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
@@ -332,4 +364,34 @@ pub struct StatsQuery {
     /// Window length such as `24h` or `15m`; 24 h when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skipped(total: u64, in_flight: u64, no_endpoint: u64) -> ReplayResponse {
+        ReplayResponse {
+            queued: 0,
+            skipped: total,
+            skipped_in_flight: in_flight,
+            skipped_no_endpoint: no_endpoint,
+            paused: 0,
+            targets: Vec::new(),
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn skip_reasons_name_each_cause() {
+        assert_eq!(skipped(0, 0, 0).skip_reasons(), None);
+        assert_eq!(
+            skipped(2, 2, 0).skip_reasons().as_deref(),
+            Some("2 in flight now")
+        );
+        assert_eq!(
+            skipped(4, 1, 2).skip_reasons().as_deref(),
+            Some("1 in flight now, 2 without an endpoint, 1 past retention")
+        );
+    }
 }

@@ -288,6 +288,8 @@ pub(super) async fn show(
 struct ReplayTally {
     queued: u64,
     skipped: u64,
+    skipped_in_flight: u64,
+    skipped_no_endpoint: u64,
     paused: u64,
     targets: BTreeMap<String, u64>,
     /// Endpoints with a delivery queued, whose due index the scheduler reads after the flush.
@@ -318,6 +320,12 @@ impl ReplayTally {
         *self.targets.entry(url.to_owned()).or_default() += 1;
     }
 
+    /// Counts a delivery skipped because its attempt runs now.
+    fn count_in_flight(&mut self) {
+        self.skipped += 1;
+        self.skipped_in_flight += 1;
+    }
+
     fn into_response(self, dry_run: bool) -> ReplayResponse {
         let mut targets: Vec<TargetCount> = self
             .targets
@@ -328,6 +336,8 @@ impl ReplayTally {
         ReplayResponse {
             queued: self.queued,
             skipped: self.skipped,
+            skipped_in_flight: self.skipped_in_flight,
+            skipped_no_endpoint: self.skipped_no_endpoint,
             paused: self.paused,
             targets,
             dry_run,
@@ -348,13 +358,14 @@ fn replay_delivery(
         .and_then(|endpoint| state.endpoints.get(&endpoint));
     let Some(endpoint) = endpoint else {
         tally.skipped += 1;
+        tally.skipped_no_endpoint += 1;
         return Ok(());
     };
     // A replay goes to the endpoint's current URL, so a receiver that moved gets it there.
     let target = &endpoint.record.url;
     if dry_run {
         if state.ready.is_running(&endpoint.id, id) {
-            tally.skipped += 1;
+            tally.count_in_flight();
         } else {
             tally.count_queued(target, endpoint.record.paused);
         }
@@ -363,7 +374,7 @@ fn replay_delivery(
     // A running attempt decides what comes next itself; a delivery waiting in memory is taken
     // out, so the attempt that follows is the replay.
     if state.ready.withdraw(&endpoint.id, id) == Presence::Running {
-        tally.skipped += 1;
+        tally.count_in_flight();
         return Ok(());
     }
     let was_waiting = record.next_attempt_at.is_some();

@@ -172,6 +172,41 @@ async fn replay_skips_deleted_endpoint() {
 
     assert_eq!(replayed.queued, 0);
     assert_eq!(replayed.skipped, 1);
+    assert_eq!(replayed.skipped_in_flight, 0);
+    assert_eq!(replayed.skipped_no_endpoint, 1);
+}
+
+#[tokio::test]
+async fn replay_skips_running_attempt() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: std::time::Duration::from_secs(3),
+        status: 200,
+    })
+    .await;
+    subscribe(&client, &receiver).await;
+    let answer = daemon.ingest_accepted(csat()).await;
+    let id = &answer.deliveries[0];
+    let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
+    while receiver.in_flight() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no attempt started");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let replayed = client
+        .replay_many(&ReplayRequest {
+            ids: vec![id.clone()],
+            filter: None,
+            dry_run: false,
+        })
+        .await
+        .expect("replay");
+
+    assert_eq!(replayed.queued, 0);
+    assert_eq!(replayed.skipped, 1);
+    assert_eq!(replayed.skipped_in_flight, 1);
+    assert_eq!(replayed.skipped_no_endpoint, 0);
 }
 
 #[tokio::test]

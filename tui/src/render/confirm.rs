@@ -51,12 +51,9 @@ pub(super) fn render(app: &App, confirmation: &ReplayConfirm, frame: &mut Frame)
             rest.len()
         )));
     }
-    if counted.skipped > 0 {
+    if let Some(reasons) = counted.skip_reasons() {
         lines.push(Line::from(Span::styled(
-            format!(
-                "{} skipped: in flight, or their endpoint was deleted",
-                format::count(counted.skipped)
-            ),
+            format!("{} skipped: {reasons}", format::count(counted.skipped)),
             theme.dim(),
         )));
     }

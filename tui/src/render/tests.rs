@@ -460,6 +460,8 @@ fn confirm_lists_targets() {
             result: Ok(ReplayResponse {
                 queued: 1_204,
                 skipped: 3,
+                skipped_in_flight: 2,
+                skipped_no_endpoint: 1,
                 paused: 0,
                 targets: vec![
                     TargetCount {

@@ -59,8 +59,12 @@ fn count(app: &mut App, request: ReplayRequest, commands: &mut Vec<Command>) {
 pub(super) fn counted(app: &mut App, request: ReplayRequest, counted: ReplayResponse) {
     app.counting_replay = false;
     if counted.queued == 0 {
+        let reasons = counted
+            .skip_reasons()
+            .map(|reasons| format!(" ({reasons})"))
+            .unwrap_or_default();
         app.warn(format!(
-            "nothing to replay: {} skipped (in flight, or their endpoint was deleted)",
+            "nothing to replay: {} skipped{reasons}",
             counted.skipped
         ));
         return;
@@ -99,8 +103,12 @@ pub(super) fn confirm(app: &mut App, commands: &mut Vec<Command>) {
 /// endpoint, or skipped.
 pub(super) fn replayed_one(app: &mut App, id: &DeliveryId, response: &ReplayResponse) {
     app.marks.remove(id);
-    let text = if response.queued == 0 {
-        format!("replay of {id} skipped: an attempt is in flight, or its endpoint was deleted")
+    let text = if response.queued == 0 && response.skipped_in_flight > 0 {
+        format!("replay of {id} skipped: an attempt is in flight now")
+    } else if response.queued == 0 && response.skipped_no_endpoint > 0 {
+        format!("replay of {id} skipped: its endpoint was deleted")
+    } else if response.queued == 0 {
+        format!("replay of {id} skipped: it is past retention")
     } else if response.paused > 0 {
         format!("replay of {id} queued; it is sent once its endpoint is resumed")
     } else {
@@ -120,9 +128,9 @@ pub(super) fn replayed_many(app: &mut App, request: &ReplayRequest, response: &R
         "queued {} deliveries for replay",
         crate::format::count(response.queued)
     );
-    if response.skipped > 0 {
+    if let Some(reasons) = response.skip_reasons() {
         text.push_str(&format!(
-            ", {} skipped",
+            ", {} skipped ({reasons})",
             crate::format::count(response.skipped)
         ));
     }

@@ -48,6 +48,8 @@ fn counts() -> ReplayResponse {
     ReplayResponse {
         queued: 2,
         skipped: 1,
+        skipped_in_flight: 1,
+        skipped_no_endpoint: 0,
         paused: 0,
         targets: vec![TargetCount {
             url: "https://hooks.example.com/integrations/crm/receive".to_owned(),
@@ -168,25 +170,26 @@ fn single_replay_needs_no_confirmation() {
 fn single_replay_notice_follows_response() {
     let mut app = started(5);
     let id = delivery(1).id;
+    // Queued, skipped in flight, skipped without an endpoint, paused, and the notice's ending.
     let cases = [
-        (1, 0, 0, "queued".to_owned()),
+        (1, 0, 0, 0, "queued"),
         (
             1,
             0,
-            1,
-            "queued; it is sent once its endpoint is resumed".to_owned(),
-        ),
-        (
             0,
             1,
-            0,
-            "skipped: an attempt is in flight, or its endpoint was deleted".to_owned(),
+            "queued; it is sent once its endpoint is resumed",
         ),
+        (0, 1, 0, 0, "skipped: an attempt is in flight now"),
+        (0, 0, 1, 0, "skipped: its endpoint was deleted"),
+        (0, 0, 0, 0, "skipped: it is past retention"),
     ];
-    for (queued, skipped, paused, ending) in cases {
+    for (queued, skipped_in_flight, skipped_no_endpoint, paused, ending) in cases {
         let response = ReplayResponse {
             queued,
-            skipped,
+            skipped: 1 - queued,
+            skipped_in_flight,
+            skipped_no_endpoint,
             paused,
             targets: Vec::new(),
             dry_run: false,
@@ -247,7 +250,10 @@ fn marked_replay_confirms_counts_first() {
     );
     assert!(app.marks.is_empty());
     let notice = app.notice.as_ref().map(|notice| notice.text.as_str());
-    assert_eq!(notice, Some("queued 2 deliveries for replay, 1 skipped"));
+    assert_eq!(
+        notice,
+        Some("queued 2 deliveries for replay, 1 skipped (1 in flight now)")
+    );
 
     daemon(
         &mut app,
@@ -263,7 +269,10 @@ fn marked_replay_confirms_counts_first() {
     let notice = app.notice.as_ref().map(|notice| notice.text.as_str());
     assert_eq!(
         notice,
-        Some("queued 2 deliveries for replay, 1 skipped, 2 wait for their endpoint's resume")
+        Some(
+            "queued 2 deliveries for replay, 1 skipped (1 in flight now), \
+             2 wait for their endpoint's resume"
+        )
     );
 }
 
@@ -302,6 +311,8 @@ fn nothing_to_replay_skips_confirmation() {
     let empty = ReplayResponse {
         queued: 0,
         skipped: 3,
+        skipped_in_flight: 0,
+        skipped_no_endpoint: 3,
         paused: 0,
         targets: Vec::new(),
         dry_run: true,

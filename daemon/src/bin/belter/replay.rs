@@ -102,8 +102,8 @@ fn render_response(response: &ReplayResponse) -> String {
         plural(response.queued),
         response.skipped
     );
-    if response.skipped > 0 {
-        output.push_str(" (in flight now, or their endpoint was deleted)");
+    if let Some(reasons) = response.skip_reasons() {
+        output.push_str(&format!(" ({reasons})"));
     }
     output.push('\n');
     if response.paused > 0 {
@@ -138,6 +138,8 @@ mod tests {
         ReplayResponse {
             queued: 12,
             skipped: 1,
+            skipped_in_flight: 1,
+            skipped_no_endpoint: 0,
             paused: 0,
             targets: vec![
                 TargetCount {
@@ -158,7 +160,7 @@ mod tests {
         assert_eq!(
             render_response(&response(true)),
             "would queue 12 deliveries for a new attempt, 1 skipped \
-             (in flight now, or their endpoint was deleted)\n\
+             (1 in flight now)\n\
              COUNT  TARGET\n\
              10     https://a.example/hook\n\
              2      http://127.0.0.1:9000/b\n"
@@ -186,7 +188,7 @@ mod tests {
         assert!(
             output.starts_with(
                 "queued 12 deliveries for a new attempt, 1 skipped \
-                 (in flight now, or their endpoint was deleted)\n"
+                 (1 in flight now)\n"
             ),
             "{output}"
         );
@@ -197,6 +199,8 @@ mod tests {
         let single = ReplayResponse {
             queued: 1,
             skipped: 0,
+            skipped_in_flight: 0,
+            skipped_no_endpoint: 0,
             paused: 0,
             targets: Vec::new(),
             dry_run: false,
