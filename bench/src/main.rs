@@ -1,7 +1,6 @@
 //! `belter-bench`: runs the benchmark scenarios against a `belterd` child process, prints a
 //! table to standard output and progress to standard error, and writes the report as JSON.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -112,14 +111,20 @@ async fn main() -> anyhow::Result<()> {
         "{} does not exist: build it with `cargo build --release -p belter-daemon`, or pass --belterd PATH",
         belterd.display()
     );
-    // The report's file is created before the run, so that a path that cannot be written fails
-    // at once instead of after minutes of measuring.
-    let mut report_file = std::fs::File::create(&args.json).with_context(|| {
-        format!(
-            "cannot create the report file {}: pass --json with a path in a writable directory",
-            args.json.display()
-        )
-    })?;
+    // A report path that cannot be written fails at once instead of after minutes of
+    // measuring. The check opens the file without truncating it, so an earlier report survives
+    // a run that is stopped.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&args.json)
+        .with_context(|| {
+            format!(
+                "cannot create the report file {}: pass --json with a path in a writable directory",
+                args.json.display()
+            )
+        })?;
     let options = Options {
         scenarios: scenarios(&args.scenarios),
         duration: args.duration,
@@ -132,8 +137,7 @@ async fn main() -> anyhow::Result<()> {
     let report = belter_bench::run(options).await?;
     print!("{}", report.table());
     let json = serde_json::to_vec_pretty(&report).context("cannot encode the report")?;
-    report_file
-        .write_all(&json)
+    std::fs::write(&args.json, json)
         .with_context(|| format!("cannot write the report to {}", args.json.display()))?;
     eprintln!("report written to {}", args.json.display());
     if !report.errors.is_empty() {

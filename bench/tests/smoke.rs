@@ -202,3 +202,28 @@ fn directory_as_belterd_rejected() {
     let stderr = rejected_run(&["--belterd".as_ref(), dir.path().as_os_str()]);
     assert!(stderr.contains("is a directory"), "{stderr}");
 }
+
+#[test]
+fn stopped_run_keeps_old_report() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let json_path = dir.path().join("results.json");
+    std::fs::write(&json_path, "{\"old\": true}").expect("write an old report");
+    let program = Path::new(env!("CARGO_BIN_EXE_belter-bench"));
+    let mut child = Command::new(program)
+        .args(["--scenario", "baseline", "--duration", "30s"])
+        .arg("--json")
+        .arg(&json_path)
+        .arg("--belterd")
+        .arg(program)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start belter-bench");
+    // The report path is checked first, so a second is well into the baseline.
+    std::thread::sleep(Duration::from_secs(1));
+    child.kill().expect("stop belter-bench");
+    child.wait().expect("wait for belter-bench");
+    let report = std::fs::read_to_string(&json_path).expect("read the report");
+    assert_eq!(report, "{\"old\": true}");
+}

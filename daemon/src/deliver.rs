@@ -142,14 +142,15 @@ pub(crate) fn request_headers(
 }
 
 /// Sends one attempt. Success is a 2xx status whose exchange, excerpt read included, ends within
-/// `timeout`; everything else is a failure with its kind. With `resend_on_reset`, a connection
-/// closed before any response gets the request once more at once, on a new connection.
+/// `timeout`; everything else is a failure with its kind. When a connection closes before any
+/// response and `resend_allowed` returns true at that moment, the request goes once more at
+/// once, on a new connection.
 pub(crate) async fn send(
     client: &reqwest::Client,
     policy: &AddressPolicy,
     request: AttemptRequest<'_>,
     timeout: Duration,
-    resend_on_reset: bool,
+    resend_allowed: &(dyn Fn() -> bool + Sync),
 ) -> AttemptResult {
     let timestamp_secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -195,7 +196,7 @@ pub(crate) async fn send(
             // A pooled keep-alive connection that the receiver closed while idle fails before
             // any response arrives. The request is sent once more at once, on a new connection,
             // instead of counting as a failed attempt.
-            Err(error) if resend_on_reset && classify(&error).0 == FailureKind::Reset => {
+            Err(error) if classify(&error).0 == FailureKind::Reset && resend_allowed() => {
                 tracing::debug!(delivery_id = request.delivery_id, %error, "connection reset before a response, sending again");
                 resent.store(true, Ordering::Relaxed);
                 build().send().await?
@@ -464,7 +465,7 @@ mod tests {
             attempt: 1,
             standard_webhooks: false,
         };
-        let result = send(&client, &policy, request, Duration::from_secs(2), true).await;
+        let result = send(&client, &policy, request, Duration::from_secs(2), &|| true).await;
         assert!(!result.succeeded);
         assert_eq!(result.failure, Some(FailureKind::ConnectionRefused));
     }
@@ -488,7 +489,7 @@ mod tests {
                 attempt: 1,
                 standard_webhooks: false,
             };
-            let result = send(&client, &policy, request, Duration::from_secs(2), true).await;
+            let result = send(&client, &policy, request, Duration::from_secs(2), &|| true).await;
             assert_eq!(result.failure, Some(FailureKind::BlockedByPolicy), "{url}");
             let error = result.error.unwrap_or_default();
             assert!(error.contains("blocked by policy"), "{url}: {error}");

@@ -44,16 +44,25 @@ impl EndpointHealth {
         }
     }
 
-    /// Returns whether an attempt starting at `now_ms` may resend its request after a reset.
+    /// Returns whether an attempt whose connection closed at `now_ms` may resend its request.
     pub(crate) fn resend_allowed(&self, now_ms: u64) -> bool {
         now_ms >= self.no_resend_until.load(Ordering::Relaxed)
     }
 
     /// Stops resends after a reset for [`RESEND_PAUSE_MS`] from `now_ms`, because a resend on a
     /// new connection was reset too. Such a receiver would otherwise get every attempt twice.
-    pub(crate) fn pause_resends(&self, now_ms: u64) {
-        self.no_resend_until
-            .store(now_ms.saturating_add(RESEND_PAUSE_MS), Ordering::Relaxed);
+    /// Returns whether resends were allowed until now, so that only the first of several
+    /// concurrent attempts reports the pause.
+    pub(crate) fn pause_resends(&self, now_ms: u64) -> bool {
+        let until = self
+            .no_resend_until
+            .swap(now_ms.saturating_add(RESEND_PAUSE_MS), Ordering::Relaxed);
+        now_ms >= until
+    }
+
+    /// Allows resends after a reset again.
+    pub(crate) fn resume_resends(&self) {
+        self.no_resend_until.store(0, Ordering::Relaxed);
     }
 
     /// Records the outcome of an attempt that ended at `now_ms`.
@@ -276,6 +285,10 @@ impl Registry {
         if record.filter != entry.record.filter {
             entry.filter = CompiledFilter::compile(id, record.filter.as_deref());
         }
+        if record.url != entry.record.url {
+            // A new receiver gets resends after a reset again.
+            entry.health.resume_resends();
+        }
         entry.record = record;
         Ok(Some(Arc::clone(shared)))
     }
@@ -301,6 +314,18 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resend_pause_reported_once() {
+        let health = EndpointHealth::default();
+        assert!(health.resend_allowed(1_000));
+        assert!(health.pause_resends(1_000), "the first pause is new");
+        assert!(!health.pause_resends(1_001), "a concurrent pause is not");
+        assert!(!health.resend_allowed(1_000 + RESEND_PAUSE_MS - 1));
+        assert!(health.resend_allowed(1_001 + RESEND_PAUSE_MS));
+        health.resume_resends();
+        assert!(health.resend_allowed(1_002));
+    }
 
     #[test]
     fn health_counts_failures_in_window() {

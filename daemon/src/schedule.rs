@@ -236,13 +236,12 @@ async fn run_attempt(
         &state.policy,
         request,
         state.config.attempt_timeout,
-        entry.health.resend_allowed(started_at),
+        &|| entry.health.resend_allowed(now_ms()),
     )
     .await;
     let ended_at = now_ms();
-    if result.resend_reset {
-        entry.health.pause_resends(ended_at);
-        tracing::info!(%delivery_id, endpoint_id = %entry.id, pause_ms = crate::registry::RESEND_PAUSE_MS, "a resend on a new connection was reset too, so this endpoint gets no resends for pause_ms");
+    if result.resend_reset && entry.health.pause_resends(ended_at) {
+        tracing::info!(%delivery_id, endpoint_id = %entry.id, "a resend on a new connection was reset too, so this endpoint gets no resends after a reset for {} minutes", crate::registry::RESEND_PAUSE_MS / 60_000);
     }
 
     let endpoint_gone = state.endpoints.get(&entry.id).is_none();
