@@ -145,7 +145,8 @@ impl Config {
         }
     }
 
-    /// Applies the keys set in a TOML config file on top of this configuration.
+    /// Applies the keys set in a TOML config file on top of this configuration. A control socket
+    /// group that is already set is kept, because the caller sets it from the command line.
     pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -174,7 +175,12 @@ impl Config {
         if let Some(socket) = file.control_socket {
             self.control_socket = socket;
         }
-        if let Some(group) = file.control_socket_group {
+        // A group set before the file, by a command-line flag, takes precedence, so the file's
+        // group is then neither checked nor used.
+        if let Some(group) = file
+            .control_socket_group
+            .filter(|_| self.control_socket_group.is_none())
+        {
             let locate = at(&group);
             self.control_socket_group = Some(check_group(group.into_inner()).map_err(locate)?);
         }
@@ -649,6 +655,20 @@ mod tests {
         assert!(message.starts_with("FILE:2: "), "{message}");
         assert!(message.contains("no-such-group-x"), "{message}");
         assert!(message.contains("leave the setting out"), "{message}");
+    }
+
+    #[test]
+    fn group_flag_overrides_file_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("belterd.toml");
+        std::fs::write(&path, "control_socket_group = \"no-such-group-x\"\n").unwrap();
+        let mut config = Config::with_data_dir("/srv/belter");
+        config.control_socket_group = Some("from-the-flag".to_owned());
+        config.apply_file(&path).unwrap();
+        assert_eq!(
+            config.control_socket_group.as_deref(),
+            Some("from-the-flag")
+        );
     }
 
     #[test]

@@ -114,6 +114,11 @@ fn build_config(args: Args) -> anyhow::Result<Config> {
         Some(dir) => Config::with_data_dir(dir),
         None => Config::defaults()?,
     };
+    // The group flag is checked and set first, so that it overrides the file's group, which is
+    // then not checked.
+    if let Some(group) = &args.control_socket_group {
+        config.control_socket_group = Some(config::check_group(group.clone())?);
+    }
     if let Some(path) = &args.config {
         config.apply_file(path)?;
     }
@@ -130,9 +135,6 @@ fn build_config(args: Args) -> anyhow::Result<Config> {
     }
     if let Some(socket) = args.control_socket {
         config.control_socket = socket;
-    }
-    if let Some(group) = args.control_socket_group {
-        config.control_socket_group = Some(config::check_group(group)?);
     }
     if let Some(schedule) = args.retry_schedule {
         config.retry_schedule = config::parse_schedule(&schedule)?;
