@@ -196,6 +196,9 @@ pub(crate) async fn send(
             // A pooled keep-alive connection that the receiver closed while idle fails before
             // any response arrives. The request is sent once more at once, on a new connection,
             // instead of counting as a failed attempt.
+            // NOTE: attempts whose connection closes before the endpoint's resend pause starts
+            // still resend, so a receiver that closes every connection can get up to
+            // max_in_flight_per_endpoint first attempts twice.
             Err(error) if classify(&error).0 == FailureKind::Reset && resend_allowed() => {
                 tracing::debug!(delivery_id = request.delivery_id, %error, "connection reset before a response, sending again");
                 resent.store(true, Ordering::Relaxed);

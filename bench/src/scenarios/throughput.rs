@@ -68,8 +68,8 @@ pub struct ThroughputResult {
     /// Delivered per second over the mean of the baseline before and after the phase.
     pub delivered_over_baseline: f64,
     /// The baselines' mean CPU per request over the CPU per delivered event of belterd and the
-    /// bench together: the delivered share that the two cores would allow if both phases kept
-    /// them busy. It moves less with the machine's speed than the rates do.
+    /// bench together. It estimates the delivered share that the two cores allow when both
+    /// phases keep them busy, and it moves less with the machine's speed than the rates do.
     pub cpu_ratio: f64,
 }
 

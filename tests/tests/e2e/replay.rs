@@ -1,18 +1,31 @@
 //! Replays of one delivery and of many by id or filter.
 
-use belter_common::api::{DeliveryFilter, ReplayRequest};
+use belter_common::api::{DeliveryFilter, ReplayRequest, ReplayResponse};
+use belter_common::client::ControlClient;
 use belter_common::headers;
 use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::samples::sample_body;
 use belter_common::{DeliveryId, EventType};
 use belter_tests::endpoint::subscribe;
 use belter_tests::raw::unix_request;
-use belter_tests::wait::{wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
+use belter_tests::wait::{poll_until, wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonProcess, Receiver, Reply};
 use hyper::StatusCode;
 
 fn csat() -> &'static str {
     sample_body(EventType::CsatReceived)
+}
+
+/// Replays one delivery through `POST /v1/replay` with its id.
+async fn replay_one_by_id(client: &ControlClient, id: &DeliveryId) -> ReplayResponse {
+    client
+        .replay_many(&ReplayRequest {
+            ids: vec![id.clone()],
+            filter: None,
+            dry_run: false,
+        })
+        .await
+        .expect("replay")
 }
 
 #[tokio::test]
@@ -133,14 +146,7 @@ async fn replay_by_ids() {
     wait_for_status(&client, chosen, DeliveryStatus::Succeeded).await;
     wait_for_status(&client, &second.deliveries[0], DeliveryStatus::Succeeded).await;
 
-    let replayed = client
-        .replay_many(&ReplayRequest {
-            ids: vec![chosen.clone()],
-            filter: None,
-            dry_run: false,
-        })
-        .await
-        .expect("replay");
+    let replayed = replay_one_by_id(&client, chosen).await;
     let requests = receiver.wait_for_requests(3, WAIT_TIMEOUT).await;
 
     assert_eq!(replayed.queued, 1);
@@ -161,14 +167,7 @@ async fn replay_skips_deleted_endpoint() {
         .await
         .expect("delete endpoint");
 
-    let replayed = client
-        .replay_many(&ReplayRequest {
-            ids: vec![id.clone()],
-            filter: None,
-            dry_run: false,
-        })
-        .await
-        .expect("replay");
+    let replayed = replay_one_by_id(&client, id).await;
 
     assert_eq!(replayed.queued, 0);
     assert_eq!(replayed.skipped, 1);
@@ -188,20 +187,15 @@ async fn replay_skips_running_attempt() {
     subscribe(&client, &receiver).await;
     let answer = daemon.ingest_accepted(csat()).await;
     let id = &answer.deliveries[0];
-    let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
-    while receiver.in_flight() == 0 {
-        assert!(std::time::Instant::now() < deadline, "no attempt started");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    poll_until("an attempt in flight", WAIT_TIMEOUT, || async {
+        match receiver.in_flight() {
+            0 => Err("no request open at the receiver".to_owned()),
+            _ => Ok(()),
+        }
+    })
+    .await;
 
-    let replayed = client
-        .replay_many(&ReplayRequest {
-            ids: vec![id.clone()],
-            filter: None,
-            dry_run: false,
-        })
-        .await
-        .expect("replay");
+    let replayed = replay_one_by_id(&client, id).await;
 
     assert_eq!(replayed.queued, 0);
     assert_eq!(replayed.skipped, 1);
