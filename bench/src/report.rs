@@ -13,7 +13,7 @@ use crate::scenarios::fanout::FanoutResult;
 use crate::scenarios::isolation::IsolationResult;
 use crate::scenarios::latency::LatencyResult;
 use crate::scenarios::throughput::ThroughputResult;
-use crate::system::Machine;
+use crate::system::{CpuUse, Machine};
 use crate::targets::TargetCheck;
 
 /// The results of each scenario that ran.
@@ -78,6 +78,14 @@ fn spread_text(spread: Option<Spread>) -> String {
 
 fn percent(ratio: f64) -> String {
     format!("{:.0} %", ratio * 100.0)
+}
+
+/// CPU per item of belterd and of the bench, with the cores each used.
+fn cpu_split(daemon_us: f64, bench_us: f64, cpu: CpuUse) -> String {
+    format!(
+        "{daemon_us:.0} / {bench_us:.0} µs ({:.2} / {:.2} cores)",
+        cpu.daemon_cores, cpu.bench_cores
+    )
 }
 
 fn row(scenario: &'static str, metric: &str, value: String, relative: String) -> Row {
@@ -149,12 +157,10 @@ impl Report {
             rows.push(row(
                 "throughput",
                 "CPU per event, belterd / bench",
-                format!(
-                    "{:.0} / {:.0} µs ({:.2} / {:.2} cores)",
+                cpu_split(
                     phase.daemon_cpu_us_per_event,
                     phase.bench_cpu_us_per_event,
-                    phase.cpu.daemon_cores,
-                    phase.cpu.bench_cores
+                    phase.cpu,
                 ),
                 String::new(),
             ));
@@ -268,6 +274,16 @@ impl Report {
                 "drain/s",
                 format!("{:.0}", backlog.drain_per_sec),
                 percent(backlog.drain_over_baseline),
+            ));
+            rows.push(row(
+                "backlog",
+                "drain CPU per delivery, belterd / bench",
+                cpu_split(
+                    backlog.drain_daemon_cpu_us_per_delivery,
+                    backlog.drain_bench_cpu_us_per_delivery,
+                    backlog.drain_cpu,
+                ),
+                String::new(),
             ));
         }
         if let Some(query) = &results.query {

@@ -140,6 +140,17 @@ fn short_run_writes_report() {
     assert!(backlog["store_disk_mib"].as_f64().unwrap_or(0.0) > 0.0);
     assert!(backlog["restart_to_first_delivery_ms"].as_f64().is_some());
     assert_eq!(backlog["bad_signatures"], 0);
+    // A drain of 1,000 can end within one tick of the kernel's CPU clock, so only the presence
+    // of the drain's CPU figures is checked here.
+    for measured in [
+        "drain_daemon_cpu_us_per_delivery",
+        "drain_bench_cpu_us_per_delivery",
+    ] {
+        assert!(
+            backlog[measured].as_f64().is_some_and(|us| us >= 0.0),
+            "{measured} is reported: {backlog}"
+        );
+    }
 
     let query = &results["query"];
     assert_eq!(query["failed_page"]["returned"], 10);

@@ -15,7 +15,7 @@ use belter_common::records::{DeliveryStatus, EventSelection};
 use belter_common::EventType;
 use serde::Serialize;
 
-use super::baseline::{per_second, BaselineResult};
+use super::baseline::{micros_per, per_second, BaselineResult};
 use crate::daemon::{endpoint_request, Daemon, DaemonSettings};
 use crate::ingest::{post_closed_loop, IngestClient, PostCounts, PostLimit};
 use crate::memory::PeakMemory;
@@ -24,7 +24,7 @@ use crate::payload::{batch_of, ingest_body};
 use crate::percentiles::{millis_between, Spread};
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
-use crate::system::{disk_usage_bytes, resident_bytes, MIB};
+use crate::system::{disk_usage_bytes, resident_bytes, CpuMeter, CpuUse, MIB};
 
 /// One event in this many is a `csat.received`, which the failing endpoint also takes.
 pub const FAILED_EVERY: u64 = 100;
@@ -87,6 +87,14 @@ pub struct BacklogResult {
     pub drain_per_sec: f64,
     /// Drain rate over the baseline's requests per second.
     pub drain_over_baseline: f64,
+    /// CPU used from the first drained delivery to the end of the drain. No ingest runs then,
+    /// so this is the cost of delivering alone.
+    pub drain_cpu: CpuUse,
+    /// belterd's CPU per drained delivery, in µs: reading the due index and the event,
+    /// the attempt, and writing its outcome.
+    pub drain_daemon_cpu_us_per_delivery: f64,
+    /// The bench's CPU per drained delivery, in µs: its receiver.
+    pub drain_bench_cpu_us_per_delivery: f64,
     /// Deliveries whose signature did not verify.
     pub bad_signatures: u64,
 }
@@ -223,6 +231,9 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         })
         .flatten();
     let drain_started = receiver.first_at().unwrap_or_else(Instant::now);
+    let drain_cpu_meter = CpuMeter::start(Some(pid));
+    let drain_cpu_started = Instant::now();
+    let drained_before_meter = receiver.count();
     {
         let watched = Arc::clone(&receiver);
         let _ticker = Ticker::start("backlog", move |elapsed| {
@@ -239,6 +250,11 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         last.saturating_duration_since(drain_started)
     });
     let drain_per_sec = per_second(drained, drain_time);
+    let drain_cpu = drain_cpu_meter.read(drain_cpu_started.elapsed());
+    let metered_per_sec = per_second(
+        receiver.count() - drained_before_meter,
+        drain_cpu_started.elapsed(),
+    );
     let rss_after_restart_peak_mib = drain_memory.peak_mib();
 
     let result = BacklogResult {
@@ -259,6 +275,9 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         drained,
         drain_per_sec,
         drain_over_baseline: drain_per_sec / baseline.requests_per_sec,
+        drain_cpu,
+        drain_daemon_cpu_us_per_delivery: micros_per(drain_cpu.daemon_cores, metered_per_sec),
+        drain_bench_cpu_us_per_delivery: micros_per(drain_cpu.bench_cores, metered_per_sec),
         bad_signatures: receiver.bad_signatures(),
     };
     note(
