@@ -250,11 +250,9 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         last.saturating_duration_since(drain_started)
     });
     let drain_per_sec = per_second(drained, drain_time);
-    let drain_cpu = drain_cpu_meter.read(drain_cpu_started.elapsed());
-    let metered_per_sec = per_second(
-        receiver.count() - drained_before_meter,
-        drain_cpu_started.elapsed(),
-    );
+    let metered_time = drain_cpu_started.elapsed();
+    let drain_cpu = drain_cpu_meter.read(metered_time);
+    let metered_per_sec = per_second(receiver.count() - drained_before_meter, metered_time);
     let rss_after_restart_peak_mib = drain_memory.peak_mib();
 
     let result = BacklogResult {
