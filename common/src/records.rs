@@ -407,6 +407,12 @@ pub struct Endpoint {
     /// Whether deliveries carry the Standard Webhooks headers beside Belter's own.
     #[serde(default)]
     pub standard_webhooks: bool,
+    /// End of the pause in resends after a reset. While it runs, a request whose connection the
+    /// receiver closed is not sent again at once on a new connection, because such a resend was
+    /// closed too. Each pause lasts 10 minutes, lives in memory only and ends when the URL
+    /// changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resends_paused_until: Option<Timestamp>,
 }
 
 /// An endpoint's signing secret, returned only on creation, rotation and the `secret` route.

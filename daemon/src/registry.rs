@@ -60,6 +60,12 @@ impl EndpointHealth {
         now_ms >= until
     }
 
+    /// Returns the end of the pause of resends after a reset, if one runs at `now_ms`.
+    pub(crate) fn resends_paused_until(&self, now_ms: u64) -> Option<u64> {
+        let until = self.no_resend_until.load(Ordering::Relaxed);
+        (now_ms < until).then_some(until)
+    }
+
     /// Allows resends after a reset again.
     pub(crate) fn resume_resends(&self) {
         self.no_resend_until.store(0, Ordering::Relaxed);
@@ -153,6 +159,7 @@ impl EndpointEntry {
     /// The API view, without the secret.
     pub(crate) fn to_api(&self) -> Endpoint {
         let last_success = self.health.last_success_at.load(Ordering::Relaxed);
+        let now = Timestamp::now().as_millis();
         Endpoint {
             id: self.id.clone(),
             url: self.record.url.clone(),
@@ -162,12 +169,16 @@ impl EndpointEntry {
             created_at: Timestamp::from_millis(self.record.created_at),
             updated_at: Timestamp::from_millis(self.record.updated_at),
             consecutive_failures: self.health.consecutive_failures.load(Ordering::Relaxed),
-            recent_failures: self.health.recent_failures(Timestamp::now().as_millis()),
+            recent_failures: self.health.recent_failures(now),
             last_success_at: (last_success > 0).then(|| Timestamp::from_millis(last_success)),
             filter: self.record.filter.clone(),
             paused_reason: self.record.paused_reason.clone(),
             format: self.record.format,
             standard_webhooks: self.record.standard_webhooks,
+            resends_paused_until: self
+                .health
+                .resends_paused_until(now)
+                .map(Timestamp::from_millis),
         }
     }
 }
@@ -319,7 +330,13 @@ mod tests {
     fn resend_pause_reported_once() {
         let health = EndpointHealth::default();
         assert!(health.resend_allowed(1_000));
+        assert_eq!(health.resends_paused_until(1_000), None);
         assert!(health.pause_resends(1_000), "the first pause is new");
+        assert_eq!(
+            health.resends_paused_until(1_000),
+            Some(1_000 + RESEND_PAUSE_MS)
+        );
+        assert_eq!(health.resends_paused_until(1_000 + RESEND_PAUSE_MS), None);
         assert!(!health.pause_resends(1_001), "a concurrent pause is not");
         assert!(!health.resend_allowed(1_000 + RESEND_PAUSE_MS - 1));
         assert!(health.resend_allowed(1_001 + RESEND_PAUSE_MS));

@@ -6,7 +6,7 @@ use belter_common::api::CreateEndpoint;
 use belter_common::headers;
 use belter_common::records::{AttemptTrigger, DeliveryStatus, EventSelection, FailureKind};
 use belter_common::samples::sample_body;
-use belter_common::EventType;
+use belter_common::{EventType, Timestamp};
 use belter_tests::endpoint::subscribe;
 use belter_tests::receiver::refused_url;
 use belter_tests::wait::{wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
@@ -212,7 +212,9 @@ async fn closing_receiver_resent_once() {
     let daemon = DaemonProcess::start().await;
     let client = daemon.client();
     let receiver = Receiver::with_reply(Reply::Close).await;
-    subscribe(&client, &receiver).await;
+    let created = subscribe(&client, &receiver).await;
+    let before = client.get_endpoint(&created.endpoint.id).await.unwrap();
+    assert_eq!(before.resends_paused_until, None);
     let answer = daemon.ingest_accepted(csat()).await;
 
     let detail = wait_for_status(&client, &answer.deliveries[0], DeliveryStatus::Failed).await;
@@ -229,6 +231,11 @@ async fn closing_receiver_resent_once() {
         .map(|request| request.header(headers::ATTEMPT).unwrap_or("").to_owned())
         .collect();
     assert_eq!(attempt_numbers, ["1", "1", "2", "3"]);
+    let after = client.get_endpoint(&created.endpoint.id).await.unwrap();
+    let until = after
+        .resends_paused_until
+        .expect("the endpoint shows the resend pause");
+    assert!(until > Timestamp::now(), "{until} is in the future");
 }
 
 #[tokio::test]

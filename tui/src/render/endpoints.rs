@@ -234,7 +234,17 @@ fn render_panel(app: &App, endpoint: &Endpoint, frame: &mut Frame, area: Rect) {
         (EndpointState::Paused, None) => {
             field("paused", "by an operator".to_owned(), theme.retrying())
         }
-        (EndpointState::Active, _) => field("active", failures_text(endpoint), Style::new()),
+        (EndpointState::Active, _) => match endpoint.resends_paused_until {
+            Some(until) => field(
+                "active",
+                format!(
+                    "{}, no resend on reset until {until}",
+                    failures_text(endpoint)
+                ),
+                theme.retrying(),
+            ),
+            None => field("active", failures_text(endpoint), Style::new()),
+        },
     };
 
     let lines = vec![

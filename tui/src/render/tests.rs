@@ -267,6 +267,25 @@ fn endpoints_at_80x24() {
 }
 
 #[test]
+fn endpoint_panel_shows_resend_pause() {
+    let mut app = app_with_log(WIDE, color());
+    update(&mut app, Action::ShowEndpoints);
+    let mut endpoint = fixtures::endpoint(0, "http://127.0.0.1:9000/closing", false, 2);
+    endpoint.resends_paused_until = Some(fixtures::now().plus_millis(600_000));
+    daemon(&mut app, DaemonMessage::Endpoints(Ok(vec![endpoint])));
+    let screen = screen(&app);
+    let line = row_containing(&screen, "no resend on reset until");
+    assert!(
+        line.contains("2 failed attempts in a row, 14 in 24 h"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&fixtures::now().plus_millis(600_000).to_string()),
+        "{line}"
+    );
+}
+
+#[test]
 fn endpoints_at_wide_size() {
     let app = app_with_endpoints(WIDE, color());
     let screen = screen(&app);

@@ -212,6 +212,13 @@ fn endpoint_fields(endpoint: &Endpoint, now: Timestamp) -> Vec<(&'static str, St
             "paused reason",
             endpoint.paused_reason.clone().unwrap_or_default(),
         ),
+        (
+            "resend on reset",
+            endpoint.resends_paused_until.map_or_else(
+                || "allowed".to_owned(),
+                |until| format!("paused until {until}"),
+            ),
+        ),
     ]
 }
 
@@ -240,6 +247,7 @@ mod tests {
             paused_reason: None,
             format: Default::default(),
             standard_webhooks: false,
+            resends_paused_until: None,
         }
     }
 
@@ -282,5 +290,17 @@ ep_01ARZ3NDEKTSV4RRFFQ69G5FAW  paused  csat.received,frustration.detected  3    
             "{output}"
         );
         assert!(output.contains("last success     -\n"), "{output}");
+        assert!(output.contains("resend on reset  allowed\n"), "{output}");
+    }
+
+    #[test]
+    fn fields_show_resend_pause() {
+        let mut paused = endpoint("ep_01ARZ3NDEKTSV4RRFFQ69G5FAV", "http://a");
+        paused.resends_paused_until = Some(NOW.plus_millis(600_000));
+        let output = render_fields(&endpoint_fields(&paused, NOW));
+        assert!(
+            output.contains("resend on reset  paused until 2026-12-03T14:42:08.12Z\n"),
+            "{output}"
+        );
     }
 }
