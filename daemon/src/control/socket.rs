@@ -2,7 +2,7 @@
 //! no daemon accepts connections on it.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
@@ -12,12 +12,30 @@ const SOCKET_MODE: u32 = 0o600;
 /// Permissions of the control socket shared with a group.
 const GROUP_SOCKET_MODE: u32 = 0o660;
 
+/// Longest Unix socket path in bytes: `sun_path` holds 108 bytes on Linux, the terminating NUL
+/// included.
+const MAX_SOCKET_PATH_BYTES: usize = 107;
+
 /// A control socket that cannot be bound.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
     /// Another daemon accepts connections on the socket path.
     #[error("another belterd is running on the control socket {0}: stop it, or pass another --control-socket")]
     InUse(PathBuf),
+    /// Something other than a socket is at the socket path, so it is left alone.
+    #[error("{0} exists and is not a socket: pass another --control-socket, or move that file away")]
+    NotASocket(PathBuf),
+    /// The path is longer than a Unix socket address can hold.
+    #[error(
+        "the control socket path {path} is {bytes} bytes long, and a Unix socket path may have \
+         at most {MAX_SOCKET_PATH_BYTES}: pass a shorter --control-socket"
+    )]
+    TooLong {
+        /// The socket path.
+        path: PathBuf,
+        /// Its length in bytes.
+        bytes: usize,
+    },
     /// The group named for the socket does not exist.
     #[error("unknown control_socket_group {0:?}: name a group from /etc/group, or remove the key")]
     UnknownGroup(String),
@@ -48,6 +66,13 @@ pub(crate) fn bind_control_socket(
     path: &Path,
     group: Option<&str>,
 ) -> Result<UnixListener, SocketError> {
+    let bytes = path.as_os_str().len();
+    if bytes > MAX_SOCKET_PATH_BYTES {
+        return Err(SocketError::TooLong {
+            path: path.to_owned(),
+            bytes,
+        });
+    }
     let gid = match group {
         Some(name) => {
             Some(group_id(name).ok_or_else(|| SocketError::UnknownGroup(name.to_owned()))?)
@@ -74,6 +99,10 @@ pub(crate) fn bind_control_socket(
         Ok(_) => return Err(SocketError::InUse(path.to_owned())),
         Err(error) if error.kind() == ErrorKind::NotFound => {}
         Err(_) => {
+            let metadata = std::fs::symlink_metadata(path).map_err(io_error)?;
+            if !metadata.file_type().is_socket() {
+                return Err(SocketError::NotASocket(path.to_owned()));
+            }
             // No daemon accepts connections: a socket left by a daemon that did not stop cleanly.
             tracing::info!(path = %path.display(), "removing a stale control socket");
             std::fs::remove_file(path).map_err(io_error)?;
@@ -113,6 +142,38 @@ mod tests {
         drop(bind_control_socket(&path, None).unwrap());
         assert!(path.exists());
         assert!(bind_control_socket(&path, None).is_ok());
+    }
+
+    #[tokio::test]
+    async fn regular_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, "operator notes").unwrap();
+        let error = bind_control_socket(&path, None).unwrap_err();
+        assert!(matches!(error, SocketError::NotASocket(_)), "{error}");
+        assert!(error.to_string().contains("notes.txt"), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "operator notes");
+    }
+
+    #[tokio::test]
+    async fn directory_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sockets");
+        std::fs::create_dir(&path).unwrap();
+        let error = bind_control_socket(&path, None).unwrap_err();
+        assert!(matches!(error, SocketError::NotASocket(_)), "{error}");
+        assert!(path.is_dir());
+    }
+
+    #[tokio::test]
+    async fn long_path_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x".repeat(120)).join("control.sock");
+        let error = bind_control_socket(&path, None).unwrap_err();
+        assert!(matches!(error, SocketError::TooLong { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("at most 107"), "{message}");
+        assert!(message.contains("shorter --control-socket"), "{message}");
     }
 }
 
