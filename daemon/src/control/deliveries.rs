@@ -402,15 +402,6 @@ fn replay_delivery(
 }
 
 /// Rejects a query string on a replay route, which takes none.
-fn reject_query(raw: Option<&str>, fix: &str) -> Result<(), ApiError> {
-    match raw {
-        Some(query) if !query.is_empty() => Err(ApiError::bad_request(format!(
-            "this route takes no query parameters: {fix}"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// `POST /v1/deliveries/{id}/replay`
 #[utoipa::path(
     post,
@@ -435,14 +426,8 @@ pub(super) async fn replay_one(
     // This route has no options, so a dry run requested here must not send anything.
     let dry_run_fix =
         format!("for a dry run, POST /v1/replay with {{\"ids\": [\"{id}\"], \"dry_run\": true}}");
-    reject_query(raw.as_deref(), &dry_run_fix)?;
-    let empty_object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
-        .is_ok_and(|object| object.is_empty());
-    if !body.trim_ascii().is_empty() && !empty_object {
-        return Err(ApiError::unprocessable(format!(
-            "this route takes no request body, or {{}}: {dry_run_fix}"
-        )));
-    }
+    extract::no_query(raw.as_deref(), &dry_run_fix)?;
+    extract::no_body(&body, &dry_run_fix)?;
     let record = state.store.delivery(&id)?.ok_or_else(|| not_found(&id))?;
     let mut tally = ReplayTally::default();
     let replayed = replay_delivery(&state, &id, &record, false, &mut tally);
@@ -470,7 +455,7 @@ pub(super) async fn replay_many(
     body: Bytes,
 ) -> Result<Json<ReplayResponse>, ApiError> {
     // Options go in the body. A dry run requested in the query must not send anything.
-    reject_query(
+    extract::no_query(
         raw.as_deref(),
         "put \"dry_run\": true and the other options in the JSON body",
     )?;

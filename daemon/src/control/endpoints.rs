@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
@@ -332,15 +332,19 @@ pub(super) async fn update(
     params(("id" = EndpointId, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "The deleted endpoint", body = Endpoint),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 400, description = "Invalid id, or a query string", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 422, description = "A request body other than {}", body = ErrorBody),
         (status = 503, description = "The store cannot complete the request", body = ErrorBody),
     )
 )]
 pub(super) async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
 ) -> Result<Json<Endpoint>, ApiError> {
+    check_no_options(raw.as_deref(), &body)?;
     let entry = lookup(&state, &id)?;
     state.endpoints.remove(&state.store, &entry.id)?;
     state.flusher.flush().await.map_err(ApiError::store)?;
@@ -363,6 +367,15 @@ pub(super) async fn remove(
     }
     tracing::info!(endpoint_id = %entry.id, cancelled = cancelled.len(), "endpoint deleted");
     Ok(Json(entry.to_api()))
+}
+
+/// Rejects a query string or a request body on a route that takes neither, because an option
+/// such as `dry_run` sent there would otherwise go unread while the change is made.
+fn check_no_options(raw: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
+    const FIX: &str = "send the request without one, and GET \
+                       /v1/deliveries?endpoint=ID&status=pending first to see what it affects";
+    extract::no_query(raw, FIX)?;
+    extract::no_body(body, FIX)
 }
 
 async fn set_paused(state: &AppState, id: &str, paused: bool) -> Result<Endpoint, ApiError> {
@@ -399,15 +412,19 @@ async fn set_paused(state: &AppState, id: &str, paused: bool) -> Result<Endpoint
     params(("id" = EndpointId, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "The paused endpoint", body = Endpoint),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 400, description = "Invalid id, or a query string", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 422, description = "A request body other than {}", body = ErrorBody),
         (status = 503, description = "The store cannot complete the request", body = ErrorBody),
     )
 )]
 pub(super) async fn pause(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
 ) -> Result<Json<Endpoint>, ApiError> {
+    check_no_options(raw.as_deref(), &body)?;
     Ok(Json(set_paused(&state, &id, true).await?))
 }
 
@@ -420,15 +437,19 @@ pub(super) async fn pause(
     params(("id" = EndpointId, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "The resumed endpoint", body = Endpoint),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 400, description = "Invalid id, or a query string", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 422, description = "A request body other than {}", body = ErrorBody),
         (status = 503, description = "The store cannot complete the request", body = ErrorBody),
     )
 )]
 pub(super) async fn resume(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
 ) -> Result<Json<Endpoint>, ApiError> {
+    check_no_options(raw.as_deref(), &body)?;
     Ok(Json(set_paused(&state, &id, false).await?))
 }
 

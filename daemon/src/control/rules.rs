@@ -1,7 +1,7 @@
 //! Threshold rule routes: list, create and delete. A change applies to the next accepted event.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use belter_common::api::ErrorBody;
@@ -124,14 +124,21 @@ pub(super) async fn create(
     params(("id" = RuleId, Path, description = "Rule id")),
     responses(
         (status = 200, description = "The removed rule", body = ThresholdRule),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 400, description = "Invalid id, or a query string", body = ErrorBody),
         (status = 404, description = "No such rule", body = ErrorBody),
+        (status = 422, description = "A request body other than {}", body = ErrorBody),
     )
 )]
 pub(super) async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
 ) -> Result<Json<ThresholdRule>, ApiError> {
+    // An option such as `dry_run` sent here would otherwise go unread while the rule goes.
+    const FIX: &str = "send the request without one";
+    extract::no_query(raw.as_deref(), FIX)?;
+    extract::no_body(&body, FIX)?;
     let id = RuleId::parse(&id).map_err(|error| ApiError::bad_request(error.to_string()))?;
     let rule = state
         .rules

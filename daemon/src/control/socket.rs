@@ -12,7 +12,7 @@ const SOCKET_MODE: u32 = 0o600;
 /// Permissions of the control socket shared with a group.
 const GROUP_SOCKET_MODE: u32 = 0o660;
 
-/// Longest Unix socket path in bytes: `sun_path` holds 108 bytes on Linux, the terminating NUL
+/// Longest Unix socket path in bytes: `sun_path` has room for 108 bytes on Linux, the terminating NUL
 /// included.
 const MAX_SOCKET_PATH_BYTES: usize = 107;
 
@@ -23,7 +23,9 @@ pub enum SocketError {
     #[error("another belterd is running on the control socket {0}: stop it, or pass another --control-socket")]
     InUse(PathBuf),
     /// Something other than a socket is at the socket path, so it is left alone.
-    #[error("{0} exists and is not a socket: pass another --control-socket, or move that file away")]
+    #[error(
+        "{0} exists and is not a socket: pass another --control-socket, or move that file away"
+    )]
     NotASocket(PathBuf),
     /// The path is longer than a Unix socket address can hold.
     #[error(

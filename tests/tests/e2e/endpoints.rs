@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use belter_common::api::{CreateEndpoint, DeliveryQuery, UpdateEndpoint};
 use belter_common::records::{DeliveryStatus, EndpointState, EventSelection};
+use belter_common::rules::{CreateRule, RuleScope};
 use belter_common::samples::sample_body;
 use belter_common::{EndpointId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
+use belter_tests::raw::unix_request;
 use belter_tests::signature::signature_matches;
 use belter_tests::wait::{poll_until, wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
-use hyper::StatusCode;
+use hyper::{Method, StatusCode};
 
 /// Time a test watches a paused or cancelled delivery for a request that must not come.
 const QUIET_WINDOW: Duration = Duration::from_millis(500);
@@ -288,4 +290,86 @@ async fn failing_endpoint_auto_paused() {
 
     assert_eq!(held.attempts.len(), 0);
     receiver.expect_no_more_than(seen, QUIET_WINDOW).await;
+}
+
+#[tokio::test]
+async fn change_routes_reject_options() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let socket = daemon.socket_path();
+    let receiver = Receiver::start().await;
+    let endpoint_id = subscribe(&client, &receiver).await.endpoint.id;
+    let rule = client
+        .create_rule(&CreateRule {
+            scope: RuleScope::Global,
+            scope_id: None,
+            criterion: None,
+            min_score: 50.0,
+        })
+        .await
+        .expect("create rule");
+    let json = [("content-type", "application/json")];
+    let cases = [
+        (
+            Method::DELETE,
+            format!("/v1/endpoints/{endpoint_id}"),
+            r#"{"dry_run":true}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/endpoints/{endpoint_id}?dry_run=true"),
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            format!("/v1/endpoints/{endpoint_id}/pause"),
+            "garbage",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            Method::POST,
+            format!("/v1/endpoints/{endpoint_id}/resume"),
+            r#"{"paused":false}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/rules/{}", rule.id),
+            r#"{"dry_run":true}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let response = unix_request(&socket, method.clone(), &path, &json, body.into())
+            .await
+            .expect("control request");
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        assert_eq!(response.status, expected, "{method} {path}: {text}");
+        assert!(text.contains("send the request without one"), "{text}");
+    }
+
+    let endpoint = client
+        .get_endpoint(&endpoint_id)
+        .await
+        .expect("endpoint kept");
+    assert_eq!(
+        endpoint.state,
+        EndpointState::Active,
+        "the pause was rejected"
+    );
+    let rules = client.list_rules().await.expect("list rules");
+    assert!(rules.iter().any(|kept| kept.id == rule.id), "rule kept");
+
+    for (method, path) in [
+        (Method::POST, format!("/v1/endpoints/{endpoint_id}/pause")),
+        (Method::DELETE, format!("/v1/rules/{}", rule.id)),
+        (Method::DELETE, format!("/v1/endpoints/{endpoint_id}")),
+    ] {
+        let response = unix_request(&socket, method.clone(), &path, &json, b"{}".to_vec())
+            .await
+            .expect("control request");
+        assert_eq!(response.status, StatusCode::OK, "{method} {path} with {{}}");
+    }
 }
