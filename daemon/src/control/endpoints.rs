@@ -47,6 +47,14 @@ pub(crate) fn check_url(text: &str, policy: &AddressPolicy) -> Result<String, Ap
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(invalid("the scheme must be http or https"));
     }
+    // The URL parser accepts `http:///path`, `http:/host` and `http:\\host` and takes the first
+    // name it finds as the host, so `http:///path` would deliver to a host called `path`.
+    let written_host = text.trim().split_once("://").map_or("", |(_, rest)| rest);
+    if written_host.is_empty() || written_host.starts_with(['/', '\\']) {
+        return Err(invalid(
+            "write the host right after the scheme, as in https://example.com/hooks",
+        ));
+    }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("the URL must name a host"));
     }
@@ -566,6 +574,12 @@ mod tests {
             ("not a url", "invalid url"),
             ("https://", "invalid url"),
             ("file:///etc/passwd", "http or https"),
+            ("http:///hooks", "host right after the scheme"),
+            ("http:/example.com/hooks", "host right after the scheme"),
+            (
+                "https:\\\\example.com\\hooks",
+                "host right after the scheme",
+            ),
         ];
         for (url, expected) in cases {
             let message = check_url(url, &strict).unwrap_err().message;
