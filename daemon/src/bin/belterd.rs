@@ -97,7 +97,8 @@ struct Args {
     #[arg(long)]
     max_in_flight_per_endpoint: Option<usize>,
     /// An internal network that deliveries may reach, as a CIDR such as 127.0.0.0/8; repeat for
-    /// more. Loopback, private, link-local and metadata addresses are blocked otherwise.
+    /// more. Replaces the config file's allow_networks. Loopback, private, link-local and
+    /// metadata addresses are blocked otherwise.
     #[arg(long = "allow-network", value_name = "CIDR")]
     allow_networks: Vec<String>,
     /// Time an endpoint may fail every attempt before belterd pauses it, such as 5d
@@ -161,10 +162,13 @@ fn build_config(args: Args) -> anyhow::Result<Config> {
     if let Some(period) = args.auto_pause_after {
         config.auto_pause_after = config::parse_positive("auto_pause_after", &period)?;
     }
-    for network in &args.allow_networks {
-        config
+    if !args.allow_networks.is_empty() {
+        // Like every other flag, the list replaces the config file's, so it can also narrow it.
+        config.allow_networks = args
             .allow_networks
-            .push(belter_daemon::parse_network(network)?);
+            .iter()
+            .map(|network| belter_daemon::parse_network(network))
+            .collect::<Result<_, _>>()?;
     }
     if let Some(token) = std::env::var("BELTER_INGEST_TOKEN")
         .ok()

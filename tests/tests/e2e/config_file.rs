@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use belter_common::api::CreateEndpoint;
+use belter_common::client::ClientError;
+use belter_common::records::EventSelection;
 use belter_tests::binaries::belterd_path;
+use belter_tests::{DaemonOptions, DaemonProcess};
 use tokio::process::Command;
 
 /// Time one belterd run may take when it does not start the daemon.
@@ -135,4 +139,45 @@ async fn unknown_group_flag_fails_before_any_write() {
     assert!(stderr.contains("\"no-such-group-x\""), "{stderr}");
     assert!(stderr.contains("name an existing group"), "{stderr}");
     assert!(!data_dir.exists(), "the data directory was created");
+}
+
+#[tokio::test]
+async fn allow_network_flag_replaces_file_list() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The file opens a private range, and the flag only loopback. No event is posted, so
+    // nothing is ever sent to either range.
+    let config = write_config(dir.path(), "allow_networks = [\"10.0.0.0/8\"]\n");
+    let daemon = DaemonProcess::start_with(DaemonOptions {
+        allow_networks: vec!["127.0.0.0/8".to_owned()],
+        extra_args: vec!["--config".to_owned(), config.display().to_string()],
+        ..DaemonOptions::default()
+    })
+    .await;
+    let client = daemon.client();
+    let endpoint = |url: &str| CreateEndpoint {
+        url: url.to_owned(),
+        event_types: EventSelection::All,
+        description: String::new(),
+        paused: true,
+        filter: None,
+        format: Default::default(),
+        routing_key: None,
+        standard_webhooks: false,
+    };
+
+    client
+        .create_endpoint(&endpoint("http://127.0.0.1:9/hook"))
+        .await
+        .expect("the flag's range is open");
+    let error = client
+        .create_endpoint(&endpoint("http://10.0.0.5/hook"))
+        .await
+        .expect_err("the file's range is closed by the flag");
+    let ClientError::Api { message, .. } = error else {
+        panic!("expected an API error, got {error}");
+    };
+    assert!(
+        message.contains("10.0.0.5 is an internal address"),
+        "{message}"
+    );
 }
