@@ -93,7 +93,7 @@ pub(crate) struct AddRuleArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) criterion: Option<String>,
     /// A score below this breaks the rule
-    #[arg(long, value_name = "SCORE")]
+    #[arg(long, value_name = "SCORE", value_parser = parse_score)]
     pub(crate) min_score: f64,
 }
 
@@ -113,6 +113,16 @@ pub(crate) struct RemoveRuleArgs {
 
 fn parse_rule_scope(text: &str) -> Result<RuleScope, String> {
     text.parse()
+}
+
+/// Parses a finite score; JSON has no NaN or infinity to send.
+fn parse_score(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(score) if score.is_finite() => Ok(score),
+        _ => Err(format!(
+            "invalid score {text:?}: expected a number such as 80 or 72.5"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -378,6 +388,23 @@ mod tests {
             Ok(cli) => panic!("expected an error for {args:?}, parsed {cli:?}"),
             Err(error) => error.kind(),
         }
+    }
+
+    #[test]
+    fn rules_add_rejects_non_finite_scores() {
+        for score in ["NaN", "inf", "-infinity", "eighty"] {
+            let flag = format!("--min-score={score}");
+            let error = parse(&["rules", "add", &flag]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ValueValidation, "{score}");
+            let message = error.to_string();
+            assert!(message.contains(&format!("{score:?}")), "{message}");
+            assert!(message.contains("such as 80 or 72.5"), "{message}");
+        }
+        let cli = parse(&["rules", "add", "--min-score", "72.5"]).unwrap();
+        let Command::Rules(RulesCommand::Add(args)) = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(args.min_score, 72.5);
     }
 
     #[test]
