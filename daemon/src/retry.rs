@@ -25,14 +25,17 @@ pub(crate) enum AttemptOutcome {
 
 /// Decides what follows an attempt.
 ///
-/// `scheduled_attempts` counts the first attempt and the retries made before this one. A failed
-/// first attempt or retry is retried after the schedule's next delay, or gives up once the
-/// schedule is used up. A failed replay gives up, unless the delivery still had scheduled retries
-/// left, in which case the schedule goes on. A `Retry-After` lengthens the delay, never shortens it.
-/// `jitter`, in `[0, 1)`, adds up to [`MAX_JITTER_SHARE`] of the delay.
+/// `scheduled_attempts` counts the first attempt and the retries made before this one, and
+/// `succeeded_before` is whether the attempt before this one succeeded. A failed first attempt
+/// or retry is retried after the schedule's next delay, or gives up once the schedule is used up.
+/// A failed replay gives up, unless the delivery was still waiting for scheduled retries, in which
+/// case the schedule goes on. A delivery that had succeeded has none left, so replaying many old
+/// successes to a broken receiver costs one attempt each. A `Retry-After` lengthens the delay,
+/// never shortens it. `jitter`, in `[0, 1)`, adds up to [`MAX_JITTER_SHARE`] of the delay.
 pub(crate) fn after_attempt(
     schedule: &[Duration],
     scheduled_attempts: u32,
+    succeeded_before: bool,
     trigger: AttemptTrigger,
     outcome: AttemptOutcome,
     ended_at_ms: u64,
@@ -42,6 +45,9 @@ pub(crate) fn after_attempt(
         return Completion::Final(DeliveryStatus::Succeeded);
     };
     let made = match trigger {
+        AttemptTrigger::Replay if succeeded_before => {
+            return Completion::Final(DeliveryStatus::Failed)
+        }
         AttemptTrigger::Replay => scheduled_attempts.max(1),
         AttemptTrigger::First | AttemptTrigger::Retry => scheduled_attempts + 1,
     };
@@ -106,15 +112,59 @@ mod tests {
             (4, Replay, ok, Final(Succeeded)),
         ];
         for (before, trigger, outcome, expected) in cases {
-            let got = after_attempt(&schedule(), before, trigger, outcome, 1_000, 0.0);
+            let got = after_attempt(&schedule(), before, false, trigger, outcome, 1_000, 0.0);
             assert_eq!(got, expected, "{before} attempts, {trigger:?}, {outcome:?}");
         }
     }
 
     #[test]
+    fn replay_after_success_gets_one_attempt() {
+        let got = after_attempt(
+            &schedule(),
+            1,
+            true,
+            AttemptTrigger::Replay,
+            failed(),
+            1_000,
+            0.0,
+        );
+        assert_eq!(got, Completion::Final(DeliveryStatus::Failed));
+        let ok = AttemptOutcome::Succeeded;
+        let got = after_attempt(&schedule(), 1, true, AttemptTrigger::Replay, ok, 1_000, 0.0);
+        assert_eq!(got, Completion::Final(DeliveryStatus::Succeeded));
+        // A delivery still waiting for its retries goes on with the schedule.
+        let got = after_attempt(
+            &schedule(),
+            1,
+            false,
+            AttemptTrigger::Replay,
+            failed(),
+            1_000,
+            0.0,
+        );
+        assert_eq!(got, Completion::RetryAt(1_000 + 30_000));
+    }
+
+    #[test]
     fn jitter_adds_at_most_a_tenth() {
-        let base = after_attempt(&schedule(), 0, AttemptTrigger::First, failed(), 0, 0.0);
-        let most = after_attempt(&schedule(), 0, AttemptTrigger::First, failed(), 0, 0.999);
+        let base = after_attempt(
+            &schedule(),
+            0,
+            false,
+            AttemptTrigger::First,
+            failed(),
+            0,
+            0.0,
+        );
+        let most = after_attempt(
+            &schedule(),
+            0,
+            false,
+            AttemptTrigger::First,
+            failed(),
+            0,
+            0.999,
+        );
         assert_eq!(base, Completion::RetryAt(30_000));
         let Completion::RetryAt(at) = most else {
             panic!("expected a retry, got {most:?}");
@@ -124,7 +174,7 @@ mod tests {
 
     #[test]
     fn empty_schedule_gives_up_at_once() {
-        let got = after_attempt(&[], 0, AttemptTrigger::First, failed(), 5, 0.0);
+        let got = after_attempt(&[], 0, false, AttemptTrigger::First, failed(), 5, 0.0);
         assert_eq!(got, Completion::Final(DeliveryStatus::Failed));
     }
 
@@ -133,17 +183,25 @@ mod tests {
         let longer = AttemptOutcome::Failed {
             retry_after: Some(120 * SECOND),
         };
-        let got = after_attempt(&schedule(), 0, AttemptTrigger::First, longer, 0, 0.0);
+        let got = after_attempt(&schedule(), 0, false, AttemptTrigger::First, longer, 0, 0.0);
         assert_eq!(got, Completion::RetryAt(120_000));
         let shorter = AttemptOutcome::Failed {
             retry_after: Some(SECOND),
         };
-        let got = after_attempt(&schedule(), 0, AttemptTrigger::First, shorter, 0, 0.0);
+        let got = after_attempt(
+            &schedule(),
+            0,
+            false,
+            AttemptTrigger::First,
+            shorter,
+            0,
+            0.0,
+        );
         assert_eq!(got, Completion::RetryAt(30_000));
         let huge = AttemptOutcome::Failed {
             retry_after: Some(Duration::from_secs(10 * 24 * 3600)),
         };
-        let got = after_attempt(&schedule(), 0, AttemptTrigger::First, huge, 0, 0.0);
+        let got = after_attempt(&schedule(), 0, false, AttemptTrigger::First, huge, 0, 0.0);
         assert_eq!(got, Completion::RetryAt(24 * 3600 * 1_000));
     }
 

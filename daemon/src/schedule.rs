@@ -260,9 +260,11 @@ async fn run_attempt(
                 retry_after: result.retry_after,
             }
         };
+        let before = &work.due.record;
         retry::after_attempt(
             &state.config.retry_schedule,
-            work.due.record.scheduled_attempts,
+            before.scheduled_attempts,
+            before.attempt_count > 0 && before.last_failure.is_none(),
             trigger,
             outcome,
             ended_at,

@@ -52,6 +52,31 @@ async fn replay_one_resends_delivery() {
 }
 
 #[tokio::test]
+async fn failed_replay_of_success_ends() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    subscribe(&client, &receiver).await;
+    let answer = daemon.ingest_accepted(csat()).await;
+    let id = &answer.deliveries[0];
+    wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    receiver.set_reply(Reply::Status(500));
+
+    client.replay(id).await.expect("replay");
+    let detail = wait_for_status(&client, id, DeliveryStatus::Failed).await;
+
+    // The delivery had succeeded, so it has no scheduled retries left. The failed replay is
+    // its last attempt, and no retry follows within several retry delays.
+    receiver
+        .expect_no_more_than(2, std::time::Duration::from_millis(1_500))
+        .await;
+    assert_eq!(detail.attempts.len(), 2);
+    assert_eq!(detail.attempts[1].trigger, AttemptTrigger::Replay);
+    assert_eq!(detail.attempts[1].status_code, Some(500));
+    assert_eq!(detail.delivery.next_attempt_at, None);
+}
+
+#[tokio::test]
 async fn replay_unknown_is_404() {
     let daemon = DaemonProcess::start().await;
 
