@@ -27,13 +27,20 @@ pub(super) fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiErro
     })
 }
 
-/// Parses a JSON request body; an empty body reads as `{}`.
+/// Parses a JSON request body, which must be an object; an empty body reads as `{}`.
 pub(super) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         bytes
     };
+    // serde also reads a struct from a JSON array of its fields in order, which would let
+    // `["http://…", "*"]` create an endpoint with fields no one named.
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::unprocessable(
+            "invalid request body: expected a JSON object with named fields, got an array",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|error| {
         if error.is_data() {
             ApiError::unprocessable(format!("invalid request body: {error}"))
@@ -65,5 +72,32 @@ pub(super) fn no_body(body: &[u8], fix: &str) -> Result<(), ApiError> {
         Err(ApiError::unprocessable(format!(
             "this route takes no request body, or {{}}: {fix}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use belter_common::api::UpdateEndpoint;
+
+    use super::*;
+
+    #[test]
+    fn json_takes_objects_only() {
+        let update: UpdateEndpoint = json(b" ").unwrap();
+        assert_eq!(update.url, None);
+        let update: UpdateEndpoint = json(br#"{"description": "billing"}"#).unwrap();
+        assert_eq!(update.description.as_deref(), Some("billing"));
+        for body in [&b"[]"[..], b" [\"http://127.0.0.1:9/hook\"]"] {
+            let error = json::<UpdateEndpoint>(body).unwrap_err();
+            assert!(error.message.contains("got an array"), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn no_body_takes_empty_object() {
+        assert!(no_body(b"", "fix").is_ok());
+        assert!(no_body(b" {} ", "fix").is_ok());
+        let error = no_body(br#"{"dry_run": true}"#, "send none").unwrap_err();
+        assert!(error.message.ends_with(": send none"), "{}", error.message);
     }
 }

@@ -317,6 +317,7 @@ async fn control_rejects_bad_queries() {
     let unknown_endpoint = "ep_01HZZZZZZZZZZZZZZZZZZZZZZZ";
     let bad = Some(StatusCode::BAD_REQUEST);
     let not_found = Some(StatusCode::NOT_FOUND);
+    let unprocessable = Some(StatusCode::UNPROCESSABLE_ENTITY);
     // (method, path, body, expected status; `None` accepts any 4xx)
     let cases: Vec<(Method, String, &str, Option<StatusCode>)> = vec![
         (Method::GET, "/v1/deliveries/not-an-id".into(), "", bad),
@@ -399,6 +400,19 @@ async fn control_rejects_bad_queries() {
             not_found,
         ),
         (Method::GET, "/v1/no-such-route".into(), "", not_found),
+        // serde reads a struct from an array of its fields in order; the API takes objects only.
+        (
+            Method::POST,
+            "/v1/endpoints".into(),
+            r#"["http://127.0.0.1:9/hook","*","from an array",true]"#,
+            unprocessable,
+        ),
+        (
+            Method::POST,
+            "/v1/rules".into(),
+            r#"["agent","agent_x","greeting",50]"#,
+            unprocessable,
+        ),
     ];
 
     for (method, path, body, expected) in &cases {
@@ -414,6 +428,11 @@ async fn control_rejects_bad_queries() {
         .unwrap_or_else(|error| panic!("{name}: {error:#}"));
         assert_clear_rejection(&name, &response, *expected);
     }
+    let client = daemon.client();
+    let endpoints = client.list_endpoints().await.expect("list endpoints");
+    assert!(endpoints.is_empty(), "created: {endpoints:?}");
+    let rules = client.list_rules().await.expect("list rules");
+    assert!(rules.is_empty(), "created: {rules:?}");
     assert_healthy(&daemon, "bad control requests").await;
 }
 
