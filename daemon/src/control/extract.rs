@@ -51,7 +51,7 @@ pub(super) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Rejects a query string on a route that takes none, so that an option such as `dry_run`
-/// sent there never goes unread. `fix` tells the client what to send instead.
+/// sent there never goes unread. `fix` is the advice the error ends with.
 pub(super) fn no_query(raw: Option<&str>, fix: &str) -> Result<(), ApiError> {
     match raw {
         Some(query) if !query.is_empty() => Err(ApiError::bad_request(format!(
@@ -62,7 +62,7 @@ pub(super) fn no_query(raw: Option<&str>, fix: &str) -> Result<(), ApiError> {
 }
 
 /// Rejects a request body other than none or `{}` on a route that takes none, so that an
-/// option such as `dry_run` sent there never goes unread. `fix` tells the client what to send instead.
+/// option such as `dry_run` sent there never goes unread. `fix` is the advice the error ends with.
 pub(super) fn no_body(body: &[u8], fix: &str) -> Result<(), ApiError> {
     let empty_object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
         .is_ok_and(|object| object.is_empty());
