@@ -37,12 +37,13 @@ pub const INGEST_TOKEN_NAME: &str = "ingest.token";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// The file path.
         path: PathBuf,
-        /// The read error.
-        source: std::io::Error,
+        /// The read error. It is part of this error's message rather than its source, so the
+        /// message is not repeated as a cause.
+        error: std::io::Error,
     },
     /// The config file is not valid TOML or has an unknown or mistyped key.
     #[error("{}: {message}", file_location(path, *line))]
@@ -148,9 +149,9 @@ impl Config {
     /// Applies the keys set in a TOML config file on top of this configuration. A control socket
     /// group that is already set is kept, because the caller sets it from the command line.
     pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let file: FileConfig =
             toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;

@@ -117,6 +117,36 @@ async fn start_with_bad_config_names_line() {
 }
 
 #[tokio::test]
+async fn missing_config_named_once() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("nope.toml");
+    let data_dir = dir.path().join("data");
+
+    let output = run_belterd(
+        dir.path(),
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+    )
+    .await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read config file {}", path.display())),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_group_flag_fails_before_any_write() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data_dir = dir.path().join("data");
