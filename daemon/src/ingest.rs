@@ -54,7 +54,7 @@ pub(crate) fn routes() -> Vec<Route> {
 
 /// The router of the TCP ingest listener.
 pub(crate) fn router(state: AppState) -> Router {
-    routes::router(routes(), state)
+    routes::router(routes(), state).fallback(crate::api_error::ingest_route_not_found)
 }
 
 /// Accepts one event. The control socket serves the same route without a token.

@@ -5,6 +5,7 @@ use belter_common::records::EventSelection;
 use belter_common::samples::sample_body;
 use belter_common::EventType;
 use belter_tests::endpoint::{subscribe, subscribe_with};
+use belter_tests::raw::tcp_exchange;
 use belter_tests::wait::WAIT_TIMEOUT;
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver};
 use hyper::StatusCode;
@@ -424,4 +425,33 @@ async fn configured_token_cannot_rotate() {
 
     assert_eq!(error.status(), Some(StatusCode::CONFLICT));
     assert!(error.to_string().contains("BELTER_INGEST_TOKEN"), "{error}");
+}
+
+#[tokio::test]
+async fn control_route_on_ingest_names_socket() {
+    let daemon = DaemonProcess::start().await;
+    let request = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: belterd\r\nConnection: close\r\n\r\n").into_bytes()
+    };
+
+    let control = tcp_exchange(daemon.ingest_addr(), request("/v1/endpoints"))
+        .await
+        .expect("request to the ingest listener");
+    let unknown = tcp_exchange(daemon.ingest_addr(), request("/v1/endpointless"))
+        .await
+        .expect("request to the ingest listener");
+
+    assert_eq!(control.status, 404, "{}", control.rest);
+    assert!(
+        control.rest.contains("the control socket serves it"),
+        "{}",
+        control.rest
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.rest);
+    assert!(
+        unknown.rest.contains("no route /v1/endpointless"),
+        "{}",
+        unknown.rest
+    );
+    assert!(!unknown.rest.contains("control socket"), "{}", unknown.rest);
 }
