@@ -10,7 +10,7 @@
 
 use belter_common::api::{DeliveryPage, MAX_PAGE_LIMIT};
 use belter_common::records::Delivery;
-use belter_common::DeliveryId;
+use belter_common::{DeliveryId, Timestamp};
 
 /// Deliveries in one page while scrolling.
 pub const PAGE_SIZE: u32 = 200;
@@ -85,6 +85,9 @@ pub struct DeliveryLog {
     loading: Option<PageFetch>,
     new_above: usize,
     seeking_end: bool,
+    /// The generation whose relative time bounds, such as `since:2m`, were resolved, and the
+    /// time they were resolved at, so that every page and a replay of the generation agree.
+    bounds_at: Option<(u64, Timestamp)>,
 }
 
 impl Default for DeliveryLog {
@@ -101,11 +104,24 @@ impl Default for DeliveryLog {
             loading: None,
             new_above: 0,
             seeking_end: false,
+            bounds_at: None,
         }
     }
 }
 
 impl DeliveryLog {
+    /// Returns the time that relative bounds of the filter resolve at for the current
+    /// generation. The first call of a generation fixes it at `now`.
+    pub fn bounds_time(&mut self, now: Timestamp) -> Timestamp {
+        match self.bounds_at {
+            Some((generation, at)) if generation == self.generation => at,
+            _ => {
+                self.bounds_at = Some((self.generation, now));
+                now
+            }
+        }
+    }
+
     /// The rows in the window, newest first.
     pub fn rows(&self) -> &[Delivery] {
         &self.rows

@@ -109,9 +109,12 @@ pub fn update(app: &mut App, action: Action) -> Vec<Command> {
     commands
 }
 
-/// Builds the daemon query for one page of the log under the current filter.
-fn page_command(app: &App, request: PageRequest) -> Command {
-    let mut query = DeliveryQuery::from_filter(app.filter.to_filter(app.now), Some(request.limit));
+/// Builds the daemon query for one page of the log under the current filter, with relative time
+/// bounds resolved once per generation of the window.
+fn page_command(app: &mut App, request: PageRequest) -> Command {
+    let bounds_at = app.log.bounds_time(app.now);
+    let mut query =
+        DeliveryQuery::from_filter(app.filter.to_filter(bounds_at), Some(request.limit));
     query.cursor = request.cursor.clone();
     Command::FetchPage { request, query }
 }

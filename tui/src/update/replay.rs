@@ -37,9 +37,12 @@ pub(super) fn replay_selection(app: &mut App, commands: &mut Vec<Command>) {
 }
 
 /// Counts every delivery the current filter matches, to confirm a replay of all of them.
+/// Relative time bounds resolve as they did for the rows on screen, so a row that aged out of
+/// `since:2m` while shown is still replayed.
 pub(super) fn count_filtered(app: &mut App, commands: &mut Vec<Command>) {
+    let bounds_at = app.log.bounds_time(app.now);
     let request = ReplayRequest {
-        filter: Some(app.filter.to_filter(app.now)),
+        filter: Some(app.filter.to_filter(bounds_at)),
         dry_run: true,
         ..ReplayRequest::default()
     };

@@ -302,6 +302,29 @@ fn confirmation_can_be_cancelled() {
 }
 
 #[test]
+fn replay_all_keeps_listed_time_bounds() {
+    let mut app = started(5);
+    update(&mut app, Action::OpenFilter);
+    type_text(&mut app, "status:failed since:2m");
+    let commands = update(&mut app, Action::ApplyFilter);
+    let [Command::FetchPage { query, .. }] = commands.as_slice() else {
+        panic!("expected one page fetch, got {commands:?}");
+    };
+    let listed_since = query.since.expect("since resolved for the page");
+    assert_eq!(listed_since, fixtures::now().minus_millis(120_000));
+
+    // A minute later the same rows are on screen, and a replay of all of them must include the
+    // ones that are now older than two minutes.
+    update(&mut app, Action::Tick(fixtures::now().plus_millis(60_000)));
+    let commands = update(&mut app, Action::ReplayFiltered);
+    let [Command::CountReplay(request)] = commands.as_slice() else {
+        panic!("expected a dry run, got {commands:?}");
+    };
+    let since = request.filter.as_ref().and_then(|filter| filter.since);
+    assert_eq!(since, Some(listed_since));
+}
+
+#[test]
 fn nothing_to_replay_skips_confirmation() {
     let mut app = started(5);
     let commands = update(&mut app, Action::ReplayFiltered);
