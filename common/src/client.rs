@@ -78,6 +78,15 @@ impl ClientError {
     }
 }
 
+/// An ingest response to a request with an idempotency key.
+#[derive(Debug, Clone)]
+pub struct PostedEvent {
+    /// The response, which is the first one when `repeated`.
+    pub response: IngestResponse,
+    /// Whether the key was used before, so nothing new was stored.
+    pub repeated: bool,
+}
+
 /// A client of one daemon's control socket. Each call opens a new connection, so the client is
 /// cheap to clone and survives daemon restarts.
 #[derive(Debug, Clone)]
@@ -122,6 +131,29 @@ impl ControlClient {
             .send(Method::POST, "/v1/events", Some(body), &headers)
             .await?;
         decode(status, &bytes)
+    }
+
+    /// Posts one event, as [`ControlClient::post_event`] does, and also returns whether the
+    /// response repeats the first response to the same idempotency key.
+    pub async fn post_event_keyed(
+        &self,
+        body: Vec<u8>,
+        idempotency_key: &str,
+    ) -> Result<PostedEvent, ClientError> {
+        let headers = [(crate::headers::IDEMPOTENCY_KEY, idempotency_key.to_owned())];
+        let response = self
+            .request(Method::POST, "/v1/events", Some(body), &headers)
+            .await?;
+        let repeated = response
+            .headers()
+            .get(crate::headers::IDEMPOTENT_REPLAYED)
+            .is_some_and(|value| value == "true");
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok(PostedEvent {
+            response: decode(status, &bytes)?,
+            repeated,
+        })
     }
 
     /// Lists every endpoint.

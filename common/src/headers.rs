@@ -18,6 +18,8 @@ pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 /// Key that makes a repeated ingest request return the first response.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Set to `true` on an ingest response that repeats the first response to an idempotency key.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// The `User-Agent` of every delivery request.
 pub fn user_agent() -> String {

@@ -37,9 +37,6 @@ const MAX_BATCH_EVENTS: usize = 1_000;
 /// A batch body may be this many times `max_body_bytes`.
 const BATCH_BODY_FACTOR: usize = 16;
 
-/// Header set on a response that repeats the first response to an idempotency key.
-const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-
 /// Every route of the TCP ingest listener: token-protected ingest, health, metrics and the API
 /// document.
 pub(crate) fn routes() -> Vec<Route> {
@@ -480,7 +477,10 @@ fn json_answer(body: Vec<u8>, replayed: bool) -> Response {
         HeaderValue::from_static("application/json"),
     );
     if replayed {
-        response_headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        response_headers.insert(
+            headers::IDEMPOTENT_REPLAYED,
+            HeaderValue::from_static("true"),
+        );
     }
     response
 }

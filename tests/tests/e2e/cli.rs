@@ -454,3 +454,26 @@ async fn cli_manages_rules_and_filters() {
     assert!(removed.contains("removed"), "{removed}");
     assert!(after.is_empty());
 }
+
+#[tokio::test]
+async fn cli_names_repeated_idempotency_key() {
+    let daemon = DaemonProcess::start().await;
+    let file = daemon.dir().join("event.json");
+    std::fs::write(&file, sample_body(EventType::CsatReceived)).expect("write the event file");
+    let file = file.display().to_string();
+    let args = ["events", "post", &file, "--idempotency-key", "order-17"];
+
+    let first = run_belter(&daemon.socket_path(), &args, None).await;
+    let second = run_belter(&daemon.socket_path(), &args, None).await;
+
+    let first_stderr = String::from_utf8_lossy(&first.stderr);
+    let second_stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(first.status.success(), "{first_stderr}");
+    assert!(second.status.success(), "{second_stderr}");
+    assert!(!first_stderr.contains("used before"), "{first_stderr}");
+    assert!(
+        second_stderr.contains("\"order-17\" was used before"),
+        "{second_stderr}"
+    );
+    assert_eq!(first.stdout, second.stdout, "the first response comes back");
+}

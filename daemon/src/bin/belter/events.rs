@@ -36,13 +36,24 @@ async fn post(client: &ControlClient, json: bool, args: PostEventArgs) -> anyhow
     // schema of its data, and the body is sent byte for byte.
     serde_json::from_slice::<serde_json::Value>(&body)
         .with_context(|| format!("invalid JSON in {}", source_name(&args.file)))?;
-    let response = client
-        .post_event(body, args.idempotency_key.as_deref())
-        .await?;
+    let Some(key) = args.idempotency_key.as_deref() else {
+        let response = client.post_event(body, None).await?;
+        if json {
+            return print_json(&response);
+        }
+        return print_text(&render_accepted(&response));
+    };
+    let posted = client.post_event_keyed(body, key).await?;
     if json {
-        return print_json(&response);
+        return print_json(&posted.response);
     }
-    print_text(&render_accepted(&response))
+    if posted.repeated {
+        eprintln!(
+            "Idempotency key {key:?} was used before with this body, so nothing new was stored; \
+             this is the first response."
+        );
+    }
+    print_text(&render_accepted(&posted.response))
 }
 
 fn read_body(file: &Path) -> anyhow::Result<Vec<u8>> {
