@@ -15,14 +15,44 @@ pub(crate) const MAX_FILTER_LEN: usize = 2_048;
 /// Deepest nesting of parentheses and `!` accepted.
 const MAX_DEPTH: usize = 32;
 
+/// Characters of a long filter shown before the mistake in an error.
+const EXCERPT_BEFORE: usize = 60;
+
+/// Characters of a long filter shown after the mistake in an error.
+const EXCERPT_AFTER: usize = 20;
+
 /// A filter that does not parse, with the column of the mistake.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid filter at column {column}: {message}\n  {text}\n  {caret:>column$}")]
+#[error("invalid filter at column {column}: {message}\n  {}", self.pointer())]
 pub(crate) struct FilterError {
+    /// The byte column of the mistake, from 1.
     pub(crate) column: usize,
     pub(crate) message: String,
     text: String,
-    caret: &'static str,
+}
+
+impl FilterError {
+    /// Renders the filter, or for a long one the part around the mistake, over a caret line
+    /// that points at the mistake.
+    fn pointer(&self) -> String {
+        let mistake = self.column.saturating_sub(1).min(self.text.len());
+        let mut start = mistake.saturating_sub(EXCERPT_BEFORE);
+        while !self.text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (mistake + EXCERPT_AFTER).min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end += 1;
+        }
+        let before = if start > 0 { "…" } else { "" };
+        let after = if end < self.text.len() { "…" } else { "" };
+        let caret_at = before.chars().count() + self.text[start..mistake].chars().count();
+        format!(
+            "{before}{}{after}\n  {:caret_at$}^",
+            &self.text[start..end],
+            ""
+        )
+    }
 }
 
 /// A parsed filter.
@@ -142,12 +172,7 @@ fn lookup<'a>(data: &'a Value, keys: &[String]) -> Option<&'a Value> {
 
 fn compare(found: &Value, op: CompareOp, expected: &Value) -> bool {
     let ordering = match (found, expected) {
-        (Value::Number(left), Value::Number(right)) => {
-            let (Some(left), Some(right)) = (left.as_f64(), right.as_f64()) else {
-                return false;
-            };
-            left.partial_cmp(&right)
-        }
+        (Value::Number(left), Value::Number(right)) => compare_numbers(left, right),
         (Value::String(left), Value::String(right)) => Some(left.cmp(right)),
         (Value::Bool(left), Value::Bool(right)) => {
             return match op {
@@ -173,12 +198,26 @@ fn compare(found: &Value, op: CompareOp, expected: &Value) -> bool {
     }
 }
 
+/// Orders two JSON numbers, exactly when both are integers, because integers past 2^53 lose
+/// their last digits as `f64`.
+fn compare_numbers(
+    left: &serde_json::Number,
+    right: &serde_json::Number,
+) -> Option<std::cmp::Ordering> {
+    if let (Some(left), Some(right)) = (left.as_i64(), right.as_i64()) {
+        return Some(left.cmp(&right));
+    }
+    if let (Some(left), Some(right)) = (left.as_u64(), right.as_u64()) {
+        return Some(left.cmp(&right));
+    }
+    left.as_f64()?.partial_cmp(&right.as_f64()?)
+}
+
 fn error_at(text: &str, column: usize, message: &str) -> FilterError {
     FilterError {
         column: column + 1,
         message: message.to_owned(),
         text: text.to_owned(),
-        caret: "^",
     }
 }
 
@@ -259,6 +298,19 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, FilterError> {
                         !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
                     })
                     .map_or(text.len(), |offset| start + offset);
+                if text[end..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                    let word_end = text[end..]
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .map_or(text.len(), |offset| end + offset);
+                    return Err(error_at(
+                        text,
+                        start,
+                        &format!(
+                            "invalid number {:?}: write a decimal number such as 16 or 0.8",
+                            &text[start..word_end]
+                        ),
+                    ));
+                }
                 let number: serde_json::Number = text[start..end].parse().map_err(|_| {
                     error_at(
                         text,
@@ -315,6 +367,29 @@ fn word_token(text: &str, start: usize, word: &str) -> Result<Token, FilterError
         "false" => Token::Literal(Value::Bool(false)),
         "null" => Token::Literal(Value::Null),
         "event" => Token::Path(vec!["event".to_owned()]),
+        _ if ["true", "false", "null"]
+            .iter()
+            .any(|literal| word.eq_ignore_ascii_case(literal)) =>
+        {
+            return Err(error_at(
+                text,
+                start,
+                &format!(
+                    "invalid value {word:?}: write {} in lower case",
+                    word.to_ascii_lowercase()
+                ),
+            ));
+        }
+        _ if ["nan", "inf", "infinity"]
+            .iter()
+            .any(|literal| word.eq_ignore_ascii_case(literal)) =>
+        {
+            return Err(error_at(
+                text,
+                start,
+                &format!("invalid value {word:?}: compare with a finite number such as 0.8"),
+            ));
+        }
         _ => {
             let parts: Vec<String> = word.split('.').map(str::to_owned).collect();
             if parts[0] != "data" || parts.len() < 2 || parts.iter().any(String::is_empty) {
@@ -582,6 +657,59 @@ mod tests {
             assert_eq!(error.column, column, "{filter}: {error}");
             assert!(error.message.contains(expected), "{filter}: {error}");
         }
+    }
+
+    #[test]
+    fn large_integers_compare_exactly() {
+        let data = json!({"big": 9_007_199_254_740_992_u64, "small": -3});
+        let matches = |filter: &str| {
+            Filter::parse(filter)
+                .unwrap_or_else(|error| panic!("{filter}: {error}"))
+                .matches("csat.received", &data)
+        };
+        assert!(!matches("data.big == 9007199254740993"));
+        assert!(matches("data.big < 9007199254740993"));
+        assert!(matches("data.big == 9007199254740992"));
+        assert!(matches("data.small < 9007199254740993"));
+        assert!(matches("data.small == -3.0"));
+    }
+
+    #[test]
+    fn value_mistakes_are_named() {
+        let cases = [
+            ("data.flagged == TRUE", "write true in lower case"),
+            ("data.agent == Null", "write null in lower case"),
+            ("data.level < NaN", "finite number"),
+            ("data.level < inf", "finite number"),
+            ("data.level == 0x10", "invalid number \"0x10\""),
+            ("data.level == 1e5x", "invalid number \"1e5x\""),
+        ];
+        for (filter, expected) in cases {
+            let error = Filter::parse(filter).unwrap_err();
+            assert!(error.message.contains(expected), "{filter}: {error}");
+        }
+    }
+
+    #[test]
+    fn long_filter_error_shows_excerpt() {
+        let filter = format!(
+            "{} && data.level = 1",
+            "data.level > 0 && ".repeat(100).trim_end_matches(" && ")
+        );
+        let error = Filter::parse(&filter).unwrap_err();
+        let text = error.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].chars().count() < 100, "{text}");
+        assert!(lines[1].starts_with("  …"), "{text}");
+        let caret = lines[2].chars().count() - 1;
+        assert_eq!(lines[2].trim(), "^", "{text}");
+        assert_eq!(lines[1].chars().nth(caret), Some('='), "{text}");
+        let short = Filter::parse("data.level = 1").unwrap_err().to_string();
+        assert!(
+            short.ends_with("\n  data.level = 1\n             ^"),
+            "{short}"
+        );
     }
 
     #[test]
