@@ -2,7 +2,7 @@
 //! place of axum's plain-text rejections.
 
 use belter_common::{DeliveryId, EndpointId};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::api_error::ApiError;
 
@@ -35,11 +35,23 @@ pub(super) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         bytes
     };
     // serde also reads a struct from a JSON array of its fields in order, which would let
-    // `["http://…", "*"]` create an endpoint with fields no one named.
-    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(ApiError::unprocessable(
-            "invalid request body: expected a JSON object with named fields, got an array",
-        ));
+    // `["http://…", "*"]` create an endpoint with fields no one named. Other JSON values get
+    // the same message, in place of serde's, which names the Rust type.
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        if let Err(error) = serde_json::from_slice::<IgnoredAny>(bytes) {
+            return Err(ApiError::bad_request(format!("invalid JSON: {error}")));
+        }
+        let found = match first {
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            _ => "a number",
+        };
+        return Err(ApiError::unprocessable(format!(
+            "invalid request body: expected a JSON object with named fields, got {found}"
+        )));
     }
     serde_json::from_slice(bytes).map_err(|error| {
         if error.is_data() {
@@ -91,6 +103,23 @@ mod tests {
             let error = json::<UpdateEndpoint>(body).unwrap_err();
             assert!(error.message.contains("got an array"), "{}", error.message);
         }
+        let cases = [
+            (&b"\"url\""[..], "got a string"),
+            (b"42", "got a number"),
+            (b"true", "got a boolean"),
+            (b"null", "got null"),
+        ];
+        for (body, expected) in cases {
+            let error = json::<UpdateEndpoint>(body).unwrap_err();
+            assert!(error.message.contains(expected), "{}", error.message);
+            assert!(!error.message.contains("struct"), "{}", error.message);
+        }
+        let error = json::<UpdateEndpoint>(b"[1,").unwrap_err();
+        assert!(
+            error.message.starts_with("invalid JSON"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
