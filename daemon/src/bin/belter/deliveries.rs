@@ -55,11 +55,27 @@ fn trigger_label(trigger: AttemptTrigger) -> &'static str {
     }
 }
 
+/// Says when the next attempt is due: `in 30s`, or `due 2m ago` for one that waits past its
+/// time, such as on a paused endpoint.
 fn next_attempt_label(delivery: &Delivery, now: Timestamp) -> String {
-    delivery
-        .next_attempt_at
-        .map(|moment| format_age(moment, now))
-        .unwrap_or_else(|| "-".to_owned())
+    match delivery.next_attempt_at {
+        Some(moment) if moment > now => format_age(moment, now),
+        Some(moment) => format!("due {}", format_age(moment, now)),
+        None => "-".to_owned(),
+    }
+}
+
+/// The latest attempt's result, or `-` before the first attempt, in place of the status that
+/// the STATUS column already shows.
+fn last_result_label(delivery: &Delivery) -> String {
+    let untried = delivery.attempt_count == 0
+        && delivery.last_status_code.is_none()
+        && delivery.last_failure.is_none();
+    if untried {
+        "-".to_owned()
+    } else {
+        delivery.outcome_label()
+    }
 }
 
 /// Renders the delivery table of `deliveries list`.
@@ -77,7 +93,7 @@ fn render_page(page: &DeliveryPage, now: Timestamp) -> String {
             delivery.event_type.to_string(),
             delivery.status.as_str().to_owned(),
             delivery.attempt_count.to_string(),
-            delivery.outcome_label(),
+            last_result_label(delivery),
             next_attempt_label(delivery, now),
             delivery.target_url.clone(),
         ]);
@@ -88,7 +104,7 @@ fn render_page(page: &DeliveryPage, now: Timestamp) -> String {
 /// Renders the full view of `deliveries show`: summary, payload, request headers and attempts.
 fn render_detail(detail: &DeliveryDetail, now: Timestamp) -> String {
     let delivery = &detail.delivery;
-    let mut last_result = delivery.outcome_label();
+    let mut last_result = last_result_label(delivery);
     if let Some(error) = &delivery.last_error {
         last_result.push_str(&format!(": {error}"));
     }
@@ -217,6 +233,21 @@ mod tests {
 ID                              CREATED  EVENT          STATUS   ATTEMPTS  LAST     NEXT    TARGET
 del_01ARZ3NDEKTSV4RRFFQ69G5FAV  1m ago   csat.received  pending  2         503      in 30s  http://127.0.0.1:9000/hook
 del_01ARZ3NDEKTSV4RRFFQ69G5FAW  1m ago   csat.received  failed   6         refused  -       http://127.0.0.1:9000/hook
+";
+        assert_eq!(render_page(&page, NOW), expected);
+    }
+
+    #[test]
+    fn untried_delivery_shows_due_time() {
+        let mut waiting = delivery("del_01ARZ3NDEKTSV4RRFFQ69G5FAV", DeliveryStatus::Paused);
+        waiting.next_attempt_at = Some(NOW.minus_millis(808));
+        let page = DeliveryPage {
+            deliveries: vec![waiting],
+            next_cursor: None,
+        };
+        let expected = "\
+ID                              CREATED  EVENT          STATUS  ATTEMPTS  LAST  NEXT           TARGET
+del_01ARZ3NDEKTSV4RRFFQ69G5FAV  1m ago   csat.received  paused  0         -     due 808ms ago  http://127.0.0.1:9000/hook
 ";
         assert_eq!(render_page(&page, NOW), expected);
     }
