@@ -310,10 +310,11 @@ fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError 
     let key = line
         .and_then(|line| key_of_line(text, line))
         .filter(|key| !key.is_empty() && !message.contains(&format!("`{key}`")));
-    // serde names Rust's integer types; a config file speaks of whole numbers.
+    // serde names Rust's integer types; a config file speaks of whole numbers. Every count in
+    // the file must be at least 1, as `check_count` then requires.
     let message = message
-        .replace("expected usize", "expected a whole number of 0 or more")
-        .replace("expected u64", "expected a whole number of 0 or more");
+        .replace("expected usize", "expected a whole number of 1 or more")
+        .replace("expected u64", "expected a whole number of 1 or more");
     let mut message = match key {
         Some(key) => format!("{key}: {message}"),
         None => message,
@@ -642,7 +643,7 @@ mod tests {
     fn negative_count_names_whole_number() {
         let message = file_error("\u{feff}max_in_flight = -1\n");
         assert!(message.starts_with("FILE:1: max_in_flight: "), "{message}");
-        assert!(message.contains("whole number"), "{message}");
+        assert!(message.contains("whole number of 1 or more"), "{message}");
         assert!(
             message.ends_with("write it as max_in_flight = 64"),
             "{message}"
