@@ -16,6 +16,7 @@ pub mod samples;
 pub mod schema;
 pub mod signing;
 pub mod timestamp;
+pub mod unique_keys;
 
 pub use event_type::EventType;
 pub use ids::{DeliveryId, EndpointId, EventId, IdError, RuleId};

@@ -10,7 +10,9 @@ use belter_common::api::{
     DerivedEvent, ErrorBody, IngestBatchRequest, IngestBatchResponse, IngestRequest, IngestResponse,
 };
 use belter_common::records::{Health, StreamEvent, StreamKind};
-use belter_common::{headers, schema, DeliveryId, EndpointId, EventId, EventType, Timestamp};
+use belter_common::{
+    headers, schema, unique_keys, DeliveryId, EndpointId, EventId, EventType, Timestamp,
+};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -76,7 +78,7 @@ pub(crate) fn router(state: AppState) -> Router {
         (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
         (status = 413, description = "Body larger than max_body_bytes", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 422, description = "The event breaks its schema", body = ErrorBody),
+        (status = 422, description = "The event breaks its schema, or an object in data repeats a key", body = ErrorBody),
         (status = 503, description = "The store cannot complete the request", body = ErrorBody),
     )
 )]
@@ -113,7 +115,7 @@ async fn ingest_with_token(
         (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
         (status = 413, description = "Body larger than 16 times max_body_bytes, or an event larger than max_body_bytes", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 422, description = "An event breaks its schema, or the batch is empty or too long", body = ErrorBody),
+        (status = 422, description = "An event breaks its schema or repeats a key in data, or the batch is empty or too long", body = ErrorBody),
         (status = 503, description = "The store cannot complete the request", body = ErrorBody),
     )
 )]
@@ -622,7 +624,7 @@ fn parse_batch(bytes: &[u8], max_event_bytes: usize) -> Result<Vec<ValidEvent<'_
 }
 
 /// Parses and validates an ingest body: an object with `event`, a known type, and `data`, an
-/// object that matches the type's schema.
+/// object that matches the type's schema and repeats no key at any depth.
 fn parse_event(bytes: &[u8]) -> Result<ValidEvent<'_>, ApiError> {
     require_object(
         bytes,
@@ -657,8 +659,15 @@ fn parse_event(bytes: &[u8]) -> Result<ValidEvent<'_>, ApiError> {
             "data is required: an object with the fields of {kind}, see GET /v1/event-types"
         )));
     };
-    let data: serde_json::Value = serde_json::from_str(raw_data.get())
-        .map_err(|error| ApiError::bad_request(format!("invalid JSON in data: {error}")))?;
+    // A repeated key would let the schema check one value while a receiver reads another.
+    let data = unique_keys::parse(raw_data.get(), "data").map_err(|error| match error {
+        unique_keys::ParseError::Invalid(error) => {
+            ApiError::bad_request(format!("invalid JSON in data: {error}"))
+        }
+        duplicate @ unique_keys::ParseError::DuplicateKey { .. } => {
+            ApiError::unprocessable(duplicate.to_string())
+        }
+    })?;
     schema::validate(kind, &data).map_err(|error| ApiError::unprocessable(error.to_string()))?;
     Ok(ValidEvent {
         kind,
@@ -733,6 +742,63 @@ mod tests {
         let body = r#"{"event":"frustration.detected","data":{"conversation_id":"c1","level":"high","threshold":0.7}}"#;
         let error = parse_event(body.as_bytes()).err().unwrap();
         assert!(error.message.contains("data.level"), "{}", error.message);
+    }
+
+    #[test]
+    fn repeated_data_key_is_named() {
+        let cases = [
+            (
+                r#"{"event":"csat.received","data":{"conversation_id":"c","rating":99,"rating":1,"via":"api"}}"#,
+                "data.rating appears more than once: send each key once",
+            ),
+            (
+                r#"{"event":"csat.received","data":{"conversation_id":"c","rating":1,"rating":99,"via":"api"}}"#,
+                "data.rating appears more than once: send each key once",
+            ),
+            (
+                r#"{"event":"evaluation.completed","data":{"conversation_id":"c","score":90,"rubric_version":1,"criteria":[{"criterion":"a","score":1},{"criterion":"b","score":2,"score":200}]}}"#,
+                "data.criteria[1].score appears more than once: send each key once",
+            ),
+        ];
+        for (body, expected) in cases {
+            let error = parse_event(body.as_bytes()).err().unwrap();
+            assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(error.message, expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn batch_repeated_data_key_names_index() {
+        let valid = belter_common::samples::sample_body(EventType::CsatReceived);
+        let repeated = r#"{"event":"csat.received","data":{"conversation_id":"c","rating":99,"rating":1,"via":"api"}}"#;
+        let body = format!(r#"{{"events":[{valid},{repeated}]}}"#);
+
+        let error = parse_batch(body.as_bytes(), 1_024).err().unwrap();
+
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            error.message,
+            "events[1] is invalid, so nothing of the batch was stored: data.rating appears more than once: send each key once"
+        );
+    }
+
+    #[test]
+    fn raw_value_token_is_a_plain_key() {
+        // With its `raw_value` feature, serde_json's own `Value` parser reads an object with this
+        // key as the JSON text in its value, so the schema would check that text while receivers
+        // get the object.
+        let body = r#"{"event":"csat.received","data":{"$serde_json::private::RawValue":"{\"conversation_id\":\"c\",\"rating\":1,\"via\":\"api\"}"}}"#;
+
+        let error = parse_event(body.as_bytes()).err().unwrap();
+
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            error
+                .message
+                .starts_with("data.conversation_id is required"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

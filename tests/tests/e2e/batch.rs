@@ -20,6 +20,15 @@ fn sample(kind: EventType) -> Value {
 
 /// Posts `body` to the batch route with the token and, when given, an idempotency key.
 async fn post_batch(daemon: &DaemonProcess, body: &Value, key: Option<&str>) -> HttpResponse {
+    post_batch_bytes(daemon, body.to_string().into_bytes(), key).await
+}
+
+/// Posts `body` unchanged to the batch route, with the headers of [`post_batch`].
+async fn post_batch_bytes(
+    daemon: &DaemonProcess,
+    body: Vec<u8>,
+    key: Option<&str>,
+) -> HttpResponse {
     let authorization = format!("Bearer {}", daemon.token());
     let mut request_headers = vec![
         ("authorization", authorization.as_str()),
@@ -29,7 +38,7 @@ async fn post_batch(daemon: &DaemonProcess, body: &Value, key: Option<&str>) -> 
         request_headers.push(("idempotency-key", key));
     }
     let url = format!("{}/batch", daemon.ingest_url());
-    post(&url, &request_headers, body.to_string().into_bytes())
+    post(&url, &request_headers, body)
         .await
         .unwrap_or_else(|error| panic!("batch request failed: {error:#}"))
 }
@@ -114,6 +123,32 @@ async fn invalid_event_rejects_whole_batch() {
     );
     assert!(message.contains("data.rating"), "{message}");
     assert_eq!(delivery_count(&daemon).await, 0);
+}
+
+#[tokio::test]
+async fn repeated_data_key_rejects_batch() {
+    let daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(&daemon.client(), &receiver).await;
+    let repeated = r#"{"event":"csat.received","data":{"conversation_id":"c","rating":99,"rating":1,"via":"api"}}"#;
+    // `json!` cannot hold a repeated key, so the body is written as text.
+    let body = format!(
+        r#"{{"events":[{},{},{repeated}]}}"#,
+        sample_body(EventType::CsatReceived),
+        sample_body(EventType::FrustrationDetected),
+    );
+
+    let response = post_batch_bytes(&daemon, body.into_bytes(), None).await;
+
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response.error_message(),
+        "events[2] is invalid, so nothing of the batch was stored: data.rating appears more than once: send each key once"
+    );
+    assert_eq!(delivery_count(&daemon).await, 0);
+    receiver
+        .expect_no_more_than(0, std::time::Duration::from_millis(300))
+        .await;
 }
 
 #[tokio::test]

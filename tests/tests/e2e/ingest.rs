@@ -227,6 +227,51 @@ async fn ingest_rejects_bad_envelopes() {
 }
 
 #[tokio::test]
+async fn ingest_rejects_repeated_data_keys() {
+    let cases = [
+        (
+            "last value valid",
+            r#"{"event":"csat.received","data":{"conversation_id":"c","rating":99,"rating":1,"via":"api"}}"#,
+            "data.rating appears more than once: send each key once",
+        ),
+        (
+            "first value valid",
+            r#"{"event":"csat.received","data":{"conversation_id":"c","rating":1,"rating":99,"via":"api"}}"#,
+            "data.rating appears more than once: send each key once",
+        ),
+        (
+            "in a schema object",
+            r#"{"event":"evaluation.completed","data":{"conversation_id":"c","score":90,"rubric_version":1,"criteria":[{"criterion":"a","score":1},{"criterion":"b","score":2,"score":200}]}}"#,
+            "data.criteria[1].score appears more than once: send each key once",
+        ),
+        (
+            "in an extra field",
+            r#"{"event":"csat.received","data":{"conversation_id":"c","rating":4,"via":"api","labels":{"tier":"gold","tier":"free"}}}"#,
+            "data.labels.tier appears more than once: send each key once",
+        ),
+    ];
+    let daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(&daemon.client(), &receiver).await;
+
+    for (label, body, expected) in cases {
+        let response = daemon.ingest(body).await;
+
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{label}: {}",
+            response.error_message()
+        );
+        assert_eq!(response.error_message(), expected, "{label}");
+    }
+    assert_eq!(delivery_count(&daemon).await, 0);
+    receiver
+        .expect_no_more_than(0, std::time::Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
 async fn ingest_rejects_bad_tokens() {
     let daemon = DaemonProcess::start().await;
     let receiver = Receiver::start().await;
