@@ -198,6 +198,9 @@ struct Envelope<'a> {
     event: Option<&'a RawValue>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
+    /// Read only to point a batch body sent to the single-event route at the batch route.
+    #[serde(borrow)]
+    events: Option<&'a RawValue>,
 }
 
 /// A checked ingest request.
@@ -640,6 +643,12 @@ fn parse_event(bytes: &[u8]) -> Result<ValidEvent<'_>, ApiError> {
         }
     })?;
     let Some(raw_event) = envelope.event else {
+        if envelope.events.is_some() {
+            return Err(ApiError::unprocessable(
+                "event is required: this body has \"events\", so it is a batch; post it to \
+                 /v1/events/batch",
+            ));
+        }
         return Err(ApiError::unprocessable(format!(
             "event is required: name one of {}",
             EventType::names().join(", ")
@@ -742,6 +751,20 @@ mod tests {
         let body = r#"{"event":"frustration.detected","data":{"conversation_id":"c1","level":"high","threshold":0.7}}"#;
         let error = parse_event(body.as_bytes()).err().unwrap();
         assert!(error.message.contains("data.level"), "{}", error.message);
+    }
+
+    #[test]
+    fn batch_body_points_at_batch_route() {
+        let body = r#"{"events": [{"event": "csat.received", "data": {}}]}"#;
+        let error = parse_event(body.as_bytes()).err().unwrap();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            error.message.contains("post it to /v1/events/batch"),
+            "{}",
+            error.message
+        );
+        let error = parse_event(br#"{"data": {}}"#).err().unwrap();
+        assert!(!error.message.contains("batch"), "{}", error.message);
     }
 
     #[test]
