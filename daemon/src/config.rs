@@ -187,7 +187,8 @@ impl Config {
         }
         if let Some(token) = file.ingest_token {
             let locate = at(&token);
-            self.ingest_token = Some(check_token(token.into_inner()).map_err(locate)?);
+            self.ingest_token =
+                Some(check_token("ingest_token", token.into_inner()).map_err(locate)?);
         }
         if let Some(schedule) = file.retry_schedule {
             self.retry_schedule = parse_schedule(schedule.get_ref()).map_err(at(&schedule))?;
@@ -459,12 +460,13 @@ pub fn check_count(key: &'static str, count: usize) -> Result<usize, ConfigError
 /// Shortest ingest token the daemon accepts, in characters.
 const MIN_TOKEN_LEN: usize = 16;
 
-/// Checks that a configured ingest token is long enough and printable.
-pub fn check_token(token: String) -> Result<String, ConfigError> {
+/// Checks that a configured ingest token is long enough and printable. `key` is the config key
+/// or environment variable that set it, for the error message, which never shows the token.
+pub fn check_token(key: &'static str, token: String) -> Result<String, ConfigError> {
     let printable = token.chars().all(|c| c.is_ascii_graphic());
     if token.len() < MIN_TOKEN_LEN || !printable {
         return Err(ConfigError::Value {
-            key: "ingest_token",
+            key,
             value: "<hidden>".to_owned(),
             fix: format!(
                 "must be at least {MIN_TOKEN_LEN} printable ASCII characters without spaces"
@@ -610,6 +612,18 @@ mod tests {
     }
 
     #[test]
+    fn token_error_names_its_source() {
+        let message = check_token("BELTER_INGEST_TOKEN", "short secret".to_owned())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("invalid BELTER_INGEST_TOKEN "),
+            "{message}"
+        );
+        assert!(!message.contains("short secret"), "{message}");
+    }
+
+    #[test]
     fn array_element_error_names_key() {
         let message = file_error("allow_networks = [\n  \"127.0.0.0/8\",\n  5,\n]\n");
         assert!(message.contains("allow_networks: "), "{message}");
@@ -693,7 +707,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("longer than zero"), "{message}");
-        assert!(check_token("short".to_owned()).is_err());
+        assert!(check_token("ingest_token", "short".to_owned()).is_err());
         assert!(parse_addr("localhost").is_err());
     }
 }

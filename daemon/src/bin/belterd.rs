@@ -174,7 +174,7 @@ fn build_config(args: Args) -> anyhow::Result<Config> {
         .ok()
         .filter(|token| !token.is_empty())
     {
-        config.ingest_token = Some(config::check_token(token)?);
+        config.ingest_token = Some(config::check_token("BELTER_INGEST_TOKEN", token)?);
     }
     Ok(config)
 }

@@ -10,7 +10,6 @@ use base64::Engine;
 use belter_common::api::{
     CreateEndpoint, CreatedEndpoint, ErrorBody, RotateSecret, UpdateEndpoint,
 };
-use belter_common::duration::parse_duration;
 use belter_common::records::{DeliveryFormat, Endpoint, EndpointSecret, StreamEvent, StreamKind};
 use belter_common::signing::SECRET_PREFIX;
 use belter_common::{EndpointId, Timestamp};
@@ -493,20 +492,6 @@ fn secret_view(entry: &EndpointEntry) -> EndpointSecret {
     }
 }
 
-fn parse_grace(text: Option<&str>) -> Result<u64, ApiError> {
-    let Some(text) = text else {
-        return Ok(0);
-    };
-    let grace =
-        parse_duration(text).map_err(|error| ApiError::unprocessable(format!("grace: {error}")))?;
-    if grace > MAX_GRACE {
-        return Err(ApiError::unprocessable(format!(
-            "grace {text:?} is longer than the maximum of 30d"
-        )));
-    }
-    Ok(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// `POST /v1/endpoints/{id}/rotate-secret`: the new secret signs every attempt from now on, and
 /// during the grace period the old one signs too.
 #[utoipa::path(
@@ -531,7 +516,7 @@ pub(super) async fn rotate_secret(
 ) -> Result<Json<EndpointSecret>, ApiError> {
     let entry = lookup(&state, &id)?;
     let request: RotateSecret = extract::json(&body)?;
-    let grace_ms = parse_grace(request.grace.as_deref())?;
+    let grace_ms = extract::grace(request.grace.as_deref(), MAX_GRACE)?;
     let now = Timestamp::now().as_millis();
     let new_secret = generate_secret()?;
     let entry = modify(&state, &entry.id, |record| {

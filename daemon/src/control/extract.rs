@@ -1,6 +1,9 @@
 //! Parsing of path ids, query strings and JSON bodies into API errors that name the value, in
 //! place of axum's plain-text rejections.
 
+use std::time::Duration;
+
+use belter_common::duration::{format_duration, parse_duration};
 use belter_common::{DeliveryId, EndpointId};
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -14,6 +17,23 @@ pub(super) fn endpoint_id(text: &str) -> Result<EndpointId, ApiError> {
 /// Parses a delivery id from the path.
 pub(super) fn delivery_id(text: &str) -> Result<DeliveryId, ApiError> {
     DeliveryId::parse(text).map_err(|error| ApiError::bad_request(error.to_string()))
+}
+
+/// Parses the `grace` of a rotation into milliseconds, absent meaning none. A grace longer than
+/// `max` is rejected with a message that names the value given.
+pub(super) fn grace(text: Option<&str>, max: Duration) -> Result<u64, ApiError> {
+    let Some(text) = text else {
+        return Ok(0);
+    };
+    let grace =
+        parse_duration(text).map_err(|error| ApiError::unprocessable(format!("grace: {error}")))?;
+    if grace > max {
+        return Err(ApiError::unprocessable(format!(
+            "grace {text:?} is longer than the maximum of {}",
+            format_duration(max)
+        )));
+    }
+    Ok(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Parses a query string, absent meaning empty.
@@ -128,5 +148,22 @@ mod tests {
         assert!(no_body(b" {} ", "fix").is_ok());
         let error = no_body(br#"{"dry_run": true}"#, "send none").unwrap_err();
         assert!(error.message.ends_with(": send none"), "{}", error.message);
+    }
+
+    const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    #[test]
+    fn grace_over_maximum_names_value() {
+        let message = grace(Some("8d"), WEEK).unwrap_err().message;
+        assert_eq!(message, "grace \"8d\" is longer than the maximum of 7d");
+    }
+
+    #[test]
+    fn grace_parses_milliseconds() {
+        assert_eq!(grace(None, WEEK).unwrap(), 0);
+        assert_eq!(grace(Some("1h"), WEEK).unwrap(), 3_600_000);
+        assert_eq!(grace(Some("7d"), WEEK).unwrap(), 604_800_000);
+        let message = grace(Some("soon"), WEEK).unwrap_err().message;
+        assert!(message.starts_with("grace: "), "{message}");
     }
 }

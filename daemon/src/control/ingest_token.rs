@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use belter_common::api::{ErrorBody, IngestToken, RotateIngestToken};
-use belter_common::duration::parse_duration;
 use belter_common::Timestamp;
 
 use super::extract;
@@ -36,17 +35,7 @@ pub(super) async fn rotate(
     body: Bytes,
 ) -> Result<Json<IngestToken>, ApiError> {
     let request: RotateIngestToken = extract::json(&body)?;
-    let grace = match request.grace.as_deref() {
-        Some(text) => parse_duration(text)
-            .map_err(|error| ApiError::unprocessable(format!("grace: {error}")))?,
-        None => std::time::Duration::ZERO,
-    };
-    if grace > MAX_GRACE {
-        return Err(ApiError::unprocessable(
-            "grace is longer than the maximum of 7d: pick a shorter period",
-        ));
-    }
-    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+    let grace_ms = extract::grace(request.grace.as_deref(), MAX_GRACE)?;
     let now = Timestamp::now().as_millis();
     let token = state
         .ingest_tokens
@@ -58,6 +47,7 @@ pub(super) async fn rotate(
     tracing::info!(grace_ms, "ingest token rotated");
     Ok(Json(IngestToken {
         token,
-        previous_valid_until: (grace_ms > 0).then(|| Timestamp::from_millis(now + grace_ms)),
+        previous_valid_until: (grace_ms > 0)
+            .then(|| Timestamp::from_millis(now.saturating_add(grace_ms))),
     }))
 }

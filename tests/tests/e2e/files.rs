@@ -65,6 +65,49 @@ async fn token_survives_restart() {
     assert_eq!(response.status, StatusCode::ACCEPTED);
 }
 
+/// Runs belterd on `data_dir` with `env` set, expecting it to exit before it becomes healthy,
+/// and returns its exit status and standard error.
+async fn run_until_exit(
+    data_dir: &Path,
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String) {
+    let home = data_dir.with_file_name("home");
+    std::fs::create_dir_all(&home).expect("create a home directory");
+    let run = Command::new(belterd_path())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--control-socket")
+        .arg(data_dir.with_file_name("control.sock"))
+        .args(["--ingest-addr", "127.0.0.1:0"])
+        .env_remove(INGEST_TOKEN_ENV)
+        .env_remove("BELTER_CONFIG")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(STOP_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| panic!("belterd did not exit within {STOP_TIMEOUT:?}"))
+        .expect("run belterd");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status, stderr)
+}
+
+#[tokio::test]
+async fn short_env_token_names_variable() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data_dir = dir.path().join("data");
+
+    let (status, stderr) = run_until_exit(&data_dir, &[(INGEST_TOKEN_ENV, "tiny-tok")]).await;
+
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("invalid BELTER_INGEST_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("tiny-tok"), "{stderr}");
+}
+
 #[tokio::test]
 async fn env_token_is_used() {
     let token = "e2e-configured-token-0123456789";
