@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::address_policy::{parse_network, NetworkError};
+use crate::token::{token_problem, MIN_TOKEN_LEN};
 
 /// Default address of the ingest API.
 pub const DEFAULT_INGEST_ADDR: &str = "127.0.0.1:7700";
@@ -457,14 +458,10 @@ pub fn check_count(key: &'static str, count: usize) -> Result<usize, ConfigError
     Ok(count)
 }
 
-/// Shortest ingest token the daemon accepts, in characters.
-const MIN_TOKEN_LEN: usize = 16;
-
 /// Checks that a configured ingest token is long enough and printable. `key` is the config key
 /// or environment variable that set it, for the error message, which never shows the token.
 pub fn check_token(key: &'static str, token: String) -> Result<String, ConfigError> {
-    let printable = token.chars().all(|c| c.is_ascii_graphic());
-    if token.len() < MIN_TOKEN_LEN || !printable {
+    if token_problem(&token).is_some() {
         return Err(ConfigError::Value {
             key,
             value: "<hidden>".to_owned(),

@@ -12,7 +12,10 @@ use subtle::ConstantTimeEq;
 /// Random bytes in a generated token.
 const TOKEN_BYTES: usize = 32;
 
-/// A token file that cannot be read or written.
+/// Shortest ingest token the daemon accepts, in characters.
+pub(crate) const MIN_TOKEN_LEN: usize = 16;
+
+/// A token file that cannot be read or written, or that contains no valid token.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The file could not be read or created.
@@ -23,15 +26,45 @@ pub enum TokenError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The file exists but holds no token.
+    /// The file exists but contains no token.
     #[error("the ingest token file {0} is empty: delete it to generate a new token")]
     Empty(std::path::PathBuf),
+    /// The file contains a token that is too short or not printable.
+    #[error(
+        "the ingest token file {path} is invalid: {problem}. Delete the file to have belterd \
+         generate a new token at its next start, or write a token of at least {MIN_TOKEN_LEN} \
+         printable ASCII characters without spaces into it"
+    )]
+    Invalid {
+        /// The token file.
+        path: std::path::PathBuf,
+        /// The problem with the token, described without the token itself.
+        problem: String,
+    },
     /// The OS random source failed.
     #[error("cannot generate an ingest token: {0}")]
     Random(String),
     /// The token comes from the configuration, so the daemon cannot replace it.
     #[error("the ingest token is set by ingest_token in the config or by BELTER_INGEST_TOKEN: change it there and restart belterd")]
     Configured,
+}
+
+/// Describes what makes `token` unfit as an ingest token, or returns `None` for a token of at
+/// least [`MIN_TOKEN_LEN`] printable ASCII characters without spaces. The description never
+/// contains the token.
+pub(crate) fn token_problem(token: &str) -> Option<String> {
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Some(
+            "the token contains a space or a character that is not printable ASCII".to_owned(),
+        );
+    }
+    if token.len() < MIN_TOKEN_LEN {
+        return Some(format!(
+            "the token has {} characters, fewer than {MIN_TOKEN_LEN}",
+            token.len()
+        ));
+    }
+    None
 }
 
 fn generate() -> Result<String, TokenError> {
@@ -147,6 +180,12 @@ pub(crate) fn load_or_generate(path: &Path) -> Result<String, TokenError> {
             if token.is_empty() {
                 return Err(TokenError::Empty(path.to_owned()));
             }
+            if let Some(problem) = token_problem(&token) {
+                return Err(TokenError::Invalid {
+                    path: path.to_owned(),
+                    problem,
+                });
+            }
             Ok(token)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -199,6 +238,34 @@ mod tests {
         assert!(tokens.accepts(&third, 11_000));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn short_token_file_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.token");
+        std::fs::write(&path, "tiny-tok\n").unwrap();
+
+        let error = load_or_generate(&path).unwrap_err();
+
+        assert!(matches!(error, TokenError::Invalid { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("8 characters, fewer than 16"), "{message}");
+        assert!(message.contains("Delete the file"), "{message}");
+        assert!(!message.contains("tiny-tok"), "{message}");
+    }
+
+    #[test]
+    fn token_file_with_space_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.token");
+        std::fs::write(&path, "long enough but spaced\n").unwrap();
+
+        let message = load_or_generate(&path).unwrap_err().to_string();
+
+        assert!(message.contains("contains a space"), "{message}");
+        assert!(!message.contains("spaced"), "{message}");
     }
 
     #[test]

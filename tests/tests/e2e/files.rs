@@ -97,6 +97,30 @@ async fn run_until_exit(
 }
 
 #[tokio::test]
+async fn short_token_file_fails_start() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("create the data directory");
+    let token_path = data_dir.join("ingest.token");
+    std::fs::write(&token_path, "tiny-tok\n").expect("write the token file");
+
+    let (status, stderr) = run_until_exit(&data_dir, &[]).await;
+
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&token_path.display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("8 characters, fewer than 16"), "{stderr}");
+    assert!(stderr.contains("Delete the file"), "{stderr}");
+    assert!(!stderr.contains("tiny-tok"), "{stderr}");
+    assert!(
+        !data_dir.with_file_name("control.sock").exists(),
+        "belterd bound its control socket"
+    );
+}
+
+#[tokio::test]
 async fn short_env_token_names_variable() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data_dir = dir.path().join("data");
