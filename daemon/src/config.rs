@@ -33,6 +33,9 @@ pub const DEFAULT_AUTO_PAUSE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600
 pub const CONTROL_SOCKET_NAME: &str = "control.sock";
 /// File name of the generated ingest token inside the data directory.
 pub const INGEST_TOKEN_NAME: &str = "ingest.token";
+/// File name of the previous ingest token and the end of its grace period, inside the data
+/// directory.
+pub const PREVIOUS_INGEST_TOKEN_NAME: &str = "ingest.token.previous";
 
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]

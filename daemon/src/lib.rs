@@ -134,11 +134,8 @@ impl Daemon {
             },
         })?;
         let ingest_tokens = match &config.ingest_token {
-            Some(token) => token::IngestTokens::new(token.clone(), None),
-            None => {
-                let path = config.data_dir.join(config::INGEST_TOKEN_NAME);
-                token::IngestTokens::new(token::load_or_generate(&path)?, Some(path))
-            }
+            Some(token) => token::IngestTokens::configured(token.clone()),
+            None => token::IngestTokens::load(&config.data_dir, Timestamp::now().as_millis())?,
         };
         let recovered = store
             .recover_inflight(Timestamp::now().as_millis())

@@ -1,13 +1,18 @@
 //! The ingest token: from the configuration, or generated once into the data directory, and
-//! rotated through the control API with an optional grace period for the old token.
+//! rotated through the control API with an optional grace period for the old token. The old
+//! token and the end of its grace period are kept in a file beside the token file, so the grace
+//! period survives a restart.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use base64::Engine;
+use belter_common::Timestamp;
 use subtle::ConstantTimeEq;
+
+use crate::config::{INGEST_TOKEN_NAME, PREVIOUS_INGEST_TOKEN_NAME};
 
 /// Random bytes in a generated token.
 const TOKEN_BYTES: usize = 32;
@@ -39,6 +44,17 @@ pub enum TokenError {
         /// The token file.
         path: std::path::PathBuf,
         /// The problem with the token, described without the token itself.
+        problem: String,
+    },
+    /// The file of the previous token is not in the format the daemon writes.
+    #[error(
+        "the previous ingest token file {path} is invalid: {problem}. Delete the file to end \
+         the old token's grace period at once. The current token stays valid"
+    )]
+    InvalidPrevious {
+        /// The file of the previous token.
+        path: std::path::PathBuf,
+        /// The problem with the file, described without the token itself.
         problem: String,
     },
     /// The OS random source failed.
@@ -79,27 +95,67 @@ fn generate() -> Result<String, TokenError> {
 /// The tokens ingest accepts: the current one, and the previous one until its grace period ends.
 #[derive(Debug)]
 pub(crate) struct IngestTokens {
-    /// The token file, when the token was generated rather than configured.
-    file: Option<PathBuf>,
+    /// The token files, when the token was generated rather than configured.
+    files: Option<TokenFiles>,
     tokens: RwLock<Tokens>,
+    /// Held for a whole rotation, so two rotations cannot interleave their file writes.
+    rotation: Mutex<()>,
+}
+
+/// The files of a generated token in the data directory.
+#[derive(Debug)]
+struct TokenFiles {
+    /// The current token, `ingest.token`.
+    current: PathBuf,
+    /// The previous token and the end of its grace period, `ingest.token.previous`. It exists
+    /// only after a rotation with grace.
+    previous: PathBuf,
 }
 
 #[derive(Debug)]
 struct Tokens {
     current: String,
+    /// The previous token and the end of its grace period (Unix ms).
     previous: Option<(String, u64)>,
 }
 
 impl IngestTokens {
-    /// Tokens starting from `current`; `file` is where a rotation writes the new token, `None`
-    /// for a configured token, which cannot be rotated.
-    pub(crate) fn new(current: String, file: Option<PathBuf>) -> Self {
+    /// Returns the tokens for a token set by the configuration. The daemon cannot rotate it and
+    /// reads no token file, so a previous token in the data directory is not accepted.
+    pub(crate) fn configured(token: String) -> Self {
+        Self::from_parts(token, None, None)
+    }
+
+    /// Loads the generated token from `ingest.token` in `data_dir`, generating the file when it
+    /// is missing, and the previous token from `ingest.token.previous` when its grace period is
+    /// still running at `now_ms`. A previous token file whose grace period has ended is removed,
+    /// and so is one left beside a newly generated token.
+    pub(crate) fn load(data_dir: &Path, now_ms: u64) -> Result<Self, TokenError> {
+        let files = TokenFiles {
+            current: data_dir.join(INGEST_TOKEN_NAME),
+            previous: data_dir.join(PREVIOUS_INGEST_TOKEN_NAME),
+        };
+        let (current, generated) = load_or_generate(&files.current)?;
+        let previous = if generated {
+            // Without its token file the old token was replaced by hand, like a rotation
+            // without grace, so no earlier token stays valid.
+            remove_file(&files.previous)?;
+            None
+        } else {
+            load_previous(&files.previous, now_ms)?
+        };
+        Ok(Self::from_parts(current, previous, Some(files)))
+    }
+
+    fn from_parts(
+        current: String,
+        previous: Option<(String, u64)>,
+        files: Option<TokenFiles>,
+    ) -> Self {
         Self {
-            file,
-            tokens: RwLock::new(Tokens {
-                current,
-                previous: None,
-            }),
+            files,
+            tokens: RwLock::new(Tokens { current, previous }),
+            rotation: Mutex::new(()),
         }
     }
 
@@ -123,20 +179,32 @@ impl IngestTokens {
         current | previous
     }
 
-    /// Replaces the token, writing the new one to the token file first. The old token is
-    /// accepted until `now_ms + grace_ms`; with no grace it stops at once. Returns the new token.
+    /// Replaces the token, writing the token files first, and returns the new token. The old
+    /// token is accepted until `now_ms + grace_ms`, also after a restart, or stops at once with
+    /// no grace. Only one old token is kept, so a rotation ends an earlier grace period.
     pub(crate) fn rotate(&self, grace_ms: u64, now_ms: u64) -> Result<String, TokenError> {
-        let Some(path) = &self.file else {
+        let Some(files) = &self.files else {
             return Err(TokenError::Configured);
         };
-        let token = generate()?;
-        write_token_file(path, &token)?;
-        let mut tokens = self
-            .tokens
-            .write()
+        let _rotating = self
+            .rotation
+            .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let old = std::mem::replace(&mut tokens.current, token.clone());
-        tokens.previous = (grace_ms > 0).then(|| (old, now_ms.saturating_add(grace_ms)));
+        let token = generate()?;
+        let previous = (grace_ms > 0).then(|| (self.current(), now_ms.saturating_add(grace_ms)));
+        // The previous token's file changes first. A crash or a failed write before the token
+        // file is replaced then leaves the old token current, never a new token without the old
+        // one's grace. Memory follows each file as it changes, so a failed rotation without
+        // grace still ends the earlier grace period in memory as on disk.
+        match &previous {
+            Some((old, valid_until)) => {
+                write_private_file(&files.previous, &format!("{old}\n{valid_until}\n"))?;
+            }
+            None => remove_file(&files.previous)?,
+        }
+        self.write().previous = previous;
+        write_private_file(&files.current, &format!("{token}\n"))?;
+        self.write().current = token.clone();
         Ok(token)
     }
 
@@ -145,16 +213,24 @@ impl IngestTokens {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tokens> {
+        self.tokens
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
-/// Replaces the token file through a temporary file (mode 0600) and a rename, so a crash leaves
-/// the old token or the new one, never a torn file.
-fn write_token_file(path: &Path, token: &str) -> Result<(), TokenError> {
+/// Replaces `path` through a temporary file (mode 0600) and a rename, so a crash leaves the old
+/// contents or the new ones, never a torn file.
+fn write_private_file(path: &Path, contents: &str) -> Result<(), TokenError> {
     let io_error = |source| TokenError::Io {
         path: path.to_owned(),
         source,
     };
-    let temporary = path.with_extension("token.new");
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = PathBuf::from(temporary);
     let _ = std::fs::remove_file(&temporary);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -162,14 +238,38 @@ fn write_token_file(path: &Path, token: &str) -> Result<(), TokenError> {
         .mode(0o600)
         .open(&temporary)
         .map_err(io_error)?;
-    writeln!(file, "{token}").map_err(io_error)?;
+    file.write_all(contents.as_bytes()).map_err(io_error)?;
     file.sync_all().map_err(io_error)?;
     std::fs::rename(&temporary, path).map_err(io_error)?;
-    Ok(())
+    sync_parent(path)
+}
+
+/// Removes `path` if it exists.
+fn remove_file(path: &Path) -> Result<(), TokenError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => sync_parent(path),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(TokenError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Flushes the directory of `path`, so a rename or removal in it survives a power loss.
+fn sync_parent(path: &Path) -> Result<(), TokenError> {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(directory)
+        .and_then(|directory| directory.sync_all())
+        .map_err(|source| TokenError::Io {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Reads the token from `path`, or generates one there with mode 0600 when the file is missing.
-pub(crate) fn load_or_generate(path: &Path) -> Result<String, TokenError> {
+/// Returns the token and whether it was generated now.
+fn load_or_generate(path: &Path) -> Result<(String, bool), TokenError> {
     let io_error = |source| TokenError::Io {
         path: path.to_owned(),
         source,
@@ -186,7 +286,7 @@ pub(crate) fn load_or_generate(path: &Path) -> Result<String, TokenError> {
                     problem,
                 });
             }
-            Ok(token)
+            Ok((token, false))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let token = generate()?;
@@ -199,10 +299,57 @@ pub(crate) fn load_or_generate(path: &Path) -> Result<String, TokenError> {
             writeln!(file, "{token}").map_err(io_error)?;
             file.sync_all().map_err(io_error)?;
             tracing::info!(path = %path.display(), "generated the ingest token");
-            Ok(token)
+            Ok((token, true))
         }
         Err(error) => Err(io_error(error)),
     }
+}
+
+/// Reads the previous token and the end of its grace period from `path`: the token on the first
+/// line and the end in Unix milliseconds on the second. Returns `None` when the file is missing
+/// or when the grace period has ended at `now_ms`, and removes the file in the second case.
+fn load_previous(path: &Path, now_ms: u64) -> Result<Option<(String, u64)>, TokenError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(TokenError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let invalid = |problem: String| TokenError::InvalidPrevious {
+        path: path.to_owned(),
+        problem,
+    };
+    let mut lines = text.lines().map(str::trim);
+    let token = lines.next().unwrap_or_default();
+    if let Some(problem) = token_problem(token) {
+        return Err(invalid(format!("on the first line, {problem}")));
+    }
+    let valid_until = lines
+        .next()
+        .and_then(|line| line.parse::<u64>().ok())
+        .ok_or_else(|| {
+            invalid(
+                "the second line is not the end of the grace period in Unix milliseconds"
+                    .to_owned(),
+            )
+        })?;
+    if valid_until <= now_ms {
+        remove_file(path)?;
+        tracing::info!(
+            path = %path.display(),
+            "removed the previous ingest token, whose grace period has ended"
+        );
+        return Ok(None);
+    }
+    tracing::info!(
+        valid_until = %Timestamp::from_millis(valid_until),
+        "the previous ingest token is accepted until the end of its grace period"
+    );
+    Ok(Some((token.to_owned(), valid_until)))
 }
 
 #[cfg(test)]
@@ -210,43 +357,127 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
     #[test]
     fn generated_once_with_owner_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ingest.token");
-        let first = load_or_generate(&path).unwrap();
+        let path = dir.path().join(INGEST_TOKEN_NAME);
+        let (first, generated) = load_or_generate(&path).unwrap();
+        assert!(generated);
         assert!(first.len() > 40);
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        assert_eq!(load_or_generate(&path).unwrap(), first);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(load_or_generate(&path).unwrap(), (first, false));
     }
 
     #[test]
     fn rotation_keeps_old_token_for_grace() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ingest.token");
-        let first = load_or_generate(&path).unwrap();
-        let tokens = IngestTokens::new(first.clone(), Some(path.clone()));
+        let tokens = IngestTokens::load(dir.path(), 10_000).unwrap();
+        let first = tokens.current();
         let second = tokens.rotate(1_000, 10_000).unwrap();
         assert_ne!(first, second);
-        assert_eq!(load_or_generate(&path).unwrap(), second);
+        assert_eq!(
+            load_or_generate(&dir.path().join(INGEST_TOKEN_NAME)).unwrap(),
+            (second.clone(), false)
+        );
         assert!(tokens.accepts(&second, 10_500));
         assert!(tokens.accepts(&first, 10_500));
         assert!(!tokens.accepts(&first, 11_000));
         let third = tokens.rotate(0, 11_000).unwrap();
         assert!(!tokens.accepts(&second, 11_000));
         assert!(tokens.accepts(&third, 11_000));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        assert_eq!(mode(&dir.path().join(INGEST_TOKEN_NAME)), 0o600);
+    }
+
+    #[test]
+    fn grace_survives_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let previous_path = dir.path().join(PREVIOUS_INGEST_TOKEN_NAME);
+        let tokens = IngestTokens::load(dir.path(), 10_000).unwrap();
+        let first = tokens.current();
+        let second = tokens.rotate(1_000, 10_000).unwrap();
+        drop(tokens);
+
+        let reloaded = IngestTokens::load(dir.path(), 10_500).unwrap();
+        assert_eq!(reloaded.current(), second);
+        assert!(reloaded.accepts(&second, 10_500));
+        assert!(reloaded.accepts(&first, 10_500));
+        assert!(!reloaded.accepts(&first, 11_000));
+        assert_eq!(mode(&previous_path), 0o600);
+        assert!(!dir.path().join("ingest.token.previous.new").exists());
+    }
+
+    #[test]
+    fn expired_previous_file_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let previous_path = dir.path().join(PREVIOUS_INGEST_TOKEN_NAME);
+        let tokens = IngestTokens::load(dir.path(), 10_000).unwrap();
+        let first = tokens.current();
+        tokens.rotate(1_000, 10_000).unwrap();
+        assert!(previous_path.exists());
+
+        let reloaded = IngestTokens::load(dir.path(), 11_000).unwrap();
+        assert!(!reloaded.accepts(&first, 10_500));
+        assert!(!previous_path.exists());
+    }
+
+    #[test]
+    fn rotation_without_grace_removes_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let previous_path = dir.path().join(PREVIOUS_INGEST_TOKEN_NAME);
+        let tokens = IngestTokens::load(dir.path(), 10_000).unwrap();
+        let first = tokens.current();
+        let second = tokens.rotate(60_000, 10_000).unwrap();
+        let third = tokens.rotate(0, 20_000).unwrap();
+        assert!(!previous_path.exists());
+        drop(tokens);
+
+        let reloaded = IngestTokens::load(dir.path(), 20_000).unwrap();
+        assert!(reloaded.accepts(&third, 20_000));
+        assert!(!reloaded.accepts(&second, 20_000));
+        assert!(!reloaded.accepts(&first, 20_000));
+    }
+
+    #[test]
+    fn second_grace_replaces_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = IngestTokens::load(dir.path(), 10_000).unwrap();
+        let first = tokens.current();
+        let second = tokens.rotate(60_000, 10_000).unwrap();
+        let third = tokens.rotate(60_000, 20_000).unwrap();
+        drop(tokens);
+
+        let reloaded = IngestTokens::load(dir.path(), 30_000).unwrap();
+        assert!(reloaded.accepts(&third, 30_000));
+        assert!(reloaded.accepts(&second, 30_000));
+        assert!(!reloaded.accepts(&first, 30_000));
+        assert!(!reloaded.accepts(&second, 80_000));
+    }
+
+    #[test]
+    fn regenerated_token_drops_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = IngestTokens::load(dir.path(), 10_000).unwrap();
+        let first = tokens.current();
+        tokens.rotate(60_000, 10_000).unwrap();
+        drop(tokens);
+        std::fs::remove_file(dir.path().join(INGEST_TOKEN_NAME)).unwrap();
+
+        let reloaded = IngestTokens::load(dir.path(), 20_000).unwrap();
+        assert!(!reloaded.accepts(&first, 20_000));
+        assert!(!dir.path().join(PREVIOUS_INGEST_TOKEN_NAME).exists());
     }
 
     #[test]
     fn short_token_file_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ingest.token");
+        let path = dir.path().join(INGEST_TOKEN_NAME);
         std::fs::write(&path, "tiny-tok\n").unwrap();
 
-        let error = load_or_generate(&path).unwrap_err();
+        let error = IngestTokens::load(dir.path(), 0).unwrap_err();
 
         assert!(matches!(error, TokenError::Invalid { .. }), "{error:?}");
         let message = error.to_string();
@@ -259,18 +490,48 @@ mod tests {
     #[test]
     fn token_file_with_space_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ingest.token");
-        std::fs::write(&path, "long enough but spaced\n").unwrap();
+        std::fs::write(
+            dir.path().join(INGEST_TOKEN_NAME),
+            "long enough but spaced\n",
+        )
+        .unwrap();
 
-        let message = load_or_generate(&path).unwrap_err().to_string();
+        let message = IngestTokens::load(dir.path(), 0).unwrap_err().to_string();
 
         assert!(message.contains("contains a space"), "{message}");
         assert!(!message.contains("spaced"), "{message}");
     }
 
     #[test]
+    fn invalid_previous_file_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = IngestTokens::load(dir.path(), 0).unwrap();
+        drop(tokens);
+        let path = dir.path().join(PREVIOUS_INGEST_TOKEN_NAME);
+        for (text, expected) in [
+            ("bt_previous-token-0123\nsoon\n", "second line"),
+            ("bt_previous-token-0123\n", "second line"),
+            ("tiny-tok\n99999\n", "fewer than 16"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+
+            let error = IngestTokens::load(dir.path(), 0).unwrap_err();
+
+            let message = error.to_string();
+            assert!(
+                matches!(error, TokenError::InvalidPrevious { .. }),
+                "{message}"
+            );
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(!message.contains("previous-token"), "{message}");
+            assert!(!message.contains("tiny-tok"), "{message}");
+        }
+    }
+
+    #[test]
     fn configured_token_cannot_rotate() {
-        let tokens = IngestTokens::new("configured-token-1234".to_owned(), None);
+        let tokens = IngestTokens::configured("configured-token-1234".to_owned());
         assert!(matches!(tokens.rotate(0, 0), Err(TokenError::Configured)));
         assert!(tokens.accepts("configured-token-1234", 0));
     }

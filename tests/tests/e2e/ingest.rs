@@ -455,6 +455,81 @@ async fn token_rotates_with_grace() {
 }
 
 #[tokio::test]
+async fn token_grace_survives_restart() {
+    let mut daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let first = daemon.token();
+    let graced = client
+        .rotate_ingest_token(Some("1h"))
+        .await
+        .expect("rotate with grace");
+
+    let first_stop = daemon.stop().await;
+    daemon.start_again().await;
+    let old_after_restart = status_with_token(&daemon, &first).await;
+    let new_after_restart = status_with_token(&daemon, &graced.token).await;
+    let wrong_after_restart = status_with_token(&daemon, "e2e-wrong-token-0123456789").await;
+    let abrupt = daemon
+        .client()
+        .rotate_ingest_token(None)
+        .await
+        .expect("rotate without grace");
+    let second_stop = daemon.stop().await;
+    daemon.start_again().await;
+    let first_retired = status_with_token(&daemon, &first).await;
+    let graced_retired = status_with_token(&daemon, &graced.token).await;
+    let newest = status_with_token(&daemon, &abrupt.token).await;
+
+    assert!(first_stop.success(), "belterd exited with {first_stop}");
+    assert!(second_stop.success(), "belterd exited with {second_stop}");
+    assert!(graced.previous_valid_until.is_some(), "{graced:?}");
+    assert_eq!(
+        old_after_restart,
+        StatusCode::ACCEPTED,
+        "old token in grace"
+    );
+    assert_eq!(new_after_restart, StatusCode::ACCEPTED, "new token");
+    assert_eq!(wrong_after_restart, StatusCode::UNAUTHORIZED, "wrong token");
+    assert_eq!(first_retired, StatusCode::UNAUTHORIZED, "first token");
+    assert_eq!(graced_retired, StatusCode::UNAUTHORIZED, "second token");
+    assert_eq!(newest, StatusCode::ACCEPTED, "newest token");
+    assert!(
+        !daemon.data_dir().join("ingest.token.previous").exists(),
+        "the previous token file outlived a rotation without grace"
+    );
+}
+
+#[tokio::test]
+async fn configured_token_ignores_grace_file() {
+    const CONFIGURED: &str = "e2e-configured-token-0123456789";
+    let mut daemon = DaemonProcess::start().await;
+    let first = daemon.token();
+    let graced = daemon
+        .client()
+        .rotate_ingest_token(Some("1h"))
+        .await
+        .expect("rotate with grace");
+
+    daemon.stop().await;
+    daemon.options_mut().ingest_token = Some(CONFIGURED.to_owned());
+    daemon.start_again().await;
+    let configured = status_with_token(&daemon, CONFIGURED).await;
+    let old_generated = status_with_token(&daemon, &first).await;
+    let new_generated = status_with_token(&daemon, &graced.token).await;
+    let rotation = daemon.client().rotate_ingest_token(Some("1h")).await;
+
+    assert_eq!(configured, StatusCode::ACCEPTED, "configured token");
+    assert_eq!(old_generated, StatusCode::UNAUTHORIZED, "token in grace");
+    assert_eq!(new_generated, StatusCode::UNAUTHORIZED, "generated token");
+    let error = rotation.expect_err("configured token rotated");
+    assert_eq!(error.status(), Some(StatusCode::CONFLICT), "{error}");
+    assert!(
+        daemon.data_dir().join("ingest.token.previous").exists(),
+        "a daemon with a configured token removed the previous token file"
+    );
+}
+
+#[tokio::test]
 async fn configured_token_cannot_rotate() {
     let options = DaemonOptions {
         ingest_token: Some("e2e-configured-token-0123456789".to_owned()),
