@@ -224,13 +224,23 @@ impl IngestTokens {
 /// Replaces `path` through a temporary file (mode 0600) and a rename, so a crash leaves the old
 /// contents or the new ones, never a torn file.
 fn write_private_file(path: &Path, contents: &str) -> Result<(), TokenError> {
-    let io_error = |source| TokenError::Io {
+    let temporary = write_temporary(path, contents)?;
+    std::fs::rename(&temporary, path).map_err(|source| TokenError::Io {
         path: path.to_owned(),
         source,
-    };
+    })?;
+    sync_parent(path)
+}
+
+/// Writes `contents` to `<path>.new` with mode 0600 and flushes it, and returns that path.
+fn write_temporary(path: &Path, contents: &str) -> Result<PathBuf, TokenError> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".new");
     let temporary = PathBuf::from(temporary);
+    let io_error = |source| TokenError::Io {
+        path: temporary.clone(),
+        source,
+    };
     let _ = std::fs::remove_file(&temporary);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -240,8 +250,7 @@ fn write_private_file(path: &Path, contents: &str) -> Result<(), TokenError> {
         .map_err(io_error)?;
     file.write_all(contents.as_bytes()).map_err(io_error)?;
     file.sync_all().map_err(io_error)?;
-    std::fs::rename(&temporary, path).map_err(io_error)?;
-    sync_parent(path)
+    Ok(temporary)
 }
 
 /// Removes `path` if it exists.
@@ -290,14 +299,14 @@ fn load_or_generate(path: &Path) -> Result<(String, bool), TokenError> {
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let token = generate()?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io_error)?;
-            writeln!(file, "{token}").map_err(io_error)?;
-            file.sync_all().map_err(io_error)?;
+            // The token file is a hard link to a complete temporary file, so a crash never
+            // leaves it empty. Like an exclusive create, the link fails if the file appeared
+            // meanwhile.
+            let temporary = write_temporary(path, &format!("{token}\n"))?;
+            let linked = std::fs::hard_link(&temporary, path);
+            let _ = std::fs::remove_file(&temporary);
+            linked.map_err(io_error)?;
+            sync_parent(path)?;
             tracing::info!(path = %path.display(), "generated the ingest token");
             Ok((token, true))
         }
@@ -369,6 +378,11 @@ mod tests {
         assert!(generated);
         assert!(first.len() > 40);
         assert_eq!(mode(&path), 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [INGEST_TOKEN_NAME], "no temporary file is left");
         assert_eq!(load_or_generate(&path).unwrap(), (first, false));
     }
 
