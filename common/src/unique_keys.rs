@@ -382,3 +382,565 @@ mod tests {
         assert_eq!(value["$serde_json::private::RawValue"], "{\"rating\":1}");
     }
 }
+
+/// Property tests that compare [`parse`] with `serde_json::from_str::<Value>` on generated texts.
+#[cfg(test)]
+mod properties {
+    use std::fmt::Write as _;
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use proptest::test_runner::{Config, TestCaseError};
+    use serde_json::{Map, Number, Value};
+
+    use super::{parse, ParseError, MAX_PATH_LEN};
+
+    /// A member of an object as the test writes it: key, value, and the escape mask of the key.
+    type Member = (String, Value, u64);
+
+    /// Returns a config of 256 cases per property, which keeps a debug test run short. A failure
+    /// prints its minimal input and writes no regression file beside the source.
+    fn config() -> Config {
+        Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    /// Generates a character of a key or string, biased toward characters that JSON escapes and
+    /// characters beyond ASCII.
+    fn json_char() -> impl Strategy<Value = char> {
+        let special = vec![
+            '"', '\\', '/', '\0', '\n', '\u{1f}', '\u{7f}', 'é', '\u{2028}', '\u{ffff}', '😀',
+        ];
+        prop_oneof![
+            4 => proptest::char::range('a', 'z'),
+            1 => prop::sample::select(special),
+            1 => any::<char>(),
+        ]
+    }
+
+    /// Generates an object key of at most 8 characters. It is therefore never serde_json's
+    /// private raw-value token, which `parse` keeps as a key and `Value` does not.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z_][A-Za-z0-9_]{0,7}",
+            prop::collection::vec(json_char(), 0..=8).prop_map(String::from_iter),
+        ]
+    }
+
+    fn string() -> impl Strategy<Value = String> {
+        prop::collection::vec(json_char(), 0..16).prop_map(String::from_iter)
+    }
+
+    /// Generates an integer from the whole i64 and u64 range, with the edges of both and of the
+    /// integers that an f64 represents exactly (up to 2^53).
+    fn integer() -> impl Strategy<Value = Value> {
+        let exact_max = 1_i64 << 53;
+        let edges: Vec<Value> = vec![
+            0.into(),
+            (-1).into(),
+            (exact_max - 1).into(),
+            exact_max.into(),
+            (exact_max + 1).into(),
+            (-exact_max - 1).into(),
+            i64::MIN.into(),
+            i64::MAX.into(),
+            (i64::MAX as u64 + 1).into(),
+            u64::MAX.into(),
+        ];
+        prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1_000_i64..1_000).prop_map(Value::from),
+            prop::sample::select(edges),
+        ]
+    }
+
+    fn float() -> impl Strategy<Value = Value> {
+        prop_oneof![any::<f64>(), -1.0e6..1.0e6_f64]
+            .prop_filter_map("JSON has no NaN or infinity", |number| {
+                Number::from_f64(number).map(Value::Number)
+            })
+    }
+
+    /// Generates any JSON value with up to 3 levels of arrays and objects, each of at most 5
+    /// items.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            integer(),
+            float(),
+            string().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 48, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key(), inner, 0..6)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn json_object() -> impl Strategy<Value = Value> {
+        prop::collection::btree_map(key(), json_value(), 0..6)
+            .prop_map(|members| Value::Object(members.into_iter().collect()))
+    }
+
+    /// Generates a mask of the characters of a string to write as `\u` escapes. Bit `i` escapes
+    /// character `i`, and characters after the 64th are written as serde_json writes them.
+    fn escape_mask() -> impl Strategy<Value = u64> {
+        prop_oneof![Just(0), Just(u64::MAX), any::<u64>()]
+    }
+
+    /// Text layout of a generated value.
+    #[derive(Clone, Copy, Debug)]
+    enum Layout {
+        Compact,
+        Pretty,
+        /// Compact, with the characters of every key and string that the mask picks as `\u`
+        /// escapes.
+        Escaped(u64),
+    }
+
+    fn layout() -> impl Strategy<Value = Layout> {
+        prop_oneof![
+            Just(Layout::Compact),
+            Just(Layout::Pretty),
+            escape_mask().prop_map(Layout::Escaped),
+        ]
+    }
+
+    fn to_text(value: &Value, layout: Layout) -> String {
+        match layout {
+            Layout::Compact => serde_json::to_string(value).unwrap(),
+            Layout::Pretty => serde_json::to_string_pretty(value).unwrap(),
+            Layout::Escaped(escape_mask) => {
+                let mut text = String::new();
+                write_value(&mut text, value, escape_mask);
+                text
+            }
+        }
+    }
+
+    /// Writes `text` as a JSON string. The characters that `escape_mask` picks become `\u`
+    /// escapes, as a surrogate pair beyond U+FFFF and in upper case hex at odd positions. The
+    /// others are written as serde_json writes them.
+    fn write_string(out: &mut String, text: &str, escape_mask: u64) {
+        out.push('"');
+        for (position, char) in text.chars().enumerate() {
+            let escaped = position < 64 && (escape_mask >> position) & 1 == 1;
+            if escaped {
+                let mut units = [0; 2];
+                for unit in char.encode_utf16(&mut units) {
+                    if position % 2 == 0 {
+                        write!(out, "\\u{unit:04x}").unwrap();
+                    } else {
+                        write!(out, "\\u{unit:04X}").unwrap();
+                    }
+                }
+            } else {
+                let quoted = Value::String(char.to_string()).to_string();
+                out.push_str(&quoted[1..quoted.len() - 1]);
+            }
+        }
+        out.push('"');
+    }
+
+    /// Writes `value` as compact JSON, with every key and string spelled by [`write_string`].
+    fn write_value(out: &mut String, value: &Value, escape_mask: u64) {
+        match value {
+            Value::Array(items) => {
+                out.push('[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    write_value(out, item, escape_mask);
+                }
+                out.push(']');
+            }
+            Value::Object(map) => {
+                out.push('{');
+                for (index, (key, member)) in map.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    write_string(out, key, escape_mask);
+                    out.push(':');
+                    write_value(out, member, escape_mask);
+                }
+                out.push('}');
+            }
+            Value::String(text) => write_string(out, text, escape_mask),
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+
+    /// A key written twice into one object of a generated value.
+    #[derive(Clone, Debug)]
+    struct Repeat {
+        /// The object that gets the repeated key, among the value's objects in depth-first order.
+        object: Index,
+        /// Whether to repeat a key that the object has, if it has any, rather than `new_key`.
+        reuse: bool,
+        reused_key: Index,
+        new_key: String,
+        /// Value of the first member with `new_key`.
+        new_value: Value,
+        /// Value of the added member, or `None` for the value of the member that it repeats.
+        other_value: Option<Value>,
+        /// Positions of the added members among the object's members.
+        positions: (Index, Index),
+        /// Escape masks of the key in the first and the added member.
+        escape_masks: (u64, u64),
+    }
+
+    prop_compose! {
+        fn repeat()(
+            object in any::<Index>(),
+            reuse in any::<bool>(),
+            reused_key in any::<Index>(),
+            new_key in key(),
+            new_value in json_value(),
+            other_value in prop::option::of(json_value()),
+            positions in any::<(Index, Index)>(),
+            escape_masks in (escape_mask(), escape_mask()),
+        ) -> Repeat {
+            Repeat {
+                object,
+                reuse,
+                reused_key,
+                new_key,
+                new_value,
+                other_value,
+                positions,
+                escape_masks,
+            }
+        }
+    }
+
+    /// Adds to `paths` the path of each object in `value`, depth first. A path is the position of
+    /// the child to take at each level, starting from `prefix`.
+    fn collect_object_paths(value: &Value, prefix: &mut Vec<usize>, paths: &mut Vec<Vec<usize>>) {
+        let children: Vec<&Value> = match value {
+            Value::Object(map) => {
+                paths.push(prefix.clone());
+                map.values().collect()
+            }
+            Value::Array(items) => items.iter().collect(),
+            _ => return,
+        };
+        for (position, child) in children.into_iter().enumerate() {
+            prefix.push(position);
+            collect_object_paths(child, prefix, paths);
+            prefix.pop();
+        }
+    }
+
+    /// Returns the object at `target` in `value`, and its path as `parse` renders it with the root
+    /// `data`.
+    fn find_object<'a>(value: &'a Value, target: &[usize]) -> (&'a Map<String, Value>, String) {
+        let mut path = String::from("data");
+        let mut current = value;
+        for &position in target {
+            current = match current {
+                Value::Object(map) => {
+                    let (key, member) = map.iter().nth(position).unwrap();
+                    path.push_str(&key_segment(key));
+                    member
+                }
+                Value::Array(items) => {
+                    write!(path, "[{position}]").unwrap();
+                    &items[position]
+                }
+                scalar => panic!("the path to an object passes through {scalar}"),
+            };
+        }
+        match current {
+            Value::Object(map) => (map, path),
+            other => panic!("the path leads to {other}, not an object"),
+        }
+    }
+
+    /// Renders `key` in a path: `.key` for a key of ASCII letters, digits and underscores that
+    /// does not start with a digit, and otherwise the key as a JSON string in brackets.
+    fn key_segment(key: &str) -> String {
+        let starts_plain = key.starts_with(|char: char| char.is_ascii_alphabetic() || char == '_');
+        let plain = key
+            .chars()
+            .all(|char| char.is_ascii_alphanumeric() || char == '_');
+        if starts_plain && plain {
+            format!(".{key}")
+        } else {
+            format!("[{}]", Value::from(key))
+        }
+    }
+
+    /// Returns the repeated key and the members of `object` with the key written twice.
+    fn repeated_members(object: &Map<String, Value>, repeat: &Repeat) -> (String, Vec<Member>) {
+        let mut members: Vec<Member> = object
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone(), 0))
+            .collect();
+        let existing = if repeat.reuse && !members.is_empty() {
+            Some(repeat.reused_key.index(members.len()))
+        } else {
+            members.iter().position(|(key, ..)| *key == repeat.new_key)
+        };
+
+        let (key, first_value) = match existing {
+            Some(position) => {
+                let member = &mut members[position];
+                member.2 = repeat.escape_masks.0;
+                (member.0.clone(), member.1.clone())
+            }
+            None => {
+                let position = repeat.positions.0.index(members.len() + 1);
+                let member = (
+                    repeat.new_key.clone(),
+                    repeat.new_value.clone(),
+                    repeat.escape_masks.0,
+                );
+                members.insert(position, member);
+                (repeat.new_key.clone(), repeat.new_value.clone())
+            }
+        };
+
+        let other_value = repeat.other_value.clone().unwrap_or(first_value);
+        let position = repeat.positions.1.index(members.len() + 1);
+        members.insert(position, (key.clone(), other_value, repeat.escape_masks.1));
+        (key, members)
+    }
+
+    /// Writes `value` as compact JSON, with `members` in place of the members of the object at
+    /// `target`.
+    fn write_with_members(out: &mut String, value: &Value, target: &[usize], members: &[Member]) {
+        let Some((&position, rest)) = target.split_first() else {
+            out.push('{');
+            for (index, (key, member, escape_mask)) in members.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_string(out, key, *escape_mask);
+                out.push(':');
+                write_value(out, member, 0);
+            }
+            out.push('}');
+            return;
+        };
+
+        match value {
+            Value::Object(map) => {
+                out.push('{');
+                for (index, (key, member)) in map.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    write_string(out, key, 0);
+                    out.push(':');
+                    if index == position {
+                        write_with_members(out, member, rest, members);
+                    } else {
+                        write_value(out, member, 0);
+                    }
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    if index == position {
+                        write_with_members(out, item, rest, members);
+                    } else {
+                        write_value(out, item, 0);
+                    }
+                }
+                out.push(']');
+            }
+            scalar => panic!("the path to an object passes through {scalar}"),
+        }
+    }
+
+    /// A compact JSON text of a generated object with one key written twice.
+    #[derive(Debug)]
+    struct RepeatedKeyText {
+        text: String,
+        /// The repeated key as the last segment of a path, such as `.a` or `["a.b"]`.
+        key_segment: String,
+        /// The whole path of the repeated key with the root `data`, before `parse` shortens it.
+        path: String,
+    }
+
+    fn write_repeated_key(object: &Value, repeat: &Repeat) -> RepeatedKeyText {
+        let mut paths = Vec::new();
+        collect_object_paths(object, &mut Vec::new(), &mut paths);
+        let target = repeat.object.get(&paths);
+        let (map, object_path) = find_object(object, target);
+        let (key, members) = repeated_members(map, repeat);
+
+        let mut text = String::new();
+        write_with_members(&mut text, object, target, &members);
+        let key_segment = key_segment(&key);
+        let path = format!("{object_path}{key_segment}");
+        RepeatedKeyText {
+            text,
+            key_segment,
+            path,
+        }
+    }
+
+    /// Generates a JSON text to mutate, either a generated value in any layout or a generated
+    /// object with a repeated key.
+    fn valid_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (json_value(), layout()).prop_map(|(value, layout)| to_text(&value, layout)),
+            (json_object(), repeat())
+                .prop_map(|(object, repeat)| write_repeated_key(&object, &repeat).text),
+        ]
+    }
+
+    /// An edit of a JSON text, at positions counted in characters.
+    #[derive(Clone, Debug)]
+    enum Mutation {
+        Delete {
+            at: Index,
+            count: usize,
+        },
+        Insert {
+            at: Index,
+            char: char,
+        },
+        Replace {
+            at: Index,
+            char: char,
+        },
+        /// A copy of `count` characters from `from`, inserted at `to`, which can repeat a member.
+        Copy {
+            from: Index,
+            count: usize,
+            to: Index,
+        },
+        Truncate {
+            at: Index,
+        },
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let syntax: Vec<char> = "{}[]\":,\\ \n.-+eE0123456789tfnul".chars().collect();
+        let char = prop_oneof![
+            3 => prop::sample::select(syntax),
+            1 => json_char(),
+        ];
+        prop_oneof![
+            (any::<Index>(), 1..4_usize).prop_map(|(at, count)| Mutation::Delete { at, count }),
+            (any::<Index>(), char.clone()).prop_map(|(at, char)| Mutation::Insert { at, char }),
+            (any::<Index>(), char).prop_map(|(at, char)| Mutation::Replace { at, char }),
+            (any::<Index>(), 1..16_usize, any::<Index>())
+                .prop_map(|(from, count, to)| Mutation::Copy { from, count, to }),
+            any::<Index>().prop_map(|at| Mutation::Truncate { at }),
+        ]
+    }
+
+    impl Mutation {
+        fn apply(&self, chars: &mut Vec<char>) {
+            let len = chars.len();
+            if len == 0 {
+                if let Mutation::Insert { char, .. } = *self {
+                    chars.push(char);
+                }
+                return;
+            }
+            match *self {
+                Mutation::Delete { at, count } => {
+                    let start = at.index(len);
+                    chars.drain(start..len.min(start + count));
+                }
+                Mutation::Insert { at, char } => chars.insert(at.index(len + 1), char),
+                Mutation::Replace { at, char } => chars[at.index(len)] = char,
+                Mutation::Copy { from, count, to } => {
+                    let start = from.index(len);
+                    let copy = chars[start..len.min(start + count)].to_vec();
+                    let position = to.index(len + 1);
+                    chars.splice(position..position, copy);
+                }
+                Mutation::Truncate { at } => chars.truncate(at.index(len)),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn generated_values_match_serde_json(value in json_value(), layout in layout()) {
+            let text = to_text(&value, layout);
+            let expected: Value = serde_json::from_str(&text).unwrap();
+
+            let parsed = parse(&text, "data");
+
+            prop_assert!(parsed.is_ok(), "{text}: {parsed:?}");
+            prop_assert_eq!(parsed.unwrap(), expected, "{}", text);
+        }
+
+        #[test]
+        fn injected_repeat_names_its_key(object in json_object(), repeat in repeat()) {
+            let RepeatedKeyText { text, key_segment, path: expected } =
+                write_repeated_key(&object, &repeat);
+
+            let accepted = serde_json::from_str::<Value>(&text);
+            let parsed = parse(&text, "data");
+
+            prop_assert!(accepted.is_ok(), "serde_json rejects {text}: {accepted:?}");
+            let path = match parsed {
+                Err(ParseError::DuplicateKey { path }) => path,
+                other => {
+                    let message = format!("expected a repeated key in {text}, got {other:?}");
+                    return Err(TestCaseError::fail(message));
+                }
+            };
+            prop_assert!(path.ends_with(&key_segment), "{path} in {text}");
+            if expected.len() <= MAX_PATH_LEN {
+                prop_assert_eq!(path, expected, "{}", text);
+            } else {
+                prop_assert!(path.starts_with("data…"), "{path} in {text}");
+            }
+        }
+
+        #[test]
+        fn mutated_text_agrees_with_serde_json(
+            original in valid_text(),
+            mutations in prop::collection::vec(mutation(), 1..4),
+        ) {
+            let mut chars: Vec<char> = original.chars().collect();
+            for mutation in &mutations {
+                mutation.apply(&mut chars);
+            }
+            let text = String::from_iter(chars);
+
+            let expected = serde_json::from_str::<Value>(&text);
+            let parsed = parse(&text, "data");
+
+            match (expected, parsed) {
+                (Ok(expected), Ok(parsed)) => prop_assert_eq!(parsed, expected, "{}", text),
+                (Ok(_), Err(ParseError::DuplicateKey { .. })) | (Err(_), Err(_)) => {}
+                (Ok(_), Err(error @ ParseError::Invalid(_))) => {
+                    let message =
+                        format!("serde_json accepts {text}, but parse returns {error:?}");
+                    return Err(TestCaseError::fail(message));
+                }
+                (Err(error), Ok(parsed)) => {
+                    let message = format!(
+                        "serde_json rejects {text} with {error}, but parse returns {parsed}"
+                    );
+                    return Err(TestCaseError::fail(message));
+                }
+            }
+        }
+    }
+}
