@@ -23,7 +23,7 @@ use crate::ready::Work;
 use crate::registry::EndpointEntry;
 use crate::retry::{self, AttemptOutcome};
 use crate::state::AppState;
-use crate::store::{AttemptRecord, Completion, DueWork};
+use crate::store::{AttemptRecord, Completion, DeliveryRecord, DueWork};
 
 /// Longest the scheduler sleeps without a wake-up, as a guard against a missed notification.
 const MAX_IDLE: Duration = Duration::from_secs(5);
@@ -261,10 +261,13 @@ async fn run_attempt(
             }
         };
         let before = &work.due.record;
+        let succeeded_before = trigger == AttemptTrigger::Replay
+            && !result.succeeded
+            && succeeded_once(&state, &delivery_id, before);
         retry::after_attempt(
             &state.config.retry_schedule,
             before.scheduled_attempts,
-            before.attempt_count > 0 && before.last_failure.is_none(),
+            succeeded_before,
             trigger,
             outcome,
             ended_at,
@@ -309,6 +312,22 @@ async fn run_attempt(
     // The slot is released once the writer has taken the outcome, so attempts cannot run ahead
     // of the store without bound.
     finish(&state, &entry, permit);
+}
+
+/// Returns whether any attempt of a delivery succeeded, so a failed replay of it does not start
+/// the retry schedule again. Reads the attempts tree unless the latest attempt answers it. A
+/// store error counts as a success, which ends the replay instead of scheduling retries.
+fn succeeded_once(state: &AppState, id: &DeliveryId, record: &DeliveryRecord) -> bool {
+    if record.attempt_count > 0 && record.last_failure.is_none() {
+        return true;
+    }
+    match state.store.attempts(id, record) {
+        Ok(attempts) => attempts.iter().any(|attempt| attempt.succeeded),
+        Err(error) => {
+            tracing::error!(%error, delivery_id = %id, "cannot read the attempts of a replayed delivery; it gets no retries");
+            true
+        }
+    }
 }
 
 /// A random number in `[0, 1)` for retry jitter; 0 if the OS random source fails.

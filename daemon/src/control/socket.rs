@@ -100,6 +100,11 @@ pub(crate) fn bind_control_socket(
     match std::os::unix::net::UnixStream::connect(path) {
         Ok(_) => return Err(SocketError::InUse(path.to_owned())),
         Err(error) if error.kind() == ErrorKind::NotFound => {}
+        // Only a refused connection shows that nothing listens. Any other error, such as a
+        // permission denied by a live daemon's socket, leaves the path alone.
+        Err(error) if error.kind() != ErrorKind::ConnectionRefused => {
+            return Err(io_error(error));
+        }
         Err(_) => {
             let metadata = std::fs::symlink_metadata(path).map_err(io_error)?;
             if !metadata.file_type().is_socket() {

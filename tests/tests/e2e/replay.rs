@@ -74,6 +74,20 @@ async fn failed_replay_of_success_ends() {
     assert_eq!(detail.attempts[1].trigger, AttemptTrigger::Replay);
     assert_eq!(detail.attempts[1].status_code, Some(500));
     assert_eq!(detail.delivery.next_attempt_at, None);
+
+    // A second replay, after the first one failed, still finds the earlier success.
+    client.replay(id).await.expect("second replay");
+    let detail = wait_for_attempts(&client, id, 3).await;
+    receiver
+        .expect_no_more_than(3, std::time::Duration::from_millis(1_500))
+        .await;
+    let detail = if detail.delivery.status == DeliveryStatus::Failed {
+        detail
+    } else {
+        wait_for_status(&client, id, DeliveryStatus::Failed).await
+    };
+    assert_eq!(detail.attempts.len(), 3);
+    assert_eq!(detail.delivery.next_attempt_at, None);
 }
 
 #[tokio::test]
