@@ -203,8 +203,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<Endpoint>> {
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
+    extract::options_in_body(raw.as_deref())?;
     let request: CreateEndpoint = extract::json(&body)?;
     let url = check_url(&request.url, &state.policy)?;
     check_description(&request.description)?;
@@ -284,8 +286,10 @@ pub(super) async fn show(
 pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<Endpoint>, ApiError> {
+    extract::options_in_body(raw.as_deref())?;
     let entry = lookup(&state, &id)?;
     let request: UpdateEndpoint = extract::json(&body)?;
     let url = request
@@ -512,8 +516,10 @@ fn secret_view(entry: &EndpointEntry) -> EndpointSecret {
 pub(super) async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<EndpointSecret>, ApiError> {
+    extract::options_in_body(raw.as_deref())?;
     let entry = lookup(&state, &id)?;
     let request: RotateSecret = extract::json(&body)?;
     let grace_ms = extract::grace(request.grace.as_deref(), MAX_GRACE)?;

@@ -93,6 +93,15 @@ pub(super) fn no_query(raw: Option<&str>, fix: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Rejects a query string on a route that takes its options in the JSON body, so that
+/// `?grace=1h` is not lost while the change goes ahead without it.
+pub(super) fn options_in_body(raw: Option<&str>) -> Result<(), ApiError> {
+    no_query(
+        raw,
+        "put the options in the JSON body, such as {\"grace\": \"1h\"} or {\"paused\": true}",
+    )
+}
+
 /// Rejects a request body other than none or `{}` on a route that takes none, so that an
 /// option such as `dry_run` sent there never goes unread. `fix` is the advice the error ends with.
 pub(super) fn no_body(body: &[u8], fix: &str) -> Result<(), ApiError> {

@@ -2,7 +2,7 @@
 //! valid for a grace period so services can switch without a rejected event.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use belter_common::api::{ErrorBody, IngestToken, RotateIngestToken};
@@ -32,8 +32,10 @@ const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3
 )]
 pub(super) async fn rotate(
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<IngestToken>, ApiError> {
+    extract::options_in_body(raw.as_deref())?;
     let request: RotateIngestToken = extract::json(&body)?;
     let grace_ms = extract::grace(request.grace.as_deref(), MAX_GRACE)?;
     let now = Timestamp::now().as_millis();

@@ -91,8 +91,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<ThresholdRul
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ThresholdRule>), ApiError> {
+    extract::options_in_body(raw.as_deref())?;
     let request: CreateRule = extract::json(&body)?;
     let record = check_rule(request)?;
     let existing = state.rules.list().into_iter().find(|rule| {

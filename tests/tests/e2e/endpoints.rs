@@ -373,3 +373,61 @@ async fn change_routes_reject_options() {
         assert_eq!(response.status, StatusCode::OK, "{method} {path} with {{}}");
     }
 }
+
+#[tokio::test]
+async fn body_routes_reject_query_options() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let socket = daemon.socket_path();
+    let receiver = Receiver::start().await;
+    let created = subscribe(&client, &receiver).await;
+    let endpoint_id = created.endpoint.id;
+    let json = [("content-type", "application/json")];
+    let create_body = format!(r#"{{"url": "{}"}}"#, receiver.url());
+    let cases = [
+        (
+            Method::POST,
+            "/v1/endpoints?paused=true".to_owned(),
+            create_body,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/endpoints/{endpoint_id}?dry_run=true"),
+            r#"{"description": "changed"}"#.to_owned(),
+        ),
+        (
+            Method::POST,
+            format!("/v1/endpoints/{endpoint_id}/rotate-secret?grace=24h"),
+            "{}".to_owned(),
+        ),
+        (
+            Method::POST,
+            "/v1/rules?dry_run=true".to_owned(),
+            r#"{"scope": "global", "min_score": 50}"#.to_owned(),
+        ),
+        (
+            Method::POST,
+            "/v1/ingest-token/rotate?grace=1h".to_owned(),
+            "{}".to_owned(),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let response = unix_request(&socket, method.clone(), &path, &json, body.into_bytes())
+            .await
+            .expect("control request");
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{method} {path}: {text}"
+        );
+        assert!(text.contains("in the JSON body"), "{text}");
+    }
+
+    let endpoints = client.list_endpoints().await.expect("list endpoints");
+    assert_eq!(endpoints.len(), 1, "no endpoint was created");
+    assert_eq!(endpoints[0].description, created.endpoint.description);
+    let secret = client.endpoint_secret(&endpoint_id).await.expect("secret");
+    assert_eq!(secret.secret, created.secret, "the secret was not rotated");
+    assert!(client.list_rules().await.expect("list rules").is_empty());
+}
