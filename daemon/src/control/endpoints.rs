@@ -38,6 +38,13 @@ pub(crate) fn check_url(text: &str, policy: &AddressPolicy) -> Result<String, Ap
     if text.len() > MAX_URL_LEN {
         return Err(invalid(&format!("use at most {MAX_URL_LEN} bytes")));
     }
+    // The URL parser drops tabs and line breaks anywhere, which would turn `http://\t/host`
+    // into `http:///host` after the host check below.
+    if text.chars().any(char::is_control) {
+        return Err(invalid(
+            "remove the control characters, such as tabs and line breaks",
+        ));
+    }
     let url = url::Url::parse(text).map_err(|error| {
         invalid(&format!(
             "{error}; expected a URL such as https://example.com/hooks"
@@ -566,6 +573,8 @@ mod tests {
             ("https://", "invalid url"),
             ("file:///etc/passwd", "http or https"),
             ("http:///hooks", "host right after the scheme"),
+            ("http://\t/example.com/hooks", "control characters"),
+            ("http://exam\nple.com/hooks", "control characters"),
             ("http:/example.com/hooks", "host right after the scheme"),
             (
                 "https:\\\\example.com\\hooks",

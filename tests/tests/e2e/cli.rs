@@ -476,4 +476,20 @@ async fn cli_names_repeated_idempotency_key() {
         "{second_stderr}"
     );
     assert_eq!(first.stdout, second.stdout, "the first response comes back");
+
+    let json_args = [
+        "--json",
+        "events",
+        "post",
+        &file,
+        "--idempotency-key",
+        "order-17",
+    ];
+    let repeated = run_belter(&daemon.socket_path(), &json_args, None).await;
+    let stderr = String::from_utf8_lossy(&repeated.stderr);
+    assert!(repeated.status.success(), "{stderr}");
+    assert!(stderr.contains("\"order-17\" was used before"), "{stderr}");
+    let response: serde_json::Value =
+        serde_json::from_slice(&repeated.stdout).expect("standard output stays JSON");
+    assert!(response["event_id"].is_string(), "{response}");
 }

@@ -44,14 +44,15 @@ async fn post(client: &ControlClient, json: bool, args: PostEventArgs) -> anyhow
         return print_text(&render_accepted(&response));
     };
     let posted = client.post_event_keyed(body, key).await?;
-    if json {
-        return print_json(&posted.response);
-    }
+    // The note goes to standard error, so the JSON on standard output stays the first response.
     if posted.repeated {
         eprintln!(
             "Idempotency key {key:?} was used before with this body, so nothing new was stored; \
              this is the first response."
         );
+    }
+    if json {
+        return print_json(&posted.response);
     }
     print_text(&render_accepted(&posted.response))
 }
