@@ -24,7 +24,14 @@ pub(crate) fn render(format: DeliveryFormat, stored: &[u8], routing_key: Option<
     if format == DeliveryFormat::Raw {
         return stored.to_vec();
     }
-    let Ok(event) = serde_json::from_slice::<Value>(stored) else {
+    // The parser of ingest, so that a key such as serde_json's private raw-value token stays
+    // an ordinary key here too. An event stored before ingest rejected repeated keys falls back
+    // to serde_json, which keeps the last value.
+    let parsed = std::str::from_utf8(stored)
+        .ok()
+        .and_then(|text| belter_common::unique_keys::parse(text, "event").ok())
+        .or_else(|| serde_json::from_slice::<Value>(stored).ok());
+    let Some(event) = parsed else {
         return stored.to_vec();
     };
     let event_type = event["event"].as_str().unwrap_or_default();
@@ -140,6 +147,18 @@ mod tests {
 
     fn rendered(format: DeliveryFormat, kind: EventType) -> Value {
         serde_json::from_slice(&render(format, &stored(kind), Some("R0UT1NG"))).unwrap()
+    }
+
+    #[test]
+    fn raw_value_token_stays_a_key() {
+        let body = br#"{"id":"evt_1","event":"csat.received","created_at":"2026-12-03T14:32:08Z","data":{"conversation_id":"c1","rating":4,"via":"api","n":{"$serde_json::private::RawValue":"{\"injected\":true}"}}}"#;
+        // serde_json's own parser would read the token again, so the bytes are checked.
+        let message =
+            String::from_utf8(render(DeliveryFormat::Pagerduty, body, Some("R0UT1NG"))).unwrap();
+        assert!(
+            message.contains(r#""n":{"$serde_json::private::RawValue":"{\"injected\":true}"}"#),
+            "{message}"
+        );
     }
 
     #[test]
