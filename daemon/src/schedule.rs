@@ -315,7 +315,7 @@ async fn run_attempt(
 }
 
 /// Returns whether any attempt of a delivery succeeded, so a failed replay of it does not start
-/// the retry schedule again. Reads the attempts tree unless the latest attempt answers it. A
+/// the retry schedule again. Reads the attempts tree unless the latest attempt settles it. A
 /// store error counts as a success, which ends the replay instead of scheduling retries.
 fn succeeded_once(state: &AppState, id: &DeliveryId, record: &DeliveryRecord) -> bool {
     if record.attempt_count > 0 && record.last_failure.is_none() {
