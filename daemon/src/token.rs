@@ -20,6 +20,9 @@ const TOKEN_BYTES: usize = 32;
 /// Shortest ingest token the daemon accepts, in characters.
 pub(crate) const MIN_TOKEN_LEN: usize = 16;
 
+/// Maximum grace period of an ingest token rotation.
+pub(crate) const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// A token file that cannot be read or written, or that contains no valid token.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -346,6 +349,18 @@ fn load_previous(path: &Path, now_ms: u64) -> Result<Option<(String, u64)>, Toke
                     .to_owned(),
             )
         })?;
+    // A rotation never grants more than the maximum, so a later end was written by hand.
+    let latest = now_ms.saturating_add(u64::try_from(MAX_GRACE.as_millis()).unwrap_or(u64::MAX));
+    let valid_until = if valid_until > latest {
+        tracing::warn!(
+            path = %path.display(),
+            written = %Timestamp::from_millis(valid_until),
+            "the previous ingest token's grace period ends later than the 7-day maximum allows, so it ends at the maximum"
+        );
+        latest
+    } else {
+        valid_until
+    };
     if valid_until <= now_ms {
         remove_file(path)?;
         tracing::info!(
@@ -404,6 +419,19 @@ mod tests {
         assert!(!tokens.accepts(&second, 11_000));
         assert!(tokens.accepts(&third, 11_000));
         assert_eq!(mode(&dir.path().join(INGEST_TOKEN_NAME)), 0o600);
+    }
+
+    #[test]
+    fn hand_written_grace_is_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.token.previous");
+        std::fs::write(&path, "bt_previous_token_0123456789\n4102444800000\n").unwrap();
+        let now = 1_000_000;
+        let (token, until) = load_previous(&path, now)
+            .unwrap()
+            .expect("a previous token");
+        assert_eq!(token, "bt_previous_token_0123456789");
+        assert_eq!(until, now + 7 * 24 * 3600 * 1_000);
     }
 
     #[test]

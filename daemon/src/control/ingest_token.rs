@@ -11,10 +11,7 @@ use belter_common::Timestamp;
 use super::extract;
 use crate::api_error::ApiError;
 use crate::state::AppState;
-use crate::token::TokenError;
-
-/// Maximum grace period of an ingest token rotation.
-const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+use crate::token::{TokenError, MAX_GRACE};
 
 /// `POST /v1/ingest-token/rotate`
 #[utoipa::path(
