@@ -331,10 +331,12 @@ fn load_previous(path: &Path, now_ms: u64) -> Result<Option<(String, u64)>, Toke
             })
         }
     };
+
     let invalid = |problem: String| TokenError::InvalidPrevious {
         path: path.to_owned(),
         problem,
     };
+
     let mut lines = text.lines().map(str::trim);
     let token = lines.next().unwrap_or_default();
     if let Some(problem) = token_problem(token) {
@@ -349,6 +351,7 @@ fn load_previous(path: &Path, now_ms: u64) -> Result<Option<(String, u64)>, Toke
                     .to_owned(),
             )
         })?;
+
     // A rotation never grants more than the maximum, so a later end was written by hand.
     let latest = now_ms.saturating_add(u64::try_from(MAX_GRACE.as_millis()).unwrap_or(u64::MAX));
     let valid_until = if valid_until > latest {
@@ -361,6 +364,7 @@ fn load_previous(path: &Path, now_ms: u64) -> Result<Option<(String, u64)>, Toke
     } else {
         valid_until
     };
+
     if valid_until <= now_ms {
         remove_file(path)?;
         tracing::info!(
@@ -369,6 +373,7 @@ fn load_previous(path: &Path, now_ms: u64) -> Result<Option<(String, u64)>, Toke
         );
         return Ok(None);
     }
+
     tracing::info!(
         valid_until = %Timestamp::from_millis(valid_until),
         "the previous ingest token is accepted until the end of its grace period"
