@@ -14,7 +14,7 @@ pub(crate) const BLOCKED: &str = "blocked by policy";
 
 /// A CIDR that cannot be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid network {0:?} in allow_networks: expected a CIDR such as 127.0.0.0/8 or fd00::/8")]
+#[error("invalid network {0:?} in allow_networks or --allow-network: expected a CIDR such as 127.0.0.0/8 or fd00::/8")]
 pub struct NetworkError(pub String);
 
 /// Parses a CIDR, or a bare address as a single-host network.
@@ -241,5 +241,10 @@ mod tests {
         );
         let error = parse_network("10.0.0.0/33").unwrap_err();
         assert!(error.to_string().contains("10.0.0.0/33"));
+        let error = parse_network("").unwrap_err().to_string();
+        assert!(
+            error.contains("allow_networks or --allow-network"),
+            "{error}"
+        );
     }
 }
