@@ -27,6 +27,9 @@ pub enum SocketError {
         "{0} exists and is not a socket: pass another --control-socket, or move that file away"
     )]
     NotASocket(PathBuf),
+    /// A symbolic link is at the socket path; belterd neither follows nor replaces it.
+    #[error("{0} is a symbolic link: pass the path of the socket itself as --control-socket")]
+    SymbolicLink(PathBuf),
     /// The path is longer than a Unix socket address can hold.
     #[error(
         "the control socket path {path} is {bytes} bytes long, and a Unix socket path may have \
@@ -96,6 +99,9 @@ pub(crate) fn bind_control_socket(
                 .create(parent)
                 .map_err(io_error)?;
         }
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.file_type().is_symlink()) {
+        return Err(SocketError::SymbolicLink(path.to_owned()));
     }
     match std::os::unix::net::UnixStream::connect(path) {
         Ok(_) => return Err(SocketError::InUse(path.to_owned())),
@@ -170,6 +176,20 @@ mod tests {
         let error = bind_control_socket(&path, None).unwrap_err();
         assert!(matches!(error, SocketError::NotASocket(_)), "{error}");
         assert!(path.is_dir());
+    }
+
+    #[tokio::test]
+    async fn symbolic_link_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        std::os::unix::fs::symlink(dir.path().join("missing.sock"), &path).unwrap();
+        let error = bind_control_socket(&path, None).unwrap_err();
+        assert!(matches!(error, SocketError::SymbolicLink(_)), "{error}");
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+        assert!(std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[tokio::test]
