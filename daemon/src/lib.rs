@@ -114,6 +114,7 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store, binds the ingest address and the control socket, and starts delivering.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        control::check_socket_path(&config.control_socket)?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

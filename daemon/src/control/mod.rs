@@ -17,8 +17,8 @@ use crate::ingest;
 use crate::routes::{self, Route};
 use crate::state::AppState;
 
-pub(crate) use socket::bind_control_socket;
 pub use socket::SocketError;
+pub(crate) use socket::{bind_control_socket, check_socket_path};
 
 /// Every route of the control socket.
 pub(crate) fn routes() -> Vec<Route> {

@@ -65,12 +65,9 @@ pub(crate) fn group_id(name: &str) -> Option<u32> {
     })
 }
 
-/// Binds the control socket at `path`, creating its directory (mode 0700) when missing. With a
-/// `group`, the socket belongs to that group with mode 0660, else it is owner-only.
-pub(crate) fn bind_control_socket(
-    path: &Path,
-    group: Option<&str>,
-) -> Result<UnixListener, SocketError> {
+/// Rejects a socket path longer than a Unix socket address can hold. The daemon checks this
+/// before it creates anything in its data directory.
+pub(crate) fn check_socket_path(path: &Path) -> Result<(), SocketError> {
     let bytes = path.as_os_str().len();
     if bytes > MAX_SOCKET_PATH_BYTES {
         return Err(SocketError::TooLong {
@@ -78,6 +75,16 @@ pub(crate) fn bind_control_socket(
             bytes,
         });
     }
+    Ok(())
+}
+
+/// Binds the control socket at `path`, creating its directory (mode 0700) when missing. With a
+/// `group`, the socket belongs to that group with mode 0660, else it is owner-only.
+pub(crate) fn bind_control_socket(
+    path: &Path,
+    group: Option<&str>,
+) -> Result<UnixListener, SocketError> {
+    check_socket_path(path)?;
     let gid = match group {
         Some(name) => {
             Some(group_id(name).ok_or_else(|| SocketError::UnknownGroup(name.to_owned()))?)

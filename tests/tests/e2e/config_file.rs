@@ -211,3 +211,26 @@ async fn allow_network_flag_replaces_file_list() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn long_socket_path_fails_before_any_write() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // The default control socket lives in the data directory, so its path is over 107 bytes.
+    let data_dir = dir.path().join("d".repeat(110));
+
+    let output = run_belterd(
+        dir.path(),
+        &[
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--ingest-addr",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("at most 107"), "{stderr}");
+    assert!(!data_dir.exists(), "belterd created its data directory");
+}
