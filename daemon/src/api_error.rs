@@ -81,27 +81,14 @@ pub(crate) async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ))
 }
 
-/// Path prefixes of the routes that only the control socket serves.
-const CONTROL_ONLY_PREFIXES: [&str; 8] = [
-    "/v1/endpoints",
-    "/v1/deliveries",
-    "/v1/replay",
-    "/v1/rules",
-    "/v1/ingest-token",
-    "/v1/stats",
-    "/v1/stream",
-    "/v1/event-types",
-];
-
 /// Returns the error of every unknown route of the ingest listener, which names the control
-/// socket for a control route.
+/// socket for a path of the control socket's route table.
 pub(crate) async fn ingest_route_not_found(uri: axum::http::Uri) -> ApiError {
     let path = uri.path();
-    let control_only = CONTROL_ONLY_PREFIXES.iter().any(|prefix| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    });
-    if !control_only {
+    let control_route = crate::control::routes()
+        .iter()
+        .any(|route| crate::routes::path_matches(route.path, path));
+    if !control_route {
         return route_not_found(uri).await;
     }
     ApiError::not_found(format!(

@@ -75,6 +75,25 @@ impl Route {
     }
 }
 
+/// Returns whether `path` matches a route path in axum's syntax, where a `{name}` segment
+/// matches any one segment.
+pub(crate) fn path_matches(pattern: &str, path: &str) -> bool {
+    let mut patterns = pattern.split('/');
+    let mut segments = path.split('/');
+    loop {
+        match (patterns.next(), segments.next()) {
+            (None, None) => return true,
+            (Some(expected), Some(segment)) => {
+                let any = expected.starts_with('{') && expected.ends_with('}');
+                if !any && expected != segment {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// Builds a router from a route table. Unknown paths get a JSON 404 and known paths with another
 /// method a JSON 405.
 pub(crate) fn router(routes: Vec<Route>, state: AppState) -> Router {
@@ -87,4 +106,24 @@ pub(crate) fn router(routes: Vec<Route>, state: AppState) -> Router {
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_matches_segments() {
+        assert!(path_matches("/v1/endpoints", "/v1/endpoints"));
+        assert!(path_matches(
+            "/v1/endpoints/{id}/pause",
+            "/v1/endpoints/ep_1/pause"
+        ));
+        assert!(!path_matches("/v1/endpoints/{id}", "/v1/endpoints"));
+        assert!(!path_matches("/v1/endpoints", "/v1/endpointless"));
+        assert!(!path_matches(
+            "/v1/endpoints/{id}",
+            "/v1/endpoints/ep_1/pause"
+        ));
+    }
 }
