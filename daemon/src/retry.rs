@@ -156,7 +156,7 @@ mod tests {
             0,
             0.0,
         );
-        let most = after_attempt(
+        let max_jitter = after_attempt(
             &schedule(),
             0,
             false,
@@ -166,8 +166,8 @@ mod tests {
             0.999,
         );
         assert_eq!(base, Completion::RetryAt(30_000));
-        let Completion::RetryAt(at) = most else {
-            panic!("expected a retry, got {most:?}");
+        let Completion::RetryAt(at) = max_jitter else {
+            panic!("expected a retry, got {max_jitter:?}");
         };
         assert!((30_000..=33_000).contains(&at), "{at}");
     }

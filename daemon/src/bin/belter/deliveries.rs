@@ -65,8 +65,8 @@ fn next_attempt_label(delivery: &Delivery, now: Timestamp) -> String {
     }
 }
 
-/// The latest attempt's result, or `-` before the first attempt, in place of the status that
-/// the STATUS column already shows.
+/// Returns the latest attempt's result, or `-` before the first attempt instead of repeating
+/// the STATUS column.
 fn last_result_label(delivery: &Delivery) -> String {
     let untried = delivery.attempt_count == 0
         && delivery.last_status_code.is_none()
