@@ -68,6 +68,12 @@ macro_rules! typed_id {
                 Self(format!("{}{}", $prefix, next_ulid()))
             }
 
+            /// The smallest id that can be made at `ms` (milliseconds since the Unix epoch), a
+            /// bound for scanning ids made at or after that time.
+            pub fn first_at(ms: u64) -> Self {
+                Self(format!("{}{}", $prefix, ulid::Ulid::from_parts(ms, 0)))
+            }
+
             /// Parses and validates an id.
             pub fn parse(value: &str) -> Result<Self, IdError> {
                 check($kind, $prefix, value)?;
@@ -162,6 +168,16 @@ mod tests {
         assert_eq!(DeliveryId::parse(first.as_str()), Ok(first.clone()));
         assert!(first.as_str().starts_with("del_"));
         assert!(first.timestamp_ms() > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn first_at_bounds_later_ids() {
+        let made = DeliveryId::generate();
+        let bound = DeliveryId::first_at(made.timestamp_ms());
+        assert!(bound <= made);
+        assert_eq!(bound.timestamp_ms(), made.timestamp_ms());
+        assert!(DeliveryId::first_at(made.timestamp_ms() + 1) > made);
+        assert_eq!(DeliveryId::parse(bound.as_str()), Ok(bound));
     }
 
     #[test]

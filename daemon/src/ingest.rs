@@ -230,6 +230,7 @@ fn new_deliveries(state: &AppState, kind: EventType, data: &serde_json::Value) -
             id: DeliveryId::generate(),
             endpoint_id,
             target_url,
+            deferred: false,
         })
         .collect()
 }
@@ -371,6 +372,12 @@ async fn ingest(
         .collect();
     let reserved_refs = || reserved.iter().map(|(endpoint, id)| (endpoint, id));
     state.ready.reserve(reserved_refs());
+    state.ready.defer(&mut writes, |endpoint| {
+        state
+            .endpoints
+            .get(endpoint)
+            .is_some_and(|entry| !entry.record.paused)
+    });
     let written = state.flusher.write(writes, idempotency).await;
     let (written, writes) = match written {
         Ok(written) => written,
@@ -389,6 +396,9 @@ async fn ingest(
     {
         // Nothing was written, so nothing is handed over.
         state.ready.unreserve(reserved_refs());
+        state
+            .ready
+            .discard_unwritten(reserved.iter().map(|(_, id)| id));
         let key = idempotency_key.unwrap_or_default();
         if first != fingerprint {
             return Err(ApiError::unprocessable(format!(
@@ -457,19 +467,8 @@ fn cancel_for_deleted_endpoints(state: &AppState, deliveries: &[NewDelivery]) {
         if state.endpoints.get(&delivery.endpoint_id).is_some() {
             continue;
         }
-        let running = state.ready.remove(&delivery.endpoint_id);
-        match state.store.cancel_endpoint(
-            &delivery.endpoint_id,
-            Timestamp::now().as_millis(),
-            &running,
-        ) {
-            Ok(cancelled) => {
-                state.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(0));
-                state.metrics.record_cancelled(cancelled.len());
-            }
-            Err(error) => {
-                tracing::error!(%error, endpoint_id = %delivery.endpoint_id, "cannot cancel deliveries of a deleted endpoint")
-            }
+        if let Err(error) = state.cancel_queue(&delivery.endpoint_id) {
+            tracing::error!(%error, endpoint_id = %delivery.endpoint_id, "cannot cancel deliveries of a deleted endpoint");
         }
     }
 }

@@ -10,6 +10,7 @@ mod control;
 mod deliver;
 mod flush;
 mod formats;
+mod indexer;
 mod ingest;
 pub mod log_writer;
 mod metrics;
@@ -150,6 +151,23 @@ impl Daemon {
                 "attempts cut short by the last stop are queued again"
             );
         }
+        let started_at = Timestamp::now().as_millis();
+        let unindexed = store
+            .recover_unindexed()
+            .and_then(|written| {
+                store.mark_indexed_before(started_at)?;
+                Ok(written)
+            })
+            .map_err(|source| StartError::Store {
+                path: store_path.clone(),
+                source,
+            })?;
+        if unindexed > 0 {
+            tracing::info!(
+                deliveries = unindexed,
+                "due entries that the last stop did not write are written"
+            );
+        }
         let window_start = (Timestamp::now().as_millis() / 60_000)
             .saturating_sub(registry::FAILURE_WINDOW_MINUTES);
         let endpoints = store
@@ -252,6 +270,7 @@ impl Daemon {
         });
 
         state.add_waiting(i64::try_from(waiting_at_start).unwrap_or(i64::MAX));
+        state.ready.defer_from(started_at);
         let writer = state.clone();
         tasks.spawn(async move {
             // The writer ends when the scheduler stops it, after the last attempt.
@@ -263,6 +282,7 @@ impl Daemon {
         });
         tasks.spawn(schedule::run(state.clone()));
         tasks.spawn(retention::run(state.clone()));
+        tasks.spawn(indexer::run(state.clone()));
         let ingest_app = ingest::router(state.clone());
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -327,12 +347,16 @@ impl Daemon {
         let store = state.store.clone();
         let socket = state.config.control_socket.clone();
         let waiting = state.waiting_counter();
+        let ready = std::sync::Arc::clone(&state.ready);
         // Dropping the last state handle lets the flush task end.
         drop(state);
         while let Some(joined) = tasks.join_next().await {
             if let Err(error) = joined {
                 tracing::error!(%error, "daemon task failed");
             }
+        }
+        if let Err(error) = indexer::index_all(&ready, &store) {
+            tracing::error!(%error, "cannot write the due entries of deliveries held in memory; the next start writes them");
         }
         // Written last, so the flush that makes it durable also covers every change it counts.
         let waiting =

@@ -133,11 +133,17 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
             (None, true) => Displaced::Stored,
             (None, false) => Displaced::Nothing,
         };
-        match state
-            .store
-            .record_outcome(&delivery_id, &due_key, &record, displaced, check_pruned)
-        {
+        let unindexed = state.ready.is_unindexed(&delivery_id, &due_key);
+        match state.store.record_outcome(
+            &delivery_id,
+            &due_key,
+            unindexed,
+            &record,
+            displaced,
+            check_pruned,
+        ) {
             Ok(stored) => {
+                state.ready.settled(&delivery_id);
                 let minute = counts.entry(ended_at / 60_000).or_default();
                 minute.ok += u64::from(succeeded);
                 minute.failed += u64::from(!succeeded);

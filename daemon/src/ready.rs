@@ -7,15 +7,22 @@
 //!
 //! A lane tracks each delivery from before ingest writes it until its outcome is written, so a
 //! read of the due index never starts a second attempt of it.
+//!
+//! Ingest writes a new delivery of an active endpoint without its due entry: its lane holds it,
+//! and the first attempt's outcome is then its only other write. Such a delivery stays on the
+//! unindexed list until that outcome is written. The indexer writes the entries of those that
+//! no lane holds any longer, and of those held longer than a hold limit, so that a crash loses
+//! track of at most the deliveries made since the time it last recorded; the next start scans
+//! those.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use belter_common::{DeliveryId, EndpointId};
 use bytes::Bytes;
 
-use crate::store::{DueWork, LoadedDue};
+use crate::store::{DueWork, LoadedDue, NewEventWrite};
 
 /// Maximum deliveries waiting in one lane; more are left to the due index.
 pub(crate) const LANE_CAPACITY: usize = 1_024;
@@ -40,6 +47,16 @@ pub(crate) enum Presence {
     Withdrawn,
     /// Its attempt is running, or its outcome is being written.
     Running,
+}
+
+/// What the removal of a deleted endpoint's lane leaves to its caller.
+#[derive(Debug, Default)]
+pub(crate) struct Removed {
+    /// Deliveries whose attempts still run.
+    pub(crate) running: HashSet<DeliveryId>,
+    /// Unindexed deliveries with the due entries to write before the endpoint's queue is
+    /// cancelled. They stay on the list until [`ReadyLanes::settled`].
+    pub(crate) unindexed: Vec<(DeliveryId, Vec<u8>)>,
 }
 
 /// A planned read of one lane's due index.
@@ -114,6 +131,29 @@ struct Lanes {
     lanes: HashMap<EndpointId, Lane>,
     /// Deliveries waiting in every lane's `ready` together.
     waiting: usize,
+    /// Deliveries written without their due entry, by id, so oldest first.
+    unindexed: BTreeMap<DeliveryId, Unindexed>,
+    /// Deliveries whose id was made before this time (ms) are written with their due entry.
+    defer_from: u64,
+    /// Whether a delivery was deferred since the last [`ReadyLanes::sweep`].
+    deferred_since_sweep: bool,
+}
+
+/// A delivery written without its due entry.
+#[derive(Debug, Clone)]
+struct Unindexed {
+    endpoint: EndpointId,
+    due_key: Vec<u8>,
+}
+
+/// Due entries that the indexer is to write.
+#[derive(Debug, Default)]
+pub(crate) struct Sweep {
+    /// Each delivery's endpoint, id and due entry.
+    pub(crate) entries: Vec<(EndpointId, DeliveryId, Vec<u8>)>,
+    /// Once they are written, every pending delivery made before this time (ms) has its due
+    /// entry; `None` when nothing changed since the last sweep.
+    pub(crate) indexed_before: Option<u64>,
 }
 
 impl ReadyLanes {
@@ -136,8 +176,111 @@ impl ReadyLanes {
         }
     }
 
+    /// Marks the new deliveries of `active` endpoints as deferred, to be written without their
+    /// due entry, and lists them as unindexed. Ingest calls this before the write.
+    pub(crate) fn defer(&self, writes: &mut [NewEventWrite], active: impl Fn(&EndpointId) -> bool) {
+        let mut guard = self.lock();
+        let Lanes {
+            unindexed,
+            defer_from,
+            deferred_since_sweep,
+            ..
+        } = &mut *guard;
+        for write in writes {
+            let created_at = write.event.created_at;
+            for delivery in &mut write.deliveries {
+                let endpoint = &delivery.endpoint_id;
+                delivery.deferred = delivery.id.timestamp_ms() >= *defer_from && active(endpoint);
+                if delivery.deferred {
+                    let due_key =
+                        crate::store::due_key(endpoint.as_str(), created_at, delivery.id.as_str());
+                    let entry = Unindexed {
+                        endpoint: endpoint.clone(),
+                        due_key,
+                    };
+                    unindexed.insert(delivery.id.clone(), entry);
+                    *deferred_since_sweep = true;
+                }
+            }
+        }
+    }
+
+    /// Takes deliveries off the unindexed list when their write stored nothing, as for a
+    /// repeated idempotency key.
+    pub(crate) fn discard_unwritten<'a>(&self, ids: impl IntoIterator<Item = &'a DeliveryId>) {
+        let mut guard = self.lock();
+        for id in ids {
+            guard.unindexed.remove(id);
+        }
+    }
+
+    /// Whether the delivery was written without the due entry `due_key`, so its outcome has no
+    /// entry to remove.
+    pub(crate) fn is_unindexed(&self, id: &DeliveryId, due_key: &[u8]) -> bool {
+        self.lock()
+            .unindexed
+            .get(id)
+            .is_some_and(|entry| entry.due_key == due_key)
+    }
+
+    /// Takes a delivery off the unindexed list once an outcome of it, or its due entry, is
+    /// written.
+    pub(crate) fn settled(&self, id: &DeliveryId) {
+        self.lock().unindexed.remove(id);
+    }
+
+    /// Sets the time before which deliveries are written with their due entry. The start sets
+    /// it once the store has every entry, and the stop sets it to the end of time.
+    pub(crate) fn defer_from(&self, ms: u64) {
+        let mut guard = self.lock();
+        guard.defer_from = guard.defer_from.max(ms);
+    }
+
+    /// Takes off the unindexed list what the indexer should write now: the deliveries that no
+    /// lane holds, and those made before `hold_until` (ms). From then on, deliveries made
+    /// before `hold_until` are written with their due entry.
+    pub(crate) fn sweep(&self, hold_until: u64) -> Sweep {
+        let mut guard = self.lock();
+        let Lanes {
+            lanes,
+            unindexed,
+            defer_from,
+            deferred_since_sweep,
+            ..
+        } = &mut *guard;
+        *defer_from = (*defer_from).max(hold_until);
+        let mut sweep = Sweep::default();
+        unindexed.retain(|id, entry| {
+            let held = lanes
+                .get(&entry.endpoint)
+                .and_then(|lane| lane.known.get(id))
+                .is_some();
+            if held && id.timestamp_ms() >= hold_until {
+                return true;
+            }
+            let due_key = std::mem::take(&mut entry.due_key);
+            sweep
+                .entries
+                .push((entry.endpoint.clone(), id.clone(), due_key));
+            false
+        });
+        if std::mem::take(deferred_since_sweep) || !sweep.entries.is_empty() {
+            sweep.indexed_before = Some(*defer_from);
+        }
+        sweep
+    }
+
+    /// Puts back entries of a sweep that could not be written, for the next sweep.
+    pub(crate) fn unsweep(&self, entries: Vec<(EndpointId, DeliveryId, Vec<u8>)>) {
+        let mut guard = self.lock();
+        for (endpoint, id, due_key) in entries {
+            guard.unindexed.insert(id, Unindexed { endpoint, due_key });
+        }
+    }
+
     /// Drops reservations that get no hand-over, after a failed write or for an endpoint that
-    /// is paused or deleted. The due index keeps whatever was written, for a later read.
+    /// is paused or deleted. The due index keeps whatever was written, for a later read, and
+    /// the indexer writes the entries of deferred deliveries.
     pub(crate) fn unreserve<'a>(
         &self,
         deliveries: impl IntoIterator<Item = (&'a EndpointId, &'a DeliveryId)>,
@@ -154,11 +297,12 @@ impl ReadyLanes {
         }
     }
 
-    /// Hands reserved deliveries, now flushed to the due index, to their lanes. A full lane
-    /// leaves them in the due index and requests a read of it instead.
+    /// Hands reserved deliveries, now flushed, to their lanes. A full lane leaves them to the
+    /// due index and requests a read of it instead; the indexer writes the entries of deferred
+    /// ones.
     pub(crate) fn offer(&self, works: impl IntoIterator<Item = (EndpointId, Work)>) {
         let mut guard = self.lock();
-        let Lanes { lanes, waiting } = &mut *guard;
+        let Lanes { lanes, waiting, .. } = &mut *guard;
         for (endpoint, work) in works {
             let lane = lanes.entry(endpoint).or_default();
             let id = &work.due.delivery_id;
@@ -217,7 +361,7 @@ impl ReadyLanes {
     /// Adds what a read of the due index found, skipping what the lane learned meanwhile.
     pub(crate) fn fill(&self, endpoint: &EndpointId, plan: ScanPlan, loaded: LoadedDue) {
         let mut guard = self.lock();
-        let Lanes { lanes, waiting } = &mut *guard;
+        let Lanes { lanes, waiting, .. } = &mut *guard;
         let lane = lanes.entry(endpoint.clone()).or_default();
         for due in loaded.works {
             if let Entry::Vacant(slot) = lane.known.entry(due.delivery_id.clone()) {
@@ -245,7 +389,7 @@ impl ReadyLanes {
     /// Takes up to `count` deliveries of an endpoint for attempts and marks them running.
     pub(crate) fn take(&self, endpoint: &EndpointId, count: usize) -> Vec<Work> {
         let mut guard = self.lock();
-        let Lanes { lanes, waiting } = &mut *guard;
+        let Lanes { lanes, waiting, .. } = &mut *guard;
         let Some(lane) = lanes.get_mut(endpoint) else {
             return Vec::new();
         };
@@ -282,7 +426,7 @@ impl ReadyLanes {
     /// Takes a waiting delivery out of its lane, for a replay that rewrites its due entry.
     pub(crate) fn withdraw(&self, endpoint: &EndpointId, id: &DeliveryId) -> Presence {
         let mut guard = self.lock();
-        let Lanes { lanes, waiting } = &mut *guard;
+        let Lanes { lanes, waiting, .. } = &mut *guard;
         let Some(lane) = lanes.get_mut(endpoint) else {
             return Presence::Absent;
         };
@@ -317,7 +461,7 @@ impl ReadyLanes {
     /// index for its resume.
     pub(crate) fn release(&self, endpoint: &EndpointId) {
         let mut guard = self.lock();
-        let Lanes { lanes, waiting } = &mut *guard;
+        let Lanes { lanes, waiting, .. } = &mut *guard;
         let Some(lane) = lanes.get_mut(endpoint) else {
             return;
         };
@@ -331,27 +475,42 @@ impl ReadyLanes {
         lane.request_scan();
     }
 
-    /// Removes a deleted endpoint's lane and returns the deliveries whose attempts still run,
-    /// which their outcomes end.
-    pub(crate) fn remove(&self, endpoint: &EndpointId) -> HashSet<DeliveryId> {
+    /// Removes a deleted endpoint's lane. Returns the deliveries whose attempts still run,
+    /// which their outcomes end, and the due entries of the endpoint's other unindexed
+    /// deliveries, which the caller writes so that cancelling finds them.
+    pub(crate) fn remove(&self, endpoint: &EndpointId) -> Removed {
         let mut guard = self.lock();
-        let Lanes { lanes, waiting } = &mut *guard;
-        let Some(lane) = lanes.remove(endpoint) else {
-            return HashSet::new();
+        let Lanes {
+            lanes,
+            waiting,
+            unindexed,
+            ..
+        } = &mut *guard;
+        let running: HashSet<DeliveryId> = match lanes.remove(endpoint) {
+            Some(lane) => {
+                *waiting -= lane.ready.len();
+                lane.known
+                    .into_iter()
+                    .filter_map(|(id, known)| (known == Known::Running).then_some(id))
+                    .collect()
+            }
+            None => HashSet::new(),
         };
-        *waiting -= lane.ready.len();
-        lane.known
-            .into_iter()
-            .filter_map(|(id, known)| (known == Known::Running).then_some(id))
-            .collect()
+        let unindexed = unindexed
+            .iter()
+            .filter(|(id, entry)| entry.endpoint == *endpoint && !running.contains(*id))
+            .map(|(id, entry)| (id.clone(), entry.due_key.clone()))
+            .collect();
+        Removed { running, unindexed }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::DeliveryRecord;
+    use crate::store::{due_key, DeliveryRecord, NewDelivery, NewEvent};
     use belter_common::records::{AttemptTrigger, DeliveryStatus};
+    use belter_common::{EventId, EventType};
 
     fn work(endpoint: &EndpointId) -> Work {
         let id = DeliveryId::generate();
@@ -498,7 +657,7 @@ mod tests {
         hand_over(&lanes, &endpoint, vec![work(&endpoint)]);
         lanes.release(&endpoint);
         assert!(lanes.take(&endpoint, 10).is_empty());
-        assert_eq!(lanes.remove(&endpoint), HashSet::from([running_id]));
+        assert_eq!(lanes.remove(&endpoint).running, HashSet::from([running_id]));
     }
 
     #[test]
@@ -548,5 +707,144 @@ mod tests {
             .plan_scan(&endpoint, 10, 0)
             .expect("the index is read again");
         assert!(!plan.known.contains(&id));
+    }
+
+    /// An ingest write of one event with one delivery to `endpoint`, made at 1,000 ms.
+    fn new_write(endpoint: &EndpointId) -> NewEventWrite {
+        NewEventWrite {
+            event: NewEvent {
+                id: EventId::generate(),
+                kind: EventType::CsatReceived,
+                created_at: 1_000,
+                body: Vec::new(),
+            },
+            deliveries: vec![NewDelivery {
+                id: DeliveryId::generate(),
+                endpoint_id: endpoint.clone(),
+                target_url: "http://127.0.0.1:9/".to_owned(),
+                deferred: false,
+            }],
+            derived_from: None,
+        }
+    }
+
+    /// Reserves and defers one new delivery as ingest does, and returns it with its due key.
+    fn defer_one(lanes: &ReadyLanes, endpoint: &EndpointId) -> (NewEventWrite, Vec<u8>) {
+        let mut writes = [new_write(endpoint)];
+        let id = writes[0].deliveries[0].id.clone();
+        lanes.reserve([(endpoint, &id)]);
+        lanes.defer(&mut writes, |_| true);
+        let [write] = writes;
+        assert!(write.deliveries[0].deferred);
+        (write, due_key(endpoint.as_str(), 1_000, id.as_str()))
+    }
+
+    /// Hands a reserved write's deliveries to their lanes, as ingest does after the flush.
+    fn offer_write(lanes: &ReadyLanes, write: &NewEventWrite) {
+        lanes.offer(
+            write
+                .due_works()
+                .map(|(endpoint, due)| (endpoint.clone(), Work { due, body: None })),
+        );
+    }
+
+    #[test]
+    fn deferred_delivery_is_swept_once_no_lane_holds_it() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let (write, key) = defer_one(&lanes, &endpoint);
+        let id = write.deliveries[0].id.clone();
+        assert!(lanes.is_unindexed(&id, &key));
+        assert!(!lanes.is_unindexed(&id, b"a replay's key"));
+
+        let held = lanes.sweep(0);
+        assert!(
+            held.entries.is_empty(),
+            "a reserved delivery stays unlisted"
+        );
+        assert_eq!(held.indexed_before, Some(0));
+        assert_eq!(lanes.sweep(0).indexed_before, None, "nothing changed");
+
+        lanes.unreserve([(&endpoint, &id)]);
+        let swept = lanes.sweep(0);
+        assert_eq!(
+            swept.entries,
+            vec![(endpoint.clone(), id.clone(), key.clone())]
+        );
+        assert!(!lanes.is_unindexed(&id, &key));
+        lanes.unsweep(swept.entries);
+        assert!(
+            lanes.is_unindexed(&id, &key),
+            "a failed write is tried again"
+        );
+    }
+
+    #[test]
+    fn held_delivery_is_swept_after_the_hold_limit() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let (write, key) = defer_one(&lanes, &endpoint);
+        offer_write(&lanes, &write);
+        let id = &write.deliveries[0].id;
+        let made = id.timestamp_ms();
+
+        assert!(lanes.sweep(made).entries.is_empty(), "held, and young");
+        let swept = lanes.sweep(made + 1);
+        assert_eq!(swept.entries, vec![(endpoint.clone(), id.clone(), key)]);
+        assert_eq!(swept.indexed_before, Some(made + 1));
+        assert_eq!(
+            lanes.take(&endpoint, 10).len(),
+            1,
+            "the lane still holds it"
+        );
+    }
+
+    #[test]
+    fn late_or_inactive_deliveries_are_not_deferred() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let mut paused = [new_write(&endpoint)];
+        lanes.defer(&mut paused, |_| false);
+        assert!(!paused[0].deliveries[0].deferred);
+        lanes.defer_from(u64::MAX);
+        let mut late = [new_write(&endpoint)];
+        lanes.defer(&mut late, |_| true);
+        assert!(!late[0].deliveries[0].deferred);
+        assert_eq!(lanes.sweep(0).indexed_before, None, "nothing was deferred");
+    }
+
+    #[test]
+    fn outcome_replay_and_delete_take_deliveries_off_the_list() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let deferred: Vec<(NewEventWrite, Vec<u8>)> =
+            (0..4).map(|_| defer_one(&lanes, &endpoint)).collect();
+        for (write, _) in &deferred {
+            offer_write(&lanes, write);
+        }
+        let id = |at: usize| deferred[at].0.deliveries[0].id.clone();
+        let key = |at: usize| deferred[at].1.clone();
+        assert_eq!(lanes.take(&endpoint, 1).len(), 1);
+        lanes.settled(&id(0));
+        assert!(
+            !lanes.is_unindexed(&id(0), &key(0)),
+            "its outcome is written"
+        );
+        assert_eq!(lanes.withdraw(&endpoint, &id(1)), Presence::Withdrawn);
+        assert!(
+            lanes.is_unindexed(&id(1), &key(1)),
+            "listed until the replay's outcome"
+        );
+        lanes.settled(&id(1));
+        assert_eq!(lanes.take(&endpoint, 1).len(), 1);
+
+        let removed = lanes.remove(&endpoint);
+        assert_eq!(removed.running, HashSet::from([id(0), id(2)]));
+        assert_eq!(
+            removed.unindexed,
+            vec![(id(3), key(3))],
+            "the waiting one is to be cancelled"
+        );
+        assert!(lanes.is_unindexed(&id(2), &key(2)), "its outcome ends it");
     }
 }

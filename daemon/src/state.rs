@@ -18,7 +18,7 @@ use crate::outcome::OutcomeSender;
 use crate::ready::ReadyLanes;
 use crate::registry::Registry;
 use crate::rules::RuleSet;
-use crate::store::{DeliveryRecord, Store};
+use crate::store::{DeliveryRecord, Store, StoreError};
 use crate::token::IngestTokens;
 
 /// Lines the live stream buffers for a slow reader before it reports them as missed.
@@ -129,5 +129,25 @@ impl AppState {
     /// Deliveries queued or in flight now.
     pub(crate) fn waiting(&self) -> u64 {
         u64::try_from(self.waiting.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// Cancels the queued deliveries of a deleted endpoint and returns their ids. Those whose
+    /// attempts run end with their outcomes. Blocks on the store.
+    pub(crate) fn cancel_queue(
+        &self,
+        endpoint: &EndpointId,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        let removed = self.ready.remove(endpoint);
+        self.store
+            .write_due_entries(removed.unindexed.iter().map(|(_, key)| key.as_slice()))?;
+        for (id, _) in &removed.unindexed {
+            self.ready.settled(id);
+        }
+        let cancelled =
+            self.store
+                .cancel_endpoint(endpoint, Timestamp::now().as_millis(), &removed.running)?;
+        self.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(i64::MAX));
+        self.metrics.record_cancelled(cancelled.len());
+        Ok(cancelled)
     }
 }

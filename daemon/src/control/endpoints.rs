@@ -366,13 +366,7 @@ pub(super) async fn remove(
     let entry = lookup(&state, &id)?;
     state.endpoints.remove(&state.store, &entry.id)?;
     state.flusher.flush().await.map_err(ApiError::store)?;
-    let running = state.ready.remove(&entry.id);
-    let cancelled =
-        state
-            .store
-            .cancel_endpoint(&entry.id, Timestamp::now().as_millis(), &running)?;
-    state.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(i64::MAX));
-    state.metrics.record_cancelled(cancelled.len());
+    let cancelled = state.cancel_queue(&entry.id)?;
     for delivery_id in &cancelled {
         if let Ok(Some(record)) = state.store.delivery(delivery_id) {
             state.publish(StreamEvent {

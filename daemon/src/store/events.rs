@@ -22,6 +22,9 @@ pub(crate) struct NewDelivery {
     pub(crate) id: DeliveryId,
     pub(crate) endpoint_id: EndpointId,
     pub(crate) target_url: String,
+    /// Written without its due entry, because a ready lane holds it in memory; see
+    /// [`Store::recover_unindexed`].
+    pub(crate) deferred: bool,
 }
 
 /// One event of an ingest write with the deliveries made from it.
@@ -50,10 +53,13 @@ pub(crate) struct IngestJob<'a> {
     pub(crate) idempotency: Option<Idempotency<'a>>,
 }
 
+/// A delivery's id, record and due entry, encoded; a deferred delivery has no due entry yet.
+type EncodedDelivery<'a> = (&'a str, Vec<u8>, Option<Vec<u8>>);
+
 /// An ingest request encoded for the store.
 struct EncodedJob<'a> {
     events: Vec<(&'a str, Vec<u8>)>,
-    deliveries: Vec<(&'a str, Vec<u8>, Vec<u8>)>,
+    deliveries: Vec<EncodedDelivery<'a>>,
     idempotency: Option<(&'a str, Vec<u8>)>,
 }
 
@@ -76,7 +82,8 @@ impl<'a> EncodedJob<'a> {
             };
             events.push((event.id.as_str(), encode(&event_record)?));
             for (delivery, (_, work)) in write.deliveries.iter().zip(write.due_works()) {
-                deliveries.push((delivery.id.as_str(), encode(&work.record)?, work.due_key));
+                let due_key = (!delivery.deferred).then_some(work.due_key);
+                deliveries.push((delivery.id.as_str(), encode(&work.record)?, due_key));
             }
         }
         let idempotency = match job.idempotency {
@@ -183,6 +190,7 @@ impl Store {
                     id: delivery.id.clone(),
                     endpoint_id: delivery.endpoint_id.clone(),
                     target_url: delivery.target_url.clone(),
+                    deferred: delivery.deferred,
                 })
                 .collect(),
             derived_from: None,
@@ -238,7 +246,9 @@ impl Store {
         }
         for (id, record, key) in &encoded.deliveries {
             self.deliveries.insert(id.as_bytes(), record.as_slice())?;
-            self.due.insert(key.as_slice(), &[][..])?;
+            if let Some(key) = key {
+                self.due.insert(key.as_slice(), &[][..])?;
+            }
         }
         if let Some((key, record)) = &encoded.idempotency {
             self.idempotency.insert(key.as_bytes(), record.as_slice())?;
@@ -342,6 +352,7 @@ mod tests {
             id: DeliveryId::generate(),
             endpoint_id: EndpointId::generate(),
             target_url: "http://127.0.0.1:9/hook".to_owned(),
+            deferred: false,
         }
     }
 

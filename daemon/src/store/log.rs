@@ -85,6 +85,7 @@ mod tests {
                 id: DeliveryId::generate(),
                 endpoint_id: endpoint.clone(),
                 target_url: "http://127.0.0.1:9/".to_owned(),
+                deferred: false,
             };
             let event = NewEvent {
                 id: EventId::generate(),

@@ -8,7 +8,8 @@
 //!   but the latest
 //! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per
 //!   delivery waiting for an attempt or in one, so a range scan of one endpoint yields its due
-//!   work in order
+//!   work in order. A new delivery that a ready lane holds in memory has none until the lane
+//!   lets it go without an outcome; see the `queue` module
 //! - `inflight`: delivery id → endpoint id; attempts that an older version of belterd started,
 //!   read once at start
 //! - `endpoints`: endpoint id → [`EndpointRecord`]
@@ -18,7 +19,8 @@
 //! - `stats`: minute since the epoch (u64 big-endian) → outcome counts, summed by a merge operator
 //! - `meta`: `waiting_at_stop` → the count of waiting deliveries (u64 big-endian) that a clean
 //!   stop wrote, read and removed at the next start; `store_format` → the newest record layout
-//!   the store may contain (one byte), see [`STORE_FORMAT`]
+//!   the store may contain (one byte), see [`STORE_FORMAT`]; `indexed_before` → a time (ms, u64
+//!   big-endian) before which every pending delivery has its due entry
 
 mod endpoints;
 mod events;
@@ -169,6 +171,21 @@ impl Store {
             .map(u64::from_be_bytes))
     }
 
+    /// Records that every pending delivery made before `ms` has its due entry. Written after
+    /// those entries, so a crash that loses the entries loses this too.
+    pub(crate) fn mark_indexed_before(&self, ms: u64) -> Result<(), StoreError> {
+        self.meta.insert(INDEXED_BEFORE, &ms.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The time that [`Store::mark_indexed_before`] recorded last, if any.
+    fn indexed_before(&self) -> Result<Option<u64>, StoreError> {
+        let saved = self.meta.get(INDEXED_BEFORE)?;
+        Ok(saved
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
     /// Writes every change so far to disk.
     pub(crate) async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
@@ -184,11 +201,14 @@ pub(crate) const STORE_FORMAT: u8 = 2;
 /// Key of the store format in the `meta` tree.
 const STORE_FORMAT_KEY: &[u8] = b"store_format";
 
+/// Key of the time before which every pending delivery has its due entry, in the `meta` tree.
+const INDEXED_BEFORE: &[u8] = b"indexed_before";
+
 /// Key of the waiting count kept by a clean stop in the `meta` tree.
 const WAITING_AT_STOP: &[u8] = b"waiting_at_stop";
 
 /// Key of a delivery's due entry: endpoint id, due time in ms (big-endian), delivery id.
-fn due_key(endpoint: &str, due_ms: u64, delivery: &str) -> Vec<u8> {
+pub(crate) fn due_key(endpoint: &str, due_ms: u64, delivery: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(endpoint.len() + 8 + delivery.len());
     key.extend_from_slice(endpoint.as_bytes());
     key.extend_from_slice(&due_ms.to_be_bytes());

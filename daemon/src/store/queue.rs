@@ -2,7 +2,10 @@
 //! outcomes, replays, cancellation and recovery of attempts cut short by an older version.
 //!
 //! A due entry stays in the index while its attempt runs and is removed only with the outcome,
-//! so a crash during an attempt sends it again. An entry counts only while its delivery is
+//! so a crash during an attempt sends it again. A new delivery that ingest hands to a ready lane
+//! is written without one, which saves a write and a removal when its first attempt succeeds.
+//! The lane writes its entry when it lets the delivery go without an outcome, and
+//! [`Store::recover_unindexed`] writes the entries that a crash left unwritten. An entry counts only while its delivery is
 //! pending with that very due time. Any other entry is left over from a crash between two
 //! writes, and it is removed when it is read. No sled transaction or batch is used, because
 //! either one switches every read and write of the process to a global lock in sled 0.34.
@@ -151,10 +154,12 @@ impl Store {
     ///
     /// The writes go in an order that a crash can only repeat: the displaced attempt, the next
     /// due entry, the delivery, and last the removal of the entry that started the attempt.
+    /// `unindexed` says that the delivery was written without that entry, so nothing is removed.
     pub(crate) fn record_outcome(
         &self,
         delivery_id: &DeliveryId,
         due_key_now: &[u8],
+        unindexed: bool,
         updated: &DeliveryRecord,
         displaced: Displaced<'_>,
         check_pruned: bool,
@@ -165,7 +170,9 @@ impl Store {
             match self.deliveries.get(id)? {
                 Some(bytes) => Some(bytes),
                 None => {
-                    self.due.remove(due_key_now)?;
+                    if !unindexed {
+                        self.due.remove(due_key_now)?;
+                    }
                     return Ok(false);
                 }
             }
@@ -192,10 +199,53 @@ impl Store {
             self.due.insert(key.as_slice(), &[][..])?;
         }
         self.deliveries.insert(id, encode(updated)?)?;
-        if next_key.as_deref() != Some(due_key_now) {
+        if !unindexed && next_key.as_deref() != Some(due_key_now) {
             self.due.remove(due_key_now)?;
         }
         Ok(true)
+    }
+
+    /// Writes due entries of deliveries that were written without one.
+    pub(crate) fn write_due_entries<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), StoreError> {
+        for key in keys {
+            self.due.insert(key, &[][..])?;
+        }
+        Ok(())
+    }
+
+    /// Writes the missing due entries of pending deliveries made at or after the time that
+    /// [`Store::mark_indexed_before`] recorded last. Only a crash leaves any: ingest writes a
+    /// delivery that a ready lane holds without its entry, and the lane writes it when it lets
+    /// the delivery go without an outcome. Returns how many were written.
+    pub(crate) fn recover_unindexed(&self) -> Result<u64, StoreError> {
+        let Some(since_ms) = self.indexed_before()? else {
+            return Ok(0);
+        };
+        let start = DeliveryId::first_at(since_ms);
+        let mut written = 0;
+        for item in self.deliveries.range(start.as_str().as_bytes()..) {
+            let (id, bytes) = item?;
+            let record: DeliveryRecord = decode(&bytes)?;
+            let Some(due_ms) = record.next_attempt_at else {
+                continue;
+            };
+            if record.status != DeliveryStatus::Pending {
+                continue;
+            }
+            let id = std::str::from_utf8(&id).map_err(|_| StoreError::CorruptKey {
+                tree: "deliveries",
+                detail: "not UTF-8".to_owned(),
+            })?;
+            let key = due_key(&record.endpoint_id, due_ms, id);
+            if !self.due.contains_key(&key)? {
+                self.due.insert(key, &[][..])?;
+                written += 1;
+            }
+        }
+        Ok(written)
     }
 
     /// Queues a delivery for a replay attempt at `now_ms`. The caller makes sure no attempt of
@@ -340,6 +390,7 @@ mod tests {
             id: DeliveryId::generate(),
             endpoint_id: endpoint.clone(),
             target_url: "http://127.0.0.1:9/".to_owned(),
+            deferred: false,
         };
         let event = NewEvent {
             id: EventId::generate(),
@@ -374,6 +425,72 @@ mod tests {
     }
 
     #[test]
+    fn recovery_writes_missing_due_entries_made_since_the_mark() {
+        let (_dir, store) = open_temp();
+        let write_deferred = |at: u64| {
+            let delivery = NewDelivery {
+                id: DeliveryId::generate(),
+                endpoint_id: EndpointId::generate(),
+                target_url: "http://127.0.0.1:9/".to_owned(),
+                deferred: true,
+            };
+            let event = NewEvent {
+                id: EventId::generate(),
+                kind: EventType::CsatReceived,
+                created_at: at,
+                body: b"{}".to_vec(),
+            };
+            store
+                .write_event(&event, std::slice::from_ref(&delivery), None)
+                .unwrap();
+            (delivery.endpoint_id, delivery.id)
+        };
+        let (endpoint, id) = write_deferred(100);
+        assert!(load(&store, &endpoint, 100).works.is_empty());
+        assert_eq!(store.recover_unindexed().unwrap(), 0, "no mark, no scan");
+
+        store.mark_indexed_before(id.timestamp_ms()).unwrap();
+        assert_eq!(store.recover_unindexed().unwrap(), 1);
+        let loaded = load(&store, &endpoint, 100);
+        assert_eq!(loaded.works.len(), 1);
+        assert_eq!(loaded.works[0].delivery_id, id);
+        assert_eq!(store.recover_unindexed().unwrap(), 0, "written already");
+
+        let (older, _) = write_deferred(200);
+        store
+            .mark_indexed_before(u64::from(u32::MAX) << 12)
+            .unwrap();
+        assert_eq!(
+            store.recover_unindexed().unwrap(),
+            0,
+            "made before the mark"
+        );
+        assert!(load(&store, &older, 200).works.is_empty());
+    }
+
+    #[test]
+    fn unindexed_outcome_removes_no_entry() {
+        let (_dir, store) = open_temp();
+        let (endpoint, id) = queued_delivery(&store, 100);
+        let work = load(&store, &endpoint, 100).works.remove(0);
+        let mut updated = work.record.clone();
+        updated.after_attempt(
+            failed_attempt(1, AttemptTrigger::First),
+            Completion::Final(DeliveryStatus::Failed),
+            150,
+        );
+        assert!(store
+            .record_outcome(&id, &work.due_key, true, &updated, Displaced::Nothing, true)
+            .unwrap());
+        assert_eq!(store.count_waiting().unwrap(), 1, "the entry is left alone");
+        assert!(
+            load(&store, &endpoint, 100).works.is_empty(),
+            "and dropped when read, since the delivery ended"
+        );
+        assert_eq!(store.count_waiting().unwrap(), 0);
+    }
+
+    #[test]
     fn outcome_with_retry_moves_the_due_entry() {
         let (_dir, store) = open_temp();
         let (endpoint, id) = queued_delivery(&store, 100);
@@ -398,7 +515,14 @@ mod tests {
         assert!(displaced.is_none(), "the first attempt displaces nothing");
         assert!(!work.stored_attempt);
         assert!(store
-            .record_outcome(&id, &work.due_key, &updated, Displaced::Nothing, true)
+            .record_outcome(
+                &id,
+                &work.due_key,
+                false,
+                &updated,
+                Displaced::Nothing,
+                true
+            )
             .unwrap());
         let stored = store.delivery(&id).unwrap().unwrap();
         assert_eq!(stored.status, DeliveryStatus::Pending);
@@ -428,7 +552,14 @@ mod tests {
         );
         assert!(displaced.is_none());
         store
-            .record_outcome(&id, &work.due_key, &record, Displaced::Nothing, false)
+            .record_outcome(
+                &id,
+                &work.due_key,
+                false,
+                &record,
+                Displaced::Nothing,
+                false,
+            )
             .unwrap();
 
         let retry = load(&store, &endpoint, 500).works.remove(0);
@@ -445,7 +576,14 @@ mod tests {
         );
         assert!(displaced.is_none());
         store
-            .record_outcome(&id, &retry.due_key, &record, Displaced::Stored, false)
+            .record_outcome(
+                &id,
+                &retry.due_key,
+                false,
+                &record,
+                Displaced::Stored,
+                false,
+            )
             .unwrap();
 
         let stored = store.delivery(&id).unwrap().unwrap();
@@ -472,7 +610,7 @@ mod tests {
             150,
         );
         store
-            .record_outcome(&id, &work.due_key, &record, Displaced::Nothing, true)
+            .record_outcome(&id, &work.due_key, false, &record, Displaced::Nothing, true)
             .unwrap();
 
         // A replay whose caller still has attempt 1 in its copy.
@@ -483,7 +621,7 @@ mod tests {
         );
         let held = displaced.unwrap();
         store
-            .record_outcome(&id, &[], &record, Displaced::Attempt(&held), true)
+            .record_outcome(&id, &[], false, &record, Displaced::Attempt(&held), true)
             .unwrap();
 
         let stored = store.delivery(&id).unwrap().unwrap();
@@ -509,7 +647,7 @@ mod tests {
             150,
         );
         let written = store
-            .record_outcome(&id, &work.due_key, &record, Displaced::Nothing, true)
+            .record_outcome(&id, &work.due_key, false, &record, Displaced::Nothing, true)
             .unwrap();
         assert!(!written);
         assert!(store.delivery(&id).unwrap().is_none());
@@ -528,7 +666,7 @@ mod tests {
             150,
         );
         store
-            .record_outcome(&id, &work.due_key, &record, Displaced::Nothing, true)
+            .record_outcome(&id, &work.due_key, false, &record, Displaced::Nothing, true)
             .unwrap();
         // As a crash after the displaced attempt's write and before the delivery's leaves it.
         store

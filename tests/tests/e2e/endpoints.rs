@@ -7,7 +7,7 @@ use belter_common::api::{CreateEndpoint, DeliveryQuery, UpdateEndpoint};
 use belter_common::records::{DeliveryStatus, EndpointState, EventSelection};
 use belter_common::rules::{CreateRule, RuleScope};
 use belter_common::samples::sample_body;
-use belter_common::{EndpointId, EventType};
+use belter_common::{headers, DeliveryId, EndpointId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
 use belter_tests::raw::unix_request;
 use belter_tests::signature::signature_matches;
@@ -70,6 +70,77 @@ async fn delete_cancels_queued() {
     let endpoints = client.list_endpoints().await.expect("list endpoints");
     assert!(endpoints.iter().all(|e| e.id != created.endpoint.id));
     receiver.expect_no_more_than(0, QUIET_WINDOW).await;
+}
+
+/// Starts a daemon that runs one attempt per endpoint at a time, and queues `count` deliveries
+/// to a receiver that holds each request for a second. Returns once the first attempt runs, so
+/// the others wait in memory.
+async fn deliveries_behind_slow_attempt(
+    count: usize,
+) -> (DaemonProcess, Receiver, EndpointId, Vec<DeliveryId>) {
+    let options = DaemonOptions {
+        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "1".to_owned()],
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_secs(1),
+        status: 200,
+    })
+    .await;
+    let created = subscribe(&daemon.client(), &receiver).await;
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        ids.extend(daemon.ingest_accepted(csat()).await.deliveries);
+    }
+    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+    (daemon, receiver, created.endpoint.id, ids)
+}
+
+#[tokio::test]
+async fn delete_cancels_deliveries_waiting_in_memory() {
+    let (daemon, receiver, endpoint_id, ids) = deliveries_behind_slow_attempt(4).await;
+    let client = daemon.client();
+
+    client
+        .delete_endpoint(&endpoint_id)
+        .await
+        .expect("delete endpoint");
+
+    let sent = receiver.requests();
+    assert_eq!(sent.len(), 1, "one attempt ran before the delete");
+    let running = sent[0].header(headers::DELIVERY).expect("delivery header");
+    for id in ids.iter().filter(|id| id.as_str() != running) {
+        let detail = client.get_delivery(id).await.expect("history is kept");
+        assert_eq!(detail.delivery.status, DeliveryStatus::Cancelled, "{id}");
+    }
+    receiver
+        .expect_no_more_than(1, Duration::from_millis(1_500))
+        .await;
+}
+
+#[tokio::test]
+async fn pause_keeps_deliveries_waiting_in_memory() {
+    let (daemon, receiver, endpoint_id, ids) = deliveries_behind_slow_attempt(4).await;
+    let client = daemon.client();
+
+    client.pause_endpoint(&endpoint_id).await.expect("pause");
+    receiver.set_reply(Reply::Status(200));
+    // Held until the queue no longer waits in memory; a resume then reads it from the store.
+    receiver
+        .expect_no_more_than(1, Duration::from_millis(1_500))
+        .await;
+    client.resume_endpoint(&endpoint_id).await.expect("resume");
+
+    for id in &ids {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    let received: std::collections::BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .filter_map(|request| request.header(headers::DELIVERY).map(str::to_owned))
+        .collect();
+    assert_eq!(received.len(), ids.len());
 }
 
 #[tokio::test]

@@ -120,6 +120,64 @@ async fn sigkill_keeps_queued() {
     queued_deliveries_survive(Stop::Kill).await;
 }
 
+/// Queues deliveries behind a slow attempt, so they wait in memory, stops the daemon, starts it
+/// again and checks that each one arrives.
+async fn deliveries_in_memory_survive(stop: Stop) {
+    let options = DaemonOptions {
+        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "1".to_owned()],
+        ..DaemonOptions::default()
+    };
+    let mut daemon = DaemonProcess::start_with(options).await;
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_millis(800),
+        status: 200,
+    })
+    .await;
+    subscribe(&daemon.client(), &receiver).await;
+    let mut ids = BTreeSet::new();
+    for _ in 0..QUEUED_EVENTS {
+        let answer = daemon
+            .ingest_accepted(sample_body(EventType::CsatReceived))
+            .await;
+        ids.extend(answer.deliveries);
+    }
+    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+
+    match stop {
+        Stop::Term => {
+            let status = daemon.stop().await;
+            assert!(status.success(), "belterd exited with {status}");
+        }
+        Stop::Kill => {
+            daemon.kill().await;
+        }
+    }
+    receiver.set_reply(Reply::Status(200));
+    daemon.start_again().await;
+    let client = daemon.client();
+    for id in &ids {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    let received: BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .filter_map(|request| request.header(headers::DELIVERY).map(str::to_owned))
+        .collect();
+    let expected: BTreeSet<String> = ids.iter().map(ToString::to_string).collect();
+    assert_eq!(received, expected, "{stop:?}");
+    wait_for_pending(&client, 0).await;
+}
+
+#[tokio::test]
+async fn sigterm_keeps_deliveries_in_memory() {
+    deliveries_in_memory_survive(Stop::Term).await;
+}
+
+#[tokio::test]
+async fn sigkill_keeps_deliveries_in_memory() {
+    deliveries_in_memory_survive(Stop::Kill).await;
+}
+
 #[tokio::test]
 async fn sigkill_keeps_pending_retry() {
     let options = DaemonOptions {
