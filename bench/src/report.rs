@@ -185,6 +185,16 @@ impl Report {
                 spread_text(latency.delivery_latency),
                 String::new(),
             ));
+            rows.push(row(
+                "latency",
+                &format!("CPU per event {at}, µs: belterd / bench"),
+                cpu_split(
+                    latency.daemon_cpu_us_per_event,
+                    latency.bench_cpu_us_per_event,
+                    latency.cpu,
+                ),
+                String::new(),
+            ));
         }
         if let Some(fanout) = &results.fanout {
             rows.push(row(

@@ -52,8 +52,9 @@ fn short_run_writes_report() {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let json_path = dir.path().join("results.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_belter-bench"))
-        .args(["--scenario", "throughput", "--scenario", "backlog"])
-        .args(["--scenario", "query", "--duration", "1s"])
+        .args(["--scenario", "throughput", "--scenario", "latency"])
+        .args(["--scenario", "backlog", "--scenario", "query"])
+        .args(["--duration", "1s", "--rate", "200"])
         .args(["--backlog", "1000", "--concurrency", "8"])
         .arg("--json")
         .arg(&json_path)
@@ -131,6 +132,16 @@ fn short_run_writes_report() {
         assert!(
             throughput[measured].as_f64().unwrap_or(0.0) > 0.0,
             "{measured} is measured: {throughput}"
+        );
+    }
+
+    let latency = &results["latency"];
+    assert!(latency["accepted"].as_u64().unwrap_or(0) > 0, "{latency}");
+    assert_eq!(latency["undelivered"], 0, "{latency}");
+    for measured in ["daemon_cpu_us_per_event", "bench_cpu_us_per_event"] {
+        assert!(
+            latency[measured].as_f64().unwrap_or(0.0) > 0.0,
+            "{measured} is measured: {latency}"
         );
     }
 

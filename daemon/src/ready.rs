@@ -177,20 +177,30 @@ impl ReadyLanes {
     }
 
     /// Marks the new deliveries of `active` endpoints as deferred, to be written without their
-    /// due entry, and lists them as unindexed. Ingest calls this before the write.
+    /// due entry, and lists them as unindexed. Ingest calls this after [`ReadyLanes::reserve`]
+    /// and before the write. A lane that tracks as many deliveries as it can hold gets none:
+    /// the hand-over would not fit, and the due index holds them more cheaply than the indexer.
     pub(crate) fn defer(&self, writes: &mut [NewEventWrite], active: impl Fn(&EndpointId) -> bool) {
         let mut guard = self.lock();
         let Lanes {
+            lanes,
+            waiting,
             unindexed,
             defer_from,
             deferred_since_sweep,
-            ..
         } = &mut *guard;
+        let room = |endpoint: &EndpointId| {
+            *waiting < TOTAL_CAPACITY
+                && lanes
+                    .get(endpoint)
+                    .is_none_or(|lane| lane.known.len() <= LANE_CAPACITY)
+        };
         for write in writes {
             let created_at = write.event.created_at;
             for delivery in &mut write.deliveries {
                 let endpoint = &delivery.endpoint_id;
-                delivery.deferred = delivery.id.timestamp_ms() >= *defer_from && active(endpoint);
+                delivery.deferred =
+                    delivery.id.timestamp_ms() >= *defer_from && room(endpoint) && active(endpoint);
                 if delivery.deferred {
                     let due_key =
                         crate::store::due_key(endpoint.as_str(), created_at, delivery.id.as_str());
@@ -811,6 +821,24 @@ mod tests {
         lanes.defer(&mut late, |_| true);
         assert!(!late[0].deliveries[0].deferred);
         assert_eq!(lanes.sweep(0).indexed_before, None, "nothing was deferred");
+    }
+
+    #[test]
+    fn full_lane_gets_no_deferred_delivery() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        hand_over(
+            &lanes,
+            &endpoint,
+            (1..LANE_CAPACITY).map(|_| work(&endpoint)).collect(),
+        );
+        let (write, _) = defer_one(&lanes, &endpoint);
+        assert!(write.deliveries[0].deferred, "the last one that fits");
+        let mut over = [new_write(&endpoint)];
+        let id = over[0].deliveries[0].id.clone();
+        lanes.reserve([(&endpoint, &id)]);
+        lanes.defer(&mut over, |_| true);
+        assert!(!over[0].deliveries[0].deferred);
     }
 
     #[test]

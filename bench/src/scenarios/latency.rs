@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
 
-use super::baseline::per_second;
+use super::baseline::{micros_per, per_second};
 use crate::daemon::{endpoint_request, Daemon, DaemonSettings};
 use crate::ingest::IngestClient;
 use crate::options::Options;
@@ -18,6 +18,7 @@ use crate::payload::{ingest_body, EVENT_TYPE};
 use crate::percentiles::{millis_between, Spread};
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
+use crate::system::{CpuMeter, CpuUse};
 
 /// Maximum posts waiting for their response at once. A tick beyond this is skipped and counted.
 const MAX_OUTSTANDING: usize = 4_096;
@@ -49,6 +50,12 @@ pub struct LatencyResult {
     pub undelivered: u64,
     /// Deliveries whose signature did not verify.
     pub bad_signatures: u64,
+    /// CPU from the first post until every delivery arrived.
+    pub cpu: CpuUse,
+    /// belterd's CPU per accepted event, accepting and delivering it, in µs.
+    pub daemon_cpu_us_per_event: f64,
+    /// The bench's CPU per accepted event (its poster and receiver), in µs.
+    pub bench_cpu_us_per_event: f64,
 }
 
 /// One answered post: when it was sent, when the 202 came back, and its delivery id.
@@ -103,6 +110,7 @@ pub async fn run(options: &Options) -> anyhow::Result<LatencyResult> {
     let mut schedule = tokio::time::interval(period);
     schedule.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let started = Instant::now();
+    let cpu_meter = CpuMeter::start(daemon.pid());
     let deadline = started + options.duration;
     let mut sent = 0u64;
     let mut skipped = 0u64;
@@ -158,6 +166,8 @@ pub async fn run(options: &Options) -> anyhow::Result<LatencyResult> {
         .wait_for_count(answers.len() as u64, SETTLE_TIMEOUT)
         .await;
     drop(ticker);
+    let busy = started.elapsed();
+    let cpu = cpu_meter.read(busy);
 
     let arrivals = receiver.arrivals();
     let mut accepted_ms = Vec::with_capacity(answers.len());
@@ -183,6 +193,9 @@ pub async fn run(options: &Options) -> anyhow::Result<LatencyResult> {
         delivery_latency: Spread::of(&delivery_ms),
         undelivered,
         bad_signatures: receiver.bad_signatures(),
+        cpu,
+        daemon_cpu_us_per_event: micros_per(cpu.daemon_cores, per_second(accepted, busy)),
+        bench_cpu_us_per_event: micros_per(cpu.bench_cores, per_second(accepted, busy)),
     };
     if let (Some(ack), Some(delivery)) = (&result.accepted_latency, &result.delivery_latency) {
         note(
