@@ -3,7 +3,7 @@
 
 CPU time on a shared VM can move by half within an hour, and instruction counts do not. This
 script runs belterd under `valgrind --tool=callgrind` twice on a fresh data directory, with one
-endpoint whose receiver, an HTTP server on 127.0.0.1 in this process, answers 200. Each run posts
+endpoint whose receiver, an HTTP server on 127.0.0.1 in this process, responds with 200. Each run posts
 `csat.received` samples in batches of 100 and stops belterd with SIGTERM once every delivery
 arrived. The difference of the two runs' counts over the difference of their events is the count
 per event, so the start and the stop cancel out.

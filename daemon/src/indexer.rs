@@ -1,5 +1,5 @@
 //! The indexer: writes the due entries of new deliveries that ingest wrote without one, once
-//! their ready lane lets them go without an outcome, or holds them longer than the hold limit.
+//! their ready lane lets them go without an outcome, or keeps them in memory past the hold limit.
 //! It also records the time before which every pending delivery has its entry, which bounds
 //! what the next start scans after a crash.
 

@@ -8,7 +8,7 @@
 //! A lane tracks each delivery from before ingest writes it until its outcome is written, so a
 //! read of the due index never starts a second attempt of it.
 //!
-//! Ingest writes a new delivery of an active endpoint without its due entry: its lane holds it,
+//! Ingest writes a new delivery of an active endpoint without its due entry: its lane keeps it in memory,
 //! and the first attempt's outcome is then its only other write. Such a delivery stays on the
 //! unindexed list until that outcome is written. The indexer writes the entries of those that
 //! no lane holds any longer, and of those held longer than a hold limit, so that a crash loses
@@ -49,7 +49,7 @@ pub(crate) enum Presence {
     Running,
 }
 
-/// What the removal of a deleted endpoint's lane leaves to its caller.
+/// The work that removing a deleted endpoint's lane leaves to the caller.
 #[derive(Debug, Default)]
 pub(crate) struct Removed {
     /// Deliveries whose attempts still run.
@@ -179,7 +179,7 @@ impl ReadyLanes {
     /// Marks the new deliveries of `active` endpoints as deferred, to be written without their
     /// due entry, and lists them as unindexed. Ingest calls this after [`ReadyLanes::reserve`]
     /// and before the write. A lane that tracks as many deliveries as it can hold gets none:
-    /// the hand-over would not fit, and the due index holds them more cheaply than the indexer.
+    /// the hand-over would not fit, and writing the due entry at ingest costs less than the indexer's work.
     pub(crate) fn defer(&self, writes: &mut [NewEventWrite], active: impl Fn(&EndpointId) -> bool) {
         let mut guard = self.lock();
         let Lanes {
@@ -224,8 +224,8 @@ impl ReadyLanes {
         }
     }
 
-    /// Whether the delivery was written without the due entry `due_key`, so its outcome has no
-    /// entry to remove.
+    /// Checks whether the delivery was written without the due entry `due_key`, so its outcome
+    /// has no entry to remove.
     pub(crate) fn is_unindexed(&self, id: &DeliveryId, due_key: &[u8]) -> bool {
         self.lock()
             .unindexed
@@ -719,7 +719,7 @@ mod tests {
         assert!(!plan.known.contains(&id));
     }
 
-    /// An ingest write of one event with one delivery to `endpoint`, made at 1,000 ms.
+    /// Builds an ingest write of one event, made at 1,000 ms, with one delivery to `endpoint`.
     fn new_write(endpoint: &EndpointId) -> NewEventWrite {
         NewEventWrite {
             event: NewEvent {
@@ -759,7 +759,7 @@ mod tests {
     }
 
     #[test]
-    fn deferred_delivery_is_swept_once_no_lane_holds_it() {
+    fn sweep_takes_released_delivery() {
         let lanes = ReadyLanes::default();
         let endpoint = EndpointId::generate();
         let (write, key) = defer_one(&lanes, &endpoint);
@@ -842,7 +842,7 @@ mod tests {
     }
 
     #[test]
-    fn outcome_replay_and_delete_take_deliveries_off_the_list() {
+    fn settle_and_remove_unlist_deliveries() {
         let lanes = ReadyLanes::default();
         let endpoint = EndpointId::generate();
         let deferred: Vec<(NewEventWrite, Vec<u8>)> =

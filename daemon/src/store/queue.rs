@@ -4,10 +4,12 @@
 //! A due entry stays in the index while its attempt runs and is removed only with the outcome,
 //! so a crash during an attempt sends it again. A new delivery that ingest hands to a ready lane
 //! is written without one, which saves a write and a removal when its first attempt succeeds.
-//! The lane writes its entry when it lets the delivery go without an outcome, and
-//! [`Store::recover_unindexed`] writes the entries that a crash left unwritten. An entry counts only while its delivery is
-//! pending with that very due time. Any other entry is left over from a crash between two
-//! writes, and it is removed when it is read. No sled transaction or batch is used, because
+//! The indexer writes its entry when the lane lets the delivery go without an outcome, and
+//! [`Store::recover_unindexed`] writes the entries that a crash left unwritten.
+//!
+//! An entry counts only while its delivery is pending with that very due time. Any other entry
+//! is left over from a crash between two writes, or was written by the indexer while the outcome
+//! was written, and it is removed when it is read. No sled transaction or batch is used, because
 //! either one switches every read and write of the process to a global lock in sled 0.34.
 
 use std::collections::HashSet;
@@ -154,7 +156,7 @@ impl Store {
     ///
     /// The writes go in an order that a crash can only repeat: the displaced attempt, the next
     /// due entry, the delivery, and last the removal of the entry that started the attempt.
-    /// `unindexed` says that the delivery was written without that entry, so nothing is removed.
+    /// With `unindexed`, the delivery was written without that entry, so nothing is removed.
     pub(crate) fn record_outcome(
         &self,
         delivery_id: &DeliveryId,
@@ -218,8 +220,9 @@ impl Store {
 
     /// Writes the missing due entries of pending deliveries made at or after the time that
     /// [`Store::mark_indexed_before`] recorded last. Only a crash leaves any: ingest writes a
-    /// delivery that a ready lane holds without its entry, and the lane writes it when it lets
-    /// the delivery go without an outcome. Returns how many were written.
+    /// delivery that a ready lane keeps in memory without its entry, and the indexer writes the
+    /// entry when the lane lets the delivery go without an outcome, or after the hold limit.
+    /// Returns how many were written.
     pub(crate) fn recover_unindexed(&self) -> Result<u64, StoreError> {
         let Some(since_ms) = self.indexed_before()? else {
             return Ok(0);
@@ -425,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn recovery_writes_missing_due_entries_made_since_the_mark() {
+    fn recovery_writes_entries_after_mark() {
         let (_dir, store) = open_temp();
         let write_deferred = |at: u64| {
             let delivery = NewDelivery {
