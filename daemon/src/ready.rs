@@ -27,6 +27,10 @@ use crate::store::{DueWork, LoadedDue, NewEventWrite};
 /// Maximum deliveries waiting in one lane; more are left to the due index.
 pub(crate) const LANE_CAPACITY: usize = 1_024;
 
+/// Time between two marks of sweeps that write no due entry. A start after a crash scans the
+/// deliveries made since the last mark.
+const MARK_EVERY_MS: u64 = 10_000;
+
 /// Maximum deliveries waiting in all lanes together.
 const TOTAL_CAPACITY: usize = 16_384;
 
@@ -135,8 +139,8 @@ struct Lanes {
     unindexed: BTreeMap<DeliveryId, Unindexed>,
     /// Deliveries whose id was made before this time (ms) are written with their due entry.
     defer_from: u64,
-    /// Whether a delivery was deferred since the last [`ReadyLanes::sweep`].
-    deferred_since_sweep: bool,
+    /// The time that the last [`ReadyLanes::sweep`] gave as `indexed_before`, if any.
+    marked: Option<u64>,
 }
 
 /// A delivery written without its due entry.
@@ -152,7 +156,7 @@ pub(crate) struct Sweep {
     /// Each delivery's endpoint, id and due entry.
     pub(crate) entries: Vec<(EndpointId, DeliveryId, Vec<u8>)>,
     /// Once they are written, every pending delivery made before this time (ms) has its due
-    /// entry; `None` when nothing changed since the last sweep.
+    /// entry. Given when the sweep has entries, and otherwise once per [`MARK_EVERY_MS`].
     pub(crate) indexed_before: Option<u64>,
 }
 
@@ -187,7 +191,7 @@ impl ReadyLanes {
             waiting,
             unindexed,
             defer_from,
-            deferred_since_sweep,
+            ..
         } = &mut *guard;
         let room = |endpoint: &EndpointId| {
             *waiting < TOTAL_CAPACITY
@@ -209,7 +213,6 @@ impl ReadyLanes {
                         due_key,
                     };
                     unindexed.insert(delivery.id.clone(), entry);
-                    *deferred_since_sweep = true;
                 }
             }
         }
@@ -255,7 +258,7 @@ impl ReadyLanes {
             lanes,
             unindexed,
             defer_from,
-            deferred_since_sweep,
+            marked,
             ..
         } = &mut *guard;
         *defer_from = (*defer_from).max(hold_until);
@@ -274,8 +277,10 @@ impl ReadyLanes {
                 .push((entry.endpoint.clone(), id.clone(), due_key));
             false
         });
-        if std::mem::take(deferred_since_sweep) || !sweep.entries.is_empty() {
+        let due = marked.is_none_or(|at| *defer_from >= at.saturating_add(MARK_EVERY_MS));
+        if due || !sweep.entries.is_empty() {
             sweep.indexed_before = Some(*defer_from);
+            *marked = Some(*defer_from);
         }
         sweep
     }
@@ -768,12 +773,9 @@ mod tests {
         assert!(!lanes.is_unindexed(&id, b"a replay's key"));
 
         let held = lanes.sweep(0);
-        assert!(
-            held.entries.is_empty(),
-            "a reserved delivery stays unlisted"
-        );
-        assert_eq!(held.indexed_before, Some(0));
-        assert_eq!(lanes.sweep(0).indexed_before, None, "nothing changed");
+        assert!(held.entries.is_empty(), "a reserved delivery stays listed");
+        assert_eq!(held.indexed_before, Some(0), "the first sweep marks");
+        assert_eq!(lanes.sweep(0).indexed_before, None, "nothing to mark");
 
         lanes.unreserve([(&endpoint, &id)]);
         let swept = lanes.sweep(0);
@@ -820,7 +822,16 @@ mod tests {
         let mut late = [new_write(&endpoint)];
         lanes.defer(&mut late, |_| true);
         assert!(!late[0].deliveries[0].deferred);
-        assert_eq!(lanes.sweep(0).indexed_before, None, "nothing was deferred");
+        assert!(lanes.sweep(0).entries.is_empty(), "nothing was deferred");
+    }
+
+    #[test]
+    fn sweep_marks_once_per_interval() {
+        let lanes = ReadyLanes::default();
+        assert_eq!(lanes.sweep(1_000).indexed_before, Some(1_000));
+        assert_eq!(lanes.sweep(2_000).indexed_before, None);
+        let later = 1_000 + MARK_EVERY_MS;
+        assert_eq!(lanes.sweep(later).indexed_before, Some(later));
     }
 
     #[test]
