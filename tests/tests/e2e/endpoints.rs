@@ -119,6 +119,62 @@ async fn delete_cancels_deliveries_waiting_in_memory() {
         .await;
 }
 
+/// A delivery whose attempt runs when its endpoint is deleted ends with that attempt. It is not
+/// cancelled while the attempt runs, and it leaves the pending count once.
+#[tokio::test]
+async fn delete_during_attempt_ends_it_once() {
+    let options = DaemonOptions {
+        attempt_timeout: "5s".to_owned(),
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let slow = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_secs(3),
+        status: 200,
+    })
+    .await;
+    let created = subscribe(&client, &slow).await;
+    let running = daemon.ingest_accepted(csat()).await.deliveries[0].clone();
+    slow.wait_for_requests(1, WAIT_TIMEOUT).await;
+    // A delivery that stays pending, so a count that drops below the truth shows.
+    let paused_receiver = Receiver::start().await;
+    subscribe_with(&client, &paused_receiver, EventSelection::All, true).await;
+    let second = daemon.ingest_accepted(csat()).await;
+    assert_eq!(second.deliveries.len(), 2, "both endpoints subscribe");
+
+    client
+        .delete_endpoint(&created.endpoint.id)
+        .await
+        .expect("delete endpoint");
+    // Long enough for several indexer sweeps (one each 200 ms), and shorter than the attempt.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let during = client.get_delivery(&running).await.expect("get delivery");
+    assert_ne!(
+        during.delivery.status,
+        DeliveryStatus::Cancelled,
+        "the attempt of {running} still runs"
+    );
+
+    wait_for_status(&client, &running, DeliveryStatus::Succeeded).await;
+    poll_until(
+        "one pending delivery, the paused one",
+        WAIT_TIMEOUT,
+        || async {
+            let stats = client
+                .stats(None)
+                .await
+                .map_err(|error| error.to_string())?;
+            if stats.pending == 1 {
+                Ok(())
+            } else {
+                Err(format!("{} pending", stats.pending))
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn pause_keeps_deliveries_waiting_in_memory() {
     let (daemon, receiver, endpoint_id, ids) = deliveries_behind_slow_attempt(4).await;
