@@ -493,6 +493,9 @@ impl ReadyLanes {
     /// Removes a deleted endpoint's lane. Returns the deliveries whose attempts still run,
     /// which their outcomes end, and the due entries of the endpoint's other unindexed
     /// deliveries, which the caller writes so that cancelling finds them.
+    ///
+    /// The lane stays while attempts run and tracks only those, so that a sweep keeps their
+    /// deliveries and a later cancel of the endpoint's queue skips them.
     pub(crate) fn remove(&self, endpoint: &EndpointId) -> Removed {
         let mut guard = self.lock();
         let Lanes {
@@ -501,16 +504,18 @@ impl ReadyLanes {
             unindexed,
             ..
         } = &mut *guard;
-        let running: HashSet<DeliveryId> = match lanes.remove(endpoint) {
+        let running: HashSet<DeliveryId> = match lanes.get_mut(endpoint) {
             Some(lane) => {
                 *waiting -= lane.ready.len();
-                lane.known
-                    .into_iter()
-                    .filter_map(|(id, known)| (known == Known::Running).then_some(id))
-                    .collect()
+                lane.ready.clear();
+                lane.known.retain(|_, known| *known == Known::Running);
+                lane.known.keys().cloned().collect()
             }
             None => HashSet::new(),
         };
+        if running.is_empty() {
+            lanes.remove(endpoint);
+        }
         let unindexed = unindexed
             .iter()
             .filter(|(id, entry)| entry.endpoint == *endpoint && !running.contains(*id))
@@ -788,6 +793,39 @@ mod tests {
         assert!(
             lanes.is_unindexed(&id, &key),
             "a failed write is tried again"
+        );
+    }
+
+    #[test]
+    fn removed_lane_keeps_running_deliveries() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let (write, key) = defer_one(&lanes, &endpoint);
+        let id = write.deliveries[0].id.clone();
+        offer_write(&lanes, &write);
+        assert_eq!(lanes.take(&endpoint, 1).len(), 1);
+
+        let removed = lanes.remove(&endpoint);
+        assert_eq!(removed.running, HashSet::from([id.clone()]));
+        assert!(lanes.is_running(&endpoint, &id));
+        assert!(
+            lanes.sweep(0).entries.is_empty(),
+            "its attempt still runs, so its outcome ends it"
+        );
+        assert!(lanes.is_unindexed(&id, &key));
+        let again = lanes.remove(&endpoint);
+        assert_eq!(
+            again.running,
+            HashSet::from([id.clone()]),
+            "a second cancel skips it too"
+        );
+
+        lanes.settled(&id);
+        lanes.finished(&endpoint, &id, None);
+        assert!(lanes.remove(&endpoint).running.is_empty());
+        assert!(
+            lanes.lock().lanes.is_empty(),
+            "the lane goes with its last attempt"
         );
     }
 
