@@ -9,6 +9,7 @@ use belter_common::rules::{CreateRule, RuleScope};
 use belter_common::samples::sample_body;
 use belter_common::{headers, DeliveryId, EndpointId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
+use belter_tests::http::post;
 use belter_tests::raw::unix_request;
 use belter_tests::signature::signature_matches;
 use belter_tests::wait::{poll_until, wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
@@ -173,6 +174,98 @@ async fn delete_during_attempt_ends_it_once() {
         },
     )
     .await;
+}
+
+/// Events in each batch that a delete races.
+const RACE_BATCH_EVENTS: usize = 1_000;
+
+/// Batches that a delete races, each at another point of its ingest.
+const RACE_ROUNDS: u32 = 30;
+
+/// Starts posting a batch of `RACE_BATCH_EVENTS` events. The task returns the response status
+/// and the time the request took.
+fn post_race_batch(daemon: &DaemonProcess) -> tokio::task::JoinHandle<(StatusCode, Duration)> {
+    let event: serde_json::Value = serde_json::from_str(csat()).expect("sample is JSON");
+    let body = serde_json::json!({ "events": vec![event; RACE_BATCH_EVENTS] });
+    let url = format!("{}/batch", daemon.ingest_url());
+    let authorization = format!("Bearer {}", daemon.token());
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let request_headers = [
+            ("authorization", authorization.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let response = post(&url, &request_headers, body.to_string().into_bytes())
+            .await
+            .unwrap_or_else(|error| panic!("batch request failed: {error:#}"));
+        (response.status, started.elapsed())
+    })
+}
+
+/// Deletes endpoints while batches of events for them are written, at delays spread over the
+/// time a batch takes. Every delivery that a batch made for a deleted endpoint must end
+/// cancelled or attempted, and none may stay pending.
+#[tokio::test]
+async fn delete_during_batch_leaves_none_pending() {
+    let options = DaemonOptions {
+        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "1".to_owned()],
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_millis(300),
+        status: 200,
+    })
+    .await;
+    let calibration = subscribe(&client, &receiver).await.endpoint.id;
+    let (status, batch_time) = post_race_batch(&daemon).await.expect("batch task");
+    assert_eq!(status, StatusCode::ACCEPTED);
+    client
+        .delete_endpoint(&calibration)
+        .await
+        .expect("delete endpoint");
+
+    for round in 0..RACE_ROUNDS {
+        let mut endpoints = Vec::new();
+        for _ in 0..3 {
+            endpoints.push(subscribe(&client, &receiver).await.endpoint.id);
+        }
+        let posting = post_race_batch(&daemon);
+        tokio::time::sleep(batch_time * round / RACE_ROUNDS).await;
+        for endpoint in &endpoints {
+            client
+                .delete_endpoint(endpoint)
+                .await
+                .expect("delete endpoint");
+        }
+        let (status, _) = posting.await.expect("batch task");
+        assert_eq!(status, StatusCode::ACCEPTED, "round {round}");
+
+        for endpoint in &endpoints {
+            let query = DeliveryQuery {
+                status: Some(DeliveryStatus::Pending),
+                endpoint: Some(endpoint.clone()),
+                limit: Some(1_000),
+                ..DeliveryQuery::default()
+            };
+            poll_until(
+                &format!("no pending delivery to {endpoint} in round {round}"),
+                Duration::from_secs(3),
+                || async {
+                    let page = client
+                        .list_deliveries(&query)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    match page.deliveries.len() {
+                        0 => Ok(()),
+                        pending => Err(format!("{pending} pending")),
+                    }
+                },
+            )
+            .await;
+        }
+    }
 }
 
 #[tokio::test]
