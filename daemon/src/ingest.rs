@@ -418,7 +418,7 @@ async fn ingest(
     for mut write in writes {
         let deliveries = &write.deliveries;
         state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
-        cancel_for_deleted_endpoints(state, deliveries);
+        cancel_for_deleted_endpoints(state, &write);
         state.metrics.record_event(write.event.kind);
         tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
         let body = Bytes::from(std::mem::take(&mut write.event.body));
@@ -462,13 +462,31 @@ async fn ingest(
 
 /// Cancels the new deliveries of endpoints deleted while this event was being written. Deletion
 /// removes the endpoint before cancelling its queue, so either that cancel or this one finds them.
-fn cancel_for_deleted_endpoints(state: &AppState, deliveries: &[NewDelivery]) {
-    for delivery in deliveries {
-        if state.endpoints.get(&delivery.endpoint_id).is_some() {
+///
+/// A deferred delivery gets its due entry here first. A cancel that ran before the write found
+/// that entry without its delivery and removed it as stale. It also took the delivery off the
+/// unindexed list, so nothing else writes the entry again.
+fn cancel_for_deleted_endpoints(state: &AppState, write: &NewEventWrite) {
+    for delivery in &write.deliveries {
+        let endpoint = &delivery.endpoint_id;
+        if state.endpoints.get(endpoint).is_some() {
             continue;
         }
-        if let Err(error) = state.cancel_queue(&delivery.endpoint_id) {
-            tracing::error!(%error, endpoint_id = %delivery.endpoint_id, "cannot cancel deliveries of a deleted endpoint");
+        if delivery.deferred {
+            let key = crate::store::due_key(
+                endpoint.as_str(),
+                write.event.created_at,
+                delivery.id.as_str(),
+            );
+            match state.store.write_due_entries([key.as_slice()]) {
+                Ok(()) => state.ready.settled(&delivery.id),
+                Err(error) => {
+                    tracing::error!(%error, delivery_id = %delivery.id, endpoint_id = %endpoint, "cannot write the due entry of a deleted endpoint's delivery, so it stays pending");
+                }
+            }
+        }
+        if let Err(error) = state.cancel_queue(endpoint) {
+            tracing::error!(%error, endpoint_id = %endpoint, "cannot cancel deliveries of a deleted endpoint");
         }
     }
 }
