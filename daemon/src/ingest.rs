@@ -360,104 +360,149 @@ async fn ingest(
         .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
 
     let fingerprint = Sha256::digest(&bytes).to_vec();
-    let idempotency = idempotency_key.clone().map(|key| IdempotencyOwned {
-        key,
-        response: answer_bytes.clone(),
-        fingerprint: fingerprint.clone(),
-    });
-    let reserved: Vec<(EndpointId, DeliveryId)> = writes
-        .iter()
-        .flat_map(|write| &write.deliveries)
-        .map(|delivery| (delivery.endpoint_id.clone(), delivery.id.clone()))
-        .collect();
-    let reserved_refs = || reserved.iter().map(|(endpoint, id)| (endpoint, id));
-    state.ready.reserve(reserved_refs());
-    state.ready.defer(&mut writes, |endpoint| {
-        state
-            .endpoints
-            .get(endpoint)
-            .is_some_and(|entry| !entry.record.paused)
-    });
-    let written = state.flusher.write(writes, idempotency).await;
-    let (written, writes) = match written {
-        Ok(written) => written,
-        Err(error) => {
-            state.ready.unreserve(reserved_refs());
-            return Err(match error {
-                WriteError::Store(message) => ApiError::store(message),
-                WriteError::Flush(error) => ApiError::not_flushed(error),
-            });
-        }
+    let accepted = Accepted {
+        writes,
+        idempotency_key,
+        fingerprint,
+        answer_bytes,
+        events: valid.len(),
     };
-    if let IngestWrite::Duplicate {
-        response,
-        fingerprint: first,
-    } = written
-    {
-        // Nothing was written, so nothing is handed over.
-        state.ready.unreserve(reserved_refs());
-        state
-            .ready
-            .discard_unwritten(reserved.iter().map(|(_, id)| id));
-        let key = idempotency_key.unwrap_or_default();
-        if first != fingerprint {
-            return Err(ApiError::unprocessable(format!(
-                "Idempotency-Key {key:?} was first used with a different body: send a new key for a new event"
-            )));
-        }
-        tracing::debug!(idempotency_key = %key, "repeated idempotency key");
-        return Ok(json_answer(response, true));
-    }
+    // A client that closes its connection drops this handler. The write and the hand-over run
+    // in a task of their own, so a stored delivery always reaches its lane or the due index.
+    tokio::spawn(accepted.store(state.clone()))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "the ingest write task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the ingest write task failed: {error}"),
+            )
+        })?
+}
 
-    let derived = writes
-        .iter()
-        .filter(|write| write.derived_from.is_some())
-        .count();
-    let mut offers = Vec::new();
-    let mut inactive = Vec::new();
-    for mut write in writes {
-        let deliveries = &write.deliveries;
-        state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
-        cancel_for_deleted_endpoints(state, &write);
-        state.metrics.record_event(write.event.kind);
-        tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
-        let body = Bytes::from(std::mem::take(&mut write.event.body));
-        for (endpoint, due) in write.due_works() {
-            state.publish_with(|| StreamEvent {
-                kind: StreamKind::DeliveryCreated,
-                delivery: Some(state.delivery_view(&due.delivery_id, &due.record)),
-                attempt: None,
-                missed: None,
-            });
-            // Paused and deleted endpoints leave their deliveries to the due index.
-            let active = state
+/// A validated ingest request, ready to store.
+struct Accepted {
+    writes: Vec<NewEventWrite>,
+    idempotency_key: Option<String>,
+    /// SHA-256 of the request body.
+    fingerprint: Vec<u8>,
+    /// The 202 response body.
+    answer_bytes: Vec<u8>,
+    /// Events in the request, derived ones not included.
+    events: usize,
+}
+
+impl Accepted {
+    /// Writes the events and their deliveries, waits for the flush, and hands the deliveries
+    /// to their ready lanes. Returns the response.
+    async fn store(self, state: AppState) -> Result<Response, ApiError> {
+        let Self {
+            mut writes,
+            idempotency_key,
+            fingerprint,
+            answer_bytes,
+            events,
+        } = self;
+        let state = &state;
+        let idempotency = idempotency_key.clone().map(|key| IdempotencyOwned {
+            key,
+            response: answer_bytes.clone(),
+            fingerprint: fingerprint.clone(),
+        });
+        let reserved: Vec<(EndpointId, DeliveryId)> = writes
+            .iter()
+            .flat_map(|write| &write.deliveries)
+            .map(|delivery| (delivery.endpoint_id.clone(), delivery.id.clone()))
+            .collect();
+        let reserved_refs = || reserved.iter().map(|(endpoint, id)| (endpoint, id));
+        state.ready.reserve(reserved_refs());
+        state.ready.defer(&mut writes, |endpoint| {
+            state
                 .endpoints
                 .get(endpoint)
-                .is_some_and(|entry| !entry.record.paused);
-            if active {
-                let work = Work {
-                    due,
-                    body: Some(body.clone()),
-                };
-                offers.push((endpoint.clone(), work));
-            } else {
-                inactive.push((endpoint.clone(), due.delivery_id));
+                .is_some_and(|entry| !entry.record.paused)
+        });
+        let written = state.flusher.write(writes, idempotency).await;
+        let (written, writes) = match written {
+            Ok(written) => written,
+            Err(error) => {
+                state.ready.unreserve(reserved_refs());
+                return Err(match error {
+                    WriteError::Store(message) => ApiError::store(message),
+                    WriteError::Flush(error) => ApiError::not_flushed(error),
+                });
+            }
+        };
+        if let IngestWrite::Duplicate {
+            response,
+            fingerprint: first,
+        } = written
+        {
+            // Nothing was written, so nothing is handed over.
+            state.ready.unreserve(reserved_refs());
+            state
+                .ready
+                .discard_unwritten(reserved.iter().map(|(_, id)| id));
+            let key = idempotency_key.unwrap_or_default();
+            if first != fingerprint {
+                return Err(ApiError::unprocessable(format!(
+                    "Idempotency-Key {key:?} was first used with a different body: send a new key for a new event"
+                )));
+            }
+            tracing::debug!(idempotency_key = %key, "repeated idempotency key");
+            return Ok(json_answer(response, true));
+        }
+
+        let derived = writes
+            .iter()
+            .filter(|write| write.derived_from.is_some())
+            .count();
+        let mut offers = Vec::new();
+        let mut inactive = Vec::new();
+        for mut write in writes {
+            let deliveries = &write.deliveries;
+            state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
+            cancel_for_deleted_endpoints(state, &write);
+            state.metrics.record_event(write.event.kind);
+            tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
+            let body = Bytes::from(std::mem::take(&mut write.event.body));
+            for (endpoint, due) in write.due_works() {
+                state.publish_with(|| StreamEvent {
+                    kind: StreamKind::DeliveryCreated,
+                    delivery: Some(state.delivery_view(&due.delivery_id, &due.record)),
+                    attempt: None,
+                    missed: None,
+                });
+                // Paused and deleted endpoints leave their deliveries to the due index.
+                let active = state
+                    .endpoints
+                    .get(endpoint)
+                    .is_some_and(|entry| !entry.record.paused);
+                if active {
+                    let work = Work {
+                        due,
+                        body: Some(body.clone()),
+                    };
+                    offers.push((endpoint.clone(), work));
+                } else {
+                    inactive.push((endpoint.clone(), due.delivery_id));
+                }
             }
         }
+        state.ready.offer(offers);
+        state
+            .ready
+            .unreserve(inactive.iter().map(|(endpoint, id)| (endpoint, id)));
+        if derived > 0 {
+            tracing::info!(
+                events,
+                breaches = derived,
+                "threshold rules derived breach events"
+            );
+        }
+        state.wake_scheduler.notify_one();
+        Ok(json_answer(answer_bytes, false))
     }
-    state.ready.offer(offers);
-    state
-        .ready
-        .unreserve(inactive.iter().map(|(endpoint, id)| (endpoint, id)));
-    if derived > 0 {
-        tracing::info!(
-            events = valid.len(),
-            breaches = derived,
-            "threshold rules derived breach events"
-        );
-    }
-    state.wake_scheduler.notify_one();
-    Ok(json_answer(answer_bytes, false))
 }
 
 /// Cancels the new deliveries of endpoints deleted while this event was being written. Deletion

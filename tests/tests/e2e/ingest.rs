@@ -575,3 +575,85 @@ async fn control_route_on_ingest_names_socket() {
     );
     assert!(!unknown.rest.contains("control socket"), "{}", unknown.rest);
 }
+
+/// Sends a batch ingest request of `body` on a raw connection and closes the connection after
+/// `wait`, whether or not the response came.
+async fn post_and_leave(daemon: &DaemonProcess, body: &[u8], wait: std::time::Duration) {
+    use tokio::io::AsyncWriteExt;
+
+    let addr = daemon.ingest_addr();
+    assert!(addr.ip().is_loopback(), "tests send only to loopback");
+    let head = format!(
+        "POST /v1/events/batch HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        daemon.token(),
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to ingest");
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the head");
+    stream.write_all(body).await.expect("send the body");
+    tokio::time::sleep(wait).await;
+    drop(stream);
+}
+
+/// A client that closes its connection while its events are written gets no 202, but every
+/// delivery that was stored is still sent, and none stays pending.
+#[tokio::test]
+async fn client_gone_during_write_leaves_none_pending() {
+    const ROUNDS: u32 = 8;
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let receiver = Receiver::start().await;
+    for _ in 0..3 {
+        subscribe(&client, &receiver).await;
+    }
+    let body = json!({ "events": vec![csat_sample(); 1_000] }).to_string();
+    let started = std::time::Instant::now();
+    let answer = tcp_exchange(daemon.ingest_addr(), {
+        let mut request = format!(
+            "POST /v1/events/batch HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            daemon.ingest_addr(),
+            daemon.token(),
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body.as_bytes());
+        request
+    })
+    .await
+    .expect("a whole batch request");
+    assert_eq!(answer.status, 202);
+    let batch_time = started.elapsed();
+
+    for round in 1..=ROUNDS {
+        post_and_leave(&daemon, body.as_bytes(), batch_time * round / (ROUNDS + 1)).await;
+    }
+
+    let pending = DeliveryQuery {
+        status: Some(belter_common::records::DeliveryStatus::Pending),
+        limit: Some(1_000),
+        ..DeliveryQuery::default()
+    };
+    belter_tests::wait::poll_until("every stored delivery to be sent", WAIT_TIMEOUT, || async {
+        let page = client
+            .list_deliveries(&pending)
+            .await
+            .map_err(|error| error.to_string())?;
+        match page.deliveries.len() {
+            0 => Ok(()),
+            left => Err(format!("{left} pending")),
+        }
+    })
+    .await;
+    let delivered = receiver.requests().len();
+    assert!(
+        delivered > 3_000,
+        "no request whose client left was stored: {delivered} delivered"
+    );
+}
