@@ -384,6 +384,8 @@ fn replay_delivery(
     tally.endpoints.insert(endpoint.id.clone());
     match outcome? {
         ReplayOutcome::Queued(updated) => {
+            // The replay wrote the due entry it needs, so the indexer need not write the first.
+            state.ready.settled(id);
             if !was_waiting {
                 state.add_waiting(1);
             }

@@ -178,6 +178,44 @@ async fn sigkill_keeps_deliveries_in_memory() {
     deliveries_in_memory_survive(Stop::Kill).await;
 }
 
+/// A replay of a delivery that waits in memory leaves a single due entry, so the count of
+/// waiting deliveries after a kill matches the deliveries themselves.
+#[tokio::test]
+async fn sigkill_after_replay_counts_each_delivery_once() {
+    let options = DaemonOptions {
+        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "1".to_owned()],
+        ..DaemonOptions::default()
+    };
+    let mut daemon = DaemonProcess::start_with(options).await;
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_secs(3),
+        status: 200,
+    })
+    .await;
+    subscribe(&daemon.client(), &receiver).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let answer = daemon
+            .ingest_accepted(sample_body(EventType::CsatReceived))
+            .await;
+        ids.extend(answer.deliveries);
+    }
+    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+    let waiting = &ids[1];
+    daemon.client().replay(waiting).await.expect("replay");
+    // Longer than a sweep of the indexer and sled's own flush.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    daemon.kill().await;
+    receiver.set_reply(Reply::Status(200));
+    daemon.start_again().await;
+    let client = daemon.client();
+    for id in &ids {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    wait_for_pending(&client, 0).await;
+}
+
 #[tokio::test]
 async fn sigkill_keeps_pending_retry() {
     let options = DaemonOptions {
