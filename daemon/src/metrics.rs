@@ -240,7 +240,8 @@ fn final_label(status: DeliveryStatus) -> &'static str {
 }
 
 /// Reads the scrape-time values: the queue counts from memory, and the first due entry of each
-/// active endpoint from the due index, one key per endpoint.
+/// active endpoint from the due index, one key per endpoint, or from the ready lanes for new
+/// deliveries whose due entry is not written yet.
 pub(crate) fn snapshot(state: &AppState, now_ms: u64) -> QueueSnapshot {
     let endpoints = state.endpoints.all();
     let in_flight: usize = endpoints
@@ -249,16 +250,22 @@ pub(crate) fn snapshot(state: &AppState, now_ms: u64) -> QueueSnapshot {
         .sum();
     let in_flight = i64::try_from(in_flight).unwrap_or(i64::MAX);
     let waiting = i64::try_from(state.waiting()).unwrap_or(i64::MAX);
+    let unindexed = state.ready.earliest_unindexed();
     let mut oldest_due: Option<u64> = None;
     for entry in endpoints.iter().filter(|entry| !entry.record.paused) {
-        match state.store.next_due(&entry.id) {
-            Ok(Some(due)) if due <= now_ms => {
-                oldest_due = Some(oldest_due.map_or(due, |oldest| oldest.min(due)));
-            }
-            Ok(_) => {}
+        let indexed = match state.store.next_due(&entry.id) {
+            Ok(due) => due,
             Err(error) => {
                 tracing::error!(%error, endpoint_id = %entry.id, "cannot read the due index for metrics");
+                None
             }
+        };
+        let earliest = match (indexed, unindexed.get(&entry.id)) {
+            (Some(due), Some(&other)) => Some(due.min(other)),
+            (due, other) => due.or(other.copied()),
+        };
+        if let Some(due) = earliest.filter(|due| *due <= now_ms) {
+            oldest_due = Some(oldest_due.map_or(due, |oldest| oldest.min(due)));
         }
     }
     QueueSnapshot {

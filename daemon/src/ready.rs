@@ -150,6 +150,15 @@ struct Unindexed {
     due_key: Vec<u8>,
 }
 
+impl Unindexed {
+    /// The due time in its due key, in ms since the epoch.
+    fn due_ms(&self) -> Option<u64> {
+        let start = self.endpoint.as_str().len();
+        let bytes = self.due_key.get(start..start + 8)?;
+        Some(u64::from_be_bytes(bytes.try_into().ok()?))
+    }
+}
+
 /// Due entries that the indexer is to write.
 #[derive(Debug, Default)]
 pub(crate) struct Sweep {
@@ -283,6 +292,29 @@ impl ReadyLanes {
             *marked = Some(*defer_from);
         }
         sweep
+    }
+
+    /// Returns, per endpoint, the earliest due time of the unindexed deliveries that wait in
+    /// memory or in no lane, for the metrics: the due index does not contain them yet.
+    pub(crate) fn earliest_unindexed(&self) -> HashMap<EndpointId, u64> {
+        let guard = self.lock();
+        let mut earliest: HashMap<EndpointId, u64> = HashMap::new();
+        for (id, entry) in &guard.unindexed {
+            let known = guard
+                .lanes
+                .get(&entry.endpoint)
+                .and_then(|lane| lane.known.get(id));
+            if matches!(known, Some(Known::Running | Known::Incoming)) {
+                continue;
+            }
+            if let Some(due) = entry.due_ms() {
+                earliest
+                    .entry(entry.endpoint.clone())
+                    .and_modify(|known_due| *known_due = (*known_due).min(due))
+                    .or_insert(due);
+            }
+        }
+        earliest
     }
 
     /// Puts back entries of a sweep that could not be written, for the next sweep.
@@ -861,6 +893,33 @@ mod tests {
         lanes.defer(&mut late, |_| true);
         assert!(!late[0].deliveries[0].deferred);
         assert!(lanes.sweep(0).entries.is_empty(), "nothing was deferred");
+    }
+
+    #[test]
+    fn earliest_unindexed_skips_running_deliveries() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let (running, _) = defer_one(&lanes, &endpoint);
+        assert!(
+            lanes.earliest_unindexed().is_empty(),
+            "a delivery being written is not queued yet"
+        );
+        offer_write(&lanes, &running);
+        assert_eq!(
+            lanes.earliest_unindexed().get(&endpoint),
+            Some(&1_000),
+            "waiting in memory"
+        );
+        assert_eq!(lanes.take(&endpoint, 1).len(), 1);
+        assert!(lanes.earliest_unindexed().is_empty(), "its attempt runs");
+        let (released, _) = defer_one(&lanes, &endpoint);
+        let id = released.deliveries[0].id.clone();
+        lanes.unreserve([(&endpoint, &id)]);
+        assert_eq!(
+            lanes.earliest_unindexed().get(&endpoint),
+            Some(&1_000),
+            "in no lane until the indexer writes it"
+        );
     }
 
     #[test]
