@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod endpoint;
 pub mod faults;
 pub mod http;
+pub mod queue;
 pub mod raw;
 pub mod receiver;
 pub mod signature;

@@ -7,9 +7,10 @@ use belter_common::api::{CreateEndpoint, DeliveryQuery, UpdateEndpoint};
 use belter_common::records::{DeliveryStatus, EndpointState, EventSelection};
 use belter_common::rules::{CreateRule, RuleScope};
 use belter_common::samples::sample_body;
-use belter_common::{headers, DeliveryId, EndpointId, EventType};
+use belter_common::{headers, EndpointId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
 use belter_tests::http::post;
+use belter_tests::queue::{behind_slow_attempt, SlowQueue};
 use belter_tests::raw::unix_request;
 use belter_tests::signature::signature_matches;
 use belter_tests::wait::{poll_until, wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
@@ -73,34 +74,14 @@ async fn delete_cancels_queued() {
     receiver.expect_no_more_than(0, QUIET_WINDOW).await;
 }
 
-/// Starts a daemon that runs one attempt per endpoint at a time, and queues `count` deliveries
-/// to a receiver that holds each request for a second. Returns once the first attempt runs, so
-/// the others wait in memory.
-async fn deliveries_behind_slow_attempt(
-    count: usize,
-) -> (DaemonProcess, Receiver, EndpointId, Vec<DeliveryId>) {
-    let options = DaemonOptions {
-        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "1".to_owned()],
-        ..DaemonOptions::default()
-    };
-    let daemon = DaemonProcess::start_with(options).await;
-    let receiver = Receiver::with_reply(Reply::Delayed {
-        delay: Duration::from_secs(1),
-        status: 200,
-    })
-    .await;
-    let created = subscribe(&daemon.client(), &receiver).await;
-    let mut ids = Vec::new();
-    for _ in 0..count {
-        ids.extend(daemon.ingest_accepted(csat()).await.deliveries);
-    }
-    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
-    (daemon, receiver, created.endpoint.id, ids)
-}
-
 #[tokio::test]
 async fn delete_cancels_deliveries_waiting_in_memory() {
-    let (daemon, receiver, endpoint_id, ids) = deliveries_behind_slow_attempt(4).await;
+    let SlowQueue {
+        daemon,
+        receiver,
+        endpoint_id,
+        ids,
+    } = behind_slow_attempt(4, Duration::from_secs(1)).await;
     let client = daemon.client();
 
     client
@@ -270,7 +251,12 @@ async fn delete_during_batch_leaves_none_pending() {
 
 #[tokio::test]
 async fn pause_keeps_deliveries_waiting_in_memory() {
-    let (daemon, receiver, endpoint_id, ids) = deliveries_behind_slow_attempt(4).await;
+    let SlowQueue {
+        daemon,
+        receiver,
+        endpoint_id,
+        ids,
+    } = behind_slow_attempt(4, Duration::from_secs(1)).await;
     let client = daemon.client();
 
     client.pause_endpoint(&endpoint_id).await.expect("pause");

@@ -10,6 +10,7 @@ use belter_common::records::{AttemptTrigger, DeliveryStatus, EndpointState, Even
 use belter_common::samples::sample_body;
 use belter_common::{DeliveryId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
+use belter_tests::queue::{behind_slow_attempt, SlowQueue};
 use belter_tests::wait::{poll_until, wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 
@@ -123,25 +124,12 @@ async fn sigkill_keeps_queued() {
 /// Queues deliveries behind a slow attempt, so they wait in memory, stops the daemon, starts it
 /// again and checks that each one arrives.
 async fn deliveries_in_memory_survive(stop: Stop) {
-    let options = DaemonOptions {
-        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "1".to_owned()],
-        ..DaemonOptions::default()
-    };
-    let mut daemon = DaemonProcess::start_with(options).await;
-    let receiver = Receiver::with_reply(Reply::Delayed {
-        delay: Duration::from_millis(800),
-        status: 200,
-    })
-    .await;
-    subscribe(&daemon.client(), &receiver).await;
-    let mut ids = BTreeSet::new();
-    for _ in 0..QUEUED_EVENTS {
-        let answer = daemon
-            .ingest_accepted(sample_body(EventType::CsatReceived))
-            .await;
-        ids.extend(answer.deliveries);
-    }
-    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+    let SlowQueue {
+        mut daemon,
+        receiver,
+        ids,
+        ..
+    } = behind_slow_attempt(QUEUED_EVENTS, Duration::from_millis(800)).await;
 
     match stop {
         Stop::Term => {
@@ -182,25 +170,12 @@ async fn sigkill_keeps_deliveries_in_memory() {
 /// waiting deliveries after a kill matches the deliveries themselves.
 #[tokio::test]
 async fn sigkill_after_replay_counts_each_delivery_once() {
-    let options = DaemonOptions {
-        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "1".to_owned()],
-        ..DaemonOptions::default()
-    };
-    let mut daemon = DaemonProcess::start_with(options).await;
-    let receiver = Receiver::with_reply(Reply::Delayed {
-        delay: Duration::from_secs(3),
-        status: 200,
-    })
-    .await;
-    subscribe(&daemon.client(), &receiver).await;
-    let mut ids = Vec::new();
-    for _ in 0..2 {
-        let answer = daemon
-            .ingest_accepted(sample_body(EventType::CsatReceived))
-            .await;
-        ids.extend(answer.deliveries);
-    }
-    receiver.wait_for_requests(1, WAIT_TIMEOUT).await;
+    let SlowQueue {
+        mut daemon,
+        receiver,
+        ids,
+        ..
+    } = behind_slow_attempt(2, Duration::from_secs(3)).await;
     let waiting = &ids[1];
     daemon.client().replay(waiting).await.expect("replay");
     // Longer than a sweep of the indexer and sled's own flush.
