@@ -149,7 +149,8 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
                 minute.failed += u64::from(!succeeded);
                 minute.gave_up +=
                     u64::from(completion == Completion::Final(DeliveryStatus::Failed));
-                if matches!(completion, Completion::Final(_)) {
+                // The retention sweep counted a pruned delivery when it removed it.
+                if stored && matches!(completion, Completion::Final(_)) {
                     ended += 1;
                 }
                 let next_due = match completion {

@@ -292,16 +292,23 @@ impl Store {
     }
 
     /// Removes a delivery with its attempts and queue entries. Returns whether it was still
-    /// waiting for an attempt.
+    /// waiting for an attempt or in one.
+    ///
+    /// The record's status decides, not the due entry, because a new delivery that a ready lane
+    /// keeps in memory has no entry yet.
+    ///
+    /// NOTE: an outcome written between the read of the record and its removal here is counted
+    /// as ended by the outcome writer too, so the waiting count can drop twice in that window.
     fn remove_delivery(&self, delivery_id: &str) -> Result<bool, StoreError> {
         let Some(bytes) = self.deliveries.get(delivery_id.as_bytes())? else {
             return Ok(false);
         };
         let record: DeliveryRecord = decode(&bytes)?;
-        let mut was_waiting = false;
+        let mut was_waiting =
+            record.status == DeliveryStatus::Pending && record.next_attempt_at.is_some();
         if let Some(due_ms) = record.next_attempt_at {
-            let key = due_key(&record.endpoint_id, due_ms, delivery_id);
-            was_waiting |= self.due.remove(key)?.is_some();
+            self.due
+                .remove(due_key(&record.endpoint_id, due_ms, delivery_id))?;
         }
         was_waiting |= self.inflight.remove(delivery_id.as_bytes())?.is_some();
         let attempt_keys: Vec<_> = self
