@@ -882,6 +882,34 @@ mod tests {
     }
 
     #[test]
+    fn mark_covers_unswept_delivery_after_clock_goes_back() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let (held, key) = defer_one(&lanes, &endpoint);
+        offer_write(&lanes, &held);
+        let id = held.deliveries[0].id.clone();
+        let made = id.timestamp_ms();
+        let failed = lanes.sweep(made + 1);
+        assert_eq!(failed.entries.len(), 1, "past the hold limit");
+        lanes.unsweep(failed.entries);
+
+        // Another delivery leaves its lane, and the clock goes back a minute before the sweep.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let (released, _) = defer_one(&lanes, &endpoint);
+        lanes.unreserve([(&endpoint, &released.deliveries[0].id)]);
+        let swept = lanes.sweep(made.saturating_sub(60_000));
+        let mark = swept
+            .indexed_before
+            .expect("entries are written, so it marks");
+
+        assert!(mark > made, "the mark covers the held delivery");
+        assert!(
+            swept.entries.contains(&(endpoint.clone(), id, key)),
+            "a delivery made before the mark is written with it"
+        );
+    }
+
+    #[test]
     fn late_or_inactive_deliveries_are_not_deferred() {
         let lanes = ReadyLanes::default();
         let endpoint = EndpointId::generate();
