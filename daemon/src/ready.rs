@@ -259,8 +259,9 @@ impl ReadyLanes {
     }
 
     /// Takes off the unindexed list what the indexer should write now: the deliveries that no
-    /// lane holds, and those made before `hold_until` (ms). From then on, deliveries made
-    /// before `hold_until` are written with their due entry.
+    /// lane holds, and those made before `hold_until` (ms) or before the `hold_until` of an
+    /// earlier sweep, whichever is later. From then on, deliveries made before that time are
+    /// written with their due entry.
     pub(crate) fn sweep(&self, hold_until: u64) -> Sweep {
         let mut guard = self.lock();
         let Lanes {
@@ -271,13 +272,16 @@ impl ReadyLanes {
             ..
         } = &mut *guard;
         *defer_from = (*defer_from).max(hold_until);
+        // Compared with `defer_from`, not `hold_until`: after the clock goes back, deliveries
+        // put back by `unsweep` can be older than the mark this sweep gives.
+        let keep_from = *defer_from;
         let mut sweep = Sweep::default();
         unindexed.retain(|id, entry| {
             let held = lanes
                 .get(&entry.endpoint)
                 .and_then(|lane| lane.known.get(id))
                 .is_some();
-            if held && id.timestamp_ms() >= hold_until {
+            if held && id.timestamp_ms() >= keep_from {
                 return true;
             }
             let due_key = std::mem::take(&mut entry.due_key);
