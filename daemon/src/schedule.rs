@@ -128,8 +128,9 @@ fn dispatch_due(
             load_lane(state, &entry, free, now);
             for work in state.ready.take(&entry.id, free) {
                 let Ok(permit) = global.clone().try_acquire_owned() else {
-                    // Only the scheduler takes permits, so this is not expected; the delivery
-                    // stays in the due index and is read again.
+                    // Only the scheduler takes permits, so this is not expected. The delivery
+                    // stays in the due index and is read again, or the indexer writes its entry
+                    // first when ingest wrote it without one.
                     state
                         .ready
                         .finished(&entry.id, &work.due.delivery_id, Some(now));
