@@ -22,7 +22,7 @@ pub(crate) struct NewDelivery {
     pub(crate) id: DeliveryId,
     pub(crate) endpoint_id: EndpointId,
     pub(crate) target_url: String,
-    /// Written without its due entry, because a ready lane holds it in memory; see
+    /// Written without its due entry, because a ready lane keeps it in memory; see
     /// [`Store::recover_unindexed`].
     pub(crate) deferred: bool,
 }

@@ -8,7 +8,7 @@
 //!   but the latest
 //! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per
 //!   delivery waiting for an attempt or in one, so a range scan of one endpoint yields its due
-//!   work in order. A new delivery that a ready lane holds in memory has none until the lane
+//!   work in order. A new delivery that a ready lane keeps in memory has none until the lane
 //!   lets it go without an outcome; see the `queue` module
 //! - `inflight`: delivery id → endpoint id; attempts that an older version of belterd started,
 //!   read once at start
@@ -178,7 +178,7 @@ impl Store {
         Ok(())
     }
 
-    /// The time that [`Store::mark_indexed_before`] recorded last, if any.
+    /// Reads the time that [`Store::mark_indexed_before`] recorded last, if any.
     fn indexed_before(&self) -> Result<Option<u64>, StoreError> {
         let saved = self.meta.get(INDEXED_BEFORE)?;
         Ok(saved
