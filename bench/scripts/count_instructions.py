@@ -38,7 +38,7 @@ BATCH = 100
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "common", "samples", "csat.received.json")
 SPIN = "Lazy<T,F> as core::ops::deref::Deref>::deref"
 ROWS = [
-    ("ingest write stage", "belter_daemon::flush::write_stage"),
+    ("ingest store writes", "belter_daemon::store::events::<impl belter_daemon::store::Store>::write_job"),
     ("outcome records", "belter_daemon::store::queue::<impl belter_daemon::store::Store>::record_outcome"),
     ("due index reads", "belter_daemon::store::queue::<impl belter_daemon::store::Store>::load_due"),
     ("indexer sweeps", "belter_daemon::indexer::sweep_once"),
