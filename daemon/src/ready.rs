@@ -8,12 +8,12 @@
 //! A lane tracks each delivery from before ingest writes it until its outcome is written, so a
 //! read of the due index never starts a second attempt of it.
 //!
-//! Ingest writes a new delivery of an active endpoint without its due entry: its lane keeps it in memory,
-//! and the first attempt's outcome is then its only other write. Such a delivery stays on the
-//! unindexed list until that outcome is written. The indexer writes the entries of those that
-//! no lane holds any longer, and of those held longer than a hold limit, so that a crash loses
-//! track of at most the deliveries made since the time it last recorded; the next start scans
-//! those.
+//! Ingest writes a new delivery of an active endpoint without its due entry while its lane has
+//! room: the lane keeps it in memory, and the first attempt's outcome is then its only other
+//! write. Such a delivery stays on the unindexed list until that outcome is written. The indexer
+//! writes the entries of those that no lane keeps any longer, and of those kept longer than a
+//! hold limit. It then records a time before which every pending delivery has its entry, and a
+//! start after a crash scans the deliveries made since that time.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
