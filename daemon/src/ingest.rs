@@ -359,7 +359,11 @@ async fn ingest(
     let answer_bytes = encoded
         .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
 
-    let fingerprint = Sha256::digest(&bytes).to_vec();
+    // Only a repeated Idempotency-Key compares bodies, so a request without one skips the hash.
+    let fingerprint = match idempotency_key {
+        Some(_) => Sha256::digest(&bytes).to_vec(),
+        None => Vec::new(),
+    };
     let accepted = Accepted {
         writes,
         idempotency_key,
@@ -384,7 +388,7 @@ async fn ingest(
 struct Accepted {
     writes: Vec<NewEventWrite>,
     idempotency_key: Option<String>,
-    /// SHA-256 of the request body.
+    /// SHA-256 of the request body, or empty without an idempotency key.
     fingerprint: Vec<u8>,
     /// The 202 response body.
     answer_bytes: Vec<u8>,
