@@ -411,6 +411,7 @@ async fn full_store_answers_503() {
             None => break,
         }
     }
+    let stats = client.stats(None).await.expect("stats are served");
 
     assert_eq!(
         error.status(),
@@ -422,6 +423,11 @@ async fn full_store_answers_503() {
         "events were accepted before the disk filled"
     );
     assert!(health.is_ok(), "{health:?}");
+    assert_eq!(
+        stats.pending,
+        listed.len() as u64,
+        "the waiting count matches the stored deliveries"
+    );
     for id in &accepted {
         assert!(
             listed.contains(id),
