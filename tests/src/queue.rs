@@ -1,5 +1,5 @@
-//! A queue of new deliveries that wait in memory: one endpoint that runs one attempt at a time,
-//! at a receiver that delays each response, so the deliveries behind the first one wait in their
+//! A queue of new deliveries that wait in memory. One endpoint runs one attempt at a time, at a
+//! receiver that delays each response. The deliveries behind the first one then wait in their
 //! ready lane before any due entry is written for them.
 
 use std::time::Duration;

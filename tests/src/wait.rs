@@ -88,3 +88,23 @@ pub async fn wait_for_attempts(
     })
     .await
 }
+
+/// Waits until the stats count `expected` waiting deliveries, at most for `timeout`.
+pub async fn wait_for_pending(client: &ControlClient, expected: u64, timeout: Duration) {
+    poll_until(
+        &format!("the stats to count {expected} waiting deliveries"),
+        timeout,
+        || async {
+            let stats = client
+                .stats(None)
+                .await
+                .map_err(|error| error.to_string())?;
+            if stats.pending == expected {
+                Ok(())
+            } else {
+                Err(format!("{} pending", stats.pending))
+            }
+        },
+    )
+    .await
+}

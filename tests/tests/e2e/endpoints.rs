@@ -13,7 +13,9 @@ use belter_tests::http::post;
 use belter_tests::queue::{behind_slow_attempt, SlowQueue};
 use belter_tests::raw::unix_request;
 use belter_tests::signature::signature_matches;
-use belter_tests::wait::{poll_until, wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
+use belter_tests::wait::{
+    poll_until, wait_for_attempts, wait_for_pending, wait_for_status, WAIT_TIMEOUT,
+};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 use hyper::{Method, StatusCode};
 
@@ -139,22 +141,8 @@ async fn delete_during_attempt_ends_it_once() {
     );
 
     wait_for_status(&client, &running, DeliveryStatus::Succeeded).await;
-    poll_until(
-        "one pending delivery, the paused one",
-        WAIT_TIMEOUT,
-        || async {
-            let stats = client
-                .stats(None)
-                .await
-                .map_err(|error| error.to_string())?;
-            if stats.pending == 1 {
-                Ok(())
-            } else {
-                Err(format!("{} pending", stats.pending))
-            }
-        },
-    )
-    .await;
+    // One delivery waits: the paused endpoint's.
+    wait_for_pending(&client, 1, WAIT_TIMEOUT).await;
 }
 
 /// Events in each batch that a delete races.

@@ -11,7 +11,7 @@ use belter_common::samples::sample_body;
 use belter_common::{DeliveryId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
 use belter_tests::queue::{behind_slow_attempt, SlowQueue};
-use belter_tests::wait::{poll_until, wait_for_attempts, wait_for_status, WAIT_TIMEOUT};
+use belter_tests::wait::{wait_for_attempts, wait_for_pending, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 
 /// Events queued before a restart.
@@ -53,7 +53,7 @@ async fn queued_deliveries_survive(stop: Stop) {
     daemon.start_again().await;
     let client = daemon.client();
     // A clean stop keeps the count; after a kill the daemon counts its queue again.
-    wait_for_pending(&client, QUEUED_EVENTS as u64).await;
+    wait_for_pending(&client, QUEUED_EVENTS as u64, WAIT_TIMEOUT).await;
     let endpoint = client
         .get_endpoint(&created.endpoint.id)
         .await
@@ -88,27 +88,7 @@ async fn queued_deliveries_survive(stop: Stop) {
     receiver
         .expect_no_more_than(QUEUED_EVENTS, Duration::from_millis(300))
         .await;
-    wait_for_pending(&client, 0).await;
-}
-
-/// Waits until the stats count `expected` waiting deliveries.
-async fn wait_for_pending(client: &ControlClient, expected: u64) {
-    poll_until(
-        "the stats to count the waiting deliveries",
-        WAIT_TIMEOUT,
-        || async {
-            let stats = client
-                .stats(None)
-                .await
-                .map_err(|error| error.to_string())?;
-            if stats.pending == expected {
-                Ok(())
-            } else {
-                Err(format!("{} pending", stats.pending))
-            }
-        },
-    )
-    .await
+    wait_for_pending(&client, 0, WAIT_TIMEOUT).await;
 }
 
 #[tokio::test]
@@ -119,6 +99,22 @@ async fn sigterm_keeps_queued() {
 #[tokio::test]
 async fn sigkill_keeps_queued() {
     queued_deliveries_survive(Stop::Kill).await;
+}
+
+/// Has the receiver respond 200 at once, starts the stopped daemon again, and waits until every
+/// delivery of `ids` succeeded. Returns the new control client.
+async fn start_and_deliver(
+    daemon: &mut DaemonProcess,
+    receiver: &Receiver,
+    ids: &[DeliveryId],
+) -> ControlClient {
+    receiver.set_reply(Reply::Status(200));
+    daemon.start_again().await;
+    let client = daemon.client();
+    for id in ids {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    client
 }
 
 /// Queues deliveries behind a slow attempt, so they wait in memory, stops the daemon, starts it
@@ -140,12 +136,7 @@ async fn deliveries_in_memory_survive(stop: Stop) {
             daemon.kill().await;
         }
     }
-    receiver.set_reply(Reply::Status(200));
-    daemon.start_again().await;
-    let client = daemon.client();
-    for id in &ids {
-        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
-    }
+    let client = start_and_deliver(&mut daemon, &receiver, &ids).await;
     let received: BTreeSet<String> = receiver
         .requests()
         .iter()
@@ -153,7 +144,7 @@ async fn deliveries_in_memory_survive(stop: Stop) {
         .collect();
     let expected: BTreeSet<String> = ids.iter().map(ToString::to_string).collect();
     assert_eq!(received, expected, "{stop:?}");
-    wait_for_pending(&client, 0).await;
+    wait_for_pending(&client, 0, WAIT_TIMEOUT).await;
 }
 
 #[tokio::test]
@@ -182,13 +173,8 @@ async fn sigkill_after_replay_counts_each_delivery_once() {
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     daemon.kill().await;
-    receiver.set_reply(Reply::Status(200));
-    daemon.start_again().await;
-    let client = daemon.client();
-    for id in &ids {
-        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
-    }
-    wait_for_pending(&client, 0).await;
+    let client = start_and_deliver(&mut daemon, &receiver, &ids).await;
+    wait_for_pending(&client, 0, WAIT_TIMEOUT).await;
 }
 
 #[tokio::test]
@@ -249,7 +235,7 @@ async fn sigkill_counts_pending_retry() {
     daemon.start_again().await;
 
     // The retry is due in an hour, after the start, and still counts as waiting.
-    wait_for_pending(&daemon.client(), 1).await;
+    wait_for_pending(&daemon.client(), 1, WAIT_TIMEOUT).await;
 }
 
 #[tokio::test]

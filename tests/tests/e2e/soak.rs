@@ -12,7 +12,7 @@ use belter_common::samples::sample_body;
 use belter_common::{EndpointId, EventType};
 use belter_tests::raw::create_endpoint;
 use belter_tests::receiver::refused_url;
-use belter_tests::wait::poll_until;
+use belter_tests::wait::wait_for_pending;
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 
 /// Endpoints that respond 200 at once.
@@ -87,26 +87,6 @@ async fn all_deliveries(client: &ControlClient) -> Vec<Delivery> {
     }
 }
 
-/// Waits until the stats count exactly `pending` deliveries as waiting.
-async fn wait_for_pending(client: &ControlClient, pending: u64) {
-    poll_until(
-        &format!("stats to count {pending} pending"),
-        DRAIN_TIMEOUT,
-        || async {
-            let stats = client
-                .stats(None)
-                .await
-                .map_err(|error| error.to_string())?;
-            if stats.pending == pending {
-                Ok(())
-            } else {
-                Err(format!("{} pending", stats.pending))
-            }
-        },
-    )
-    .await;
-}
-
 /// Returns the value at `share` (0 to 1) of sorted `values`.
 fn percentile(values: &[Duration], share: f64) -> Duration {
     let index = ((values.len() as f64 - 1.0) * share).round() as usize;
@@ -174,7 +154,7 @@ async fn soak_stays_bounded() {
     }
     let load_time = started.elapsed();
     let paused_count = events;
-    wait_for_pending(&client, paused_count).await;
+    wait_for_pending(&client, paused_count, DRAIN_TIMEOUT).await;
     let drained_after = started.elapsed() - load_time;
     let deliveries = all_deliveries(&client).await;
     let stats = client.stats(None).await.expect("stats");
@@ -187,7 +167,7 @@ async fn soak_stays_bounded() {
         .resume_endpoint(&paused_id)
         .await
         .expect("resume the paused endpoint");
-    wait_for_pending(&client, 0).await;
+    wait_for_pending(&client, 0, DRAIN_TIMEOUT).await;
 
     let baseline = samples
         .iter()
