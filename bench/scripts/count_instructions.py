@@ -76,11 +76,11 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def wait_for(what, check, seconds):
+def wait_for(description, check, seconds):
     deadline = time.time() + seconds
     while not check():
         if time.time() > deadline:
-            sys.exit(f"gave up waiting for {what}")
+            sys.exit(f"timed out waiting for {description}")
         time.sleep(0.05)
 
 

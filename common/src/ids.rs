@@ -68,8 +68,8 @@ macro_rules! typed_id {
                 Self(format!("{}{}", $prefix, next_ulid()))
             }
 
-            /// The smallest id that can be made at `ms` (milliseconds since the Unix epoch), a
-            /// bound for scanning ids made at or after that time.
+            /// Returns the smallest id that can be generated at `ms` (milliseconds since the Unix
+            /// epoch), a bound for scanning the ids generated at or after that time.
             pub fn first_at(ms: u64) -> Self {
                 Self(format!("{}{}", $prefix, ulid::Ulid::from_parts(ms, 0)))
             }

@@ -45,7 +45,7 @@ pub(crate) fn sweep_once(state: &AppState) {
         return;
     }
     if let Err(error) = write(&state.store, &sweep, sweep.indexed_before) {
-        tracing::error!(%error, deliveries = sweep.entries.len(), "cannot write due entries; trying again");
+        tracing::error!(%error, deliveries = sweep.entries.len(), "writing due entries failed, so the next sweep tries them again");
         state.ready.unsweep(sweep.entries);
         return;
     }

@@ -512,9 +512,9 @@ impl Accepted {
 /// Cancels the new deliveries of endpoints deleted while this event was being written. Deletion
 /// removes the endpoint before cancelling its queue, so either that cancel or this one finds them.
 ///
-/// A deferred delivery gets its due entry here first. A cancel that ran before the write found
-/// that entry without its delivery and removed it as stale. It also took the delivery off the
-/// unindexed list, so nothing else writes the entry again.
+/// Writes the due entry of a deferred delivery first, because a cancel that ran before the write
+/// found that entry without its delivery and removed it as stale. That cancel also took the
+/// delivery off the unindexed list, so nothing else writes the entry again.
 fn cancel_for_deleted_endpoints(state: &AppState, write: &NewEventWrite) {
     for delivery in &write.deliveries {
         let endpoint = &delivery.endpoint_id;

@@ -151,7 +151,7 @@ struct Unindexed {
 }
 
 impl Unindexed {
-    /// The due time in its due key, in ms since the epoch.
+    /// Reads the due time from its due key, in ms since the epoch.
     fn due_ms(&self) -> Option<u64> {
         let start = self.endpoint.as_str().len();
         let bytes = self.due_key.get(start..start + 8)?;
@@ -277,11 +277,11 @@ impl ReadyLanes {
         let keep_from = *defer_from;
         let mut sweep = Sweep::default();
         unindexed.retain(|id, entry| {
-            let held = lanes
+            let in_lane = lanes
                 .get(&entry.endpoint)
                 .and_then(|lane| lane.known.get(id))
                 .is_some();
-            if held && id.timestamp_ms() >= keep_from {
+            if in_lane && id.timestamp_ms() >= keep_from {
                 return true;
             }
             let due_key = std::mem::take(&mut entry.due_key);
@@ -813,9 +813,9 @@ mod tests {
         assert!(lanes.is_unindexed(&id, &key));
         assert!(!lanes.is_unindexed(&id, b"a replay's key"));
 
-        let held = lanes.sweep(0);
-        assert!(held.entries.is_empty(), "a reserved delivery stays listed");
-        assert_eq!(held.indexed_before, Some(0), "the first sweep marks");
+        let first = lanes.sweep(0);
+        assert!(first.entries.is_empty(), "a reserved delivery stays listed");
+        assert_eq!(first.indexed_before, Some(0), "the first sweep marks");
         assert_eq!(lanes.sweep(0).indexed_before, None, "nothing to mark");
 
         lanes.unreserve([(&endpoint, &id)]);
@@ -872,12 +872,15 @@ mod tests {
         let (write, key) = defer_one(&lanes, &endpoint);
         offer_write(&lanes, &write);
         let id = &write.deliveries[0].id;
-        let made = id.timestamp_ms();
+        let created_ms = id.timestamp_ms();
 
-        assert!(lanes.sweep(made).entries.is_empty(), "held, and young");
-        let swept = lanes.sweep(made + 1);
+        assert!(
+            lanes.sweep(created_ms).entries.is_empty(),
+            "held, and young"
+        );
+        let swept = lanes.sweep(created_ms + 1);
         assert_eq!(swept.entries, vec![(endpoint.clone(), id.clone(), key)]);
-        assert_eq!(swept.indexed_before, Some(made + 1));
+        assert_eq!(swept.indexed_before, Some(created_ms + 1));
         assert_eq!(
             lanes.take(&endpoint, 10).len(),
             1,
@@ -889,11 +892,11 @@ mod tests {
     fn mark_covers_unswept_delivery_after_clock_goes_back() {
         let lanes = ReadyLanes::default();
         let endpoint = EndpointId::generate();
-        let (held, key) = defer_one(&lanes, &endpoint);
-        offer_write(&lanes, &held);
-        let id = held.deliveries[0].id.clone();
-        let made = id.timestamp_ms();
-        let failed = lanes.sweep(made + 1);
+        let (kept, key) = defer_one(&lanes, &endpoint);
+        offer_write(&lanes, &kept);
+        let id = kept.deliveries[0].id.clone();
+        let created_ms = id.timestamp_ms();
+        let failed = lanes.sweep(created_ms + 1);
         assert_eq!(failed.entries.len(), 1, "past the hold limit");
         lanes.unsweep(failed.entries);
 
@@ -901,12 +904,12 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         let (released, _) = defer_one(&lanes, &endpoint);
         lanes.unreserve([(&endpoint, &released.deliveries[0].id)]);
-        let swept = lanes.sweep(made.saturating_sub(60_000));
+        let swept = lanes.sweep(created_ms.saturating_sub(60_000));
         let mark = swept
             .indexed_before
             .expect("entries are written, so it marks");
 
-        assert!(mark > made, "the mark covers the held delivery");
+        assert!(mark > created_ms, "the mark covers the held delivery");
         assert!(
             swept.entries.contains(&(endpoint.clone(), id, key)),
             "a delivery made before the mark is written with it"

@@ -8,8 +8,8 @@
 //!   but the latest
 //! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per
 //!   delivery waiting for an attempt or in one, so a range scan of one endpoint yields its due
-//!   work in order. A new delivery that a ready lane keeps in memory has none until the lane
-//!   lets it go without an outcome; see the `queue` module
+//!   work in order. A new delivery that a ready lane keeps in memory has none until the indexer
+//!   writes it, as the `queue` module describes
 //! - `inflight`: delivery id → endpoint id; attempts that an older version of belterd started,
 //!   read once at start
 //! - `endpoints`: endpoint id → [`EndpointRecord`]
