@@ -28,10 +28,23 @@ pub struct IdError {
 static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
 
 fn next_ulid() -> ulid::Ulid {
+    with_generator(make_ulid)
+}
+
+/// Makes `count` ULIDs in one hold of the generator, so no other id of this process sorts
+/// between the first and the last of them.
+fn next_ulids(count: usize) -> Vec<ulid::Ulid> {
+    with_generator(|generator| (0..count).map(|_| make_ulid(generator)).collect())
+}
+
+fn with_generator<T>(make: impl FnOnce(&mut ulid::Generator) -> T) -> T {
     let mut guard = GENERATOR
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let generator = guard.get_or_insert_with(ulid::Generator::new);
+    make(guard.get_or_insert_with(ulid::Generator::new))
+}
+
+fn make_ulid(generator: &mut ulid::Generator) -> ulid::Ulid {
     // The monotonic generator fails only when 2^80 ids are made in one millisecond. Falling back
     // to a fresh random ULID then keeps ids unique, though not ordered within that millisecond.
     generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
@@ -66,6 +79,15 @@ macro_rules! typed_id {
             /// Generates a new id, later in sort order than every id this process made before.
             pub fn generate() -> Self {
                 Self(format!("{}{}", $prefix, next_ulid()))
+            }
+
+            /// Generates `count` new ids in increasing order, with no other id of this process
+            /// between the first and the last.
+            pub fn generate_run(count: usize) -> Vec<Self> {
+                next_ulids(count)
+                    .into_iter()
+                    .map(|ulid| Self(format!("{}{}", $prefix, ulid)))
+                    .collect()
             }
 
             /// Returns the smallest id that can be generated at `ms` (milliseconds since the Unix
@@ -159,6 +181,14 @@ typed_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_of_ids_increases() {
+        let run = EventId::generate_run(50);
+        assert_eq!(run.len(), 50);
+        assert!(run.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(EventId::generate() > run[49]);
+    }
 
     #[test]
     fn generated_ids_parse_and_sort() {

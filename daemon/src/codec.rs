@@ -2,6 +2,12 @@
 //! standard configuration. No other module encodes or decodes records. A record type whose
 //! layout changes gets a new version byte, and its older layouts are decoded here through
 //! [`Record::decode_older`].
+//!
+//! A record group keeps several encoded records in one stored value, each under its own id, so
+//! that many records cost one store write: a version byte, the member count (u32 big-endian),
+//! one entry per member (id length as one byte, the id, the end of its record as a u32
+//! big-endian offset into the records), then the records one after another. A reader finds one
+//! member by its id without decoding the others.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,6 +35,9 @@ pub enum CodecError {
     /// bincode could not decode the record.
     #[error("cannot decode record: {0}")]
     Decode(#[from] bincode::error::DecodeError),
+    /// A record group is cut short or has an impossible member entry.
+    #[error("corrupt record group: {0}")]
+    Group(&'static str),
 }
 
 /// A record type of the store, with the version byte it is written with.
@@ -69,6 +78,92 @@ pub(crate) fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
 pub(crate) fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let (record, _) = bincode::serde::decode_from_slice(body, bincode::config::standard())?;
     Ok(record)
+}
+
+/// Version byte of a record group.
+const GROUP_VERSION: u8 = 1;
+
+/// Packs encoded records, each under its id, into one record group. Ids are at most 255 bytes.
+pub(crate) fn encode_group<I: AsRef<[u8]>, R: AsRef<[u8]>>(
+    members: &[(I, R)],
+) -> Result<Vec<u8>, CodecError> {
+    let count = u32::try_from(members.len()).map_err(|_| CodecError::Group("too many members"))?;
+    let records: usize = members
+        .iter()
+        .map(|(_, record)| record.as_ref().len())
+        .sum();
+    let index: usize = members
+        .iter()
+        .map(|(id, _)| 1 + id.as_ref().len() + 4)
+        .sum();
+    let mut bytes = Vec::with_capacity(1 + 4 + index + records);
+    bytes.push(GROUP_VERSION);
+    bytes.extend_from_slice(&count.to_be_bytes());
+    let mut end = 0usize;
+    for (id, record) in members {
+        let id = id.as_ref();
+        let length = u8::try_from(id.len()).map_err(|_| CodecError::Group("member id too long"))?;
+        end += record.as_ref().len();
+        let end_offset = u32::try_from(end).map_err(|_| CodecError::Group("group too large"))?;
+        bytes.push(length);
+        bytes.extend_from_slice(id);
+        bytes.extend_from_slice(&end_offset.to_be_bytes());
+    }
+    for (_, record) in members {
+        bytes.extend_from_slice(record.as_ref());
+    }
+    Ok(bytes)
+}
+
+/// A member of a record group: its id and its encoded record.
+pub(crate) type GroupMember<'a> = (&'a [u8], &'a [u8]);
+
+/// Lists the members of a record group, in stored order.
+pub(crate) fn group_members(bytes: &[u8]) -> Result<Vec<GroupMember<'_>>, CodecError> {
+    let (&version, rest) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != GROUP_VERSION {
+        return Err(CodecError::Version {
+            found: version,
+            expected: GROUP_VERSION,
+        });
+    }
+    let (count, mut rest) = take_u32(rest)?;
+    let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
+    for _ in 0..count {
+        let (&length, after) = rest.split_first().ok_or(CodecError::Group("cut short"))?;
+        let id = after
+            .get(..usize::from(length))
+            .ok_or(CodecError::Group("cut short"))?;
+        let (end, after) = take_u32(&after[usize::from(length)..])?;
+        entries.push((id, end as usize));
+        rest = after;
+    }
+    let mut start = 0;
+    let mut members = Vec::with_capacity(entries.len());
+    for (id, end) in entries {
+        let record = rest
+            .get(start..end)
+            .ok_or(CodecError::Group("member outside the group"))?;
+        members.push((id, record));
+        start = end;
+    }
+    Ok(members)
+}
+
+/// Finds the encoded record of the member `id` in a record group.
+pub(crate) fn group_member<'a>(bytes: &'a [u8], id: &str) -> Result<Option<&'a [u8]>, CodecError> {
+    Ok(group_members(bytes)?
+        .into_iter()
+        .find(|(member, _)| *member == id.as_bytes())
+        .map(|(_, record)| record))
+}
+
+fn take_u32(bytes: &[u8]) -> Result<(u32, &[u8]), CodecError> {
+    let head: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|head| head.try_into().ok())
+        .ok_or(CodecError::Group("cut short"))?;
+    Ok((u32::from_be_bytes(head), &bytes[4..]))
 }
 
 #[cfg(test)]
@@ -160,5 +255,39 @@ mod tests {
             decode::<Sample>(&bytes).is_err(),
             "an older build rejects the new layout"
         );
+    }
+
+    #[test]
+    fn group_members_are_found_by_id() {
+        let first = encode(&sample()).unwrap();
+        let second = encode(&Sample {
+            name: "other".to_owned(),
+            count: 9,
+            note: Some("n".to_owned()),
+        })
+        .unwrap();
+        let group = encode_group(&[("evt_a", first.clone()), ("evt_b", second.clone())]).unwrap();
+        assert_eq!(group_member(&group, "evt_a").unwrap(), Some(&first[..]));
+        assert_eq!(group_member(&group, "evt_b").unwrap(), Some(&second[..]));
+        assert_eq!(group_member(&group, "evt_c").unwrap(), None);
+        let decoded: Sample = decode(group_member(&group, "evt_b").unwrap().unwrap()).unwrap();
+        assert_eq!(decoded.count, 9);
+        let members = group_members(&group).unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0].0, b"evt_a");
+    }
+
+    #[test]
+    fn cut_group_is_an_error() {
+        let group = encode_group(&[("evt_a", encode(&sample()).unwrap())]).unwrap();
+        for cut in 0..group.len() {
+            assert!(group_members(&group[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut wrong = group.clone();
+        wrong[0] = 7;
+        assert!(matches!(
+            group_members(&wrong),
+            Err(CodecError::Version { found: 7, .. })
+        ));
     }
 }

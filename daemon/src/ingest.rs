@@ -275,9 +275,9 @@ enum Shape {
 fn event_writes(
     state: &AppState,
     valid: &ValidEvent<'_>,
+    event_id: EventId,
     created_at: Timestamp,
 ) -> (Vec<NewEventWrite>, IngestResponse) {
-    let event_id = EventId::generate();
     let mut writes = vec![NewEventWrite {
         event: NewEvent {
             id: event_id.clone(),
@@ -347,8 +347,10 @@ async fn ingest(
     let created_at = Timestamp::now();
     let mut writes = Vec::with_capacity(valid.len());
     let mut answers = Vec::with_capacity(valid.len());
-    for event in &valid {
-        let (event_writes, answer) = event_writes(state, event, created_at);
+    // One run of ids per request lets the store keep the request's events in one record group.
+    let event_ids = EventId::generate_run(valid.len());
+    for (event, event_id) in valid.iter().zip(event_ids) {
+        let (event_writes, answer) = event_writes(state, event, event_id, created_at);
         writes.extend(event_writes);
         answers.push(answer);
     }

@@ -5,7 +5,7 @@ use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::{DeliveryId, EndpointId, EventId, EventType};
 
 use super::{due_key, DeliveryRecord, DueWork, EventRecord, IdempotencyRecord, Store, StoreError};
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, encode_group, group_member, group_members};
 
 /// An event accepted at ingest, ready to store.
 #[derive(Debug)]
@@ -58,7 +58,10 @@ type EncodedDelivery<'a> = (&'a str, Vec<u8>, Option<Vec<u8>>);
 
 /// An ingest request encoded for the store.
 struct EncodedJob<'a> {
+    /// The events the request carried, in id order, which may share a record group.
     events: Vec<(&'a str, Vec<u8>)>,
+    /// Events derived by rules, written one by one: their ids were made after the request's.
+    derived: Vec<(&'a str, Vec<u8>)>,
     deliveries: Vec<EncodedDelivery<'a>>,
     idempotency: Option<(&'a str, Vec<u8>)>,
 }
@@ -66,6 +69,7 @@ struct EncodedJob<'a> {
 impl<'a> EncodedJob<'a> {
     fn new(job: &IngestJob<'a>) -> Result<Self, StoreError> {
         let mut events = Vec::with_capacity(job.writes.len());
+        let mut derived = Vec::new();
         let mut deliveries = Vec::new();
         for write in job.writes {
             let event = &write.event;
@@ -80,7 +84,12 @@ impl<'a> EncodedJob<'a> {
                     .collect(),
                 derived_from: write.derived_from.clone(),
             };
-            events.push((event.id.as_str(), encode(&event_record)?));
+            let encoded = (event.id.as_str(), encode(&event_record)?);
+            if write.derived_from.is_some() {
+                derived.push(encoded);
+            } else {
+                events.push(encoded);
+            }
             for (delivery, (_, work)) in write.deliveries.iter().zip(write.due_works()) {
                 let due_key = (!delivery.deferred).then_some(work.due_key);
                 deliveries.push((delivery.id.as_str(), encode(&work.record)?, due_key));
@@ -97,8 +106,10 @@ impl<'a> EncodedJob<'a> {
             )),
             None => None,
         };
+        events.sort_unstable_by(|left, right| left.0.cmp(right.0));
         Ok(Self {
             events,
+            derived,
             deliveries,
             idempotency,
         })
@@ -157,6 +168,47 @@ pub(crate) enum IngestWrite {
         response: Vec<u8>,
         fingerprint: Vec<u8>,
     },
+}
+
+/// Separates the first and the last event id in the key of a record group. Ids never contain it.
+const GROUP_KEY_SEPARATOR: u8 = 0;
+
+/// Key of a record group of events: the first id, the separator, the last id. It sorts after
+/// the first id alone and before every later id.
+fn group_key(first: &str, last: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(first.len() + 1 + last.len());
+    key.extend_from_slice(first.as_bytes());
+    key.push(GROUP_KEY_SEPARATOR);
+    key.extend_from_slice(last.as_bytes());
+    key
+}
+
+fn is_group_key(key: &[u8]) -> bool {
+    key.contains(&GROUP_KEY_SEPARATOR)
+}
+
+/// Returns the end of the span of the last key in the events tree, or nothing when it is empty.
+pub(super) fn events_end(events: &sled::Tree) -> Result<Vec<u8>, StoreError> {
+    Ok(match events.last()? {
+        Some((key, _)) => event_key_span(&key).1.to_vec(),
+        None => Vec::new(),
+    })
+}
+
+/// Returns the first and the last event id that a key of the events tree covers.
+fn event_key_span(key: &[u8]) -> (&[u8], &[u8]) {
+    match key.iter().position(|&byte| byte == GROUP_KEY_SEPARATOR) {
+        Some(at) => (&key[..at], &key[at + 1..]),
+        None => (key, key),
+    }
+}
+
+/// A bound that sorts after `id` and after every group key that starts with it.
+fn past_id(id: &str) -> Vec<u8> {
+    let mut bound = Vec::with_capacity(id.len() + 1);
+    bound.extend_from_slice(id.as_bytes());
+    bound.push(u8::MAX);
+    bound
 }
 
 /// What one retention sweep removed.
@@ -241,7 +293,8 @@ impl Store {
             }
         }
         let encoded = EncodedJob::new(job)?;
-        for (id, record) in &encoded.events {
+        self.write_event_records(&encoded.events)?;
+        for (id, record) in &encoded.derived {
             self.events.insert(id.as_bytes(), record.as_slice())?;
         }
         for (id, record, key) in &encoded.deliveries {
@@ -256,12 +309,102 @@ impl Store {
         Ok(IngestWrite::Written)
     }
 
-    /// Reads one event.
+    /// Writes encoded events, sorted by id: as one record group when there are several and no
+    /// stored key falls in their span, one by one otherwise.
+    fn write_event_records(&self, events: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
+        if let [(first, _), .., (last, _)] = events {
+            if self.after_stored_events(first) || self.span_is_free(first, last)? {
+                let group = encode_group(events)?;
+                self.events.insert(group_key(first, last), group)?;
+                return Ok(());
+            }
+        }
+        for (id, record) in events {
+            self.write_event_alone(id, record)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one event under its own key, or into the record group whose span holds its id.
+    fn write_event_alone(&self, id: &str, record: &[u8]) -> Result<(), StoreError> {
+        if !self.after_stored_events(id) {
+            if let Some(entry) = self.events.range(..=past_id(id)).next_back() {
+                let (key, bytes) = entry?;
+                let (first, last) = event_key_span(&key);
+                if is_group_key(&key) && first < id.as_bytes() && id.as_bytes() <= last {
+                    let mut members = group_members(&bytes)?;
+                    members.retain(|(member, _)| *member != id.as_bytes());
+                    members.push((id.as_bytes(), record));
+                    members.sort_unstable_by(|left, right| left.0.cmp(right.0));
+                    let group = encode_group(&members)?;
+                    self.events.insert(key, group)?;
+                    return Ok(());
+                }
+            }
+        }
+        self.events.insert(id.as_bytes(), record)?;
+        Ok(())
+    }
+
+    /// Checks whether `id` sorts after every event stored when the store opened. Ids made by
+    /// this process always do, unless the clock went back since the store was last written.
+    /// Their keys then cannot fall into the span of a stored group, nor a group of theirs cover
+    /// a stored key, so no read is needed before their write.
+    fn after_stored_events(&self, id: &str) -> bool {
+        id.as_bytes() > self.events_end.as_slice()
+    }
+
+    /// Checks that no stored event or group lies between the event ids `first` and `last`, so
+    /// a group of that span leaves every id with one key that can hold it.
+    fn span_is_free(&self, first: &str, last: &str) -> Result<bool, StoreError> {
+        if self
+            .events
+            .range(first.as_bytes()..=past_id(last).as_slice())
+            .next()
+            .transpose()?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        match self.events.range(..first.as_bytes()).next_back() {
+            Some(entry) => {
+                let (key, _) = entry?;
+                Ok(event_key_span(&key).1 < first.as_bytes())
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// Reads one event, stored alone or in a record group.
     pub(crate) fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        match self.events.get(id.as_bytes())? {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
+        let Some(entry) = self.events.range(..=past_id(id)).next_back() else {
+            return Ok(None);
+        };
+        let (key, bytes) = entry?;
+        if key.as_ref() == id.as_bytes() {
+            return Ok(Some(decode(&bytes)?));
+        }
+        let (first, last) = event_key_span(&key);
+        let in_group = is_group_key(&key) && first <= id.as_bytes() && id.as_bytes() <= last;
+        if !in_group {
+            return Ok(None);
+        }
+        match group_member(&bytes, id)? {
+            Some(record) => Ok(Some(decode(record)?)),
             None => Ok(None),
         }
+    }
+
+    /// Decodes the events under one key of the events tree: one event, or a record group.
+    fn events_under(key: &[u8], bytes: &[u8]) -> Result<Vec<EventRecord>, StoreError> {
+        if !is_group_key(key) {
+            return Ok(vec![decode(bytes)?]);
+        }
+        let mut events = Vec::new();
+        for (_, record) in group_members(bytes)? {
+            events.push(decode(record)?);
+        }
+        Ok(events)
     }
 
     /// Removes events accepted before `cutoff_ms` with their deliveries, attempts and due
@@ -272,21 +415,25 @@ impl Store {
         max_events: usize,
     ) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
-        for entry in self.events.iter().take(max_events) {
+        let mut entries = self.events.iter();
+        while pruned.events < max_events as u64 {
+            let Some(entry) = entries.next() else {
+                break;
+            };
             let (key, bytes) = entry?;
-            let event: EventRecord = decode(&bytes)?;
-            if event.created_at >= cutoff_ms {
+            let events = Self::events_under(&key, &bytes)?;
+            if events.iter().any(|event| event.created_at >= cutoff_ms) {
                 break;
             }
-            for delivery_id in &event.deliveries {
+            for delivery_id in events.iter().flat_map(|event| &event.deliveries) {
                 if self.remove_delivery(delivery_id)? {
                     pruned.pending += 1;
                 }
                 pruned.deliveries += 1;
             }
-            // The event goes last, so a crash mid-way leaves it for the next sweep to finish.
+            // The events go last, so a crash mid-way leaves them for the next sweep to finish.
             self.events.remove(key)?;
-            pruned.events += 1;
+            pruned.events += events.len() as u64;
         }
         Ok(pruned)
     }
@@ -494,5 +641,129 @@ mod tests {
         assert!(store.event(young.id.as_str()).unwrap().is_some());
         assert!(store.delivery(&old_delivery.id).unwrap().is_none());
         assert_eq!(store.next_due(&old_delivery.endpoint_id).unwrap(), None);
+    }
+
+    fn write_with_id(id: &EventId, created_at: u64) -> NewEventWrite {
+        NewEventWrite {
+            event: NewEvent {
+                id: id.clone(),
+                ..sample_event(created_at)
+            },
+            deliveries: vec![sample_delivery()],
+            derived_from: None,
+        }
+    }
+
+    fn body_of(store: &Store, id: &EventId) -> Option<Vec<u8>> {
+        store
+            .event(id.as_str())
+            .unwrap()
+            .map(|event| event.deliveries.concat().into_bytes())
+    }
+
+    #[test]
+    fn events_of_one_request_share_one_key() {
+        let (_dir, store) = open_temp();
+        let ids = EventId::generate_run(5);
+        let writes: Vec<_> = [0, 2, 4]
+            .iter()
+            .map(|&at| write_with_id(&ids[at], 1_000))
+            .collect();
+        store.write_events(&writes, None).unwrap();
+        assert_eq!(store.events.len(), 1, "one record group");
+        for write in &writes {
+            let stored = store.event(write.event.id.as_str()).unwrap().unwrap();
+            assert_eq!(stored.deliveries, vec![write.deliveries[0].id.to_string()]);
+            assert_eq!(stored.body, write.event.body);
+        }
+        assert!(store.event(ids[1].as_str()).unwrap().is_none(), "in span");
+        assert!(store.event(ids[3].as_str()).unwrap().is_none(), "in span");
+        let later = EventId::generate();
+        assert!(store.event(later.as_str()).unwrap().is_none(), "after");
+        let earlier = EventId::first_at(0);
+        assert!(store.event(earlier.as_str()).unwrap().is_none(), "before");
+    }
+
+    #[test]
+    fn events_stay_readable_after_the_clock_went_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let ids = EventId::generate_run(6);
+        let group: Vec<_> = [0, 2, 4]
+            .iter()
+            .map(|&at| write_with_id(&ids[at], 1_000))
+            .collect();
+        {
+            let store = Store::open(&path).unwrap();
+            store.write_events(&group, None).unwrap();
+            store.db.flush().unwrap();
+        }
+        // The next start made ids inside and around the stored group's span.
+        let store = crate::store::reopen(&path).unwrap();
+        let inside = write_with_id(&ids[1], 2_000);
+        store
+            .write_events(std::slice::from_ref(&inside), None)
+            .unwrap();
+        let across = [write_with_id(&ids[3], 2_000), write_with_id(&ids[5], 2_000)];
+        store.write_events(&across, None).unwrap();
+        let every: Vec<_> = group.iter().chain([&inside]).chain(&across).collect();
+        for write in &every {
+            assert_eq!(
+                body_of(&store, &write.event.id),
+                Some(write.deliveries[0].id.to_string().into_bytes()),
+                "event {}",
+                write.event.id
+            );
+        }
+        assert_eq!(
+            store.events.len(),
+            2,
+            "the group took two ids in, one stays alone"
+        );
+        let pruned = store.prune_before(3_000, 100).unwrap();
+        assert_eq!(pruned.events, 6);
+        assert_eq!(pruned.deliveries, 6);
+        assert!(store.events.is_empty());
+    }
+
+    #[test]
+    fn prune_takes_a_group_whole_once_all_of_it_is_old() {
+        let (_dir, store) = open_temp();
+        let ids = EventId::generate_run(3);
+        let writes: Vec<_> = ids.iter().map(|id| write_with_id(id, 1_000)).collect();
+        store.write_events(&writes, None).unwrap();
+        let young = sample_event(5_000);
+        store.write_event(&young, &[], None).unwrap();
+
+        assert_eq!(store.prune_before(1_000, 100).unwrap().events, 0);
+        let pruned = store.prune_before(2_000, 1).unwrap();
+        assert_eq!(
+            pruned.events, 3,
+            "a group goes whole, past the call's limit"
+        );
+        assert_eq!(pruned.deliveries, 3);
+        assert_eq!(pruned.pending, 3);
+        for write in &writes {
+            assert!(store.event(write.event.id.as_str()).unwrap().is_none());
+            assert!(store.delivery(&write.deliveries[0].id).unwrap().is_none());
+        }
+        assert!(store.event(young.id.as_str()).unwrap().is_some());
+    }
+
+    #[test]
+    fn derived_events_are_written_alone() {
+        let (_dir, store) = open_temp();
+        let ids = EventId::generate_run(2);
+        let mut writes: Vec<_> = ids.iter().map(|id| write_with_id(id, 1_000)).collect();
+        let derived_id = EventId::generate();
+        let mut derived = write_with_id(&derived_id, 1_000);
+        derived.derived_from = Some(("rule".to_owned(), ids[0].to_string()));
+        writes.push(derived);
+        store.write_events(&writes, None).unwrap();
+        assert_eq!(store.events.len(), 2);
+        assert!(store.events.get(derived_id.as_str()).unwrap().is_some());
+        for write in &writes {
+            assert!(store.event(write.event.id.as_str()).unwrap().is_some());
+        }
     }
 }

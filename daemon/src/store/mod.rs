@@ -2,7 +2,9 @@
 //! is the delivery queue, so nothing pending lives only in memory.
 //!
 //! Trees and their keys:
-//! - `events`: event id → [`EventRecord`]
+//! - `events`: event id → [`EventRecord`]; or, for the events of one ingest request, the first
+//!   id, a zero byte and the last id → a record group of their [`EventRecord`]s, see the `codec`
+//!   module
 //! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt
 //! - `attempts`: delivery id, attempt number (u32 big-endian) → [`AttemptRecord`]; every attempt
 //!   but the latest
@@ -97,6 +99,9 @@ pub(crate) struct Store {
     endpoint_streaks: sled::Tree,
     endpoint_failures: sled::Tree,
     meta: sled::Tree,
+    /// The span end of the last key in `events` when the store opened; see
+    /// `Store::after_stored_events`.
+    events_end: std::sync::Arc<Vec<u8>>,
 }
 
 impl Store {
@@ -118,8 +123,10 @@ impl Store {
         endpoint_streaks.set_merge_operator(health::merge_streak);
         let endpoint_failures = db.open_tree("endpoint_failures")?;
         endpoint_failures.set_merge_operator(health::merge_count);
+        let events = db.open_tree("events")?;
         let store = Self {
-            events: db.open_tree("events")?,
+            events_end: std::sync::Arc::new(events::events_end(&events)?),
+            events,
             deliveries: db.open_tree("deliveries")?,
             attempts: db.open_tree("attempts")?,
             due: db.open_tree("due")?,
@@ -193,10 +200,10 @@ impl Store {
     }
 }
 
-/// The newest record layout this build writes: 2 since delivery records keep their latest attempt.
-/// Builds before format 2 do not check it, so they start on a format 2 store and then fail to
-/// read its delivery records.
-pub(crate) const STORE_FORMAT: u8 = 2;
+/// The newest record layout this build writes: 2 since delivery records keep their latest
+/// attempt, 3 since the events of one ingest request share a record group. Builds before format
+/// 2 do not check it, so they start on a newer store and then fail to read its delivery records.
+pub(crate) const STORE_FORMAT: u8 = 3;
 
 /// Key of the store format in the `meta` tree.
 const STORE_FORMAT_KEY: &[u8] = b"store_format";
