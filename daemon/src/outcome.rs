@@ -189,15 +189,34 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
             tracing::error!(%error, "cannot count attempt outcomes");
         }
     }
-    for (endpoint_id, outcomes) in health {
-        if let Err(error) = state
-            .store
-            .record_endpoint_outcomes(&endpoint_id, &outcomes)
-        {
+    for (endpoint_id, outcomes) in &health {
+        if let Err(error) = state.store.record_endpoint_outcomes(endpoint_id, outcomes) {
             tracing::error!(%error, %endpoint_id, "cannot store endpoint health");
         }
     }
+    for endpoint_id in health.keys() {
+        cancel_if_deleted(state, endpoint_id);
+    }
     if retries {
         state.wake_scheduler.notify_one();
+    }
+}
+
+/// Cancels what an endpoint deleted during its attempts still has queued. A delete that lands
+/// after an attempt checked its endpoint, and before the outcome is written, cancels the queue
+/// while the attempt runs, so a retry that the outcome writes would stay pending for good. Once
+/// the endpoint's last attempt ends, this also drops its lane.
+fn cancel_if_deleted(state: &AppState, endpoint_id: &EndpointId) {
+    if state.endpoints.get(endpoint_id).is_some() {
+        return;
+    }
+    match state.cancel_queue(endpoint_id) {
+        Ok(cancelled) if !cancelled.is_empty() => {
+            tracing::info!(%endpoint_id, cancelled = cancelled.len(), "cancelled retries of a deleted endpoint");
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(%error, %endpoint_id, "cannot cancel deliveries of a deleted endpoint");
+        }
     }
 }
