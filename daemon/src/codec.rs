@@ -4,10 +4,10 @@
 //! [`Record::decode_older`].
 //!
 //! A record group keeps several encoded records in one stored value, each under its own id, so
-//! that many records cost one store write: a version byte, the member count (u32 big-endian),
-//! one entry per member (id length as one byte, the id, the end of its record as a u32
-//! big-endian offset into the records), then the records one after another. A reader finds one
-//! member by its id without decoding the others.
+//! that many records cost one store write. It starts with a version byte and the member count
+//! (u32 big-endian). One entry per member follows: the id's length as one byte, the id, and the
+//! end of its record as a u32 big-endian offset into the records. The records come last, one
+//! after another. A reader finds one member by its id without decoding the others.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
