@@ -202,10 +202,9 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
     }
 }
 
-/// Cancels what an endpoint deleted during its attempts still has queued. A delete that lands
-/// after an attempt checked its endpoint, and before the outcome is written, cancels the queue
-/// while the attempt runs, so a retry that the outcome writes would stay pending for good. Once
-/// the endpoint's last attempt ends, this also drops its lane.
+/// Cancels what an endpoint deleted during its attempts still has queued, and drops its lane
+/// once no attempt runs. A delete between an attempt's check of its endpoint and the outcome
+/// cancels the queue too early, and the retry that the outcome writes would stay pending.
 fn cancel_if_deleted(state: &AppState, endpoint_id: &EndpointId) {
     if state.endpoints.get(endpoint_id).is_some() {
         return;

@@ -203,7 +203,7 @@ fn event_key_span(key: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// A bound that sorts after `id` and after every group key that starts with it.
+/// Returns a bound that sorts after `id` and after every group key that starts with it.
 fn past_id(id: &str) -> Vec<u8> {
     let mut bound = Vec::with_capacity(id.len() + 1);
     bound.extend_from_slice(id.as_bytes());
@@ -325,7 +325,7 @@ impl Store {
         Ok(())
     }
 
-    /// Writes one event under its own key, or into the record group whose span holds its id.
+    /// Writes one event under its own key, or into the record group whose span contains its id.
     fn write_event_alone(&self, id: &str, record: &[u8]) -> Result<(), StoreError> {
         if !self.after_stored_events(id) {
             if let Some(entry) = self.events.range(..=past_id(id)).next_back() {
@@ -698,6 +698,7 @@ mod tests {
             store.write_events(&group, None).unwrap();
             store.db.flush().unwrap();
         }
+
         // The next start made ids inside and around the stored group's span.
         let store = crate::store::reopen(&path).unwrap();
         let inside = write_with_id(&ids[1], 2_000);
@@ -706,6 +707,7 @@ mod tests {
             .unwrap();
         let across = [write_with_id(&ids[3], 2_000), write_with_id(&ids[5], 2_000)];
         store.write_events(&across, None).unwrap();
+
         let every: Vec<_> = group.iter().chain([&inside]).chain(&across).collect();
         for write in &every {
             assert_eq!(
@@ -720,6 +722,7 @@ mod tests {
             2,
             "the group took two ids in, one stays alone"
         );
+
         let pruned = store.prune_before(3_000, 100).unwrap();
         assert_eq!(pruned.events, 6);
         assert_eq!(pruned.deliveries, 6);
@@ -727,7 +730,7 @@ mod tests {
     }
 
     #[test]
-    fn prune_takes_a_group_whole_once_all_of_it_is_old() {
+    fn prune_takes_whole_old_group() {
         let (_dir, store) = open_temp();
         let ids = EventId::generate_run(3);
         let writes: Vec<_> = ids.iter().map(|id| write_with_id(id, 1_000)).collect();
