@@ -4,7 +4,12 @@
 use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::{DeliveryId, EndpointId, EventId, EventType};
 
-use super::{due_key, DeliveryRecord, DueWork, EventRecord, IdempotencyRecord, Store, StoreError};
+use std::collections::BTreeMap;
+
+use super::{
+    due_group_key, due_key, DeliveryRecord, DueWork, EventRecord, IdempotencyRecord, Store,
+    StoreError,
+};
 use crate::codec::{decode, encode, encode_group, group_member, group_members};
 
 /// An event accepted at ingest, ready to store.
@@ -53,16 +58,17 @@ pub(crate) struct IngestJob<'a> {
     pub(crate) idempotency: Option<Idempotency<'a>>,
 }
 
-/// A delivery's id, record and due entry, encoded; a deferred delivery has no due entry yet.
-type EncodedDelivery<'a> = (&'a str, Vec<u8>, Option<Vec<u8>>);
-
 /// An ingest request encoded for the store.
 struct EncodedJob<'a> {
     /// The events the request carried, in id order, which may share a record group.
     events: Vec<(&'a str, Vec<u8>)>,
     /// Events derived by rules, written one by one: their ids were made after the request's.
     derived: Vec<(&'a str, Vec<u8>)>,
-    deliveries: Vec<EncodedDelivery<'a>>,
+    /// Each delivery's id and record.
+    deliveries: Vec<(&'a str, Vec<u8>)>,
+    /// The due entries, keys and values: one per endpoint for the deliveries that are not
+    /// deferred, a due group when there are several.
+    due: Vec<(Vec<u8>, Vec<u8>)>,
     idempotency: Option<(&'a str, Vec<u8>)>,
 }
 
@@ -71,6 +77,7 @@ impl<'a> EncodedJob<'a> {
         let mut events = Vec::with_capacity(job.writes.len());
         let mut derived = Vec::new();
         let mut deliveries = Vec::new();
+        let mut due: BTreeMap<(&str, u64), Vec<&str>> = BTreeMap::new();
         for write in job.writes {
             let event = &write.event;
             let event_record = EventRecord {
@@ -90,9 +97,14 @@ impl<'a> EncodedJob<'a> {
             } else {
                 events.push(encoded);
             }
-            for (delivery, (_, work)) in write.deliveries.iter().zip(write.due_works()) {
-                let due_key = (!delivery.deferred).then_some(work.due_key);
-                deliveries.push((delivery.id.as_str(), encode(&work.record)?, due_key));
+            for delivery in &write.deliveries {
+                let record = new_delivery_record(event, delivery);
+                deliveries.push((delivery.id.as_str(), encode(&record)?));
+                if !delivery.deferred {
+                    due.entry((delivery.endpoint_id.as_str(), event.created_at))
+                        .or_default()
+                        .push(delivery.id.as_str());
+                }
             }
         }
         let idempotency = match job.idempotency {
@@ -107,12 +119,38 @@ impl<'a> EncodedJob<'a> {
             None => None,
         };
         events.sort_unstable_by(|left, right| left.0.cmp(right.0));
+        let due = due
+            .into_iter()
+            .map(|((endpoint, due_ms), ids)| due_entry(endpoint, due_ms, ids))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             events,
             derived,
             deliveries,
+            due,
             idempotency,
         })
+    }
+}
+
+/// Builds the due entry of one request's deliveries to one endpoint: the delivery's own entry
+/// for one, a due group for several.
+fn due_entry(
+    endpoint: &str,
+    due_ms: u64,
+    mut ids: Vec<&str>,
+) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    ids.sort_unstable();
+    match ids.as_slice() {
+        [id] => Ok((due_key(endpoint, due_ms, id), Vec::new())),
+        [first, .., last] => {
+            let members: Vec<(&str, &[u8])> = ids.iter().map(|id| (*id, &[][..])).collect();
+            Ok((
+                due_group_key(endpoint, due_ms, first, last),
+                encode_group(&members)?,
+            ))
+        }
+        [] => Err(StoreError::Codec(crate::codec::CodecError::Empty)),
     }
 }
 
@@ -276,7 +314,7 @@ impl Store {
     }
 
     /// Writes one ingest request without a transaction. The order makes any prefix harmless:
-    /// the events, then each delivery with its due entry, and the idempotency key last. A crash
+    /// the events, then the deliveries, then their due entries, and the idempotency key last. A crash
     /// before the flush leaves at worst an event without deliveries, or deliveries that are sent
     /// although the request got no 202. The key is kept only once everything it covers is written.
     ///
@@ -297,11 +335,11 @@ impl Store {
         for (id, record) in &encoded.derived {
             self.events.insert(id.as_bytes(), record.as_slice())?;
         }
-        for (id, record, key) in &encoded.deliveries {
+        for (id, record) in &encoded.deliveries {
             self.deliveries.insert(id.as_bytes(), record.as_slice())?;
-            if let Some(key) = key {
-                self.due.insert(key.as_slice(), &[][..])?;
-            }
+        }
+        for (key, value) in &encoded.due {
+            self.due.insert(key.as_slice(), value.as_slice())?;
         }
         if let Some((key, record)) = &encoded.idempotency {
             self.idempotency.insert(key.as_bytes(), record.as_slice())?;

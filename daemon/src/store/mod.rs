@@ -11,7 +11,9 @@
 //! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per
 //!   delivery waiting for an attempt or in one, so a range scan of one endpoint yields its due
 //!   work in order. A new delivery that a ready lane keeps in memory has none until the indexer
-//!   writes it, as the `queue` module describes
+//!   writes it, as the `queue` module describes. The deliveries of one ingest request to one
+//!   endpoint that ingest writes with their entry share one due group instead: endpoint id, due
+//!   time, first delivery id, a zero byte, last delivery id → a record group of the ids
 //! - `inflight`: delivery id → endpoint id; attempts that an older version of belterd started,
 //!   read once at start
 //! - `endpoints`: endpoint id → [`EndpointRecord`]
@@ -231,20 +233,69 @@ fn attempt_key(delivery: &DeliveryId, number: u32) -> Vec<u8> {
     key
 }
 
-/// Splits a due key into its due time and delivery id.
-fn parse_due_key(endpoint: &EndpointId, key: &[u8]) -> Result<(u64, DeliveryId), StoreError> {
+/// Separates the first and the last delivery id in the key of a due group. Ids never contain it.
+const DUE_GROUP_SEPARATOR: u8 = 0;
+
+/// Key of a due group, the one due entry of several deliveries to one endpoint that one ingest
+/// request wrote: endpoint id, due time in ms (big-endian), the first delivery id, a zero byte,
+/// the last delivery id. Its value is a record group of the delivery ids with empty records.
+pub(crate) fn due_group_key(endpoint: &str, due_ms: u64, first: &str, last: &str) -> Vec<u8> {
+    let mut key = due_key(endpoint, due_ms, first);
+    key.push(DUE_GROUP_SEPARATOR);
+    key.extend_from_slice(last.as_bytes());
+    key
+}
+
+/// Checks whether a due key of `endpoint` is the key of a due group.
+pub(crate) fn is_due_group(endpoint: &str, key: &[u8]) -> bool {
+    key.get(endpoint.len() + 8..)
+        .is_some_and(|rest| rest.contains(&DUE_GROUP_SEPARATOR))
+}
+
+/// The deliveries that one due entry names.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DueIds {
+    One(DeliveryId),
+    Group(Vec<DeliveryId>),
+}
+
+/// Splits a due key into its due time and the rest of the key.
+fn split_due_key<'a>(endpoint: &EndpointId, key: &'a [u8]) -> Result<(u64, &'a [u8]), StoreError> {
     let prefix = endpoint.as_str().len();
-    let corrupt = |detail: &str| StoreError::CorruptKey {
-        tree: "due",
-        detail: detail.to_owned(),
-    };
     let time_bytes: [u8; 8] = key
         .get(prefix..prefix + 8)
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| corrupt("too short"))?;
-    let id_text = std::str::from_utf8(&key[prefix + 8..]).map_err(|_| corrupt("not UTF-8"))?;
-    let id = DeliveryId::parse(id_text).map_err(|error| corrupt(&error.to_string()))?;
-    Ok((u64::from_be_bytes(time_bytes), id))
+        .ok_or_else(|| corrupt_due("too short"))?;
+    Ok((u64::from_be_bytes(time_bytes), &key[prefix + 8..]))
+}
+
+/// Splits a due entry into its due time and the deliveries it names.
+fn parse_due_entry(
+    endpoint: &EndpointId,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(u64, DueIds), StoreError> {
+    let (due_ms, rest) = split_due_key(endpoint, key)?;
+    if !rest.contains(&DUE_GROUP_SEPARATOR) {
+        return Ok((due_ms, DueIds::One(parse_delivery_id(rest)?)));
+    }
+    let mut ids = Vec::new();
+    for (id, _) in crate::codec::group_members(value)? {
+        ids.push(parse_delivery_id(id)?);
+    }
+    Ok((due_ms, DueIds::Group(ids)))
+}
+
+fn parse_delivery_id(bytes: &[u8]) -> Result<DeliveryId, StoreError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| corrupt_due("not UTF-8"))?;
+    DeliveryId::parse(text).map_err(|error| corrupt_due(&error.to_string()))
+}
+
+fn corrupt_due(detail: &str) -> StoreError {
+    StoreError::CorruptKey {
+        tree: "due",
+        detail: detail.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //!
 //! An entry counts only while its delivery is pending with that very due time. Any other entry
 //! is left over from a crash between two writes, or was written by the indexer while the outcome
-//! was written, and it is removed when it is read. No sled transaction or batch is used, because
+//! was written, and it is removed when it is read. A due group names several deliveries of one
+//! ingest request. An outcome leaves it in place, and a read removes it once none of its
+//! deliveries is waiting or running, which saves a write and a removal per delivery. No sled transaction or batch is used, because
 //! either one switches every read and write of the process to a global lock in sled 0.34.
 
 use std::collections::HashSet;
@@ -18,7 +20,8 @@ use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::{DeliveryId, EndpointId};
 
 use super::{
-    attempt_key, due_key, parse_due_key, AttemptRecord, DeliveryRecord, Store, StoreError,
+    attempt_key, due_key, is_due_group, parse_due_entry, split_due_key, AttemptRecord,
+    DeliveryRecord, DueIds, Store, StoreError,
 };
 use crate::codec::{decode, encode};
 
@@ -75,6 +78,51 @@ pub(crate) enum ReplayOutcome {
     NotFound,
 }
 
+impl DueIds {
+    fn into_vec(self) -> Vec<DeliveryId> {
+        match self {
+            DueIds::One(id) => vec![id],
+            DueIds::Group(ids) => ids,
+        }
+    }
+}
+
+/// The deliveries that the due groups of one endpoint and due time name, read once for the
+/// consecutive deliveries of one ingest request.
+#[derive(Default)]
+struct GroupCache {
+    prefix: Vec<u8>,
+    ids: HashSet<DeliveryId>,
+}
+
+impl GroupCache {
+    /// Checks whether a due group of `endpoint` due at `due_ms` names the delivery `id`.
+    fn holds(
+        &mut self,
+        store: &Store,
+        endpoint: &str,
+        due_ms: u64,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let prefix = due_key(endpoint, due_ms, "");
+        if prefix != self.prefix {
+            self.ids.clear();
+            let parsed = EndpointId::parse(endpoint).map_err(|error| StoreError::CorruptKey {
+                tree: "deliveries",
+                detail: error.to_string(),
+            })?;
+            for item in store.due.scan_prefix(&prefix) {
+                let (key, value) = item?;
+                if let (_, DueIds::Group(ids)) = parse_due_entry(&parsed, &key, &value)? {
+                    self.ids.extend(ids);
+                }
+            }
+            self.prefix = prefix;
+        }
+        Ok(DeliveryId::parse(id).is_ok_and(|id| self.ids.contains(&id)))
+    }
+}
+
 /// Checks whether a due entry with this due time is the live one of `record`.
 fn is_live(record: &DeliveryRecord, due_ms: u64) -> bool {
     record.status == DeliveryStatus::Pending && record.next_attempt_at == Some(due_ms)
@@ -96,55 +144,75 @@ impl Store {
             complete: true,
             ..LoadedDue::default()
         };
-        for item in self.due.range(start..after_now.clone()).keys() {
-            let key = item?;
-            let (due_ms, delivery_id) = parse_due_key(endpoint, &key)?;
-            if known.contains(&delivery_id) {
-                continue;
-            }
-            if loaded.works.len() >= limit {
-                loaded.complete = false;
-                return Ok(loaded);
-            }
-            let mut record = match self.deliveries.get(delivery_id.as_str().as_bytes())? {
-                Some(bytes) => decode::<DeliveryRecord>(&bytes)?,
-                None => {
-                    self.due.remove(&key)?;
+        for item in self.due.range(start..after_now.clone()) {
+            let (key, value) = item?;
+            let (due_ms, ids) = parse_due_entry(endpoint, &key, &value)?;
+            // An entry stays while it names a delivery that is known or live.
+            let mut kept = false;
+            for delivery_id in ids.into_vec() {
+                if known.contains(&delivery_id) {
+                    kept = true;
                     continue;
                 }
-            };
-            if !is_live(&record, due_ms) {
-                self.due.remove(&key)?;
-                continue;
+                if loaded.works.len() >= limit {
+                    loaded.complete = false;
+                    return Ok(loaded);
+                }
+                let Some(mut record) = self.live_delivery(&delivery_id, due_ms)? else {
+                    continue;
+                };
+                kept = true;
+                let stored_attempt = record.latest_attempt.take().is_some();
+                loaded.works.push(DueWork {
+                    delivery_id,
+                    due_key: key.to_vec(),
+                    record,
+                    stored_attempt,
+                });
             }
-            let stored_attempt = record.latest_attempt.take().is_some();
-            loaded.works.push(DueWork {
-                delivery_id,
-                due_key: key.to_vec(),
-                record,
-                stored_attempt,
-            });
+            if !kept {
+                self.due.remove(&key)?;
+            }
         }
         if let Some(key) = self.due.range(after_now..).keys().next() {
             let key = key?;
             if key.starts_with(endpoint.as_str().as_bytes()) {
-                loaded.next_due = Some(parse_due_key(endpoint, &key)?.0);
+                loaded.next_due = Some(split_due_key(endpoint, &key)?.0);
             }
         }
         Ok(loaded)
     }
 
+    /// Reads a delivery that is pending with the due time `due_ms`, if it is.
+    fn live_delivery(
+        &self,
+        delivery_id: &DeliveryId,
+        due_ms: u64,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        let Some(bytes) = self.deliveries.get(delivery_id.as_str().as_bytes())? else {
+            return Ok(None);
+        };
+        let record: DeliveryRecord = decode(&bytes)?;
+        Ok(is_live(&record, due_ms).then_some(record))
+    }
+
     /// Returns the due time of an endpoint's earliest due entry, one whose attempt runs included.
+    /// A due group whose deliveries all ended is removed on the way.
     pub(crate) fn next_due(&self, endpoint: &EndpointId) -> Result<Option<u64>, StoreError> {
-        match self
-            .due
-            .scan_prefix(endpoint.as_str().as_bytes())
-            .keys()
-            .next()
-        {
-            Some(key) => Ok(Some(parse_due_key(endpoint, &key?)?.0)),
-            None => Ok(None),
+        for item in self.due.scan_prefix(endpoint.as_str().as_bytes()) {
+            let (key, value) = item?;
+            let (due_ms, ids) = parse_due_entry(endpoint, &key, &value)?;
+            let DueIds::Group(ids) = ids else {
+                return Ok(Some(due_ms));
+            };
+            for id in &ids {
+                if self.live_delivery(id, due_ms)?.is_some() {
+                    return Ok(Some(due_ms));
+                }
+            }
+            self.due.remove(&key)?;
         }
+        Ok(None)
     }
 
     /// Records the delivery as it is after an attempt, with that attempt as its latest, moves
@@ -167,12 +235,14 @@ impl Store {
         check_pruned: bool,
     ) -> Result<bool, StoreError> {
         let id = delivery_id.as_str().as_bytes();
+        // A due group stays until a read finds none of its deliveries waiting.
+        let group = is_due_group(&updated.endpoint_id, due_key_now);
         let read_stored = check_pruned || matches!(displaced, Displaced::Stored);
         let stored = if read_stored {
             match self.deliveries.get(id)? {
                 Some(bytes) => Some(bytes),
                 None => {
-                    if !unindexed {
+                    if !unindexed && !group {
                         self.due.remove(due_key_now)?;
                     }
                     return Ok(false);
@@ -201,7 +271,7 @@ impl Store {
             self.due.insert(key.as_slice(), &[][..])?;
         }
         self.deliveries.insert(id, encode(updated)?)?;
-        if !unindexed && next_key.as_deref() != Some(due_key_now) {
+        if !unindexed && !group && next_key.as_deref() != Some(due_key_now) {
             self.due.remove(due_key_now)?;
         }
         Ok(true)
@@ -229,6 +299,7 @@ impl Store {
         };
         let start = DeliveryId::first_at(since_ms);
         let mut written = 0;
+        let mut groups = GroupCache::default();
         for item in self.deliveries.range(start.as_str().as_bytes()..) {
             let (id, bytes) = item?;
             let record: DeliveryRecord = decode(&bytes)?;
@@ -243,10 +314,13 @@ impl Store {
                 detail: "not UTF-8".to_owned(),
             })?;
             let key = due_key(&record.endpoint_id, due_ms, id);
-            if !self.due.contains_key(&key)? {
-                self.due.insert(key, &[][..])?;
-                written += 1;
+            if self.due.contains_key(&key)?
+                || groups.holds(self, &record.endpoint_id, due_ms, id)?
+            {
+                continue;
             }
+            self.due.insert(key, &[][..])?;
+            written += 1;
         }
         Ok(written)
     }
@@ -290,31 +364,30 @@ impl Store {
         running: &HashSet<DeliveryId>,
     ) -> Result<Vec<DeliveryId>, StoreError> {
         let mut cancelled = Vec::new();
-        for item in self.due.scan_prefix(endpoint.as_str().as_bytes()).keys() {
-            let key = item?;
-            let (due_ms, delivery_id) = parse_due_key(endpoint, &key)?;
-            if running.contains(&delivery_id) {
-                continue;
-            }
-            let id = delivery_id.as_str().as_bytes();
-            let live = match self.deliveries.get(id)? {
-                Some(bytes) => {
-                    let mut record: DeliveryRecord = decode(&bytes)?;
-                    let live = is_live(&record, due_ms);
-                    if live {
-                        record.status = DeliveryStatus::Cancelled;
-                        record.next_attempt_at = None;
-                        record.updated_at = now_ms;
-                        self.deliveries.insert(id, encode(&record)?)?;
-                    }
-                    live
+        for item in self.due.scan_prefix(endpoint.as_str().as_bytes()) {
+            let (key, value) = item?;
+            let (due_ms, ids) = parse_due_entry(endpoint, &key, &value)?;
+            if let DueIds::One(delivery_id) = &ids {
+                if running.contains(delivery_id) {
+                    continue;
                 }
-                None => false,
-            };
-            self.due.remove(&key)?;
-            if live {
+            }
+            for delivery_id in ids.into_vec() {
+                if running.contains(&delivery_id) {
+                    continue;
+                }
+                let Some(mut record) = self.live_delivery(&delivery_id, due_ms)? else {
+                    continue;
+                };
+                record.status = DeliveryStatus::Cancelled;
+                record.next_attempt_at = None;
+                record.updated_at = now_ms;
+                self.deliveries
+                    .insert(delivery_id.as_str().as_bytes(), encode(&record)?)?;
                 cancelled.push(delivery_id);
             }
+            // A running delivery of a group needs no entry: its outcome writes its next one.
+            self.due.remove(&key)?;
         }
         Ok(cancelled)
     }
@@ -341,13 +414,21 @@ impl Store {
         Ok(recovered)
     }
 
-    /// Counts the due entries, which is the number of waiting deliveries while no attempt
-    /// runs. Reads every key of the due index.
+    /// Counts the deliveries that due entries name, which is the number of waiting deliveries
+    /// while no attempt runs. Reads every entry of the due index.
+    ///
+    /// NOTE: a due group counts every delivery it names, also those that ended since it was
+    /// written, until a read of the endpoint's due index removes it.
     pub(crate) fn count_waiting(&self) -> Result<u64, StoreError> {
         let mut count = 0;
-        for key in self.due.iter().keys() {
-            key?;
-            count += 1;
+        for item in self.due.iter() {
+            let (_, value) = item?;
+            // A single entry has an empty value, and a due group lists its deliveries.
+            count += if value.is_empty() {
+                1
+            } else {
+                crate::codec::group_members(&value)?.len() as u64
+            };
         }
         Ok(count)
     }
@@ -384,7 +465,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{open_temp, NewDelivery, NewEvent};
+    use crate::store::{open_temp, NewDelivery, NewEvent, NewEventWrite};
     use belter_common::{EventId, EventType};
 
     fn queued_delivery(store: &Store, at: u64) -> (EndpointId, DeliveryId) {
@@ -791,5 +872,170 @@ mod tests {
         let record = store.delivery(&id).unwrap().unwrap();
         assert_eq!(record.status, DeliveryStatus::Cancelled);
         assert_eq!(store.count_waiting().unwrap(), 0);
+    }
+
+    /// Writes one request of `count` events to one endpoint, whose deliveries share a due group.
+    fn queued_group(store: &Store, at: u64, count: usize) -> (EndpointId, Vec<DeliveryId>) {
+        let endpoint = EndpointId::generate();
+        let writes: Vec<NewEventWrite> = EventId::generate_run(count)
+            .into_iter()
+            .map(|id| NewEventWrite {
+                event: NewEvent {
+                    id,
+                    kind: EventType::CsatReceived,
+                    created_at: at,
+                    body: b"{}".to_vec(),
+                },
+                deliveries: vec![NewDelivery {
+                    id: DeliveryId::generate(),
+                    endpoint_id: endpoint.clone(),
+                    target_url: "http://127.0.0.1:9/".to_owned(),
+                    deferred: false,
+                }],
+                derived_from: None,
+            })
+            .collect();
+        store.write_events(&writes, None).unwrap();
+        let ids = writes
+            .iter()
+            .map(|write| write.deliveries[0].id.clone())
+            .collect();
+        (endpoint, ids)
+    }
+
+    fn succeed(store: &Store, work: &DueWork) {
+        let mut updated = work.record.clone();
+        updated.after_attempt(
+            AttemptRecord {
+                succeeded: true,
+                status_code: Some(200),
+                failure: None,
+                error: None,
+                ..failed_attempt(1, AttemptTrigger::First)
+            },
+            Completion::Final(DeliveryStatus::Succeeded),
+            150,
+        );
+        assert!(store
+            .record_outcome(
+                &work.delivery_id,
+                &work.due_key,
+                false,
+                &updated,
+                Displaced::Nothing,
+                true
+            )
+            .unwrap());
+    }
+
+    #[test]
+    fn request_deliveries_share_one_entry() {
+        let (_dir, store) = open_temp();
+        let (endpoint, ids) = queued_group(&store, 100, 3);
+        assert_eq!(store.due.len(), 1, "one due group");
+        assert_eq!(store.count_waiting().unwrap(), 3);
+        assert_eq!(store.next_due(&endpoint).unwrap(), Some(100));
+
+        let works = load(&store, &endpoint, 100).works;
+        let loaded: Vec<_> = works.iter().map(|work| work.delivery_id.clone()).collect();
+        assert_eq!(loaded, ids);
+        succeed(&store, &works[0]);
+        succeed(&store, &works[1]);
+        assert_eq!(store.due.len(), 1, "an outcome leaves the group");
+
+        let running = HashSet::from([ids[2].clone()]);
+        let again = store.load_due(&endpoint, 100, 10, &running).unwrap();
+        assert!(again.works.is_empty());
+        assert_eq!(store.due.len(), 1, "kept while a delivery runs");
+
+        succeed(&store, &works[2]);
+        assert!(load(&store, &endpoint, 100).works.is_empty());
+        assert!(store.due.is_empty(), "removed once every delivery ended");
+        assert_eq!(store.count_waiting().unwrap(), 0);
+    }
+
+    #[test]
+    fn next_due_drops_an_ended_group() {
+        let (_dir, store) = open_temp();
+        let (endpoint, _) = queued_group(&store, 100, 2);
+        for work in load(&store, &endpoint, 100).works {
+            succeed(&store, &work);
+        }
+        assert_eq!(store.next_due(&endpoint).unwrap(), None);
+        assert!(store.due.is_empty());
+    }
+
+    #[test]
+    fn limit_stops_inside_a_group() {
+        let (_dir, store) = open_temp();
+        let (endpoint, ids) = queued_group(&store, 100, 3);
+        let first = store.load_due(&endpoint, 100, 2, &HashSet::new()).unwrap();
+        assert!(!first.complete);
+        assert_eq!(first.works.len(), 2);
+        let known: HashSet<_> = ids[..2].iter().cloned().collect();
+        let rest = store.load_due(&endpoint, 100, 2, &known).unwrap();
+        assert!(rest.complete);
+        assert_eq!(rest.works.len(), 1);
+        assert_eq!(rest.works[0].delivery_id, ids[2]);
+    }
+
+    #[test]
+    fn cancel_takes_a_group_but_not_its_running_delivery() {
+        let (_dir, store) = open_temp();
+        let (endpoint, ids) = queued_group(&store, 100, 3);
+        let running = HashSet::from([ids[1].clone()]);
+        let cancelled = store.cancel_endpoint(&endpoint, 200, &running).unwrap();
+        assert_eq!(cancelled, vec![ids[0].clone(), ids[2].clone()]);
+        assert!(store.due.is_empty());
+        let status = |id: &DeliveryId| store.delivery(id).unwrap().unwrap().status;
+        assert_eq!(status(&ids[0]), DeliveryStatus::Cancelled);
+        assert_eq!(status(&ids[1]), DeliveryStatus::Pending);
+    }
+
+    #[test]
+    fn recovery_skips_deliveries_of_a_group() {
+        let (_dir, store) = open_temp();
+        let (endpoint, _) = queued_group(&store, 100, 3);
+        store.mark_indexed_before(0).unwrap();
+        assert_eq!(store.recover_unindexed().unwrap(), 0);
+        assert_eq!(store.due.len(), 1);
+        assert_eq!(load(&store, &endpoint, 100).works.len(), 3);
+    }
+
+    #[test]
+    fn retry_of_a_group_delivery_gets_its_own_entry() {
+        let (_dir, store) = open_temp();
+        let (endpoint, ids) = queued_group(&store, 100, 2);
+        let works = load(&store, &endpoint, 100).works;
+        let mut updated = works[0].record.clone();
+        updated.after_attempt(
+            failed_attempt(1, AttemptTrigger::First),
+            Completion::RetryAt(500),
+            150,
+        );
+        assert!(store
+            .record_outcome(
+                &ids[0],
+                &works[0].due_key,
+                false,
+                &updated,
+                Displaced::Nothing,
+                true
+            )
+            .unwrap());
+        assert_eq!(store.due.len(), 2, "the group and the retry's entry");
+        let known = HashSet::from([ids[1].clone()]);
+        assert!(store
+            .load_due(&endpoint, 100, 10, &known)
+            .unwrap()
+            .works
+            .is_empty());
+        let later = load(&store, &endpoint, 500).works;
+        let due: Vec<_> = later.iter().map(|work| work.delivery_id.clone()).collect();
+        assert_eq!(
+            due,
+            vec![ids[1].clone(), ids[0].clone()],
+            "the group's other delivery, then the retry"
+        );
     }
 }
