@@ -203,8 +203,9 @@ impl Store {
 }
 
 /// The newest record layout this build writes: 2 since delivery records keep their latest
-/// attempt, 3 since the events of one ingest request share a record group. Builds before format
-/// 2 do not check it, so they start on a newer store and then fail to read its delivery records.
+/// attempt, 3 since the events of one ingest request share a record group, and its queued
+/// deliveries to one endpoint a due group. Builds before format 2 do not check it, so they
+/// start on a newer store and then fail to read its delivery records.
 pub(crate) const STORE_FORMAT: u8 = 3;
 
 /// Key of the store format in the `meta` tree.
