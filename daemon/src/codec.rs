@@ -120,6 +120,43 @@ pub(crate) type GroupMember<'a> = (&'a [u8], &'a [u8]);
 
 /// Lists the members of a record group, in stored order.
 pub(crate) fn group_members(bytes: &[u8]) -> Result<Vec<GroupMember<'_>>, CodecError> {
+    let (count, mut rest) = group_header(bytes)?;
+    let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
+    for _ in 0..count {
+        let (id, end, after) = take_entry(rest)?;
+        entries.push((id, end));
+        rest = after;
+    }
+    let mut start = 0;
+    let mut members = Vec::with_capacity(entries.len());
+    for (id, end) in entries {
+        members.push((id, member_record(rest, start, end)?));
+        start = end;
+    }
+    Ok(members)
+}
+
+/// Finds the encoded record of the member `id` in a record group, without listing the others.
+pub(crate) fn group_member<'a>(bytes: &'a [u8], id: &str) -> Result<Option<&'a [u8]>, CodecError> {
+    let (count, mut rest) = group_header(bytes)?;
+    let mut start = 0;
+    let mut found = None;
+    for _ in 0..count {
+        let (member, end, after) = take_entry(rest)?;
+        if found.is_none() && member == id.as_bytes() {
+            found = Some((start, end));
+        }
+        start = end;
+        rest = after;
+    }
+    match found {
+        Some((start, end)) => Ok(Some(member_record(rest, start, end)?)),
+        None => Ok(None),
+    }
+}
+
+/// Checks a record group's version byte and returns its member count and what follows it.
+fn group_header(bytes: &[u8]) -> Result<(u32, &[u8]), CodecError> {
     let (&version, rest) = bytes.split_first().ok_or(CodecError::Empty)?;
     if version != GROUP_VERSION {
         return Err(CodecError::Version {
@@ -127,35 +164,23 @@ pub(crate) fn group_members(bytes: &[u8]) -> Result<Vec<GroupMember<'_>>, CodecE
             expected: GROUP_VERSION,
         });
     }
-    let (count, mut rest) = take_u32(rest)?;
-    let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
-    for _ in 0..count {
-        let (&length, after) = rest.split_first().ok_or(CodecError::Group("cut short"))?;
-        let id = after
-            .get(..usize::from(length))
-            .ok_or(CodecError::Group("cut short"))?;
-        let (end, after) = take_u32(&after[usize::from(length)..])?;
-        entries.push((id, end as usize));
-        rest = after;
-    }
-    let mut start = 0;
-    let mut members = Vec::with_capacity(entries.len());
-    for (id, end) in entries {
-        let record = rest
-            .get(start..end)
-            .ok_or(CodecError::Group("member outside the group"))?;
-        members.push((id, record));
-        start = end;
-    }
-    Ok(members)
+    take_u32(rest)
 }
 
-/// Finds the encoded record of the member `id` in a record group.
-pub(crate) fn group_member<'a>(bytes: &'a [u8], id: &str) -> Result<Option<&'a [u8]>, CodecError> {
-    Ok(group_members(bytes)?
-        .into_iter()
-        .find(|(member, _)| *member == id.as_bytes())
-        .map(|(_, record)| record))
+/// Reads one member entry: its id, the end of its record, and what follows the entry.
+fn take_entry(bytes: &[u8]) -> Result<(&[u8], usize, &[u8]), CodecError> {
+    let (&length, after) = bytes.split_first().ok_or(CodecError::Group("cut short"))?;
+    let id = after
+        .get(..usize::from(length))
+        .ok_or(CodecError::Group("cut short"))?;
+    let (end, after) = take_u32(&after[usize::from(length)..])?;
+    Ok((id, end as usize, after))
+}
+
+fn member_record(records: &[u8], start: usize, end: usize) -> Result<&[u8], CodecError> {
+    records
+        .get(start..end)
+        .ok_or(CodecError::Group("member outside the group"))
 }
 
 fn take_u32(bytes: &[u8]) -> Result<(u32, &[u8]), CodecError> {
@@ -282,6 +307,7 @@ mod tests {
         let group = encode_group(&[("evt_a", encode(&sample()).unwrap())]).unwrap();
         for cut in 0..group.len() {
             assert!(group_members(&group[..cut]).is_err(), "cut at {cut}");
+            assert!(group_member(&group[..cut], "evt_a").is_err(), "cut at {cut}");
         }
         let mut wrong = group.clone();
         wrong[0] = 7;
