@@ -11,8 +11,10 @@
 //! is left over from a crash between two writes, or was written by the indexer while the outcome
 //! was written, and it is removed when it is read. A due group names several deliveries of one
 //! ingest request. An outcome leaves it in place, and a read removes it once none of its
-//! deliveries is waiting or running, which saves a write and a removal per delivery. No sled transaction or batch is used, because
-//! either one switches every read and write of the process to a global lock in sled 0.34.
+//! deliveries is waiting or running, which saves a write and a removal per delivery.
+//!
+//! No sled transaction or batch is used, because either one switches every read and write of the
+//! process to a global lock in sled 0.34.
 
 use std::collections::HashSet;
 
