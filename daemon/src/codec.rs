@@ -307,7 +307,10 @@ mod tests {
         let group = encode_group(&[("evt_a", encode(&sample()).unwrap())]).unwrap();
         for cut in 0..group.len() {
             assert!(group_members(&group[..cut]).is_err(), "cut at {cut}");
-            assert!(group_member(&group[..cut], "evt_a").is_err(), "cut at {cut}");
+            assert!(
+                group_member(&group[..cut], "evt_a").is_err(),
+                "cut at {cut}"
+            );
         }
         let mut wrong = group.clone();
         wrong[0] = 7;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use belter_common::api::IngestResponse;
+use belter_common::api::{IngestBatchResponse, IngestResponse};
 use belter_common::client::ControlClient;
 use hyper::StatusCode;
 use tempfile::TempDir;
@@ -325,6 +325,45 @@ impl DaemonProcess {
         serde_json::from_slice(&response.body).unwrap_or_else(|error| {
             panic!(
                 "invalid ingest response ({error}): {}",
+                String::from_utf8_lossy(&response.body)
+            )
+        })
+    }
+
+    /// Posts `events`, each an event's JSON text, in one request to the batch route, and returns
+    /// the parsed 202 response.
+    ///
+    /// # Panics
+    ///
+    /// Panics when an event is not JSON or the status is not 202 Accepted.
+    pub async fn ingest_batch_accepted(&self, events: &[&str]) -> IngestBatchResponse {
+        let events: Vec<serde_json::Value> = events
+            .iter()
+            .map(|event| serde_json::from_str(event).expect("event is JSON"))
+            .collect();
+        let body = serde_json::json!({ "events": events }).to_string();
+        let authorization = format!("Bearer {}", self.token());
+        let url = format!("{}/batch", self.ingest_url());
+        let response = post(
+            &url,
+            &[
+                ("authorization", &authorization),
+                ("content-type", "application/json"),
+            ],
+            body.into_bytes(),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("batch request failed: {error:#}"));
+        assert_eq!(
+            response.status,
+            StatusCode::ACCEPTED,
+            "batch ingest answered {}: {}",
+            response.status,
+            response.error_message()
+        );
+        serde_json::from_slice(&response.body).unwrap_or_else(|error| {
+            panic!(
+                "invalid batch response ({error}): {}",
                 String::from_utf8_lossy(&response.body)
             )
         })

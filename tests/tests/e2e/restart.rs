@@ -14,8 +14,14 @@ use belter_tests::queue::{behind_slow_attempt, SlowQueue};
 use belter_tests::wait::{wait_for_attempts, wait_for_pending, wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 
+/// Events queued one by one before a restart.
+const SINGLE_EVENTS: usize = 5;
+
+/// Events queued in one batch request before a restart, which share one due entry.
+const BATCH_EVENTS: usize = 5;
+
 /// Events queued before a restart.
-const QUEUED_EVENTS: usize = 5;
+const QUEUED_EVENTS: usize = SINGLE_EVENTS + BATCH_EVENTS;
 
 /// How the daemon is stopped.
 #[derive(Debug, Clone, Copy)]
@@ -31,12 +37,16 @@ async fn queued_deliveries_survive(stop: Stop) {
     let receiver = Receiver::start().await;
     let created = subscribe_with(&daemon.client(), &receiver, EventSelection::All, true).await;
     let mut ids = BTreeSet::new();
-    for _ in 0..QUEUED_EVENTS {
+    for _ in 0..SINGLE_EVENTS {
         let answer = daemon
             .ingest_accepted(sample_body(EventType::FrustrationDetected))
             .await;
         ids.extend(answer.deliveries);
     }
+    let batch = daemon
+        .ingest_batch_accepted(&[sample_body(EventType::CsatReceived); BATCH_EVENTS])
+        .await;
+    ids.extend(batch.events.into_iter().flat_map(|event| event.deliveries));
 
     match stop {
         Stop::Term => {
