@@ -333,7 +333,9 @@ impl Store {
         let encoded = EncodedJob::new(job)?;
         self.write_event_records(&encoded.events)?;
         for (id, record) in &encoded.derived {
-            self.events.insert(id.as_bytes(), record.as_slice())?;
+            // After the clock went back, a derived id can fall in a stored group's span. Alone
+            // there, its key would hide the group's later members from `Store::event`.
+            self.write_event_alone(id, record)?;
         }
         for (id, record) in &encoded.deliveries {
             self.deliveries.insert(id.as_bytes(), record.as_slice())?;
@@ -764,6 +766,41 @@ mod tests {
         let pruned = store.prune_before(3_000, 100).unwrap();
         assert_eq!(pruned.events, 6);
         assert_eq!(pruned.deliveries, 6);
+        assert!(store.events.is_empty());
+    }
+
+    #[test]
+    fn derived_event_keeps_group_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let ids = EventId::generate_run(5);
+        let group: Vec<_> = [0, 2, 4]
+            .iter()
+            .map(|&at| write_with_id(&ids[at], 1_000))
+            .collect();
+        {
+            let store = Store::open(&path).unwrap();
+            store.write_events(&group, None).unwrap();
+            store.db.flush().unwrap();
+        }
+        // After the clock went back, an evaluation and the breach derived from it got ids inside
+        // the stored group's span.
+        let store = crate::store::reopen(&path).unwrap();
+        let source = write_with_id(&ids[1], 2_000);
+        let mut derived = write_with_id(&ids[3], 2_000);
+        derived.derived_from = Some(("rule".to_owned(), ids[1].to_string()));
+        let request = [source, derived];
+        store.write_events(&request, None).unwrap();
+        for write in group.iter().chain(&request) {
+            assert_eq!(
+                body_of(&store, &write.event.id),
+                Some(write.deliveries[0].id.to_string().into_bytes()),
+                "event {}",
+                write.event.id
+            );
+        }
+        let pruned = store.prune_before(3_000, 100).unwrap();
+        assert_eq!(pruned.events, 5);
         assert!(store.events.is_empty());
     }
 
