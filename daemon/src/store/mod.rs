@@ -4,7 +4,8 @@
 //! Trees and their keys:
 //! - `events`: event id → [`EventRecord`]; or, for the events of one ingest request, the first
 //!   id, a zero byte and the last id → a record group of their [`EventRecord`]s, see the `codec`
-//!   module
+//!   module. An event written later whose id falls in that span, after the clock went back,
+//!   joins the group.
 //! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt
 //! - `attempts`: delivery id, attempt number (u32 big-endian) → [`AttemptRecord`]; every attempt
 //!   but the latest
