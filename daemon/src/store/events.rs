@@ -448,7 +448,8 @@ impl Store {
     }
 
     /// Removes events accepted before `cutoff_ms` with their deliveries, attempts and due
-    /// entries, at most `max_events` of them per call so one sweep does not hold the store long.
+    /// entries. A call stops once it removed `max_events`, so one sweep does not hold the store
+    /// long. A record group is removed whole, so the last group can take a call past the limit.
     pub(crate) fn prune_before(
         &self,
         cutoff_ms: u64,
