@@ -208,16 +208,17 @@ pub(crate) enum IngestWrite {
     },
 }
 
-/// Separates the first and the last event id in the key of a record group. Ids never contain it.
+/// Separates the last and the first event id in the key of a record group. Ids never contain it.
 const GROUP_KEY_SEPARATOR: u8 = 0;
 
-/// Key of a record group of events: the first id, the separator, the last id. It sorts after
-/// the first id alone and before every later id.
+/// Key of a record group of events: the last id, the separator, the first id. Keys sort by the
+/// end of their span, so the first key at or after an id is the only one that can contain it,
+/// and a forward read finds it.
 fn group_key(first: &str, last: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(first.len() + 1 + last.len());
-    key.extend_from_slice(first.as_bytes());
-    key.push(GROUP_KEY_SEPARATOR);
+    let mut key = Vec::with_capacity(last.len() + 1 + first.len());
     key.extend_from_slice(last.as_bytes());
+    key.push(GROUP_KEY_SEPARATOR);
+    key.extend_from_slice(first.as_bytes());
     key
 }
 
@@ -236,17 +237,9 @@ pub(super) fn events_end(events: &sled::Tree) -> Result<Vec<u8>, StoreError> {
 /// Returns the first and the last event id that a key of the events tree covers.
 fn event_key_span(key: &[u8]) -> (&[u8], &[u8]) {
     match key.iter().position(|&byte| byte == GROUP_KEY_SEPARATOR) {
-        Some(at) => (&key[..at], &key[at + 1..]),
+        Some(at) => (&key[at + 1..], &key[..at]),
         None => (key, key),
     }
-}
-
-/// Returns a bound that sorts after `id` and after every group key that starts with it.
-fn past_id(id: &str) -> Vec<u8> {
-    let mut bound = Vec::with_capacity(id.len() + 1);
-    bound.extend_from_slice(id.as_bytes());
-    bound.push(u8::MAX);
-    bound
 }
 
 /// What one retention sweep removed.
@@ -368,7 +361,7 @@ impl Store {
     /// Writes one event under its own key, or into the record group whose span contains its id.
     fn write_event_alone(&self, id: &str, record: &[u8]) -> Result<(), StoreError> {
         if !self.after_stored_events(id) {
-            if let Some(entry) = self.events.range(..=past_id(id)).next_back() {
+            if let Some(entry) = self.events.range(id.as_bytes()..).next() {
                 let (key, bytes) = entry?;
                 let (first, last) = event_key_span(&key);
                 if is_group_key(&key) && first < id.as_bytes() && id.as_bytes() <= last {
@@ -397,19 +390,12 @@ impl Store {
     /// Checks that no stored event or group lies between the event ids `first` and `last`, so
     /// a group of that span leaves every id with one key that can hold it.
     fn span_is_free(&self, first: &str, last: &str) -> Result<bool, StoreError> {
-        if self
-            .events
-            .range(first.as_bytes()..=past_id(last).as_slice())
-            .next()
-            .transpose()?
-            .is_some()
-        {
-            return Ok(false);
-        }
-        match self.events.range(..first.as_bytes()).next_back() {
+        // Spans do not overlap and keys sort by their ends, so only the first key that ends at
+        // or after `first` can reach into the span.
+        match self.events.range(first.as_bytes()..).next() {
             Some(entry) => {
                 let (key, _) = entry?;
-                Ok(event_key_span(&key).1 < first.as_bytes())
+                Ok(event_key_span(&key).0 > last.as_bytes())
             }
             None => Ok(true),
         }
@@ -417,7 +403,7 @@ impl Store {
 
     /// Reads one event, stored alone or in a record group.
     pub(crate) fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        let Some(entry) = self.events.range(..=past_id(id)).next_back() else {
+        let Some(entry) = self.events.range(id.as_bytes()..).next() else {
             return Ok(None);
         };
         let (key, bytes) = entry?;

@@ -2,8 +2,8 @@
 //! is the delivery queue, so nothing pending lives only in memory.
 //!
 //! Trees and their keys:
-//! - `events`: event id → [`EventRecord`]; or, for the events of one ingest request, the first
-//!   id, a zero byte and the last id → a record group of their [`EventRecord`]s, see the `codec`
+//! - `events`: event id → [`EventRecord`]; or, for the events of one ingest request, the last
+//!   id, a zero byte and the first id → a record group of their [`EventRecord`]s, see the `codec`
 //!   module. An event written later whose id falls in that span, after the clock went back,
 //!   joins the group.
 //! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt
