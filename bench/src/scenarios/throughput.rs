@@ -93,6 +93,8 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
     receiver.set_secret("/hook", &created.secret);
     let phase = saturate("throughput", &daemon, &receiver, options).await?;
     daemon.stop().await?;
+    // Removing the store before `settle` keeps its deletion out of the next measurements.
+    drop(daemon);
     // The machine's speed can drift within minutes, so the phase is compared with a baseline on
     // each side of it.
     crate::system::settle().await;
