@@ -161,27 +161,36 @@ fn load_lane(state: &AppState, entry: &EndpointEntry, free: usize, now: u64) {
     }
 }
 
+/// The body of an attempt, or why there is none.
+enum AttemptBody {
+    Ready(Bytes),
+    /// The event was pruned with the delivery.
+    Gone,
+    /// The store failed to read the event.
+    Unreadable,
+}
+
 /// Returns the body to send: the stored event body, rendered for the endpoint's format. Reads
-/// the event when ingest did not hand the body over, and returns `None` when it is gone.
-fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> Option<Bytes> {
+/// the event when ingest did not hand the body over.
+fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> AttemptBody {
     let stored = match work.body.take() {
         Some(body) => body,
         None => match state.store.event(&work.due.record.event_id) {
             Ok(Some(event)) => Bytes::from(event.body),
             Ok(None) => {
                 tracing::warn!(delivery_id = %work.due.delivery_id, event_id = %work.due.record.event_id, "event is gone, delivery dropped");
-                return None;
+                return AttemptBody::Gone;
             }
             Err(error) => {
-                tracing::error!(%error, delivery_id = %work.due.delivery_id, "cannot read the event of a delivery");
-                return None;
+                tracing::error!(%error, delivery_id = %work.due.delivery_id, event_id = %work.due.record.event_id, reread_after_ms = REREAD_AFTER_MS, "cannot read the event of a delivery, so its endpoint's queue is read again later");
+                return AttemptBody::Unreadable;
             }
         },
     };
     if entry.record.format == DeliveryFormat::Raw {
-        return Some(stored);
+        return AttemptBody::Ready(stored);
     }
-    Some(Bytes::from(formats::render(
+    AttemptBody::Ready(Bytes::from(formats::render(
         entry.record.format,
         &stored,
         entry.record.routing_key.as_deref(),
@@ -212,12 +221,21 @@ async fn run_attempt(
         }
     });
 
-    let Some(body) = attempt_body(&state, &entry, &mut work) else {
-        // The delivery went with its event; its due entry is removed when it is read next.
-        finish(&state, &entry, permit);
-        state.ready.request_scan(&entry.id);
-        state.ready.finished(&entry.id, &delivery_id, None);
-        return;
+    let body = match attempt_body(&state, &entry, &mut work) {
+        AttemptBody::Ready(body) => body,
+        skipped => {
+            // A pruned delivery's due entry is removed when it is read next. After a failed
+            // read, the next read of the queue waits, so the same error does not repeat at once.
+            finish(&state, &entry, permit);
+            state.ready.request_scan(&entry.id);
+            state.ready.finished(&entry.id, &delivery_id, None);
+            if matches!(skipped, AttemptBody::Unreadable) {
+                state
+                    .ready
+                    .defer_scan(&entry.id, started_at + REREAD_AFTER_MS);
+            }
+            return;
+        }
     };
     let record = &work.due.record;
     let kind = record.kind();
