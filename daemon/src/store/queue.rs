@@ -419,18 +419,29 @@ impl Store {
     /// Counts the deliveries that due entries name, which is the number of waiting deliveries
     /// while no attempt runs. Reads every entry of the due index.
     ///
-    /// NOTE: a due group counts every delivery it names, also those that ended since it was
-    /// written, until a read of the endpoint's due index removes it.
+    /// A due group stays after its deliveries ended, moved to a retry's or a replay's entry, or
+    /// were pruned, until a read of the endpoint's due index removes it. So it counts only the
+    /// deliveries that are still pending with its due time, which costs one read of each.
     pub(crate) fn count_waiting(&self) -> Result<u64, StoreError> {
         let mut count = 0;
         for item in self.due.iter() {
-            let (_, value) = item?;
+            let (key, value) = item?;
             // A single entry has an empty value, and a due group lists its deliveries.
-            count += if value.is_empty() {
-                1
-            } else {
-                crate::codec::group_members(&value)?.len() as u64
-            };
+            if value.is_empty() {
+                count += 1;
+                continue;
+            }
+            for (id, _) in crate::codec::group_members(&value)? {
+                let Some(bytes) = self.deliveries.get(id)? else {
+                    continue;
+                };
+                let record: DeliveryRecord = decode(&bytes)?;
+                let waits_here = record.status == DeliveryStatus::Pending
+                    && record.next_attempt_at.is_some_and(|due_ms| {
+                        key.starts_with(&due_key(&record.endpoint_id, due_ms, ""))
+                    });
+                count += u64::from(waits_here);
+            }
         }
         Ok(count)
     }
@@ -954,6 +965,47 @@ mod tests {
         assert!(load(&store, &endpoint, 100).works.is_empty());
         assert!(store.due.is_empty(), "removed once every delivery ended");
         assert_eq!(store.count_waiting().unwrap(), 0);
+    }
+
+    #[test]
+    fn count_skips_ended_group_deliveries() {
+        let (_dir, store) = open_temp();
+        let (endpoint, ids) = queued_group(&store, 100, 4);
+        let works = load(&store, &endpoint, 100).works;
+        succeed(&store, &works[0]);
+        let mut retried = works[1].record.clone();
+        retried.after_attempt(
+            failed_attempt(1, AttemptTrigger::First),
+            Completion::RetryAt(500),
+            150,
+        );
+        store
+            .record_outcome(
+                &ids[1],
+                &works[1].due_key,
+                false,
+                &retried,
+                Displaced::Nothing,
+                true,
+            )
+            .unwrap();
+        assert!(matches!(
+            store.requeue(&ids[2], "http://127.0.0.1:9/", 200).unwrap(),
+            ReplayOutcome::Queued(_)
+        ));
+        assert_eq!(store.due.len(), 3, "the group, the retry and the replay");
+        assert_eq!(
+            store.count_waiting().unwrap(),
+            3,
+            "the retry, the replay and the delivery still waiting in the group"
+        );
+
+        succeed(&store, &works[3]);
+        assert_eq!(
+            store.count_waiting().unwrap(),
+            2,
+            "no delivery waits in the group"
+        );
     }
 
     #[test]

@@ -187,6 +187,45 @@ async fn sigkill_after_replay_counts_each_delivery_once() {
     wait_for_pending(&client, 0, WAIT_TIMEOUT).await;
 }
 
+/// The due entry that a batch's deliveries to a paused endpoint share stays after they are
+/// delivered, until the endpoint's due index is read again. A kill then leaves it, and the
+/// count of waiting deliveries at the next start leaves out the deliveries that ended.
+#[tokio::test]
+async fn sigkill_after_batch_delivered_counts_nothing() {
+    let mut daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    let csat_only = EventSelection::Only(vec![EventType::CsatReceived]);
+    let created = subscribe_with(&daemon.client(), &receiver, csat_only, true).await;
+    let batch = daemon
+        .ingest_batch_accepted(&[sample_body(EventType::CsatReceived); BATCH_EVENTS])
+        .await;
+    let ids: Vec<DeliveryId> = batch
+        .events
+        .into_iter()
+        .flat_map(|event| event.deliveries)
+        .collect();
+    let client = daemon.client();
+    client
+        .resume_endpoint(&created.endpoint.id)
+        .await
+        .expect("resume");
+    for id in &ids {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    // This event, which no endpoint receives, makes the outcomes durable before the kill.
+    daemon
+        .ingest_accepted(sample_body(EventType::FrustrationDetected))
+        .await;
+
+    daemon.kill().await;
+    daemon.start_again().await;
+
+    wait_for_pending(&daemon.client(), 0, WAIT_TIMEOUT).await;
+    receiver
+        .expect_no_more_than(BATCH_EVENTS, Duration::from_millis(300))
+        .await;
+}
+
 #[tokio::test]
 async fn sigkill_keeps_pending_retry() {
     let options = DaemonOptions {
