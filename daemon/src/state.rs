@@ -48,6 +48,10 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// Deliveries queued or in flight, kept in memory so stats need no scan.
     waiting: Arc<AtomicI64>,
+    /// Held while a deleted endpoint's queue is cancelled. The delete, ingest, the indexer and
+    /// the outcome writer each cancel it. Two cancels that read the queue at once would both
+    /// cancel the same deliveries, and both take them off the count of waiting deliveries.
+    cancelling: Arc<std::sync::Mutex<()>>,
 }
 
 /// The parts of the state built before the listeners are bound.
@@ -86,6 +90,7 @@ impl AppState {
             started_at: Timestamp::now(),
             metrics: Arc::new(Metrics::new()),
             waiting: Arc::new(AtomicI64::new(0)),
+            cancelling: Arc::default(),
         }
     }
 
@@ -137,6 +142,10 @@ impl AppState {
         &self,
         endpoint: &EndpointId,
     ) -> Result<Vec<DeliveryId>, StoreError> {
+        let _cancelling = self
+            .cancelling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let removed = self.ready.remove(endpoint);
         self.store
             .write_due_entries(removed.unindexed.iter().map(|(_, key)| key.as_slice()))?;

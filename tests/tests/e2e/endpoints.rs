@@ -237,6 +237,69 @@ async fn delete_during_batch_leaves_none_pending() {
     }
 }
 
+/// Deletes an endpoint with a queue while its attempts end one after another. The outcome
+/// writer cancels the queue of a deleted endpoint too, so it cancels while the delete does.
+/// Each cancelled delivery leaves the count of waiting deliveries once. The deliveries of a
+/// paused endpoint stay counted, so a count that drops below them shows.
+#[tokio::test]
+async fn busy_delete_counts_each_cancel_once() {
+    let options = DaemonOptions {
+        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "8".to_owned()],
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let busy = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_millis(10),
+        status: 200,
+    })
+    .await;
+    let deleted = subscribe_with(&client, &busy, EventSelection::All, true).await;
+    let paused_receiver = Receiver::start().await;
+    subscribe_with(&client, &paused_receiver, EventSelection::All, true).await;
+    let mut events = 0;
+    for _ in 0..10 {
+        events += daemon
+            .ingest_batch_accepted(&[csat(); 100])
+            .await
+            .events
+            .len();
+    }
+    client
+        .resume_endpoint(&deleted.endpoint.id)
+        .await
+        .expect("resume");
+    busy.wait_for_requests(50, WAIT_TIMEOUT).await;
+
+    client
+        .delete_endpoint(&deleted.endpoint.id)
+        .await
+        .expect("delete endpoint");
+
+    let query = DeliveryQuery {
+        status: Some(DeliveryStatus::Pending),
+        endpoint: Some(deleted.endpoint.id.clone()),
+        limit: Some(1),
+        ..DeliveryQuery::default()
+    };
+    poll_until(
+        "no pending delivery to the deleted endpoint",
+        WAIT_TIMEOUT,
+        || async {
+            let page = client
+                .list_deliveries(&query)
+                .await
+                .map_err(|error| error.to_string())?;
+            match page.deliveries.len() {
+                0 => Ok(()),
+                pending => Err(format!("{pending} pending")),
+            }
+        },
+    )
+    .await;
+    wait_for_pending(&client, events as u64, WAIT_TIMEOUT).await;
+}
+
 #[tokio::test]
 async fn pause_keeps_deliveries_waiting_in_memory() {
     let SlowQueue {
