@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use belter_common::records::{Delivery, DeliveryStatus, StreamEvent};
+use belter_common::records::{Delivery, DeliveryStatus, StreamEvent, StreamKind};
 use belter_common::{DeliveryId, EndpointId, Timestamp};
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
@@ -136,27 +136,43 @@ impl AppState {
         u64::try_from(self.waiting.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
-    /// Cancels the queued deliveries of a deleted endpoint and returns their ids. Those whose
-    /// attempts run end with their outcomes. Blocks on the store.
+    /// Cancels the queued deliveries of a deleted endpoint, reports each one on the live
+    /// stream, and returns their ids. Those whose attempts run end with their outcomes. Blocks
+    /// on the store.
     pub(crate) fn cancel_queue(
         &self,
         endpoint: &EndpointId,
     ) -> Result<Vec<DeliveryId>, StoreError> {
-        let _cancelling = self
-            .cancelling
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let removed = self.ready.remove(endpoint);
-        self.store
-            .write_due_entries(removed.unindexed.iter().map(|(_, key)| key.as_slice()))?;
-        for (id, _) in &removed.unindexed {
-            self.ready.settled(id);
-        }
-        let cancelled =
+        let cancelled = {
+            let _cancelling = self
+                .cancelling
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let removed = self.ready.remove(endpoint);
             self.store
-                .cancel_endpoint(endpoint, Timestamp::now().as_millis(), &removed.running)?;
+                .write_due_entries(removed.unindexed.iter().map(|(_, key)| key.as_slice()))?;
+            for (id, _) in &removed.unindexed {
+                self.ready.settled(id);
+            }
+            self.store
+                .cancel_endpoint(endpoint, Timestamp::now().as_millis(), &removed.running)?
+        };
         self.add_waiting(-i64::try_from(cancelled.len()).unwrap_or(i64::MAX));
         self.metrics.record_cancelled(cancelled.len());
+        // The cancel that finds a delivery reports it, so the stream gets it even when another
+        // caller's cancel ran before the delete's.
+        if self.stream.receiver_count() > 0 {
+            for delivery_id in &cancelled {
+                if let Ok(Some(record)) = self.store.delivery(delivery_id) {
+                    self.publish(StreamEvent {
+                        kind: StreamKind::DeliveryUpdated,
+                        delivery: Some(record.to_api(delivery_id, false)),
+                        attempt: None,
+                        missed: None,
+                    });
+                }
+            }
+        }
         Ok(cancelled)
     }
 }

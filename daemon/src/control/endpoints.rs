@@ -10,7 +10,7 @@ use base64::Engine;
 use belter_common::api::{
     CreateEndpoint, CreatedEndpoint, ErrorBody, RotateSecret, UpdateEndpoint,
 };
-use belter_common::records::{DeliveryFormat, Endpoint, EndpointSecret, StreamEvent, StreamKind};
+use belter_common::records::{DeliveryFormat, Endpoint, EndpointSecret};
 use belter_common::signing::SECRET_PREFIX;
 use belter_common::{EndpointId, Timestamp};
 
@@ -367,16 +367,6 @@ pub(super) async fn remove(
     state.endpoints.remove(&state.store, &entry.id)?;
     state.flusher.flush().await.map_err(ApiError::store)?;
     let cancelled = state.cancel_queue(&entry.id)?;
-    for delivery_id in &cancelled {
-        if let Ok(Some(record)) = state.store.delivery(delivery_id) {
-            state.publish(StreamEvent {
-                kind: StreamKind::DeliveryUpdated,
-                delivery: Some(record.to_api(delivery_id, false)),
-                attempt: None,
-                missed: None,
-            });
-        }
-    }
     tracing::info!(endpoint_id = %entry.id, cancelled = cancelled.len(), "endpoint deleted");
     Ok(Json(entry.to_api()))
 }

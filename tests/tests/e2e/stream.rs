@@ -1,11 +1,14 @@
 //! The live stream of delivery changes and attempt results.
 
-use belter_common::records::{DeliveryStatus, StreamEvent, StreamKind};
+use std::collections::HashSet;
+use std::time::Duration;
+
+use belter_common::records::{DeliveryStatus, EventSelection, StreamEvent, StreamKind};
 use belter_common::samples::sample_body;
-use belter_common::EventType;
-use belter_tests::endpoint::subscribe;
+use belter_common::{DeliveryId, EventType};
+use belter_tests::endpoint::{subscribe, subscribe_with};
 use belter_tests::wait::WAIT_TIMEOUT;
-use belter_tests::{DaemonProcess, Receiver};
+use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 
 #[tokio::test]
 async fn stream_shows_attempt() {
@@ -61,4 +64,67 @@ async fn stream_shows_attempt() {
         .as_ref()
         .expect("delivery in attempt_finished");
     assert_eq!(delivery.status, DeliveryStatus::Succeeded);
+}
+
+/// Deletes an endpoint with a queue while its attempts end one after another, so the outcome
+/// writer may cancel the queue before the delete does. The stream reports each delivery's end
+/// either way.
+#[tokio::test]
+async fn stream_shows_busy_endpoint_cancels() {
+    let options = DaemonOptions {
+        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "8".to_owned()],
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_millis(10),
+        status: 200,
+    })
+    .await;
+    let created = subscribe_with(&client, &receiver, EventSelection::All, true).await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let batch = daemon
+            .ingest_batch_accepted(&[sample_body(EventType::CsatReceived); 100])
+            .await;
+        ids.extend(batch.events.into_iter().flat_map(|event| event.deliveries));
+    }
+    let mut stream = client.stream().await.expect("open stream");
+    client
+        .resume_endpoint(&created.endpoint.id)
+        .await
+        .expect("resume");
+    receiver.wait_for_requests(50, WAIT_TIMEOUT).await;
+    client
+        .delete_endpoint(&created.endpoint.id)
+        .await
+        .expect("delete endpoint");
+
+    let mut open: HashSet<DeliveryId> = ids.iter().cloned().collect();
+    let ended = async {
+        while let Some(line) = stream.next().await {
+            let event = line.expect("valid stream line");
+            assert!(event.missed.is_none(), "the stream lagged");
+            let Some(delivery) = event.delivery else {
+                continue;
+            };
+            if matches!(
+                delivery.status,
+                DeliveryStatus::Succeeded | DeliveryStatus::Cancelled
+            ) {
+                open.remove(&delivery.id);
+                if open.is_empty() {
+                    return;
+                }
+            }
+        }
+    };
+    let all_ended = tokio::time::timeout(WAIT_TIMEOUT, ended).await.is_ok();
+
+    assert!(
+        all_ended,
+        "{} deliveries never ended on the stream",
+        open.len()
+    );
 }
