@@ -7,7 +7,9 @@ use std::time::Duration;
 use belter_common::samples::sample_body;
 use belter_common::{DeliveryId, EndpointId, EventType};
 
-use crate::endpoint::subscribe;
+use belter_common::records::EventSelection;
+
+use crate::endpoint::{subscribe, subscribe_with};
 use crate::wait::WAIT_TIMEOUT;
 use crate::{DaemonOptions, DaemonProcess, Receiver, Reply};
 
@@ -49,5 +51,56 @@ pub async fn behind_slow_attempt(count: usize, hold: Duration) -> SlowQueue {
         receiver,
         endpoint_id: created.endpoint.id,
         ids,
+    }
+}
+
+/// A daemon with batches of deliveries queued for a paused endpoint, in due groups.
+pub struct BusyQueue {
+    pub daemon: DaemonProcess,
+    /// Delays each response by 10 ms, then responds 200.
+    pub receiver: Receiver,
+    /// The paused endpoint of `receiver`.
+    pub endpoint_id: EndpointId,
+    /// Every delivery the events made, to every endpoint.
+    pub ids: Vec<DeliveryId>,
+    /// Events posted; each one also made a delivery to every endpoint in `others`.
+    pub events: usize,
+}
+
+/// Starts a daemon that runs 8 attempts per endpoint at a time, subscribes a paused endpoint
+/// whose receiver delays each response by 10 ms, and `others` more paused endpoints whose
+/// receivers respond at once. Then posts `batches` batches of 100 `csat.received` events.
+pub async fn busy_paused_queue(others: usize, batches: usize) -> BusyQueue {
+    let options = DaemonOptions {
+        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "8".to_owned()],
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_millis(10),
+        status: 200,
+    })
+    .await;
+    let created = subscribe_with(&client, &receiver, EventSelection::All, true).await;
+    for _ in 0..others {
+        let other = Receiver::start().await;
+        subscribe_with(&client, &other, EventSelection::All, true).await;
+    }
+    let mut ids = Vec::new();
+    let mut events = 0;
+    for _ in 0..batches {
+        let batch = daemon
+            .ingest_batch_accepted(&[sample_body(EventType::CsatReceived); 100])
+            .await;
+        events += batch.events.len();
+        ids.extend(batch.events.into_iter().flat_map(|event| event.deliveries));
+    }
+    BusyQueue {
+        daemon,
+        receiver,
+        endpoint_id: created.endpoint.id,
+        ids,
+        events,
     }
 }

@@ -711,11 +711,13 @@ mod tests {
         assert!(store.event(earlier.as_str()).unwrap().is_none(), "before");
     }
 
-    #[test]
-    fn events_stay_readable_after_the_clock_went_back() {
-        let dir = tempfile::tempdir().unwrap();
+    /// Stores the events of `ids` 0, 2 and 4 as one group and opens the store again, as a start
+    /// after the clock went back would find it. Returns the store and the group's writes.
+    fn group_before_clock_went_back(
+        dir: &tempfile::TempDir,
+        ids: &[EventId],
+    ) -> (Store, Vec<NewEventWrite>) {
         let path = dir.path().join("db");
-        let ids = EventId::generate_run(6);
         let group: Vec<_> = [0, 2, 4]
             .iter()
             .map(|&at| write_with_id(&ids[at], 1_000))
@@ -725,9 +727,28 @@ mod tests {
             store.write_events(&group, None).unwrap();
             store.db.flush().unwrap();
         }
+        (crate::store::reopen(&path).unwrap(), group)
+    }
+
+    /// Asserts that each event of `writes` reads back with its own delivery.
+    fn assert_readable<'a>(store: &Store, writes: impl IntoIterator<Item = &'a NewEventWrite>) {
+        for write in writes {
+            assert_eq!(
+                body_of(store, &write.event.id),
+                Some(write.deliveries[0].id.to_string().into_bytes()),
+                "event {}",
+                write.event.id
+            );
+        }
+    }
+
+    #[test]
+    fn events_stay_readable_after_the_clock_went_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = EventId::generate_run(6);
+        let (store, group) = group_before_clock_went_back(&dir, &ids);
 
         // The next start made ids inside and around the stored group's span.
-        let store = crate::store::reopen(&path).unwrap();
         let inside = write_with_id(&ids[1], 2_000);
         store
             .write_events(std::slice::from_ref(&inside), None)
@@ -735,15 +756,7 @@ mod tests {
         let across = [write_with_id(&ids[3], 2_000), write_with_id(&ids[5], 2_000)];
         store.write_events(&across, None).unwrap();
 
-        let every: Vec<_> = group.iter().chain([&inside]).chain(&across).collect();
-        for write in &every {
-            assert_eq!(
-                body_of(&store, &write.event.id),
-                Some(write.deliveries[0].id.to_string().into_bytes()),
-                "event {}",
-                write.event.id
-            );
-        }
+        assert_readable(&store, group.iter().chain([&inside]).chain(&across));
         assert_eq!(
             store.events.len(),
             2,
@@ -759,33 +772,18 @@ mod tests {
     #[test]
     fn derived_event_keeps_group_readable() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
         let ids = EventId::generate_run(5);
-        let group: Vec<_> = [0, 2, 4]
-            .iter()
-            .map(|&at| write_with_id(&ids[at], 1_000))
-            .collect();
-        {
-            let store = Store::open(&path).unwrap();
-            store.write_events(&group, None).unwrap();
-            store.db.flush().unwrap();
-        }
+        let (store, group) = group_before_clock_went_back(&dir, &ids);
+
         // After the clock went back, an evaluation and the breach derived from it got ids inside
         // the stored group's span.
-        let store = crate::store::reopen(&path).unwrap();
         let source = write_with_id(&ids[1], 2_000);
         let mut derived = write_with_id(&ids[3], 2_000);
         derived.derived_from = Some(("rule".to_owned(), ids[1].to_string()));
         let request = [source, derived];
         store.write_events(&request, None).unwrap();
-        for write in group.iter().chain(&request) {
-            assert_eq!(
-                body_of(&store, &write.event.id),
-                Some(write.deliveries[0].id.to_string().into_bytes()),
-                "event {}",
-                write.event.id
-            );
-        }
+        assert_readable(&store, group.iter().chain(&request));
+
         let pruned = store.prune_before(3_000, 100).unwrap();
         assert_eq!(pruned.events, 5);
         assert!(store.events.is_empty());

@@ -10,7 +10,7 @@ use belter_common::samples::sample_body;
 use belter_common::{headers, EndpointId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
 use belter_tests::http::post;
-use belter_tests::queue::{behind_slow_attempt, SlowQueue};
+use belter_tests::queue::{behind_slow_attempt, busy_paused_queue, BusyQueue, SlowQueue};
 use belter_tests::raw::unix_request;
 use belter_tests::signature::signature_matches;
 use belter_tests::wait::{
@@ -243,42 +243,25 @@ async fn delete_during_batch_leaves_none_pending() {
 /// paused endpoint stay counted, so a count that drops below them shows.
 #[tokio::test]
 async fn busy_delete_counts_each_cancel_once() {
-    let options = DaemonOptions {
-        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "8".to_owned()],
-        ..DaemonOptions::default()
-    };
-    let daemon = DaemonProcess::start_with(options).await;
+    let BusyQueue {
+        daemon,
+        receiver,
+        endpoint_id,
+        events,
+        ..
+    } = busy_paused_queue(1, 10).await;
     let client = daemon.client();
-    let busy = Receiver::with_reply(Reply::Delayed {
-        delay: Duration::from_millis(10),
-        status: 200,
-    })
-    .await;
-    let deleted = subscribe_with(&client, &busy, EventSelection::All, true).await;
-    let paused_receiver = Receiver::start().await;
-    subscribe_with(&client, &paused_receiver, EventSelection::All, true).await;
-    let mut events = 0;
-    for _ in 0..10 {
-        events += daemon
-            .ingest_batch_accepted(&[csat(); 100])
-            .await
-            .events
-            .len();
-    }
-    client
-        .resume_endpoint(&deleted.endpoint.id)
-        .await
-        .expect("resume");
-    busy.wait_for_requests(50, WAIT_TIMEOUT).await;
+    client.resume_endpoint(&endpoint_id).await.expect("resume");
+    receiver.wait_for_requests(50, WAIT_TIMEOUT).await;
 
     client
-        .delete_endpoint(&deleted.endpoint.id)
+        .delete_endpoint(&endpoint_id)
         .await
         .expect("delete endpoint");
 
     let query = DeliveryQuery {
         status: Some(DeliveryStatus::Pending),
-        endpoint: Some(deleted.endpoint.id.clone()),
+        endpoint: Some(endpoint_id.clone()),
         limit: Some(1),
         ..DeliveryQuery::default()
     };

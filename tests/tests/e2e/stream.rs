@@ -1,14 +1,14 @@
 //! The live stream of delivery changes and attempt results.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use belter_common::records::{DeliveryStatus, EventSelection, StreamEvent, StreamKind};
+use belter_common::records::{DeliveryStatus, StreamEvent, StreamKind};
 use belter_common::samples::sample_body;
 use belter_common::{DeliveryId, EventType};
-use belter_tests::endpoint::{subscribe, subscribe_with};
+use belter_tests::endpoint::subscribe;
+use belter_tests::queue::{busy_paused_queue, BusyQueue};
 use belter_tests::wait::WAIT_TIMEOUT;
-use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
+use belter_tests::{DaemonProcess, Receiver};
 
 #[tokio::test]
 async fn stream_shows_attempt() {
@@ -71,33 +71,19 @@ async fn stream_shows_attempt() {
 /// either way.
 #[tokio::test]
 async fn stream_shows_busy_endpoint_cancels() {
-    let options = DaemonOptions {
-        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), "8".to_owned()],
-        ..DaemonOptions::default()
-    };
-    let daemon = DaemonProcess::start_with(options).await;
+    let BusyQueue {
+        daemon,
+        receiver,
+        endpoint_id,
+        ids,
+        ..
+    } = busy_paused_queue(0, 10).await;
     let client = daemon.client();
-    let receiver = Receiver::with_reply(Reply::Delayed {
-        delay: Duration::from_millis(10),
-        status: 200,
-    })
-    .await;
-    let created = subscribe_with(&client, &receiver, EventSelection::All, true).await;
-    let mut ids = Vec::new();
-    for _ in 0..10 {
-        let batch = daemon
-            .ingest_batch_accepted(&[sample_body(EventType::CsatReceived); 100])
-            .await;
-        ids.extend(batch.events.into_iter().flat_map(|event| event.deliveries));
-    }
     let mut stream = client.stream().await.expect("open stream");
-    client
-        .resume_endpoint(&created.endpoint.id)
-        .await
-        .expect("resume");
+    client.resume_endpoint(&endpoint_id).await.expect("resume");
     receiver.wait_for_requests(50, WAIT_TIMEOUT).await;
     client
-        .delete_endpoint(&created.endpoint.id)
+        .delete_endpoint(&endpoint_id)
         .await
         .expect("delete endpoint");
 
