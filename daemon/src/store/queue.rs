@@ -1034,7 +1034,7 @@ mod tests {
     }
 
     #[test]
-    fn cancel_takes_a_group_but_not_its_running_delivery() {
+    fn cancel_skips_running_group_member() {
         let (_dir, store) = open_temp();
         let (endpoint, ids) = queued_group(&store, 100, 3);
         let running = HashSet::from([ids[1].clone()]);
@@ -1057,7 +1057,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_of_a_group_delivery_gets_its_own_entry() {
+    fn group_retry_gets_own_entry() {
         let (_dir, store) = open_temp();
         let (endpoint, ids) = queued_group(&store, 100, 2);
         let works = load(&store, &endpoint, 100).works;
@@ -1078,6 +1078,7 @@ mod tests {
             )
             .unwrap());
         assert_eq!(store.due.len(), 2, "the group and the retry's entry");
+
         let known = HashSet::from([ids[1].clone()]);
         assert!(store
             .load_due(&endpoint, 100, 10, &known)
