@@ -211,7 +211,7 @@ fn cancel_if_deleted(state: &AppState, endpoint_id: &EndpointId) {
     }
     match state.cancel_queue(endpoint_id) {
         Ok(cancelled) if !cancelled.is_empty() => {
-            tracing::info!(%endpoint_id, cancelled = cancelled.len(), "cancelled retries of a deleted endpoint");
+            tracing::info!(%endpoint_id, cancelled = cancelled.len(), "cancelled queued deliveries of a deleted endpoint");
         }
         Ok(_) => {}
         Err(error) => {
