@@ -7,6 +7,7 @@ use std::time::Duration;
 use belter_common::samples::sample_body;
 use belter_common::{DeliveryId, EndpointId, EventType};
 
+use belter_common::client::ControlClient;
 use belter_common::records::EventSelection;
 
 use crate::endpoint::{subscribe, subscribe_with};
@@ -103,4 +104,19 @@ pub async fn busy_paused_queue(others: usize, batches: usize) -> BusyQueue {
         ids,
         events,
     }
+}
+
+/// Resumes the endpoint of a [`busy_paused_queue`], and deletes it once 50 of its deliveries
+/// have reached `receiver`, while its attempts still run.
+pub async fn delete_while_busy(
+    client: &ControlClient,
+    receiver: &Receiver,
+    endpoint_id: &EndpointId,
+) {
+    client.resume_endpoint(endpoint_id).await.expect("resume");
+    receiver.wait_for_requests(50, WAIT_TIMEOUT).await;
+    client
+        .delete_endpoint(endpoint_id)
+        .await
+        .expect("delete endpoint");
 }

@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use belter_common::api::DeliveryQuery;
 use belter_common::client::ControlClient;
 use belter_common::records::{DeliveryDetail, DeliveryStatus};
-use belter_common::DeliveryId;
+use belter_common::{DeliveryId, EndpointId};
 
 /// Time between two polls.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -107,4 +108,33 @@ pub async fn wait_for_pending(client: &ControlClient, expected: u64, timeout: Du
         },
     )
     .await
+}
+
+/// Waits until the log lists no pending delivery to `endpoint`, at most for `timeout`.
+pub async fn wait_for_none_pending_to(
+    client: &ControlClient,
+    endpoint: &EndpointId,
+    timeout: Duration,
+) {
+    let query = DeliveryQuery {
+        status: Some(DeliveryStatus::Pending),
+        endpoint: Some(endpoint.clone()),
+        limit: Some(1),
+        ..DeliveryQuery::default()
+    };
+    poll_until(
+        &format!("no pending delivery to {endpoint}"),
+        timeout,
+        || async {
+            let page = client
+                .list_deliveries(&query)
+                .await
+                .map_err(|error| error.to_string())?;
+            match page.deliveries.len() {
+                0 => Ok(()),
+                pending => Err(format!("{pending} pending")),
+            }
+        },
+    )
+    .await;
 }

@@ -10,11 +10,14 @@ use belter_common::samples::sample_body;
 use belter_common::{headers, EndpointId, EventType};
 use belter_tests::endpoint::{subscribe, subscribe_with};
 use belter_tests::http::post;
-use belter_tests::queue::{behind_slow_attempt, busy_paused_queue, BusyQueue, SlowQueue};
+use belter_tests::queue::{
+    behind_slow_attempt, busy_paused_queue, delete_while_busy, BusyQueue, SlowQueue,
+};
 use belter_tests::raw::unix_request;
 use belter_tests::signature::signature_matches;
 use belter_tests::wait::{
-    poll_until, wait_for_attempts, wait_for_pending, wait_for_status, WAIT_TIMEOUT,
+    poll_until, wait_for_attempts, wait_for_none_pending_to, wait_for_pending, wait_for_status,
+    WAIT_TIMEOUT,
 };
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 use hyper::{Method, StatusCode};
@@ -212,27 +215,7 @@ async fn delete_during_batch_leaves_none_pending() {
         assert_eq!(status, StatusCode::ACCEPTED, "round {round}");
 
         for endpoint in &endpoints {
-            let query = DeliveryQuery {
-                status: Some(DeliveryStatus::Pending),
-                endpoint: Some(endpoint.clone()),
-                limit: Some(1_000),
-                ..DeliveryQuery::default()
-            };
-            poll_until(
-                &format!("no pending delivery to {endpoint} in round {round}"),
-                Duration::from_secs(3),
-                || async {
-                    let page = client
-                        .list_deliveries(&query)
-                        .await
-                        .map_err(|error| error.to_string())?;
-                    match page.deliveries.len() {
-                        0 => Ok(()),
-                        pending => Err(format!("{pending} pending")),
-                    }
-                },
-            )
-            .await;
+            wait_for_none_pending_to(&client, endpoint, Duration::from_secs(3)).await;
         }
     }
 }
@@ -251,35 +234,10 @@ async fn busy_delete_counts_each_cancel_once() {
         ..
     } = busy_paused_queue(1, 10).await;
     let client = daemon.client();
-    client.resume_endpoint(&endpoint_id).await.expect("resume");
-    receiver.wait_for_requests(50, WAIT_TIMEOUT).await;
 
-    client
-        .delete_endpoint(&endpoint_id)
-        .await
-        .expect("delete endpoint");
+    delete_while_busy(&client, &receiver, &endpoint_id).await;
 
-    let query = DeliveryQuery {
-        status: Some(DeliveryStatus::Pending),
-        endpoint: Some(endpoint_id.clone()),
-        limit: Some(1),
-        ..DeliveryQuery::default()
-    };
-    poll_until(
-        "no pending delivery to the deleted endpoint",
-        WAIT_TIMEOUT,
-        || async {
-            let page = client
-                .list_deliveries(&query)
-                .await
-                .map_err(|error| error.to_string())?;
-            match page.deliveries.len() {
-                0 => Ok(()),
-                pending => Err(format!("{pending} pending")),
-            }
-        },
-    )
-    .await;
+    wait_for_none_pending_to(&client, &endpoint_id, WAIT_TIMEOUT).await;
     wait_for_pending(&client, events as u64, WAIT_TIMEOUT).await;
 }
 

@@ -6,7 +6,7 @@ use belter_common::records::{DeliveryStatus, StreamEvent, StreamKind};
 use belter_common::samples::sample_body;
 use belter_common::{DeliveryId, EventType};
 use belter_tests::endpoint::subscribe;
-use belter_tests::queue::{busy_paused_queue, BusyQueue};
+use belter_tests::queue::{busy_paused_queue, delete_while_busy, BusyQueue};
 use belter_tests::wait::WAIT_TIMEOUT;
 use belter_tests::{DaemonProcess, Receiver};
 
@@ -80,12 +80,7 @@ async fn stream_shows_busy_endpoint_cancels() {
     } = busy_paused_queue(0, 10).await;
     let client = daemon.client();
     let mut stream = client.stream().await.expect("open stream");
-    client.resume_endpoint(&endpoint_id).await.expect("resume");
-    receiver.wait_for_requests(50, WAIT_TIMEOUT).await;
-    client
-        .delete_endpoint(&endpoint_id)
-        .await
-        .expect("delete endpoint");
+    delete_while_busy(&client, &receiver, &endpoint_id).await;
 
     let mut open: HashSet<DeliveryId> = ids.iter().cloned().collect();
     let ended = async {
