@@ -35,7 +35,7 @@ pub enum CodecError {
     /// bincode could not decode the record.
     #[error("cannot decode record: {0}")]
     Decode(#[from] bincode::error::DecodeError),
-    /// A record group is cut short or has an impossible member entry.
+    /// A record group is truncated or has an impossible member entry.
     #[error("corrupt record group: {0}")]
     Group(&'static str),
 }
@@ -169,10 +169,10 @@ fn group_header(bytes: &[u8]) -> Result<(u32, &[u8]), CodecError> {
 
 /// Reads one member entry: its id, the end of its record, and what follows the entry.
 fn take_entry(bytes: &[u8]) -> Result<(&[u8], usize, &[u8]), CodecError> {
-    let (&length, after) = bytes.split_first().ok_or(CodecError::Group("cut short"))?;
+    let (&length, after) = bytes.split_first().ok_or(CodecError::Group("truncated"))?;
     let id = after
         .get(..usize::from(length))
-        .ok_or(CodecError::Group("cut short"))?;
+        .ok_or(CodecError::Group("truncated"))?;
     let (end, after) = take_u32(&after[usize::from(length)..])?;
     Ok((id, end as usize, after))
 }
@@ -187,7 +187,7 @@ fn take_u32(bytes: &[u8]) -> Result<(u32, &[u8]), CodecError> {
     let head: [u8; 4] = bytes
         .get(..4)
         .and_then(|head| head.try_into().ok())
-        .ok_or(CodecError::Group("cut short"))?;
+        .ok_or(CodecError::Group("truncated"))?;
     Ok((u32::from_be_bytes(head), &bytes[4..]))
 }
 

@@ -229,6 +229,7 @@ async fn run_attempt(
             finish(&state, &entry, permit);
             state.ready.request_scan(&entry.id);
             state.ready.finished(&entry.id, &delivery_id, None);
+            // NOTE: no test makes the store fail to read an event, so this branch has not run.
             if matches!(skipped, AttemptBody::Unreadable) {
                 state
                     .ready

@@ -48,7 +48,7 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// Deliveries queued or in flight, kept in memory so stats need no scan.
     waiting: Arc<AtomicI64>,
-    /// Held while a deleted endpoint's queue is cancelled. The delete, ingest, the indexer and
+    /// Lock held while a deleted endpoint's queue is cancelled. The delete, ingest, the indexer and
     /// the outcome writer each cancel it. Two cancels that read the queue at once would both
     /// cancel the same deliveries, and both take them off the count of waiting deliveries.
     cancelling: Arc<std::sync::Mutex<()>>,

@@ -388,7 +388,7 @@ impl Store {
     }
 
     /// Checks that no stored event or group lies between the event ids `first` and `last`, so
-    /// a group of that span leaves every id with one key that can hold it.
+    /// a group of that span leaves every id with one key that can contain it.
     fn span_is_free(&self, first: &str, last: &str) -> Result<bool, StoreError> {
         // Spans do not overlap and keys sort by their ends, so only the first key that ends at
         // or after `first` can reach into the span.
@@ -743,7 +743,7 @@ mod tests {
     }
 
     #[test]
-    fn events_stay_readable_after_the_clock_went_back() {
+    fn events_readable_after_clock_goes_back() {
         let dir = tempfile::tempdir().unwrap();
         let ids = EventId::generate_run(6);
         let (store, group) = group_before_clock_went_back(&dir, &ids);

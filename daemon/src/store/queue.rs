@@ -150,10 +150,10 @@ impl Store {
             let (key, value) = item?;
             let (due_ms, ids) = parse_due_entry(endpoint, &key, &value)?;
             // An entry stays while it names a delivery that is known or live.
-            let mut kept = false;
+            let mut in_use = false;
             for delivery_id in ids.into_vec() {
                 if known.contains(&delivery_id) {
-                    kept = true;
+                    in_use = true;
                     continue;
                 }
                 if loaded.works.len() >= limit {
@@ -163,7 +163,7 @@ impl Store {
                 let Some(mut record) = self.live_delivery(&delivery_id, due_ms)? else {
                     continue;
                 };
-                kept = true;
+                in_use = true;
                 let stored_attempt = record.latest_attempt.take().is_some();
                 loaded.works.push(DueWork {
                     delivery_id,
@@ -172,7 +172,7 @@ impl Store {
                     stored_attempt,
                 });
             }
-            if !kept {
+            if !in_use {
                 self.due.remove(&key)?;
             }
         }
