@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use belter_common::records::{FailureKind, Header};
 use belter_common::{headers, signing};
 use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::address_policy::{AddressPolicy, PolicyResolver, BLOCKED};
 use crate::retry::parse_retry_after;
@@ -22,6 +23,8 @@ const MAX_IDLE_PER_HOST: usize = 256;
 #[derive(Debug)]
 pub(crate) struct AttemptRequest<'a> {
     pub(crate) url: &'a str,
+    /// `url` parsed, when the caller has it, so an attempt does not parse it again.
+    pub(crate) parsed_url: Option<&'a url::Url>,
     pub(crate) body: Bytes,
     /// Signing secrets: the current one, then earlier ones within their grace period.
     pub(crate) secrets: Vec<&'a str>,
@@ -117,28 +120,60 @@ pub(crate) fn request_headers(
     request: &AttemptRequest<'_>,
     signatures: &Signatures,
 ) -> Vec<Header> {
-    let mut pairs = vec![
-        ("content-type", "application/json".to_owned()),
-        ("accept", "*/*".to_owned()),
-        ("user-agent", headers::user_agent()),
-        (headers::EVENT, request.event_type.to_owned()),
-        (headers::EVENT_ID, request.event_id.to_owned()),
-        (headers::DELIVERY, request.delivery_id.to_owned()),
-        (headers::ATTEMPT, request.attempt.to_string()),
-        (headers::SIGNATURE, signatures.belter.clone()),
+    let mut sent = vec![
+        Header {
+            name: "accept".to_owned(),
+            value: "*/*".to_owned(),
+        },
+        Header {
+            name: "user-agent".to_owned(),
+            value: headers::user_agent(),
+        },
     ];
-    if let Some((timestamp, signature)) = &signatures.standard {
-        pairs.push((headers::WEBHOOK_ID, request.delivery_id.to_owned()));
-        pairs.push((headers::WEBHOOK_TIMESTAMP, timestamp.to_string()));
-        pairs.push((headers::WEBHOOK_SIGNATURE, signature.clone()));
+    for (name, value) in &signed_headers(request, signatures) {
+        sent.push(Header {
+            name: name.as_str().to_owned(),
+            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        });
     }
-    pairs
-        .into_iter()
-        .map(|(name, value)| Header {
-            name: name.to_owned(),
-            value,
-        })
-        .collect()
+    // Content type first, as the client sends it.
+    if let Some(position) = sent.iter().position(|header| header.name == "content-type") {
+        let content_type = sent.remove(position);
+        sent.insert(0, content_type);
+    }
+    sent
+}
+
+/// Builds the headers that an attempt sets itself; the client adds `user-agent` and `accept`.
+/// Names are static, so building them parses nothing.
+fn signed_headers(request: &AttemptRequest<'_>, signatures: &Signatures) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(10);
+    map.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    put(&mut map, headers::EVENT, request.event_type);
+    put(&mut map, headers::EVENT_ID, request.event_id);
+    put(&mut map, headers::DELIVERY, request.delivery_id);
+    put(&mut map, headers::ATTEMPT, &request.attempt.to_string());
+    put(&mut map, headers::SIGNATURE, &signatures.belter);
+    if let Some((timestamp, signature)) = &signatures.standard {
+        put(&mut map, headers::WEBHOOK_ID, request.delivery_id);
+        put(&mut map, headers::WEBHOOK_TIMESTAMP, &timestamp.to_string());
+        put(&mut map, headers::WEBHOOK_SIGNATURE, signature);
+    }
+    map
+}
+
+/// Sets one header. Every value is made by belterd from ids, event types, numbers and hex or
+/// base64 signatures, so none is invalid; one that were would be left out, with an error logged.
+fn put(map: &mut HeaderMap, name: &'static str, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(value) => {
+            map.insert(HeaderName::from_static(name), value);
+        }
+        Err(error) => tracing::error!(header = name, %error, "header value left out of an attempt"),
+    }
 }
 
 /// Sends one attempt. Success is a 2xx status whose exchange, excerpt read included, ends within
@@ -159,7 +194,10 @@ pub(crate) async fn send(
     let started = Instant::now();
     // Parsed once for the policy check and both sends. A URL that does not parse goes to the
     // client as text, which fails the attempt with the client's own error.
-    let parsed = url::Url::parse(request.url).ok();
+    let parsed = match request.parsed_url {
+        Some(url) => Some(url.clone()),
+        None => url::Url::parse(request.url).ok(),
+    };
     if let Some(message) = parsed
         .as_ref()
         .and_then(|url| literal_address_blocked(policy, url))
@@ -176,19 +214,13 @@ pub(crate) async fn send(
             resend_reset: false,
         };
     }
-    let headers = request_headers(&request, &signatures);
+    let headers = signed_headers(&request, &signatures);
     let build = || {
-        let mut builder = match &parsed {
+        let builder = match &parsed {
             Some(url) => client.post(url.clone()),
             None => client.post(request.url),
         };
-        for header in &headers {
-            // The client sets these two on every request itself.
-            if header.name != "user-agent" && header.name != "accept" {
-                builder = builder.header(&header.name, &header.value);
-            }
-        }
-        builder.body(request.body.clone())
+        builder.headers(headers.clone()).body(request.body.clone())
     };
     let resent = AtomicBool::new(false);
     let exchange = async {
@@ -387,6 +419,7 @@ mod tests {
     fn headers_carry_ids_and_signature() {
         let request = AttemptRequest {
             url: "http://127.0.0.1:9/",
+            parsed_url: None,
             body: Bytes::from_static(b"{}"),
             secrets: vec!["whsec_x"],
             event_type: "csat.received",
@@ -415,6 +448,7 @@ mod tests {
     fn standard_headers_sign_each_secret() {
         let request = AttemptRequest {
             url: "http://127.0.0.1:9/",
+            parsed_url: None,
             body: Bytes::from_static(b"{}"),
             secrets: vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_AAAA"],
             event_type: "csat.received",
@@ -460,6 +494,7 @@ mod tests {
         let url = format!("http://127.0.0.1:{port}/hook");
         let request = AttemptRequest {
             url: &url,
+            parsed_url: None,
             body: Bytes::from_static(b"{}"),
             secrets: vec!["whsec_x"],
             event_type: "csat.received",
@@ -484,6 +519,7 @@ mod tests {
         ] {
             let request = AttemptRequest {
                 url,
+                parsed_url: None,
                 body: Bytes::from_static(b"{}"),
                 secrets: vec!["whsec_x"],
                 event_type: "csat.received",

@@ -122,6 +122,8 @@ pub(crate) struct EndpointEntry {
     pub(crate) record: EndpointRecord,
     pub(crate) health: Arc<EndpointHealth>,
     filter: CompiledFilter,
+    /// The record's URL parsed, when it parses, so attempts do not parse it each time.
+    pub(crate) parsed_url: Option<url::Url>,
 }
 
 /// An endpoint's filter as used at ingest.
@@ -197,6 +199,7 @@ impl Registry {
             .map(|(id, record, health)| {
                 let entry = EndpointEntry {
                     filter: CompiledFilter::compile(&id, record.filter.as_deref()),
+                    parsed_url: url::Url::parse(&record.url).ok(),
                     id: id.clone(),
                     record,
                     health: Arc::new(EndpointHealth::restored(health)),
@@ -268,6 +271,7 @@ impl Registry {
         store.put_endpoint(id, &record)?;
         let entry = Arc::new(EndpointEntry {
             filter: CompiledFilter::compile(id, record.filter.as_deref()),
+            parsed_url: url::Url::parse(&record.url).ok(),
             id: id.clone(),
             record,
             health: Arc::default(),
@@ -299,6 +303,7 @@ impl Registry {
         if record.url != entry.record.url {
             // A new receiver gets resends after a reset again.
             entry.health.resume_resends();
+            entry.parsed_url = url::Url::parse(&record.url).ok();
         }
         entry.record = record;
         Ok(Some(Arc::clone(shared)))

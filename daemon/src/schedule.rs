@@ -175,8 +175,8 @@ enum AttemptBody {
 fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> AttemptBody {
     let stored = match work.body.take() {
         Some(body) => body,
-        None => match state.store.event(&work.due.record.event_id) {
-            Ok(Some(event)) => Bytes::from(event.body),
+        None => match state.store.event_body(&work.due.record.event_id) {
+            Ok(Some(body)) => Bytes::from(body),
             Ok(None) => {
                 tracing::warn!(delivery_id = %work.due.delivery_id, event_id = %work.due.record.event_id, "event is gone, delivery dropped");
                 return AttemptBody::Gone;
@@ -242,6 +242,11 @@ async fn run_attempt(
     let kind = record.kind();
     let request = AttemptRequest {
         url: &record.target_url,
+        // A delivery keeps the URL it was made for, which can differ from the endpoint's now.
+        parsed_url: entry
+            .parsed_url
+            .as_ref()
+            .filter(|_| record.target_url == entry.record.url),
         body,
         secrets: entry.record.signing_secrets(started_at),
         event_type: kind.as_str(),
@@ -291,7 +296,9 @@ async fn run_attempt(
             trigger,
             outcome,
             ended_at,
-            random_unit(),
+            // A success needs no jitter, and the system call that makes it costs about 1 % of
+            // belterd's time per delivered event.
+            if result.succeeded { 0.0 } else { random_unit() },
         )
     };
     let attempt = AttemptRecord {

@@ -251,6 +251,7 @@ pub(super) async fn show(
         .unwrap_or_default();
     let request = AttemptRequest {
         url: &record.target_url,
+        parsed_url: None,
         body: bytes::Bytes::from(body.clone()),
         secrets,
         event_type: kind.as_str(),

@@ -208,6 +208,57 @@ pub(crate) enum IngestWrite {
     },
 }
 
+/// Record groups of events kept after a read, most recent last.
+const RECENT_GROUPS: usize = 8;
+
+/// The record groups of events read last, with their keys. The deliveries of one request are
+/// mostly sent one after another, so each finds its event here instead of searching sled's tree
+/// and loading the node again. Stored members never change, so a kept group can only lack a
+/// member that joined it later, and a caller that misses reads sled.
+///
+/// NOTE: a read that began before a retention sweep can keep a group that the sweep removed,
+/// so an attempt of a pruned delivery that is still in a lane can read its body once more.
+#[derive(Default)]
+pub(super) struct RecentGroups(
+    std::sync::Mutex<std::collections::VecDeque<(sled::IVec, sled::IVec)>>,
+);
+
+impl RecentGroups {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(sled::IVec, sled::IVec)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Returns the kept group whose span contains `id`.
+    fn containing(&self, id: &str) -> Option<sled::IVec> {
+        let id = id.as_bytes();
+        self.lock().iter().rev().find_map(|(key, group)| {
+            let (first, last) = event_key_span(key);
+            (first <= id && id <= last).then(|| group.clone())
+        })
+    }
+
+    /// Keeps a group that was just read, in place of the oldest one kept.
+    fn keep(&self, key: sled::IVec, group: sled::IVec) {
+        let mut kept = self.lock();
+        if kept.iter().any(|(known, _)| *known == key) {
+            return;
+        }
+        if kept.len() == RECENT_GROUPS {
+            kept.pop_front();
+        }
+        kept.push_back((key, group));
+    }
+
+    /// Forgets every kept group, after a group changed or was removed.
+    fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
 /// Separates the last and the first event id in the key of a record group. Ids never contain it.
 const GROUP_KEY_SEPARATOR: u8 = 0;
 
@@ -371,6 +422,7 @@ impl Store {
                     members.sort_unstable_by(|left, right| left.0.cmp(right.0));
                     let group = encode_group(&members)?;
                     self.events.insert(key, group)?;
+                    self.recent_groups.clear();
                     return Ok(());
                 }
             }
@@ -403,22 +455,44 @@ impl Store {
 
     /// Reads one event, stored alone or in a record group.
     pub(crate) fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        self.find_event(id, |record| Ok(decode(record)?))
+    }
+
+    /// Reads the body of one event, all that an attempt needs.
+    pub(crate) fn event_body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.find_event(id, |record| Ok(EventRecord::body_of(record)?))
+    }
+
+    /// Finds the stored record of one event and decodes it with `read`. A group read recently
+    /// is searched first; an id it lacks may have joined the group since, so sled is read then.
+    fn find_event<T>(
+        &self,
+        id: &str,
+        read: impl Fn(&[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        if let Some(group) = self.recent_groups.containing(id) {
+            if let Some(record) = group_member(&group, id)? {
+                return read(record).map(Some);
+            }
+        }
         let Some(entry) = self.events.range(id.as_bytes()..).next() else {
             return Ok(None);
         };
         let (key, bytes) = entry?;
         if key.as_ref() == id.as_bytes() {
-            return Ok(Some(decode(&bytes)?));
+            return read(&bytes).map(Some);
         }
         let (first, last) = event_key_span(&key);
         let in_group = is_group_key(&key) && first <= id.as_bytes() && id.as_bytes() <= last;
         if !in_group {
             return Ok(None);
         }
-        match group_member(&bytes, id)? {
-            Some(record) => Ok(Some(decode(record)?)),
-            None => Ok(None),
-        }
+        let found = match group_member(&bytes, id)? {
+            Some(record) => Some(read(record)?),
+            None => None,
+        };
+        self.recent_groups.keep(key, bytes);
+        Ok(found)
     }
 
     /// Decodes the events under one key of the events tree: one event, or a record group.
@@ -461,6 +535,9 @@ impl Store {
             // The events go last, so a crash mid-way leaves them for the next sweep to finish.
             self.events.remove(key)?;
             pruned.events += events.len() as u64;
+        }
+        if pruned.events > 0 {
+            self.recent_groups.clear();
         }
         Ok(pruned)
     }
@@ -767,6 +844,34 @@ mod tests {
         assert_eq!(pruned.events, 6);
         assert_eq!(pruned.deliveries, 6);
         assert!(store.events.is_empty());
+    }
+
+    #[test]
+    fn body_read_finds_member_that_joined_a_kept_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = EventId::generate_run(5);
+        let (store, group) = group_before_clock_went_back(&dir, &ids);
+        for write in &group {
+            let body = store.event_body(write.event.id.as_str()).unwrap();
+            assert_eq!(body.as_deref(), Some(&write.event.body[..]));
+        }
+        assert!(store.event_body(ids[1].as_str()).unwrap().is_none());
+
+        // A read that raced the join below keeps the group as it was before.
+        let (key, before) = store.events.first().unwrap().unwrap();
+        let mut inside = write_with_id(&ids[1], 2_000);
+        inside.event.body = b"{\"joined\":true}".to_vec();
+        store
+            .write_events(std::slice::from_ref(&inside), None)
+            .unwrap();
+        store.recent_groups.keep(key, before);
+        let body = store.event_body(ids[1].as_str()).unwrap();
+        assert_eq!(body.as_deref(), Some(&b"{\"joined\":true}"[..]));
+
+        store.prune_before(3_000, 100).unwrap();
+        for id in &ids {
+            assert!(store.event_body(id.as_str()).unwrap().is_none(), "{id}");
+        }
     }
 
     #[test]

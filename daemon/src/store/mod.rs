@@ -105,6 +105,8 @@ pub(crate) struct Store {
     /// The span end of the last key in `events` when the store opened; see
     /// `Store::after_stored_events`.
     events_end: std::sync::Arc<Vec<u8>>,
+    /// Event record groups read last, shared by every handle.
+    recent_groups: std::sync::Arc<events::RecentGroups>,
 }
 
 impl Store {
@@ -129,6 +131,7 @@ impl Store {
         let events = db.open_tree("events")?;
         let store = Self {
             events_end: std::sync::Arc::new(events::events_end(&events)?),
+            recent_groups: std::sync::Arc::default(),
             events,
             deliveries: db.open_tree("deliveries")?,
             attempts: db.open_tree("attempts")?,

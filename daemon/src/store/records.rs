@@ -27,6 +27,20 @@ pub(crate) struct EventRecord {
 
 impl Record for EventRecord {}
 
+impl EventRecord {
+    /// Decodes only the body of a stored event. In the current layout the body is the third
+    /// field, and bincode decodes fields in order, so the delivery ids after it are not read.
+    pub(crate) fn body_of(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+        match bytes.split_first() {
+            Some((&version, rest)) if version == Self::VERSION => {
+                let (_event_type, _created_at, body): (u8, u64, Vec<u8>) = decode_body(rest)?;
+                Ok(body)
+            }
+            _ => Ok(crate::codec::decode::<Self>(bytes)?.body),
+        }
+    }
+}
+
 /// One delivery: an event bound for one endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct DeliveryRecord {
