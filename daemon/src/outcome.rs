@@ -25,6 +25,14 @@ const QUEUE_CAPACITY: usize = 4_096;
 /// outcome queueing many times over, and a forward jump of the clock up to its size.
 const PRUNE_CHECK_MARGIN_MS: u64 = 60 * 60 * 1_000;
 
+/// A batch smaller than this waits [`LINGER`] once for more outcomes before it is written, so
+/// the writer wakes less often and merges the per-minute counts and the endpoint health over
+/// more attempts.
+const LINGER_BELOW: usize = 64;
+
+/// How long a small batch waits for more outcomes.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How long a delivery whose outcome could not be written waits before it is read again.
 const REREAD_AFTER_MS: u64 = 1_000;
 
@@ -84,19 +92,27 @@ pub(crate) fn run(state: AppState, mut receiver: OutcomeReceiver) {
             Some(Message::Outcome(outcome)) => batch.push(*outcome),
             Some(Message::Stop) | None => break,
         }
-        while batch.len() < MAX_BATCH {
-            match receiver.0.try_recv() {
-                Ok(Message::Outcome(outcome)) => batch.push(*outcome),
-                Ok(Message::Stop) => {
-                    stopping = true;
-                    break;
-                }
-                Err(_) => break,
-            }
+        stopping = take_waiting(&mut receiver, &mut batch);
+        if !stopping && batch.len() < LINGER_BELOW {
+            std::thread::sleep(LINGER);
+            stopping = take_waiting(&mut receiver, &mut batch);
         }
         write_batch(&state, &mut batch);
     }
     tracing::info!("outcome writer stopped");
+}
+
+/// Moves the outcomes already queued into `batch`, up to [`MAX_BATCH`]. Returns whether a stop
+/// was among them.
+fn take_waiting(receiver: &mut OutcomeReceiver, batch: &mut Vec<Outcome>) -> bool {
+    while batch.len() < MAX_BATCH {
+        match receiver.0.try_recv() {
+            Ok(Message::Outcome(outcome)) => batch.push(*outcome),
+            Ok(Message::Stop) => return true,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// Writes a batch of outcomes and empties it.

@@ -107,6 +107,8 @@ pub(crate) struct Store {
     events_end: std::sync::Arc<Vec<u8>>,
     /// Event record groups read last, shared by every handle.
     recent_groups: std::sync::Arc<events::RecentGroups>,
+    /// Due groups whose handed-out deliveries are waiting for outcomes.
+    groups_in_flight: std::sync::Arc<queue::GroupsInFlight>,
 }
 
 impl Store {
@@ -132,6 +134,7 @@ impl Store {
         let store = Self {
             events_end: std::sync::Arc::new(events::events_end(&events)?),
             recent_groups: std::sync::Arc::default(),
+            groups_in_flight: std::sync::Arc::default(),
             events,
             deliveries: db.open_tree("deliveries")?,
             attempts: db.open_tree("attempts")?,

@@ -10,8 +10,9 @@
 //! An entry counts only while its delivery is pending with that very due time. Any other entry
 //! is left over from a crash between two writes, or was written by the indexer while the outcome
 //! was written, and it is removed when it is read. A due group names several deliveries of one
-//! ingest request. An outcome leaves it in place, and a read removes it once none of its
-//! deliveries is waiting or running, which saves a write and a removal per delivery.
+//! ingest request. An outcome leaves it in place, which saves a write and a removal per
+//! delivery. The outcome of the last delivery that a read handed out removes it, and otherwise a
+//! read once none of its deliveries is waiting or running.
 //!
 //! No sled transaction or batch is used, because either one switches every read and write of the
 //! process to a global lock in sled 0.34.
@@ -89,6 +90,49 @@ impl DueIds {
     }
 }
 
+/// The due groups whose deliveries a read of the queue handed out, each with the number of them
+/// still without an outcome. The outcome that brings a count to zero removes the group, so the
+/// next read does not load each of its deliveries again only to find them ended. A group that
+/// is not here, because a read found one of its deliveries running or stopped at the limit, or
+/// because belterd started since, is removed by a read as before.
+#[derive(Default)]
+pub(super) struct GroupsInFlight(std::sync::Mutex<std::collections::HashMap<Vec<u8>, usize>>);
+
+/// Groups that [`GroupsInFlight`] follows at most. Past it, it forgets them all, and reads
+/// remove them instead.
+const MAX_GROUPS_IN_FLIGHT: usize = 100_000;
+
+impl GroupsInFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Vec<u8>, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Follows a group of which a read handed out `count` deliveries, all it had waiting.
+    fn handed_out(&self, key: &[u8], count: usize) {
+        let mut groups = self.lock();
+        if groups.len() >= MAX_GROUPS_IN_FLIGHT {
+            groups.clear();
+        }
+        groups.insert(key.to_vec(), count);
+    }
+
+    /// Counts one outcome of a delivery of the group `key`. Returns whether it was the last.
+    fn settled(&self, key: &[u8]) -> bool {
+        let mut groups = self.lock();
+        let Some(left) = groups.get_mut(key) else {
+            return false;
+        };
+        *left = left.saturating_sub(1);
+        if *left > 0 {
+            return false;
+        }
+        groups.remove(key);
+        true
+    }
+}
+
 /// The deliveries that the due groups of one endpoint and due time name, read once for the
 /// consecutive deliveries of one ingest request.
 #[derive(Default)]
@@ -149,11 +193,13 @@ impl Store {
         for item in self.due.range(start..after_now.clone()) {
             let (key, value) = item?;
             let (due_ms, ids) = parse_due_entry(endpoint, &key, &value)?;
+            let group = matches!(ids, DueIds::Group(_));
             // An entry stays while it names a delivery that is known or live.
-            let mut in_use = false;
+            let mut any_known = false;
+            let mut handed_out = 0;
             for delivery_id in ids.into_vec() {
                 if known.contains(&delivery_id) {
-                    in_use = true;
+                    any_known = true;
                     continue;
                 }
                 if loaded.works.len() >= limit {
@@ -163,7 +209,7 @@ impl Store {
                 let Some(mut record) = self.live_delivery(&delivery_id, due_ms)? else {
                     continue;
                 };
-                in_use = true;
+                handed_out += 1;
                 let stored_attempt = record.latest_attempt.take().is_some();
                 loaded.works.push(DueWork {
                     delivery_id,
@@ -172,8 +218,10 @@ impl Store {
                     stored_attempt,
                 });
             }
-            if !in_use {
+            if !any_known && handed_out == 0 {
                 self.due.remove(&key)?;
+            } else if group && !any_known {
+                self.groups_in_flight.handed_out(&key, handed_out);
             }
         }
         if let Some(key) = self.due.range(after_now..).keys().next() {
@@ -244,7 +292,7 @@ impl Store {
             match self.deliveries.get(id)? {
                 Some(bytes) => Some(bytes),
                 None => {
-                    if !unindexed && !group {
+                    if !unindexed && (!group || self.groups_in_flight.settled(due_key_now)) {
                         self.due.remove(due_key_now)?;
                     }
                     return Ok(false);
@@ -273,7 +321,12 @@ impl Store {
             self.due.insert(key.as_slice(), &[][..])?;
         }
         self.deliveries.insert(id, encode(updated)?)?;
-        if !unindexed && !group && next_key.as_deref() != Some(due_key_now) {
+        let ended = if group {
+            self.groups_in_flight.settled(due_key_now)
+        } else {
+            next_key.as_deref() != Some(due_key_now)
+        };
+        if !unindexed && ended {
             self.due.remove(due_key_now)?;
         }
         Ok(true)
@@ -1009,11 +1062,35 @@ mod tests {
     }
 
     #[test]
+    fn last_outcome_removes_the_group() {
+        let (_dir, store) = open_temp();
+        let (endpoint, _) = queued_group(&store, 100, 3);
+        let works = load(&store, &endpoint, 100).works;
+        succeed(&store, &works[2]);
+        succeed(&store, &works[0]);
+        assert_eq!(store.due.len(), 1, "a delivery still runs");
+        succeed(&store, &works[1]);
+        assert!(store.due.is_empty(), "removed by the last outcome");
+
+        // A read that found a delivery running hands out the rest without following the group.
+        let (endpoint, ids_two) = queued_group(&store, 100, 3);
+        let running = HashSet::from([ids_two[0].clone()]);
+        let rest = store.load_due(&endpoint, 100, 10, &running).unwrap().works;
+        assert_eq!(rest.len(), 2);
+        for work in &rest {
+            succeed(&store, work);
+        }
+        assert_eq!(store.due.len(), 1, "kept for the delivery that runs");
+    }
+
+    #[test]
     fn next_due_drops_an_ended_group() {
         let (_dir, store) = open_temp();
         let (endpoint, _) = queued_group(&store, 100, 2);
         for work in load(&store, &endpoint, 100).works {
             succeed(&store, &work);
+            // As after a restart between the read and the outcomes.
+            store.groups_in_flight.lock().clear();
         }
         assert_eq!(store.next_due(&endpoint).unwrap(), None);
         assert!(store.due.is_empty());
