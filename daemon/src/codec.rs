@@ -80,6 +80,14 @@ pub(crate) fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecEr
     Ok(record)
 }
 
+/// Decodes a record body without its version byte as a layout `T` that borrows from it.
+pub(crate) fn decode_body_borrowed<'a, T: serde::Deserialize<'a>>(
+    body: &'a [u8],
+) -> Result<T, CodecError> {
+    let (record, _) = bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())?;
+    Ok(record)
+}
+
 /// Version byte of a record group.
 const GROUP_VERSION: u8 = 1;
 
@@ -120,38 +128,63 @@ pub(crate) type GroupMember<'a> = (&'a [u8], &'a [u8]);
 
 /// Lists the members of a record group, in stored order.
 pub(crate) fn group_members(bytes: &[u8]) -> Result<Vec<GroupMember<'_>>, CodecError> {
-    let (count, mut rest) = group_header(bytes)?;
-    let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
-    for _ in 0..count {
-        let (id, end, after) = take_entry(rest)?;
-        entries.push((id, end));
-        rest = after;
-    }
-    let mut start = 0;
-    let mut members = Vec::with_capacity(entries.len());
-    for (id, end) in entries {
-        members.push((id, member_record(rest, start, end)?));
-        start = end;
-    }
-    Ok(members)
+    let index = GroupIndex::read(bytes)?;
+    Ok(index
+        .members
+        .into_iter()
+        .map(|(id, record)| (&bytes[id], &bytes[record]))
+        .collect())
 }
 
-/// Finds the encoded record of the member `id` in a record group, without listing the others.
-pub(crate) fn group_member<'a>(bytes: &'a [u8], id: &str) -> Result<Option<&'a [u8]>, CodecError> {
-    let (count, mut rest) = group_header(bytes)?;
-    let mut start = 0;
-    let mut found = None;
-    for _ in 0..count {
-        let (member, end, after) = take_entry(rest)?;
-        if found.is_none() && member == id.as_bytes() {
-            found = Some((start, end));
+/// Where each member of a record group lies in its bytes, read once so that many lookups in the
+/// same group are binary searches.
+#[derive(Debug)]
+pub(crate) struct GroupIndex {
+    /// Each member's id and record, as ranges of the group's bytes, in stored order.
+    members: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// Whether the ids are in ascending order, as every writer stores them.
+    sorted: bool,
+}
+
+impl GroupIndex {
+    /// Reads the member entries of a record group.
+    pub(crate) fn read(bytes: &[u8]) -> Result<Self, CodecError> {
+        let (count, mut rest) = group_header(bytes)?;
+        let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
+        for _ in 0..count {
+            let (id, end, after) = take_entry(rest)?;
+            let id_start = bytes.len() - after.len() - 4 - id.len();
+            entries.push((id_start..id_start + id.len(), end));
+            rest = after;
         }
-        start = end;
-        rest = after;
+        let records_at = bytes.len() - rest.len();
+        let mut start = 0;
+        let mut members = Vec::with_capacity(entries.len());
+        for (id, end) in entries {
+            member_record(rest, start, end)?;
+            members.push((id, records_at + start..records_at + end));
+            start = end;
+        }
+        let sorted = members
+            .windows(2)
+            .all(|pair| bytes[pair[0].0.clone()] < bytes[pair[1].0.clone()]);
+        Ok(Self { members, sorted })
     }
-    match found {
-        Some((start, end)) => Ok(Some(member_record(rest, start, end)?)),
-        None => Ok(None),
+
+    /// Finds the record of the member `id` in `bytes`, the group this index was read from, as a
+    /// range of those bytes.
+    pub(crate) fn find(&self, bytes: &[u8], id: &str) -> Option<std::ops::Range<usize>> {
+        let id = id.as_bytes();
+        let found = if self.sorted {
+            self.members
+                .binary_search_by(|(member, _)| bytes[member.clone()].cmp(id))
+                .ok()
+        } else {
+            self.members
+                .iter()
+                .position(|(member, _)| &bytes[member.clone()] == id)
+        };
+        found.map(|at| self.members[at].1.clone())
     }
 }
 
@@ -292,11 +325,23 @@ mod tests {
         })
         .unwrap();
         let group = encode_group(&[("evt_a", first.clone()), ("evt_b", second.clone())]).unwrap();
-        assert_eq!(group_member(&group, "evt_a").unwrap(), Some(&first[..]));
-        assert_eq!(group_member(&group, "evt_b").unwrap(), Some(&second[..]));
-        assert_eq!(group_member(&group, "evt_c").unwrap(), None);
-        let decoded: Sample = decode(group_member(&group, "evt_b").unwrap().unwrap()).unwrap();
+        let member = |id: &str| {
+            let index = GroupIndex::read(&group).unwrap();
+            index.find(&group, id).map(|record| group[record].to_vec())
+        };
+        assert_eq!(member("evt_a"), Some(first.clone()));
+        assert_eq!(member("evt_b"), Some(second.clone()));
+        assert_eq!(member("evt_c"), None);
+        assert_eq!(member("evt_0"), None);
+        let decoded: Sample = decode(&member("evt_b").unwrap()).unwrap();
         assert_eq!(decoded.count, 9);
+
+        // A group whose ids are out of order is searched one member at a time.
+        let unsorted = encode_group(&[("evt_b", second.clone()), ("evt_a", first)]).unwrap();
+        let index = GroupIndex::read(&unsorted).unwrap();
+        let found = index.find(&unsorted, "evt_b").unwrap();
+        assert_eq!(&unsorted[found], &second[..]);
+        assert!(index.find(&unsorted, "evt_a").is_some());
         let members = group_members(&group).unwrap();
         assert_eq!(members.len(), 2);
         assert_eq!(members[0].0, b"evt_a");
@@ -307,10 +352,7 @@ mod tests {
         let group = encode_group(&[("evt_a", encode(&sample()).unwrap())]).unwrap();
         for cut in 0..group.len() {
             assert!(group_members(&group[..cut]).is_err(), "cut at {cut}");
-            assert!(
-                group_member(&group[..cut], "evt_a").is_err(),
-                "cut at {cut}"
-            );
+            assert!(GroupIndex::read(&group[..cut]).is_err(), "cut at {cut}");
         }
         let mut wrong = group.clone();
         wrong[0] = 7;

@@ -176,7 +176,7 @@ fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> Att
     let stored = match work.body.take() {
         Some(body) => body,
         None => match state.store.event_body(&work.due.record.event_id) {
-            Ok(Some(body)) => Bytes::from(body),
+            Ok(Some(body)) => body,
             Ok(None) => {
                 tracing::warn!(delivery_id = %work.due.delivery_id, event_id = %work.due.record.event_id, "event is gone, delivery dropped");
                 return AttemptBody::Gone;

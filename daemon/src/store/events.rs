@@ -4,13 +4,17 @@
 use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::{DeliveryId, EndpointId, EventId, EventType};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
 
 use super::{
     due_group_key, due_key, DeliveryRecord, DueWork, EventRecord, IdempotencyRecord, Store,
     StoreError,
 };
-use crate::codec::{decode, encode, encode_group, group_member, group_members};
+use crate::codec::{decode, encode, encode_group, group_members, GroupIndex};
 
 /// An event accepted at ingest, ready to store.
 #[derive(Debug)]
@@ -219,43 +223,62 @@ const RECENT_GROUPS: usize = 8;
 /// NOTE: a read that began before a retention sweep can keep a group that the sweep removed,
 /// so an attempt of a pruned delivery that is still in a lane can read its body once more.
 #[derive(Default)]
-pub(super) struct RecentGroups(
-    std::sync::Mutex<std::collections::VecDeque<(sled::IVec, sled::IVec)>>,
-);
+pub(super) struct RecentGroups(Mutex<VecDeque<Arc<KeptGroup>>>);
+
+/// A record group of events kept after a read, with its member index.
+struct KeptGroup {
+    key: sled::IVec,
+    bytes: sled::IVec,
+    index: GroupIndex,
+}
 
 impl RecentGroups {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(sled::IVec, sled::IVec)>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<KeptGroup>>> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Returns the kept group whose span contains `id`.
-    fn containing(&self, id: &str) -> Option<sled::IVec> {
+    fn containing(&self, id: &str) -> Option<Arc<KeptGroup>> {
         let id = id.as_bytes();
-        self.lock().iter().rev().find_map(|(key, group)| {
-            let (first, last) = event_key_span(key);
-            (first <= id && id <= last).then(|| group.clone())
-        })
+        self.lock()
+            .iter()
+            .rev()
+            .find(|kept| {
+                let (first, last) = event_key_span(&kept.key);
+                first <= id && id <= last
+            })
+            .cloned()
     }
 
     /// Keeps a group that was just read, in place of the oldest one kept.
-    fn keep(&self, key: sled::IVec, group: sled::IVec) {
+    fn keep(&self, group: KeptGroup) {
         let mut kept = self.lock();
-        if kept.iter().any(|(known, _)| *known == key) {
+        if kept.iter().any(|known| known.key == group.key) {
             return;
         }
         if kept.len() == RECENT_GROUPS {
             kept.pop_front();
         }
-        kept.push_back((key, group));
+        kept.push_back(Arc::new(group));
     }
 
     /// Forgets every kept group, after a group changed or was removed.
     fn clear(&self) {
         self.lock().clear();
+    }
+}
+
+/// Part of a stored value, owned by a [`Bytes`] so an attempt sends it without a copy.
+struct StoredSlice {
+    bytes: sled::IVec,
+    range: Range<usize>,
+}
+
+impl AsRef<[u8]> for StoredSlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[self.range.clone()]
     }
 }
 
@@ -455,24 +478,35 @@ impl Store {
 
     /// Reads one event, stored alone or in a record group.
     pub(crate) fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        self.find_event(id, |record| Ok(decode(record)?))
+        match self.find_event(id)? {
+            Some((bytes, record)) => Ok(Some(decode(&bytes[record])?)),
+            None => Ok(None),
+        }
     }
 
-    /// Reads the body of one event, all that an attempt needs.
-    pub(crate) fn event_body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.find_event(id, |record| Ok(EventRecord::body_of(record)?))
+    /// Reads the body of one event, all that an attempt needs, without copying it.
+    pub(crate) fn event_body(&self, id: &str) -> Result<Option<Bytes>, StoreError> {
+        let Some((bytes, record)) = self.find_event(id)? else {
+            return Ok(None);
+        };
+        match EventRecord::body_range(&bytes[record.clone()])? {
+            Some(body) => Ok(Some(Bytes::from_owner(StoredSlice {
+                bytes,
+                range: record.start + body.start..record.start + body.end,
+            }))),
+            None => Ok(Some(Bytes::from(
+                decode::<EventRecord>(&bytes[record])?.body,
+            ))),
+        }
     }
 
-    /// Finds the stored record of one event and decodes it with `read`. A group read recently
-    /// is searched first; an id it lacks may have joined the group since, so sled is read then.
-    fn find_event<T>(
-        &self,
-        id: &str,
-        read: impl Fn(&[u8]) -> Result<T, StoreError>,
-    ) -> Result<Option<T>, StoreError> {
-        if let Some(group) = self.recent_groups.containing(id) {
-            if let Some(record) = group_member(&group, id)? {
-                return read(record).map(Some);
+    /// Finds the stored record of one event: the stored value that holds it, and where in that
+    /// value it lies. A group read recently is searched first; an id it lacks may have joined
+    /// the group since, so sled is read then.
+    fn find_event(&self, id: &str) -> Result<Option<(sled::IVec, Range<usize>)>, StoreError> {
+        if let Some(kept) = self.recent_groups.containing(id) {
+            if let Some(record) = kept.index.find(&kept.bytes, id) {
+                return Ok(Some((kept.bytes.clone(), record)));
             }
         }
         let Some(entry) = self.events.range(id.as_bytes()..).next() else {
@@ -480,18 +514,18 @@ impl Store {
         };
         let (key, bytes) = entry?;
         if key.as_ref() == id.as_bytes() {
-            return read(&bytes).map(Some);
+            let whole = 0..bytes.len();
+            return Ok(Some((bytes, whole)));
         }
         let (first, last) = event_key_span(&key);
         let in_group = is_group_key(&key) && first <= id.as_bytes() && id.as_bytes() <= last;
         if !in_group {
             return Ok(None);
         }
-        let found = match group_member(&bytes, id)? {
-            Some(record) => Some(read(record)?),
-            None => None,
-        };
-        self.recent_groups.keep(key, bytes);
+        let index = GroupIndex::read(&bytes)?;
+        let found = index.find(&bytes, id);
+        let found = found.map(|record| (bytes.clone(), record));
+        self.recent_groups.keep(KeptGroup { key, bytes, index });
         Ok(found)
     }
 
@@ -864,12 +898,22 @@ mod tests {
         store
             .write_events(std::slice::from_ref(&inside), None)
             .unwrap();
-        store.recent_groups.keep(key, before);
+        let index = GroupIndex::read(&before).unwrap();
+        store.recent_groups.keep(KeptGroup {
+            key,
+            bytes: before,
+            index,
+        });
         let body = store.event_body(ids[1].as_str()).unwrap();
         assert_eq!(body.as_deref(), Some(&b"{\"joined\":true}"[..]));
 
+        let alone = sample_event(2_500);
+        store.write_event(&alone, &[], None).unwrap();
+        let body = store.event_body(alone.id.as_str()).unwrap();
+        assert_eq!(body.as_deref(), Some(&alone.body[..]));
+
         store.prune_before(3_000, 100).unwrap();
-        for id in &ids {
+        for id in ids.iter().chain([&alone.id]) {
             assert!(store.event_body(id.as_str()).unwrap().is_none(), "{id}");
         }
     }

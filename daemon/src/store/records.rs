@@ -8,7 +8,7 @@ use belter_common::{DeliveryId, EndpointId, EventId, EventType, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::Completion;
-use crate::codec::{decode_body, CodecError, Record, FIRST_VERSION};
+use crate::codec::{decode_body, decode_body_borrowed, CodecError, Record, FIRST_VERSION};
 
 /// One accepted event: its exact delivery body and the deliveries made from it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,15 +28,18 @@ pub(crate) struct EventRecord {
 impl Record for EventRecord {}
 
 impl EventRecord {
-    /// Decodes only the body of a stored event. In the current layout the body is the third
-    /// field, and bincode decodes fields in order, so the delivery ids after it are not read.
-    pub(crate) fn body_of(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    /// Finds the body in a stored event without copying it: its range of `bytes`. In the current
+    /// layout the body is the third field, and bincode decodes fields in order, so the delivery
+    /// ids after it are not read. `None` for an older layout, which the caller decodes whole.
+    pub(crate) fn body_range(bytes: &[u8]) -> Result<Option<std::ops::Range<usize>>, CodecError> {
         match bytes.split_first() {
             Some((&version, rest)) if version == Self::VERSION => {
-                let (_event_type, _created_at, body): (u8, u64, Vec<u8>) = decode_body(rest)?;
-                Ok(body)
+                let (_event_type, _created_at, body): (u8, u64, &[u8]) =
+                    decode_body_borrowed(rest)?;
+                let start = body.as_ptr() as usize - bytes.as_ptr() as usize;
+                Ok(Some(start..start + body.len()))
             }
-            _ => Ok(crate::codec::decode::<Self>(bytes)?.body),
+            _ => Ok(None),
         }
     }
 }
