@@ -136,7 +136,7 @@ pub(crate) fn group_members(bytes: &[u8]) -> Result<Vec<GroupMember<'_>>, CodecE
         .collect())
 }
 
-/// Where each member of a record group lies in its bytes, read once so that many lookups in the
+/// The positions of a record group's members in its bytes, read once so that many lookups in the
 /// same group are binary searches.
 #[derive(Debug)]
 pub(crate) struct GroupIndex {

@@ -144,8 +144,8 @@ pub(crate) fn request_headers(
     sent
 }
 
-/// Builds the headers that an attempt sets itself; the client adds `user-agent` and `accept`.
-/// Names are static, so building them parses nothing.
+/// Builds the headers that an attempt sets itself, all but `user-agent` and `accept`, which the
+/// client adds. Names are static, so building them parses nothing.
 fn signed_headers(request: &AttemptRequest<'_>, signatures: &Signatures) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(10);
     map.insert(
@@ -165,8 +165,8 @@ fn signed_headers(request: &AttemptRequest<'_>, signatures: &Signatures) -> Head
     map
 }
 
-/// Sets one header. Every value is made by belterd from ids, event types, numbers and hex or
-/// base64 signatures, so none is invalid; one that were would be left out, with an error logged.
+/// Sets one header. belterd makes every value from ids, event types, numbers and hex or base64
+/// signatures, so none is invalid. An invalid one would be left out, with an error logged.
 fn put(map: &mut HeaderMap, name: &'static str, value: &str) {
     match HeaderValue::from_str(value) {
         Ok(value) => {

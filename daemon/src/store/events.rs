@@ -500,9 +500,9 @@ impl Store {
         }
     }
 
-    /// Finds the stored record of one event: the stored value that holds it, and where in that
-    /// value it lies. A group read recently is searched first; an id it lacks may have joined
-    /// the group since, so sled is read then.
+    /// Finds the stored record of one event: the stored value that contains it, and where in
+    /// that value it lies. A group read recently is searched first. An id that the kept group
+    /// lacks may have joined the group since, so sled is read then.
     fn find_event(&self, id: &str) -> Result<Option<(sled::IVec, Range<usize>)>, StoreError> {
         if let Some(kept) = self.recent_groups.containing(id) {
             if let Some(record) = kept.index.find(&kept.bytes, id) {
@@ -881,7 +881,7 @@ mod tests {
     }
 
     #[test]
-    fn body_read_finds_member_that_joined_a_kept_group() {
+    fn body_read_sees_joined_member() {
         let dir = tempfile::tempdir().unwrap();
         let ids = EventId::generate_run(5);
         let (store, group) = group_before_clock_went_back(&dir, &ids);

@@ -98,8 +98,8 @@ impl DueIds {
 #[derive(Default)]
 pub(super) struct GroupsInFlight(std::sync::Mutex<std::collections::HashMap<Vec<u8>, usize>>);
 
-/// Groups that [`GroupsInFlight`] follows at most. Past it, it forgets them all, and reads
-/// remove them instead.
+/// Maximum number of groups that [`GroupsInFlight`] follows. Past it, the count is cleared,
+/// and reads remove the groups it followed.
 const MAX_GROUPS_IN_FLIGHT: usize = 100_000;
 
 impl GroupsInFlight {
