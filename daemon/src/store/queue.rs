@@ -472,9 +472,10 @@ impl Store {
     /// Counts the deliveries that due entries name, which is the number of waiting deliveries
     /// while no attempt runs. Reads every entry of the due index.
     ///
-    /// A due group stays after its deliveries ended, moved to a retry's or a replay's entry, or
-    /// were pruned, until a read of the endpoint's due index removes it. So it counts only the
-    /// deliveries that are still pending with its due time, which costs one read of each.
+    /// A due group can outlive its deliveries, which may also have moved to a retry's or a
+    /// replay's entry or been pruned. The last outcome removes it only when one read handed out
+    /// all of them, and otherwise a later read does. So it counts only the deliveries that are
+    /// still pending with its due time, which costs one read of each.
     pub(crate) fn count_waiting(&self) -> Result<u64, StoreError> {
         let mut count = 0;
         for item in self.due.iter() {
