@@ -220,8 +220,9 @@ const RECENT_GROUPS: usize = 8;
 /// and loading the node again. Stored members never change, so a kept group can only lack a
 /// member that joined it later, and a caller that misses reads sled.
 ///
-/// NOTE: a read that began before a retention sweep can keep a group that the sweep removed,
-/// so an attempt of a pruned delivery that is still in a lane can read its body once more.
+/// NOTE: a read that runs while the retention sweep removes a group can keep that group, so an
+/// attempt of a pruned delivery that is still in a lane can read its body. Its outcome then
+/// finds the delivery pruned and writes nothing.
 #[derive(Default)]
 pub(super) struct RecentGroups(Mutex<VecDeque<Arc<KeptGroup>>>);
 
@@ -269,6 +270,11 @@ impl RecentGroups {
         self.lock().clear();
     }
 }
+
+/// Largest stored value whose body an attempt sends as a slice of it, which keeps the whole value
+/// in memory until the attempt ends. A larger one is copied, so the default 512 attempts in
+/// flight keep at most 32 MiB of stored values.
+const MAX_SHARED_VALUE: usize = 64 * 1024;
 
 /// Part of a stored value, owned by a [`Bytes`] so an attempt sends it without a copy.
 struct StoredSlice {
@@ -489,15 +495,16 @@ impl Store {
         let Some((bytes, record)) = self.find_event(id)? else {
             return Ok(None);
         };
-        match EventRecord::body_range(&bytes[record.clone()])? {
-            Some(body) => Ok(Some(Bytes::from_owner(StoredSlice {
-                bytes,
-                range: record.start + body.start..record.start + body.end,
-            }))),
-            None => Ok(Some(Bytes::from(
+        let Some(body) = EventRecord::body_range(&bytes[record.clone()])? else {
+            return Ok(Some(Bytes::from(
                 decode::<EventRecord>(&bytes[record])?.body,
-            ))),
+            )));
+        };
+        let range = record.start + body.start..record.start + body.end;
+        if bytes.len() > MAX_SHARED_VALUE {
+            return Ok(Some(Bytes::copy_from_slice(&bytes[range])));
         }
+        Ok(Some(Bytes::from_owner(StoredSlice { bytes, range })))
     }
 
     /// Finds the stored record of one event: the stored value that contains it, and where in
@@ -568,10 +575,8 @@ impl Store {
             }
             // The events go last, so a crash mid-way leaves them for the next sweep to finish.
             self.events.remove(key)?;
-            pruned.events += events.len() as u64;
-        }
-        if pruned.events > 0 {
             self.recent_groups.clear();
+            pruned.events += events.len() as u64;
         }
         Ok(pruned)
     }
@@ -907,13 +912,30 @@ mod tests {
         let body = store.event_body(ids[1].as_str()).unwrap();
         assert_eq!(body.as_deref(), Some(&b"{\"joined\":true}"[..]));
 
+        // Bodies of a group too large to share are copied.
+        let large_ids = EventId::generate_run(2);
+        let large: Vec<_> = large_ids
+            .iter()
+            .zip([b'a', b'b'])
+            .map(|(id, fill)| {
+                let mut write = write_with_id(id, 2_400);
+                write.event.body = vec![fill; MAX_SHARED_VALUE];
+                write
+            })
+            .collect();
+        store.write_events(&large, None).unwrap();
+        for write in &large {
+            let body = store.event_body(write.event.id.as_str()).unwrap();
+            assert_eq!(body.as_deref(), Some(&write.event.body[..]));
+        }
+
         let alone = sample_event(2_500);
         store.write_event(&alone, &[], None).unwrap();
         let body = store.event_body(alone.id.as_str()).unwrap();
         assert_eq!(body.as_deref(), Some(&alone.body[..]));
 
         store.prune_before(3_000, 100).unwrap();
-        for id in ids.iter().chain([&alone.id]) {
+        for id in ids.iter().chain(&large_ids).chain([&alone.id]) {
             assert!(store.event_body(id.as_str()).unwrap().is_none(), "{id}");
         }
     }
