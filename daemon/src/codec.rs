@@ -153,6 +153,7 @@ impl GroupIndex {
         let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
         for _ in 0..count {
             let (id, end, after) = take_entry(rest)?;
+            // The entry ends with the id and the 4-byte end of its record.
             let id_start = bytes.len() - after.len() - 4 - id.len();
             entries.push((id_start..id_start + id.len(), end));
             rest = after;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use belter_common::records::{FailureKind, Header};
 use belter_common::{headers, signing};
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use crate::address_policy::{AddressPolicy, PolicyResolver, BLOCKED};
 use crate::retry::parse_retry_after;
@@ -120,7 +120,12 @@ pub(crate) fn request_headers(
     request: &AttemptRequest<'_>,
     signatures: &Signatures,
 ) -> Vec<Header> {
+    let signed = signed_headers(request, signatures);
     let mut sent = vec![
+        Header {
+            name: "content-type".to_owned(),
+            value: "application/json".to_owned(),
+        },
         Header {
             name: "accept".to_owned(),
             value: "*/*".to_owned(),
@@ -130,16 +135,11 @@ pub(crate) fn request_headers(
             value: headers::user_agent(),
         },
     ];
-    for (name, value) in &signed_headers(request, signatures) {
+    for (name, value) in signed.iter().filter(|(name, _)| **name != CONTENT_TYPE) {
         sent.push(Header {
             name: name.as_str().to_owned(),
             value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
         });
-    }
-    // Content type first, as the client sends it.
-    if let Some(position) = sent.iter().position(|header| header.name == "content-type") {
-        let content_type = sent.remove(position);
-        sent.insert(0, content_type);
     }
     sent
 }
@@ -147,33 +147,36 @@ pub(crate) fn request_headers(
 /// Builds the headers that an attempt sets itself, all but `user-agent` and `accept`, which the
 /// client adds. Names are static, so building them parses nothing.
 fn signed_headers(request: &AttemptRequest<'_>, signatures: &Signatures) -> HeaderMap {
-    let mut map = HeaderMap::with_capacity(10);
-    map.insert(
-        reqwest::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    put(&mut map, headers::EVENT, request.event_type);
-    put(&mut map, headers::EVENT_ID, request.event_id);
-    put(&mut map, headers::DELIVERY, request.delivery_id);
-    put(&mut map, headers::ATTEMPT, &request.attempt.to_string());
-    put(&mut map, headers::SIGNATURE, &signatures.belter);
-    if let Some((timestamp, signature)) = &signatures.standard {
-        put(&mut map, headers::WEBHOOK_ID, request.delivery_id);
-        put(&mut map, headers::WEBHOOK_TIMESTAMP, &timestamp.to_string());
-        put(&mut map, headers::WEBHOOK_SIGNATURE, signature);
+    let attempt = request.attempt.to_string();
+    let mut pairs = vec![
+        (headers::EVENT, request.event_type),
+        (headers::EVENT_ID, request.event_id),
+        (headers::DELIVERY, request.delivery_id),
+        (headers::ATTEMPT, attempt.as_str()),
+        (headers::SIGNATURE, signatures.belter.as_str()),
+    ];
+    let timestamp;
+    if let Some((seconds, signature)) = &signatures.standard {
+        timestamp = seconds.to_string();
+        pairs.push((headers::WEBHOOK_ID, request.delivery_id));
+        pairs.push((headers::WEBHOOK_TIMESTAMP, timestamp.as_str()));
+        pairs.push((headers::WEBHOOK_SIGNATURE, signature.as_str()));
+    }
+    let mut map = HeaderMap::with_capacity(pairs.len() + 1);
+    map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in pairs {
+        // belterd makes every value from ids, event types, numbers and hex or base64
+        // signatures, so none is invalid. An invalid one would be left out.
+        match HeaderValue::from_str(value) {
+            Ok(value) => {
+                map.insert(HeaderName::from_static(name), value);
+            }
+            Err(error) => {
+                tracing::error!(delivery_id = request.delivery_id, header = name, %error, "invalid header value, sending the attempt without this header");
+            }
+        }
     }
     map
-}
-
-/// Sets one header. belterd makes every value from ids, event types, numbers and hex or base64
-/// signatures, so none is invalid. An invalid one would be left out, with an error logged.
-fn put(map: &mut HeaderMap, name: &'static str, value: &str) {
-    match HeaderValue::from_str(value) {
-        Ok(value) => {
-            map.insert(HeaderName::from_static(name), value);
-        }
-        Err(error) => tracing::error!(header = name, %error, "header value left out of an attempt"),
-    }
 }
 
 /// Sends one attempt. Success is a 2xx status whose exchange, excerpt read included, ends within
