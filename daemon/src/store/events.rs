@@ -212,7 +212,7 @@ pub(crate) enum IngestWrite {
     },
 }
 
-/// Record groups of events kept after a read, most recent last.
+/// Maximum number of event record groups kept after reads.
 const RECENT_GROUPS: usize = 8;
 
 /// The record groups of events read last, with their keys. The deliveries of one request are
@@ -246,8 +246,8 @@ impl RecentGroups {
         self.lock()
             .iter()
             .rev()
-            .find(|kept| {
-                let (first, last) = event_key_span(&kept.key);
+            .find(|group| {
+                let (first, last) = event_key_span(&group.key);
                 first <= id && id <= last
             })
             .cloned()
@@ -255,14 +255,14 @@ impl RecentGroups {
 
     /// Keeps a group that was just read, in place of the oldest one kept.
     fn keep(&self, group: KeptGroup) {
-        let mut kept = self.lock();
-        if kept.iter().any(|known| known.key == group.key) {
+        let mut groups = self.lock();
+        if groups.iter().any(|known| known.key == group.key) {
             return;
         }
-        if kept.len() == RECENT_GROUPS {
-            kept.pop_front();
+        if groups.len() == RECENT_GROUPS {
+            groups.pop_front();
         }
-        kept.push_back(Arc::new(group));
+        groups.push_back(Arc::new(group));
     }
 
     /// Forgets every kept group, after a group changed or was removed.
@@ -271,9 +271,9 @@ impl RecentGroups {
     }
 }
 
-/// Largest stored value whose body an attempt sends as a slice of it, which keeps the whole value
-/// in memory until the attempt ends. A larger one is copied, so the default 512 attempts in
-/// flight keep at most 32 MiB of stored values.
+/// Largest stored value whose body an attempt sends as a slice of it. The slice keeps the whole
+/// value in memory until the attempt ends. A larger value's body is copied, so the default 512
+/// attempts in flight keep at most 32 MiB of stored values.
 const MAX_SHARED_VALUE: usize = 64 * 1024;
 
 /// Part of a stored value, owned by a [`Bytes`] so an attempt sends it without a copy.
@@ -511,9 +511,9 @@ impl Store {
     /// that value it lies. A group read recently is searched first. An id that the kept group
     /// lacks may have joined the group since, so sled is read then.
     fn find_event(&self, id: &str) -> Result<Option<(sled::IVec, Range<usize>)>, StoreError> {
-        if let Some(kept) = self.recent_groups.containing(id) {
-            if let Some(record) = kept.index.find(&kept.bytes, id) {
-                return Ok(Some((kept.bytes.clone(), record)));
+        if let Some(group) = self.recent_groups.containing(id) {
+            if let Some(record) = group.index.find(&group.bytes, id) {
+                return Ok(Some((group.bytes.clone(), record)));
             }
         }
         let Some(entry) = self.events.range(id.as_bytes()..).next() else {

@@ -109,7 +109,8 @@ impl GroupsInFlight {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Follows a group of which a read handed out `count` deliveries, all it had waiting.
+    /// Starts counting the outcomes of a group after a read handed out `count` deliveries, all
+    /// that it had waiting.
     fn handed_out(&self, key: &[u8], count: usize) {
         let mut groups = self.lock();
         if groups.len() >= MAX_GROUPS_IN_FLIGHT {
