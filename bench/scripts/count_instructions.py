@@ -163,6 +163,7 @@ def main():
     if large <= small:
         sys.exit("--events needs two counts, the second larger, such as 500,1500")
     out = args.out or tempfile.mkdtemp(prefix="belter-callgrind-")
+    os.makedirs(out, exist_ok=True)
     profiles = [run(args, events, out) for events in (small, large)]
     first, second = (inclusive_counts(profile) for profile in profiles)
     per_event = lambda key: (second.get(key, 0) - first.get(key, 0)) / (large - small)

@@ -37,6 +37,15 @@ fn next_ulids(count: usize) -> Vec<ulid::Ulid> {
     with_generator(|generator| (0..count).map(|_| make_ulid(generator)).collect())
 }
 
+/// Writes an id: the prefix, then the ULID in its 26 characters.
+fn with_prefix(prefix: &str, ulid: ulid::Ulid) -> String {
+    let mut text = [0; ulid::ULID_LEN];
+    let mut id = String::with_capacity(prefix.len() + ulid::ULID_LEN);
+    id.push_str(prefix);
+    id.push_str(ulid.array_to_str(&mut text));
+    id
+}
+
 fn with_generator<T>(make: impl FnOnce(&mut ulid::Generator) -> T) -> T {
     let mut guard = GENERATOR
         .lock()
@@ -78,7 +87,7 @@ macro_rules! typed_id {
 
             /// Generates a new id, later in sort order than every id this process made before.
             pub fn generate() -> Self {
-                Self(format!("{}{}", $prefix, next_ulid()))
+                Self(with_prefix($prefix, next_ulid()))
             }
 
             /// Generates `count` new ids in increasing order, with no other id of this process
@@ -86,7 +95,7 @@ macro_rules! typed_id {
             pub fn generate_run(count: usize) -> Vec<Self> {
                 next_ulids(count)
                     .into_iter()
-                    .map(|ulid| Self(format!("{}{}", $prefix, ulid)))
+                    .map(|ulid| Self(with_prefix($prefix, ulid)))
                     .collect()
             }
 

@@ -286,7 +286,7 @@ pub fn fields(kind: EventType) -> &'static [Field] {
 
 /// Validates an event's `data` against its type's schema, returning the first violation.
 pub fn validate(kind: EventType, data: &Value) -> Result<(), SchemaError> {
-    check_object(fields(kind), data, "data")?;
+    check_object(fields(kind), data, &Path::Root("data"))?;
     if kind == EventType::CsatReceived {
         check_rating_within_scale(data)?;
     }
@@ -305,16 +305,33 @@ fn check_rating_within_scale(data: &Value) -> Result<(), SchemaError> {
     Ok(())
 }
 
-fn check_object(fields: &[Field], value: &Value, path: &str) -> Result<(), SchemaError> {
+/// Where a value lies in an event's `data`, written out only for an error.
+enum Path<'a> {
+    Root(&'static str),
+    Field(&'a Path<'a>, &'static str),
+    Item(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(name) => formatter.write_str(name),
+            Path::Field(parent, name) => write!(formatter, "{parent}.{name}"),
+            Path::Item(parent, index) => write!(formatter, "{parent}[{index}]"),
+        }
+    }
+}
+
+fn check_object(fields: &[Field], value: &Value, path: &Path<'_>) -> Result<(), SchemaError> {
     let Some(object) = value.as_object() else {
         return Err(violation(path, "must be an object", value));
     };
     for field in fields {
-        let field_path = format!("{path}.{}", field.name);
+        let field_path = Path::Field(path, field.name);
         match object.get(field.name) {
             None if field.required => {
                 return Err(SchemaError {
-                    field: field_path,
+                    field: field_path.to_string(),
                     rule: format!(
                         "is required: add \"{}\" ({})",
                         field.name,
@@ -329,7 +346,7 @@ fn check_object(fields: &[Field], value: &Value, path: &str) -> Result<(), Schem
     Ok(())
 }
 
-fn check_value(kind: &FieldKind, value: &Value, path: &str) -> Result<(), SchemaError> {
+fn check_value(kind: &FieldKind, value: &Value, path: &Path<'_>) -> Result<(), SchemaError> {
     match kind {
         FieldKind::Text { non_empty } => match value.as_str() {
             Some("") if *non_empty => Err(violation(path, "must be a non-empty string", value)),
@@ -368,15 +385,15 @@ fn check_value(kind: &FieldKind, value: &Value, path: &str) -> Result<(), Schema
             Ok(())
         }
         FieldKind::Integer { min } => {
-            let rule = match min {
+            let rule = || match min {
                 Some(min) => format!("must be an integer of at least {min}"),
                 None => "must be an integer".to_owned(),
             };
             let number = value
                 .as_i64()
-                .ok_or_else(|| violation(path, &rule, value))?;
+                .ok_or_else(|| violation(path, &rule(), value))?;
             if min.is_some_and(|min| number < min) {
-                return Err(violation(path, &rule, value));
+                return Err(violation(path, &rule(), value));
             }
             Ok(())
         }
@@ -385,7 +402,7 @@ fn check_value(kind: &FieldKind, value: &Value, path: &str) -> Result<(), Schema
                 .as_array()
                 .ok_or_else(|| violation(path, "must be an array of strings", value))?;
             for (index, item) in items.iter().enumerate() {
-                check_value(&ID, item, &format!("{path}[{index}]"))?;
+                check_value(&ID, item, &Path::Item(path, index))?;
             }
             Ok(())
         }
@@ -394,7 +411,7 @@ fn check_value(kind: &FieldKind, value: &Value, path: &str) -> Result<(), Schema
                 .as_array()
                 .ok_or_else(|| violation(path, "must be an array of objects", value))?;
             for (index, item) in items.iter().enumerate() {
-                check_object(fields, item, &format!("{path}[{index}]"))?;
+                check_object(fields, item, &Path::Item(path, index))?;
             }
             Ok(())
         }
@@ -420,7 +437,7 @@ fn quoted_list(choices: &[&str]) -> String {
 }
 
 /// Builds a violation that shows the offending value, cut to keep the message short.
-fn violation(path: &str, rule: &str, value: &Value) -> SchemaError {
+fn violation(path: &Path<'_>, rule: &str, value: &Value) -> SchemaError {
     let mut shown = value.to_string();
     if shown.len() > 80 {
         let cut = (0..=80)
@@ -431,7 +448,7 @@ fn violation(path: &str, rule: &str, value: &Value) -> SchemaError {
         shown.push('…');
     }
     SchemaError {
-        field: path.to_owned(),
+        field: path.to_string(),
         rule: format!("{rule}, got {shown}"),
     }
 }

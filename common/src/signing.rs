@@ -17,7 +17,13 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = new_mac(secret);
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    format!("{SIGNATURE_VERSION}{}", hex::encode(digest))
+    let mut text = [0; 64];
+    // The buffer is twice the digest's 32 bytes, so the encoding cannot fail.
+    let _ = hex::encode_to_slice(digest, &mut text);
+    let mut signature = String::with_capacity(SIGNATURE_VERSION.len() + text.len());
+    signature.push_str(SIGNATURE_VERSION);
+    signature.extend(text.iter().map(|&digit| char::from(digit)));
+    signature
 }
 
 /// Checks a signature header value against `body` in constant time. The header may carry several

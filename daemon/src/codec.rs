@@ -45,6 +45,12 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
     /// Version byte written in front of this type's records.
     const VERSION: u8 = FIRST_VERSION;
 
+    /// About how many bytes the record encodes to, so that encoding allocates once. A wrong
+    /// guess only costs a reallocation.
+    fn encoded_size_hint(&self) -> usize {
+        128
+    }
+
     /// Decodes `body` written with an older version byte of this type. Types that never
     /// changed layout reject every other version.
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
@@ -58,10 +64,21 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
 
 /// Encodes a record with its version byte.
 pub(crate) fn encode<T: Record>(record: &T) -> Result<Vec<u8>, CodecError> {
-    let mut bytes = vec![T::VERSION];
-    let body = bincode::serde::encode_to_vec(record, bincode::config::standard())?;
-    bytes.extend_from_slice(&body);
+    let mut bytes = Vec::with_capacity(1 + record.encoded_size_hint());
+    bytes.push(T::VERSION);
+    bincode::serde::encode_into_writer(record, Append(&mut bytes), bincode::config::standard())?;
     Ok(bytes)
+}
+
+/// A bincode writer that appends to a vector, so a record is encoded in place after its version
+/// byte.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Append<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes a record written by [`encode`], by this build or by an older one.

@@ -213,11 +213,23 @@ struct ValidEvent<'a> {
 /// Builds the stored body of an event: `{"id", "event", "created_at", "data"}`, with `data`
 /// written byte for byte as given.
 fn stored_body(id: &EventId, kind: EventType, created_at: Timestamp, raw_data: &str) -> Vec<u8> {
-    format!(
-        r#"{{"id":"{id}","event":"{kind}","created_at":"{created}","data":{raw_data}}}"#,
-        created = created_at.to_rfc3339(),
-    )
-    .into_bytes()
+    let created = created_at.to_rfc3339();
+    let parts = [
+        r#"{"id":""#,
+        id.as_str(),
+        r#"","event":""#,
+        kind.as_str(),
+        r#"","created_at":""#,
+        &created,
+        r#"","data":"#,
+        raw_data,
+        "}",
+    ];
+    let mut body = Vec::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        body.extend_from_slice(part.as_bytes());
+    }
+    body
 }
 
 /// Creates one delivery per endpoint that subscribes to `kind` and whose filter passes `data`.

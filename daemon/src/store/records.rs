@@ -18,6 +18,7 @@ pub(crate) struct EventRecord {
     /// Acceptance time in ms since the epoch.
     pub(crate) created_at: u64,
     /// The body sent to receivers, byte for byte.
+    #[serde(with = "byte_string")]
     pub(crate) body: Vec<u8>,
     /// Ids of the deliveries made at ingest.
     pub(crate) deliveries: Vec<String>,
@@ -25,7 +26,56 @@ pub(crate) struct EventRecord {
     pub(crate) derived_from: Option<(String, String)>,
 }
 
-impl Record for EventRecord {}
+impl Record for EventRecord {
+    fn encoded_size_hint(&self) -> usize {
+        let deliveries: usize = self.deliveries.iter().map(|id| id.len() + 1).sum();
+        32 + self.body.len() + deliveries
+    }
+}
+
+/// Encodes a byte vector as one byte string instead of a sequence of single bytes. bincode
+/// writes both as the length and the bytes, so the stored layout is the same, but this one is
+/// copied whole instead of byte by byte.
+mod byte_string {
+    use serde::de::{Deserializer, Error, SeqAccess, Visitor};
+    use serde::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        deserializer.deserialize_byte_buf(Bytes)
+    }
+
+    struct Bytes;
+
+    impl<'de> Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(byte) = seq.next_element()? {
+                bytes.push(byte);
+            }
+            Ok(bytes)
+        }
+    }
+}
 
 impl EventRecord {
     /// Finds the body in a stored event without copying it: its range of `bytes`. In the current
@@ -74,6 +124,22 @@ pub(crate) struct DeliveryRecord {
 impl Record for DeliveryRecord {
     /// Version 2 added `latest_attempt`.
     const VERSION: u8 = 2;
+
+    fn encoded_size_hint(&self) -> usize {
+        let text = |value: &Option<String>| value.as_ref().map_or(0, String::len);
+        let attempt = self.latest_attempt.as_ref().map_or(0, |attempt| {
+            let standard = attempt.standard_signature.as_ref();
+            64 + text(&attempt.error)
+                + text(&attempt.response_body)
+                + attempt.signature.len()
+                + standard.map_or(0, |(_, signature)| signature.len())
+        });
+        64 + self.event_id.len()
+            + self.endpoint_id.len()
+            + self.target_url.len()
+            + text(&self.last_error)
+            + attempt
+    }
 
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
         if version != FIRST_VERSION {
@@ -335,3 +401,52 @@ pub(crate) struct IdempotencyRecord {
 }
 
 impl Record for IdempotencyRecord {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode};
+
+    /// The event layout as written before the body was encoded as a byte string.
+    #[derive(Serialize, Deserialize)]
+    struct EventBeforeByteString {
+        event_type: u8,
+        created_at: u64,
+        body: Vec<u8>,
+        deliveries: Vec<String>,
+        derived_from: Option<(String, String)>,
+    }
+
+    impl Record for EventBeforeByteString {}
+
+    #[test]
+    fn event_body_layout_is_unchanged() {
+        let body: Vec<u8> = (0..=255u8).cycle().take(1_000).collect();
+        let event = EventRecord {
+            event_type: 3,
+            created_at: 1_780_000_000_000,
+            body: body.clone(),
+            deliveries: vec!["del_a".to_owned(), "del_b".to_owned()],
+            derived_from: Some(("rule_1".to_owned(), "evt_1".to_owned())),
+        };
+        let before = EventBeforeByteString {
+            event_type: event.event_type,
+            created_at: event.created_at,
+            body: body.clone(),
+            deliveries: event.deliveries.clone(),
+            derived_from: event.derived_from.clone(),
+        };
+        let bytes = encode(&event).unwrap();
+        assert_eq!(bytes, encode(&before).unwrap());
+
+        let read: EventRecord = decode(&bytes).unwrap();
+        assert_eq!(read.body, body);
+        assert_eq!(read.deliveries, event.deliveries);
+        assert_eq!(read.derived_from, event.derived_from);
+        let range = EventRecord::body_range(&bytes).unwrap().unwrap();
+        assert_eq!(&bytes[range], body.as_slice());
+
+        let plain: EventBeforeByteString = decode(&bytes).unwrap();
+        assert_eq!(plain.body, body);
+    }
+}
