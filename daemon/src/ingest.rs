@@ -232,19 +232,22 @@ fn stored_body(id: &EventId, kind: EventType, created_at: Timestamp, raw_data: &
     body
 }
 
-/// Creates one delivery per endpoint that subscribes to `kind` and whose filter passes `data`.
-fn new_deliveries(state: &AppState, kind: EventType, data: &serde_json::Value) -> Vec<NewDelivery> {
-    state
-        .endpoints
-        .subscribers(kind, data)
-        .into_iter()
-        .map(|(endpoint_id, target_url)| NewDelivery {
-            id: DeliveryId::generate(),
-            endpoint_id,
-            target_url,
-            deferred: false,
-        })
-        .collect()
+/// Lists the endpoints that take an event: each one that subscribes to `kind` and whose filter
+/// passes `data`, with its URL.
+fn targets(
+    state: &AppState,
+    kind: EventType,
+    data: &serde_json::Value,
+) -> Vec<(EndpointId, String)> {
+    state.endpoints.subscribers(kind, data)
+}
+
+/// An event to write, with the endpoints its deliveries go to. The delivery ids are given once
+/// the whole request is planned, so that they form one run.
+struct PlannedWrite {
+    event: NewEvent,
+    targets: Vec<(EndpointId, String)>,
+    derived_from: Option<(String, String)>,
 }
 
 /// Derives the `score.threshold_breached` events of an evaluation from the threshold rules.
@@ -253,7 +256,7 @@ fn derive_breaches(
     source: &EventId,
     created_at: Timestamp,
     data: &serde_json::Value,
-) -> Vec<NewEventWrite> {
+) -> Vec<PlannedWrite> {
     let kind = EventType::ScoreThresholdBreached;
     let rules = state.rules.evaluator_rules();
     find_breaches(&rules, data, source.as_str())
@@ -261,14 +264,14 @@ fn derive_breaches(
         .map(|breach| {
             let id = EventId::generate();
             let raw = breach.data.to_string();
-            NewEventWrite {
+            PlannedWrite {
                 event: NewEvent {
                     body: stored_body(&id, kind, created_at, &raw),
                     id,
                     kind,
                     created_at: created_at.as_millis(),
                 },
-                deliveries: new_deliveries(state, kind, &breach.data),
+                targets: targets(state, kind, &breach.data),
                 derived_from: Some((breach.rule_id, source.to_string())),
             }
         })
@@ -282,47 +285,82 @@ enum Shape {
     Batch,
 }
 
-/// Builds the writes of one validated event, with its derived events, and its part of the
-/// response.
+/// Plans the writes of one validated event: the event and the events derived from it.
 fn event_writes(
     state: &AppState,
     valid: &ValidEvent<'_>,
     event_id: EventId,
     created_at: Timestamp,
-) -> (Vec<NewEventWrite>, IngestResponse) {
-    let mut writes = vec![NewEventWrite {
+) -> Vec<PlannedWrite> {
+    let mut writes = vec![PlannedWrite {
         event: NewEvent {
             id: event_id.clone(),
             kind: valid.kind,
             created_at: created_at.as_millis(),
             body: stored_body(&event_id, valid.kind, created_at, valid.raw_data),
         },
-        deliveries: new_deliveries(state, valid.kind, &valid.data),
+        targets: targets(state, valid.kind, &valid.data),
         derived_from: None,
     }];
     if valid.kind == EventType::EvaluationCompleted {
         writes.extend(derive_breaches(state, &event_id, created_at, &valid.data));
     }
-    let ids_of = |write: &NewEventWrite| -> Vec<DeliveryId> {
-        write
-            .deliveries
-            .iter()
-            .map(|delivery| delivery.id.clone())
-            .collect()
-    };
-    let answer = IngestResponse {
-        event_id,
-        deliveries: ids_of(&writes[0]),
-        derived: writes[1..]
-            .iter()
-            .map(|write| DerivedEvent {
-                event_id: write.event.id.clone(),
-                event: write.event.kind,
-                deliveries: ids_of(write),
-            })
-            .collect(),
-    };
-    (writes, answer)
+    writes
+}
+
+/// Gives the planned deliveries of a request their ids, one run for the whole request so that
+/// the store keeps them in one record group, and builds each event's part of the response.
+/// `planned` holds, per accepted event, the event and then the events derived from it.
+fn with_delivery_ids(planned: Vec<Vec<PlannedWrite>>) -> (Vec<NewEventWrite>, Vec<IngestResponse>) {
+    let count = planned
+        .iter()
+        .flatten()
+        .map(|write| write.targets.len())
+        .sum();
+    let mut ids = DeliveryId::generate_run(count).into_iter();
+    let mut writes = Vec::with_capacity(planned.iter().map(Vec::len).sum());
+    let mut answers = Vec::with_capacity(planned.len());
+    for event_writes in planned {
+        let first = writes.len();
+        for write in event_writes {
+            let deliveries = write
+                .targets
+                .into_iter()
+                .zip(ids.by_ref())
+                .map(|((endpoint_id, target_url), id)| NewDelivery {
+                    id,
+                    endpoint_id,
+                    target_url,
+                    deferred: false,
+                })
+                .collect();
+            writes.push(NewEventWrite {
+                event: write.event,
+                deliveries,
+                derived_from: write.derived_from,
+            });
+        }
+        let ids_of = |write: &NewEventWrite| -> Vec<DeliveryId> {
+            write
+                .deliveries
+                .iter()
+                .map(|delivery| delivery.id.clone())
+                .collect()
+        };
+        answers.push(IngestResponse {
+            event_id: writes[first].event.id.clone(),
+            deliveries: ids_of(&writes[first]),
+            derived: writes[first + 1..]
+                .iter()
+                .map(|write| DerivedEvent {
+                    event_id: write.event.id.clone(),
+                    event: write.event.kind,
+                    deliveries: ids_of(write),
+                })
+                .collect(),
+        });
+    }
+    (writes, answers)
 }
 
 async fn ingest(
@@ -357,15 +395,14 @@ async fn ingest(
     };
 
     let created_at = Timestamp::now();
-    let mut writes = Vec::with_capacity(valid.len());
-    let mut answers = Vec::with_capacity(valid.len());
     // One run of ids per request lets the store keep the request's events in one record group.
     let event_ids = EventId::generate_run(valid.len());
-    for (event, event_id) in valid.iter().zip(event_ids) {
-        let (event_writes, answer) = event_writes(state, event, event_id, created_at);
-        writes.extend(event_writes);
-        answers.push(answer);
-    }
+    let planned = valid
+        .iter()
+        .zip(event_ids)
+        .map(|(event, event_id)| event_writes(state, event, event_id, created_at))
+        .collect();
+    let (writes, answers) = with_delivery_ids(planned);
     let encoded = match shape {
         Shape::One => serde_json::to_vec(&answers[0]),
         Shape::Batch => serde_json::to_vec(&IngestBatchResponse { events: answers }),

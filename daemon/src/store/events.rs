@@ -4,17 +4,17 @@
 use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::{DeliveryId, EndpointId, EventId, EventType};
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
+use super::groups::{find_member, group_key, is_group_key, key_span, tree_end};
 use super::{
     due_group_key, due_key, DeliveryRecord, DueWork, EventRecord, IdempotencyRecord, Store,
     StoreError,
 };
-use crate::codec::{decode, encode, encode_group, group_members, GroupIndex};
+use crate::codec::{decode, encode, encode_group, group_members};
 
 /// An event accepted at ingest, ready to store.
 #[derive(Debug)]
@@ -212,65 +212,6 @@ pub(crate) enum IngestWrite {
     },
 }
 
-/// Maximum number of event record groups kept after reads.
-const RECENT_GROUPS: usize = 8;
-
-/// The record groups of events read last, with their keys. The deliveries of one request are
-/// mostly sent one after another, so each finds its event here instead of searching sled's tree
-/// and loading the node again. Stored members never change, so a kept group can only lack a
-/// member that joined it later, and a caller that misses reads sled.
-///
-/// NOTE: a read that runs while the retention sweep removes a group can keep that group, so an
-/// attempt of a pruned delivery that is still in a lane can read its body. Its outcome then
-/// finds the delivery pruned and writes nothing.
-#[derive(Default)]
-pub(super) struct RecentGroups(Mutex<VecDeque<Arc<KeptGroup>>>);
-
-/// A record group of events kept after a read, with its member index.
-struct KeptGroup {
-    key: sled::IVec,
-    bytes: sled::IVec,
-    index: GroupIndex,
-}
-
-impl RecentGroups {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<KeptGroup>>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Returns the kept group whose span contains `id`.
-    fn containing(&self, id: &str) -> Option<Arc<KeptGroup>> {
-        let id = id.as_bytes();
-        self.lock()
-            .iter()
-            .rev()
-            .find(|group| {
-                let (first, last) = event_key_span(&group.key);
-                first <= id && id <= last
-            })
-            .cloned()
-    }
-
-    /// Keeps a group that was just read, in place of the oldest one kept.
-    fn keep(&self, group: KeptGroup) {
-        let mut groups = self.lock();
-        if groups.iter().any(|known| known.key == group.key) {
-            return;
-        }
-        if groups.len() == RECENT_GROUPS {
-            groups.pop_front();
-        }
-        groups.push_back(Arc::new(group));
-    }
-
-    /// Forgets every kept group, after a group changed or was removed.
-    fn clear(&self) {
-        self.lock().clear();
-    }
-}
-
 /// Largest stored value whose body an attempt sends as a slice of it. The slice keeps the whole
 /// value in memory until the attempt ends. A larger value's body is copied, so the default 512
 /// attempts in flight keep at most 32 MiB of stored values.
@@ -288,38 +229,9 @@ impl AsRef<[u8]> for StoredSlice {
     }
 }
 
-/// Separates the last and the first event id in the key of a record group. Ids never contain it.
-const GROUP_KEY_SEPARATOR: u8 = 0;
-
-/// Key of a record group of events: the last id, the separator, the first id. Keys sort by the
-/// end of their span, so the first key at or after an id is the only one that can contain it,
-/// and a forward read finds it.
-fn group_key(first: &str, last: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(last.len() + 1 + first.len());
-    key.extend_from_slice(last.as_bytes());
-    key.push(GROUP_KEY_SEPARATOR);
-    key.extend_from_slice(first.as_bytes());
-    key
-}
-
-fn is_group_key(key: &[u8]) -> bool {
-    key.contains(&GROUP_KEY_SEPARATOR)
-}
-
 /// Returns the end of the span of the last key in the events tree, or nothing when it is empty.
 pub(super) fn events_end(events: &sled::Tree) -> Result<Vec<u8>, StoreError> {
-    Ok(match events.last()? {
-        Some((key, _)) => event_key_span(&key).1.to_vec(),
-        None => Vec::new(),
-    })
-}
-
-/// Returns the first and the last event id that a key of the events tree covers.
-fn event_key_span(key: &[u8]) -> (&[u8], &[u8]) {
-    match key.iter().position(|&byte| byte == GROUP_KEY_SEPARATOR) {
-        Some(at) => (&key[at + 1..], &key[..at]),
-        None => (key, key),
-    }
+    Ok(tree_end(events)?)
 }
 
 /// What one retention sweep removed.
@@ -443,7 +355,7 @@ impl Store {
         if !self.after_stored_events(id) {
             if let Some(entry) = self.events.range(id.as_bytes()..).next() {
                 let (key, bytes) = entry?;
-                let (first, last) = event_key_span(&key);
+                let (first, last) = key_span(&key);
                 if is_group_key(&key) && first < id.as_bytes() && id.as_bytes() <= last {
                     let mut members = group_members(&bytes)?;
                     members.retain(|(member, _)| *member != id.as_bytes());
@@ -476,7 +388,7 @@ impl Store {
         match self.events.range(first.as_bytes()..).next() {
             Some(entry) => {
                 let (key, _) = entry?;
-                Ok(event_key_span(&key).0 > last.as_bytes())
+                Ok(key_span(&key).0 > last.as_bytes())
             }
             None => Ok(true),
         }
@@ -511,29 +423,7 @@ impl Store {
     /// that value it lies. A group read recently is searched first. An id that the kept group
     /// lacks may have joined the group since, so sled is read then.
     fn find_event(&self, id: &str) -> Result<Option<(sled::IVec, Range<usize>)>, StoreError> {
-        if let Some(group) = self.recent_groups.containing(id) {
-            if let Some(record) = group.index.find(&group.bytes, id) {
-                return Ok(Some((group.bytes.clone(), record)));
-            }
-        }
-        let Some(entry) = self.events.range(id.as_bytes()..).next() else {
-            return Ok(None);
-        };
-        let (key, bytes) = entry?;
-        if key.as_ref() == id.as_bytes() {
-            let whole = 0..bytes.len();
-            return Ok(Some((bytes, whole)));
-        }
-        let (first, last) = event_key_span(&key);
-        let in_group = is_group_key(&key) && first <= id.as_bytes() && id.as_bytes() <= last;
-        if !in_group {
-            return Ok(None);
-        }
-        let index = GroupIndex::read(&bytes)?;
-        let found = index.find(&bytes, id);
-        let found = found.map(|record| (bytes.clone(), record));
-        self.recent_groups.keep(KeptGroup { key, bytes, index });
-        Ok(found)
+        find_member(&self.events, &self.recent_groups, id)
     }
 
     /// Decodes the events under one key of the events tree: one event, or a record group.
@@ -633,6 +523,8 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::codec::GroupIndex;
+    use crate::store::groups::KeptGroup;
     use crate::store::open_temp;
 
     fn sample_event(created_at: u64) -> NewEvent {
@@ -896,19 +788,27 @@ mod tests {
         }
         assert!(store.event_body(ids[1].as_str()).unwrap().is_none());
 
-        // A read that raced the join below keeps the group as it was before.
+        // A read that raced the join below and kept the group as it was before it.
+        let generation = store.recent_groups.generation();
         let (key, before) = store.events.first().unwrap().unwrap();
         let mut inside = write_with_id(&ids[1], 2_000);
         inside.event.body = b"{\"joined\":true}".to_vec();
         store
             .write_events(std::slice::from_ref(&inside), None)
             .unwrap();
-        let index = GroupIndex::read(&before).unwrap();
-        store.recent_groups.keep(KeptGroup {
-            key,
-            bytes: before,
-            index,
-        });
+        let kept = || KeptGroup {
+            key: key.clone(),
+            bytes: before.clone(),
+            index: GroupIndex::read(&before).unwrap(),
+        };
+        store.recent_groups.keep(kept(), generation);
+        assert!(
+            store.recent_groups.containing(ids[1].as_str()).is_none(),
+            "a read older than the join keeps nothing"
+        );
+        store
+            .recent_groups
+            .keep(kept(), store.recent_groups.generation());
         let body = store.event_body(ids[1].as_str()).unwrap();
         assert_eq!(body.as_deref(), Some(&b"{\"joined\":true}"[..]));
 

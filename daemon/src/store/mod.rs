@@ -29,6 +29,7 @@
 
 mod endpoints;
 mod events;
+mod groups;
 mod health;
 mod log;
 mod queue;
@@ -106,7 +107,7 @@ pub(crate) struct Store {
     /// `Store::after_stored_events`.
     events_end: std::sync::Arc<Vec<u8>>,
     /// Event record groups read last, shared by every handle.
-    recent_groups: std::sync::Arc<events::RecentGroups>,
+    recent_groups: std::sync::Arc<groups::RecentGroups>,
     /// Due groups whose handed-out deliveries are waiting for outcomes.
     groups_in_flight: std::sync::Arc<queue::GroupsInFlight>,
 }
