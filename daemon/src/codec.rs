@@ -189,6 +189,13 @@ impl GroupIndex {
         Ok(Self { members, sorted })
     }
 
+    /// Lists each member's id and record, as ranges of the group's bytes, in stored order.
+    pub(crate) fn members(
+        &self,
+    ) -> impl Iterator<Item = (std::ops::Range<usize>, std::ops::Range<usize>)> + '_ {
+        self.members.iter().cloned()
+    }
+
     /// Finds the record of the member `id` in `bytes`, the group this index was read from, as a
     /// range of those bytes.
     pub(crate) fn find(&self, bytes: &[u8], id: &str) -> Option<std::ops::Range<usize>> {

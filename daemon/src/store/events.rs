@@ -68,8 +68,10 @@ struct EncodedJob<'a> {
     events: Vec<(&'a str, Vec<u8>)>,
     /// Events derived by rules, written one by one: their ids were made after the request's.
     derived: Vec<(&'a str, Vec<u8>)>,
-    /// Each delivery's id and record.
+    /// The id and record of each delivery of the request's own events, in id order.
     deliveries: Vec<(&'a str, Vec<u8>)>,
+    /// The id and record of each delivery of the derived events, written one by one.
+    derived_deliveries: Vec<(&'a str, Vec<u8>)>,
     /// The due entries, keys and values: one per endpoint for the deliveries that are not
     /// deferred, a due group when there are several.
     due: Vec<(Vec<u8>, Vec<u8>)>,
@@ -81,6 +83,7 @@ impl<'a> EncodedJob<'a> {
         let mut events = Vec::with_capacity(job.writes.len());
         let mut derived = Vec::new();
         let mut deliveries = Vec::new();
+        let mut derived_deliveries = Vec::new();
         let mut due: BTreeMap<(&str, u64), Vec<&str>> = BTreeMap::new();
         for write in job.writes {
             let event = &write.event;
@@ -102,8 +105,15 @@ impl<'a> EncodedJob<'a> {
                 events.push(encoded);
             }
             for delivery in &write.deliveries {
-                let record = new_delivery_record(event, delivery);
-                deliveries.push((delivery.id.as_str(), encode(&record)?));
+                let record = (
+                    delivery.id.as_str(),
+                    encode(&new_delivery_record(event, delivery))?,
+                );
+                if write.derived_from.is_some() {
+                    derived_deliveries.push(record);
+                } else {
+                    deliveries.push(record);
+                }
                 if !delivery.deferred {
                     due.entry((delivery.endpoint_id.as_str(), event.created_at))
                         .or_default()
@@ -123,6 +133,7 @@ impl<'a> EncodedJob<'a> {
             None => None,
         };
         events.sort_unstable_by(|left, right| left.0.cmp(right.0));
+        deliveries.sort_unstable_by(|left, right| left.0.cmp(right.0));
         let due = due
             .into_iter()
             .map(|((endpoint, due_ms), ids)| due_entry(endpoint, due_ms, ids))
@@ -131,6 +142,7 @@ impl<'a> EncodedJob<'a> {
             events,
             derived,
             deliveries,
+            derived_deliveries,
             due,
             idempotency,
         })
@@ -316,13 +328,16 @@ impl Store {
             }
         }
         let encoded = EncodedJob::new(job)?;
-        self.write_event_records(&encoded.events)?;
+        let one_key = self.write_event_records(&encoded.events)?;
         for (id, record) in &encoded.derived {
             // After the clock went back, a derived id can fall in a stored group's span. Alone
             // there, its key would hide the group's later members from `Store::event`.
             self.write_event_alone(id, record)?;
         }
-        for (id, record) in &encoded.deliveries {
+        // Retention removes a delivery group with the events key that holds the request's
+        // events, so the group is written only when they all went under one key.
+        self.write_new_deliveries(&encoded.deliveries, one_key)?;
+        for (id, record) in &encoded.derived_deliveries {
             self.deliveries.insert(id.as_bytes(), record.as_slice())?;
         }
         for (key, value) in &encoded.due {
@@ -335,19 +350,20 @@ impl Store {
     }
 
     /// Writes encoded events, sorted by id: as one record group when there are several and no
-    /// stored key falls in their span, one by one otherwise.
-    fn write_event_records(&self, events: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
+    /// stored key falls in their span, one by one otherwise. Returns whether they all went
+    /// under one key: one group, or one event.
+    fn write_event_records(&self, events: &[(&str, Vec<u8>)]) -> Result<bool, StoreError> {
         if let [(first, _), .., (last, _)] = events {
             if self.after_stored_events(first) || self.span_is_free(first, last)? {
                 let group = encode_group(events)?;
                 self.events.insert(group_key(first, last), group)?;
-                return Ok(());
+                return Ok(true);
             }
         }
         for (id, record) in events {
             self.write_event_alone(id, record)?;
         }
-        Ok(())
+        Ok(events.len() == 1)
     }
 
     /// Writes one event under its own key, or into the record group whose span contains its id.
@@ -463,6 +479,7 @@ impl Store {
                 }
                 pruned.deliveries += 1;
             }
+            self.remove_delivery_groups(events.iter().flat_map(|event| &event.deliveries))?;
             // The events go last, so a crash mid-way leaves them for the next sweep to finish.
             self.events.remove(key)?;
             self.recent_groups.clear();
@@ -480,10 +497,10 @@ impl Store {
     /// NOTE: an outcome written between the read of the record and its removal here is counted
     /// as ended by the outcome writer too, so the waiting count can drop twice in that window.
     fn remove_delivery(&self, delivery_id: &str) -> Result<bool, StoreError> {
-        let Some(bytes) = self.deliveries.get(delivery_id.as_bytes())? else {
+        let Some(stored) = self.delivery_bytes(delivery_id)? else {
             return Ok(false);
         };
-        let record: DeliveryRecord = decode(&bytes)?;
+        let record: DeliveryRecord = decode(stored.bytes())?;
         let mut was_waiting =
             record.status == DeliveryStatus::Pending && record.next_attempt_at.is_some();
         if let Some(due_ms) = record.next_attempt_at {

@@ -53,8 +53,8 @@ impl Store {
             return Ok(0);
         }
         let mut read = 0;
-        for item in self.deliveries.range(lower..upper).rev() {
-            let (key, bytes) = item?;
+        for item in self.scan_deliveries(&lower, &upper, true) {
+            let (key, stored) = item?;
             read += 1;
             let Ok(id) = std::str::from_utf8(&key)
                 .map_err(|_| ())
@@ -62,7 +62,7 @@ impl Store {
             else {
                 continue;
             };
-            let record: DeliveryRecord = decode(&bytes)?;
+            let record: DeliveryRecord = decode(stored.bytes())?;
             if !visit(id, record) {
                 break;
             }

@@ -7,6 +7,9 @@
 //!   module. An event written later whose id falls in that span, after the clock went back,
 //!   joins the group.
 //! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt
+//! - `delivery_groups`: for the new deliveries of one ingest request's events, the last id, a
+//!   zero byte and the first id → a record group of their first [`DeliveryRecord`]s. A record
+//!   in `deliveries` takes precedence; see the `delivery_groups` module
 //! - `attempts`: delivery id, attempt number (u32 big-endian) → [`AttemptRecord`]; every attempt
 //!   but the latest
 //! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per
@@ -27,6 +30,7 @@
 //!   the store may contain (one byte), see [`STORE_FORMAT`]; `indexed_before` → a time (ms, u64
 //!   big-endian) before which every pending delivery has its due entry
 
+mod delivery_groups;
 mod endpoints;
 mod events;
 mod groups;
@@ -93,6 +97,7 @@ pub(crate) struct Store {
     db: sled::Db,
     events: sled::Tree,
     deliveries: sled::Tree,
+    delivery_groups: sled::Tree,
     attempts: sled::Tree,
     due: sled::Tree,
     inflight: sled::Tree,
@@ -108,6 +113,10 @@ pub(crate) struct Store {
     events_end: std::sync::Arc<Vec<u8>>,
     /// Event record groups read last, shared by every handle.
     recent_groups: std::sync::Arc<groups::RecentGroups>,
+    /// The span end of the last key in `delivery_groups` when the store opened.
+    delivery_groups_end: std::sync::Arc<Vec<u8>>,
+    /// Delivery groups read last, shared by every handle.
+    recent_delivery_groups: std::sync::Arc<groups::RecentGroups>,
     /// Due groups whose handed-out deliveries are waiting for outcomes.
     groups_in_flight: std::sync::Arc<queue::GroupsInFlight>,
 }
@@ -132,7 +141,11 @@ impl Store {
         let endpoint_failures = db.open_tree("endpoint_failures")?;
         endpoint_failures.set_merge_operator(health::merge_count);
         let events = db.open_tree("events")?;
+        let delivery_groups = db.open_tree("delivery_groups")?;
         let store = Self {
+            delivery_groups_end: std::sync::Arc::new(groups::tree_end(&delivery_groups)?),
+            recent_delivery_groups: std::sync::Arc::default(),
+            delivery_groups,
             events_end: std::sync::Arc::new(events::events_end(&events)?),
             recent_groups: std::sync::Arc::default(),
             groups_in_flight: std::sync::Arc::default(),
@@ -212,9 +225,10 @@ impl Store {
 
 /// The newest record layout this build writes: 2 since delivery records keep their latest
 /// attempt, 3 since the events of one ingest request share a record group, and its queued
-/// deliveries to one endpoint a due group. Builds before format 2 do not check it, so they
-/// start on a newer store and then fail to read its delivery records.
-pub(crate) const STORE_FORMAT: u8 = 3;
+/// deliveries to one endpoint a due group, 4 since the new deliveries of one request share a
+/// delivery group. Builds before format 2 do not check it, so they start on a newer store and
+/// then fail to read its delivery records.
+pub(crate) const STORE_FORMAT: u8 = 4;
 
 /// Key of the store format in the `meta` tree.
 const STORE_FORMAT_KEY: &[u8] = b"store_format";

@@ -240,10 +240,10 @@ impl Store {
         delivery_id: &DeliveryId,
         due_ms: u64,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
-        let Some(bytes) = self.deliveries.get(delivery_id.as_str().as_bytes())? else {
+        let Some(stored) = self.delivery_bytes(delivery_id.as_str())? else {
             return Ok(None);
         };
-        let record: DeliveryRecord = decode(&bytes)?;
+        let record: DeliveryRecord = decode(stored.bytes())?;
         Ok(is_live(&record, due_ms).then_some(record))
     }
 
@@ -290,8 +290,8 @@ impl Store {
         let group = is_due_group(&updated.endpoint_id, due_key_now);
         let read_stored = check_pruned || matches!(displaced, Displaced::Stored);
         let stored = if read_stored {
-            match self.deliveries.get(id)? {
-                Some(bytes) => Some(bytes),
+            match self.delivery_bytes(delivery_id.as_str())? {
+                Some(stored) => Some(stored),
                 None => {
                     if !unindexed && (!group || self.groups_in_flight.settled(due_key_now)) {
                         self.due.remove(due_key_now)?;
@@ -303,7 +303,9 @@ impl Store {
             None
         };
         let stored_attempt = match (displaced, &stored) {
-            (Displaced::Stored, Some(bytes)) => decode::<DeliveryRecord>(bytes)?.latest_attempt,
+            (Displaced::Stored, Some(stored)) => {
+                decode::<DeliveryRecord>(stored.bytes())?.latest_attempt
+            }
             _ => None,
         };
         let moved = match displaced {
@@ -356,9 +358,11 @@ impl Store {
         let start = DeliveryId::first_at(since_ms);
         let mut written = 0;
         let mut groups = GroupCache::default();
-        for item in self.deliveries.range(start.as_str().as_bytes()..) {
-            let (id, bytes) = item?;
-            let record: DeliveryRecord = decode(&bytes)?;
+        let mut end = DeliveryId::PREFIX.as_bytes().to_vec();
+        end.push(0xff);
+        for item in self.scan_deliveries(start.as_str().as_bytes(), &end, false) {
+            let (id, stored) = item?;
+            let record: DeliveryRecord = decode(stored.bytes())?;
             let Some(due_ms) = record.next_attempt_at else {
                 continue;
             };
@@ -390,10 +394,10 @@ impl Store {
         now_ms: u64,
     ) -> Result<ReplayOutcome, StoreError> {
         let id = delivery_id.as_str().as_bytes();
-        let Some(bytes) = self.deliveries.get(id)? else {
+        let Some(stored) = self.delivery_bytes(delivery_id.as_str())? else {
             return Ok(ReplayOutcome::NotFound);
         };
-        let mut record: DeliveryRecord = decode(&bytes)?;
+        let mut record: DeliveryRecord = decode(stored.bytes())?;
         let old_key = record
             .next_attempt_at
             .map(|due_ms| due_key(&record.endpoint_id, due_ms, delivery_id.as_str()));
@@ -454,9 +458,9 @@ impl Store {
         let mut recovered = 0;
         for item in self.inflight.iter() {
             let (id, _endpoint) = item?;
-            if let Some(bytes) = self.deliveries.get(&id)? {
-                let mut record: DeliveryRecord = decode(&bytes)?;
-                let delivery_id = String::from_utf8_lossy(&id).into_owned();
+            let delivery_id = String::from_utf8_lossy(&id).into_owned();
+            if let Some(stored) = self.delivery_bytes(&delivery_id)? {
+                let mut record: DeliveryRecord = decode(stored.bytes())?;
                 record.status = DeliveryStatus::Pending;
                 record.next_attempt_at = Some(now_ms);
                 record.updated_at = now_ms;
@@ -487,10 +491,14 @@ impl Store {
                 continue;
             }
             for (id, _) in crate::codec::group_members(&value)? {
-                let Some(bytes) = self.deliveries.get(id)? else {
+                let id = std::str::from_utf8(id).map_err(|_| StoreError::CorruptKey {
+                    tree: "due",
+                    detail: "a due group member is not UTF-8".to_owned(),
+                })?;
+                let Some(stored) = self.delivery_bytes(id)? else {
                     continue;
                 };
-                let record: DeliveryRecord = decode(&bytes)?;
+                let record: DeliveryRecord = decode(stored.bytes())?;
                 let waits_here = record.status == DeliveryStatus::Pending
                     && record.next_attempt_at.is_some_and(|due_ms| {
                         key.starts_with(&due_key(&record.endpoint_id, due_ms, ""))
@@ -503,8 +511,8 @@ impl Store {
 
     /// Reads one delivery.
     pub(crate) fn delivery(&self, id: &DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
-        match self.deliveries.get(id.as_str().as_bytes())? {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
+        match self.delivery_bytes(id.as_str())? {
+            Some(stored) => Ok(Some(decode(stored.bytes())?)),
             None => Ok(None),
         }
     }
