@@ -110,8 +110,9 @@ impl Store {
         Ok(found.map(|(value, range)| StoredRecord { value, range }))
     }
 
-    /// Removes the delivery groups that contain any of `ids`, whose records are already
-    /// removed.
+    /// Removes the delivery groups that have any of `ids` as a member, whose records are already
+    /// removed. A group whose span only covers one of `ids`, such as a derived event's delivery,
+    /// stays.
     pub(super) fn remove_delivery_groups<'a>(
         &self,
         ids: impl IntoIterator<Item = &'a String>,
@@ -129,9 +130,15 @@ impl Store {
             let Some(entry) = self.delivery_groups.range(id..).next() else {
                 continue;
             };
-            let (key, _) = entry?;
+            let (key, value) = entry?;
             let (first, last) = key_span(&key);
-            if first <= id && id <= last {
+            if first > id || id > last {
+                continue;
+            }
+            let member = std::str::from_utf8(id)
+                .ok()
+                .and_then(|id| GroupIndex::read(&value).ok()?.find(&value, id));
+            if member.is_some() {
                 self.delivery_groups.remove(&key)?;
                 removed.push(key.to_vec());
             }
@@ -525,6 +532,39 @@ mod tests {
             .map(|(id, _)| id)
             .collect();
         assert_eq!(seen, vec![last, inner_b, inner_a, first]);
+    }
+
+    #[test]
+    fn derived_delivery_inside_a_span_keeps_the_group() {
+        let (_dir, store) = open_temp();
+        let mut writes = request(&[2, 1, 2]);
+        writes[1].derived_from = Some(("rule_1".to_owned(), writes[0].event.id.to_string()));
+        let ids = delivery_ids(&writes);
+        store.write_events(&writes, None).unwrap();
+        assert_eq!(store.delivery_groups.len(), 1);
+        assert_eq!(
+            store.deliveries.len(),
+            1,
+            "the derived event's delivery is its own key"
+        );
+
+        let derived = ids[2].to_string();
+        store
+            .remove_delivery_groups(std::iter::once(&derived))
+            .unwrap();
+        assert_eq!(
+            store.delivery_groups.len(),
+            1,
+            "not a member, so the group stays"
+        );
+        for id in &ids {
+            assert!(store.delivery(id).unwrap().is_some(), "{id}");
+        }
+        let member = ids[3].to_string();
+        store
+            .remove_delivery_groups(std::iter::once(&member))
+            .unwrap();
+        assert!(store.delivery_groups.is_empty());
     }
 
     #[test]
