@@ -2,15 +2,15 @@
 //! so an attempt waits on the store only when the writer falls behind. The per-minute counts
 //! and the endpoint health are merged once per batch instead of once per attempt.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use belter_common::records::{DeliveryStatus, StreamEvent, StreamKind};
-use belter_common::EndpointId;
+use belter_common::{DeliveryId, EndpointId};
 use tokio::sync::mpsc;
 
 use crate::state::AppState;
 use crate::store::{
-    AttemptRecord, Completion, Displaced, DueWork, EndpointOutcomes, OutcomeCounts,
+    AttemptRecord, Completion, DeliveryRecord, Displaced, DueWork, EndpointOutcomes, OutcomeCounts,
 };
 
 /// Maximum outcomes written in one batch.
@@ -115,14 +115,24 @@ fn take_waiting(receiver: &mut OutcomeReceiver, batch: &mut Vec<Outcome>) -> boo
     false
 }
 
-/// Writes a batch of outcomes and empties it.
-fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
-    let mut counts: BTreeMap<u64, OutcomeCounts> = BTreeMap::new();
-    let mut health: HashMap<EndpointId, EndpointOutcomes> = HashMap::new();
-    let mut ended: i64 = 0;
-    let mut retries = false;
-    let retention_ms = u64::try_from(state.config.retention.as_millis()).unwrap_or(u64::MAX);
-    for outcome in batch.drain(..) {
+/// One outcome with the delivery's record as the attempt left it.
+struct Prepared {
+    endpoint_id: EndpointId,
+    delivery_id: DeliveryId,
+    due_key: Vec<u8>,
+    record: DeliveryRecord,
+    /// The attempt that this one displaced from the record, to move to the attempts tree.
+    displaced: Option<AttemptRecord>,
+    /// Whether the stored record holds a latest attempt that the caller's copy left out.
+    stored_attempt: bool,
+    succeeded: bool,
+    completion: Completion,
+    ended_at: u64,
+    check_pruned: bool,
+}
+
+impl Prepared {
+    fn new(outcome: Outcome, retention_ms: u64) -> Self {
         let Outcome {
             endpoint_id,
             due,
@@ -140,6 +150,68 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
         let check_pruned = record.created_at.saturating_add(retention_ms)
             <= ended_at.saturating_add(PRUNE_CHECK_MARGIN_MS);
         let displaced = record.after_attempt(attempt, completion, ended_at);
+        Self {
+            endpoint_id,
+            delivery_id,
+            due_key,
+            record,
+            displaced,
+            stored_attempt,
+            succeeded,
+            completion,
+            ended_at,
+            check_pruned,
+        }
+    }
+
+    /// Whether this is a delivery's first attempt and it ended the delivery, so that the
+    /// delivery's record is the only write before the removal of its due entry.
+    fn ends_first_attempt(&self) -> bool {
+        self.displaced.is_none()
+            && !self.stored_attempt
+            && !self.check_pruned
+            && self.record.next_attempt_at.is_none()
+    }
+}
+
+/// Writes a batch of outcomes and empties it.
+fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
+    let mut counts: BTreeMap<u64, OutcomeCounts> = BTreeMap::new();
+    let mut health: HashMap<EndpointId, EndpointOutcomes> = HashMap::new();
+    let mut ended: i64 = 0;
+    let mut retries = false;
+    let retention_ms = u64::try_from(state.config.retention.as_millis()).unwrap_or(u64::MAX);
+    let prepared: Vec<Prepared> = batch
+        .drain(..)
+        .map(|outcome| Prepared::new(outcome, retention_ms))
+        .collect();
+    // A first attempt that ended the delivery writes only the delivery's record, so those
+    // records go into their delivery groups together, one write per group.
+    let in_groups: Vec<(&DeliveryId, &DeliveryRecord)> = prepared
+        .iter()
+        .filter(|prepared| prepared.ends_first_attempt())
+        .map(|prepared| (&prepared.delivery_id, &prepared.record))
+        .collect();
+    let written_in_groups = match state.store.write_records_in_groups(&in_groups) {
+        Ok(written) => written,
+        Err(error) => {
+            tracing::error!(%error, "cannot write outcomes into their delivery groups; each is written on its own");
+            HashSet::new()
+        }
+    };
+    for prepared in prepared {
+        let Prepared {
+            endpoint_id,
+            delivery_id,
+            due_key,
+            record,
+            displaced,
+            stored_attempt,
+            succeeded,
+            completion,
+            ended_at,
+            check_pruned,
+        } = prepared;
         health
             .entry(endpoint_id.clone())
             .or_default()
@@ -149,6 +221,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
             (None, true) => Displaced::Stored,
             (None, false) => Displaced::Nothing,
         };
+        let record_written = written_in_groups.contains(&delivery_id);
         let unindexed = state.ready.is_unindexed(&delivery_id, &due_key);
         match state.store.record_outcome(
             &delivery_id,
@@ -157,6 +230,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
             &record,
             displaced,
             check_pruned,
+            record_written,
         ) {
             Ok(stored) => {
                 state.ready.settled(&delivery_id);

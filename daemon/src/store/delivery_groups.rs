@@ -1,18 +1,25 @@
 //! The first records of new deliveries, one record group per ingest request.
 //!
-//! Ingest writes the new deliveries of one request's events as one record group in the
-//! `delivery_groups` tree, under a key that names the span of their ids, instead of one key each
-//! in `deliveries`. A delivery's record in `deliveries`, which its first outcome or any later
-//! change writes, takes precedence over its copy in the group. A group never changes, and
-//! retention removes it with the events key that holds the request's events, after the records
-//! of its members.
+//! Ingest writes the new deliveries of one request's events as record groups in the
+//! `delivery_groups` tree, under keys that name the span of their ids, instead of one key each
+//! in `deliveries`. The outcome writer writes the records of first attempts that ended their
+//! deliveries back into their group, one write per group for a batch of outcomes. Any other
+//! change writes the delivery's own record in `deliveries`, which takes precedence over its copy
+//! in the group from then on. Retention removes a group with the events key that holds the
+//! request's events, after the records of its members.
 
 use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
+use belter_common::DeliveryId;
+
 use super::groups::{find_member, group_key, key_span};
-use super::{Store, StoreError};
-use crate::codec::{encode_group, GroupIndex};
+use super::{DeliveryRecord, Store, StoreError};
+use crate::codec::{encode, encode_group, GroupIndex};
+
+/// New records for members of one delivery group: by id, the delivery and its encoded record.
+type MemberUpdates<'a> = HashMap<&'a [u8], (&'a DeliveryId, Vec<u8>)>;
 
 /// Keys and values of a sled tree, in either direction.
 type Entries = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
@@ -108,6 +115,69 @@ impl Store {
         }
         let found = find_member(&self.delivery_groups, &self.recent_delivery_groups, id)?;
         Ok(found.map(|(value, range)| StoredRecord { value, range }))
+    }
+
+    /// Writes the records of deliveries that have no record of their own into the delivery
+    /// groups that hold their first records, one write per group, and returns the ids written.
+    /// The rest, and any whose group is gone, are left to the caller.
+    pub(crate) fn write_records_in_groups(
+        &self,
+        records: &[(&DeliveryId, &DeliveryRecord)],
+    ) -> Result<HashSet<DeliveryId>, StoreError> {
+        let mut by_group: BTreeMap<Vec<u8>, MemberUpdates<'_>> = BTreeMap::new();
+        for &(id, record) in records {
+            if self.deliveries.contains_key(id.as_str().as_bytes())? {
+                continue;
+            }
+            let Some(key) = self.delivery_group_key(id.as_str())? else {
+                continue;
+            };
+            by_group
+                .entry(key)
+                .or_default()
+                .insert(id.as_str().as_bytes(), (id, encode(record)?));
+        }
+        let mut written = HashSet::new();
+        for (key, updates) in &by_group {
+            let changed =
+                self.recent_delivery_groups
+                    .rewrite(&self.delivery_groups, key, |old| {
+                        let index = GroupIndex::read(old)?;
+                        let mut changed = Vec::with_capacity(updates.len());
+                        let members: Vec<(&[u8], &[u8])> = index
+                            .members()
+                            .map(|(id, record)| match updates.get(&old[id.clone()]) {
+                                Some((delivery_id, new)) => {
+                                    changed.push(*delivery_id);
+                                    (&old[id], new.as_slice())
+                                }
+                                None => (&old[id], &old[record]),
+                            })
+                            .collect();
+                        Ok((encode_group(&members)?, changed))
+                    })?;
+            written.extend(changed.into_iter().flatten().cloned());
+        }
+        Ok(written)
+    }
+
+    /// Finds the key of the delivery group that has `id` as a member.
+    fn delivery_group_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(group) = self.recent_delivery_groups.containing(id) {
+            if group.index.find(&group.bytes, id).is_some() {
+                return Ok(Some(group.key.to_vec()));
+            }
+        }
+        let Some(entry) = self.delivery_groups.range(id.as_bytes()..).next() else {
+            return Ok(None);
+        };
+        let (key, value) = entry?;
+        let (first, last) = key_span(&key);
+        if first > id.as_bytes() || id.as_bytes() > last {
+            return Ok(None);
+        }
+        let member = GroupIndex::read(&value)?.find(&value, id);
+        Ok(member.map(|_| key.to_vec()))
     }
 
     /// Removes the delivery groups that have any of `ids` as a member, whose records are already
@@ -290,6 +360,8 @@ impl Iterator for DeliveryScan {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use belter_common::records::DeliveryStatus;
     use belter_common::{DeliveryId, EndpointId, EventId, EventType};
 
@@ -565,6 +637,62 @@ mod tests {
             .remove_delivery_groups(std::iter::once(&member))
             .unwrap();
         assert!(store.delivery_groups.is_empty());
+    }
+
+    #[test]
+    fn ended_first_attempts_are_written_into_their_group() {
+        let (_dir, store) = open_temp();
+        let writes = request(&[3, 2]);
+        let ids = delivery_ids(&writes);
+        store.write_events(&writes, None).unwrap();
+        // A read keeps the group, so the rewrite must replace the kept copy.
+        assert!(store.delivery(&ids[0]).unwrap().is_some());
+        store
+            .requeue(&ids[4], "http://127.0.0.1:9/hook", 1_500)
+            .unwrap();
+
+        let done = |id: &DeliveryId| {
+            let mut record = store.delivery(id).unwrap().unwrap();
+            record.status = DeliveryStatus::Succeeded;
+            record.attempt_count = 1;
+            record.next_attempt_at = None;
+            record
+        };
+        let records: Vec<_> = [&ids[0], &ids[2], &ids[4]]
+            .into_iter()
+            .map(|id| (id.clone(), done(id)))
+            .collect();
+        let unknown = (DeliveryId::generate(), done(&ids[1]));
+        let mut input: Vec<_> = records.iter().map(|(id, record)| (id, record)).collect();
+        input.push((&unknown.0, &unknown.1));
+        let written = store.write_records_in_groups(&input).unwrap();
+
+        let expected: HashSet<DeliveryId> = [ids[0].clone(), ids[2].clone()].into();
+        assert_eq!(
+            written, expected,
+            "not the one with its own record, nor an unknown id"
+        );
+        assert_eq!(store.deliveries.len(), 1);
+        for (at, id) in ids.iter().enumerate() {
+            let status = store.delivery(id).unwrap().unwrap().status;
+            let want = if at == 0 || at == 2 {
+                DeliveryStatus::Succeeded
+            } else {
+                DeliveryStatus::Pending
+            };
+            assert_eq!(status, want, "{id}");
+        }
+        let statuses: Vec<_> = log(&store, &LogScan::default())
+            .into_iter()
+            .map(|(_, status)| status)
+            .collect();
+        assert_eq!(
+            statuses
+                .iter()
+                .filter(|status| **status == DeliveryStatus::Succeeded)
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -138,6 +138,34 @@ impl RecentGroups {
         groups.push_back(Arc::new(group));
     }
 
+    /// Rewrites the group under `key` in `tree` with what `change` makes of its stored bytes,
+    /// and keeps the new bytes in place of a kept copy. Returns `None`, writing nothing, when
+    /// the key is gone. Reads that started before the write keep nothing they found.
+    pub(super) fn rewrite<T>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        change: impl FnOnce(&[u8]) -> Result<(Vec<u8>, T), StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut groups = self.lock();
+        let Some(old) = tree.get(key)? else {
+            return Ok(None);
+        };
+        let (new, result) = change(&old)?;
+        let new = sled::IVec::from(new);
+        tree.insert(key, new.clone())?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(at) = groups.iter().position(|group| group.key == key) {
+            let kept = KeptGroup {
+                key: groups[at].key.clone(),
+                index: GroupIndex::read(&new)?,
+                bytes: new,
+            };
+            groups[at] = Arc::new(kept);
+        }
+        Ok(Some(result))
+    }
+
     /// Forgets every kept group, after a group changed or was removed.
     pub(super) fn clear(&self) {
         let mut groups = self.lock();

@@ -276,6 +276,8 @@ impl Store {
     /// The writes go in an order that a crash can only repeat: the displaced attempt, the next
     /// due entry, the delivery, and last the removal of the entry that started the attempt.
     /// With `unindexed`, the delivery was written without that entry, so nothing is removed.
+    /// With `record_written`, [`Store::write_records_in_groups`] already wrote the delivery.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_outcome(
         &self,
         delivery_id: &DeliveryId,
@@ -284,6 +286,7 @@ impl Store {
         updated: &DeliveryRecord,
         displaced: Displaced<'_>,
         check_pruned: bool,
+        record_written: bool,
     ) -> Result<bool, StoreError> {
         let id = delivery_id.as_str().as_bytes();
         // A due group stays until a read finds none of its deliveries waiting.
@@ -323,7 +326,9 @@ impl Store {
         if let Some(key) = &next_key {
             self.due.insert(key.as_slice(), &[][..])?;
         }
-        self.deliveries.insert(id, encode(updated)?)?;
+        if !record_written {
+            self.deliveries.insert(id, encode(updated)?)?;
+        }
         let ended = if group {
             self.groups_in_flight.settled(due_key_now)
         } else {
@@ -640,7 +645,15 @@ mod tests {
             150,
         );
         assert!(store
-            .record_outcome(&id, &work.due_key, true, &updated, Displaced::Nothing, true)
+            .record_outcome(
+                &id,
+                &work.due_key,
+                true,
+                &updated,
+                Displaced::Nothing,
+                true,
+                false
+            )
             .unwrap());
         assert_eq!(store.count_waiting().unwrap(), 1, "the entry is left alone");
         assert!(
@@ -681,7 +694,8 @@ mod tests {
                 false,
                 &updated,
                 Displaced::Nothing,
-                true
+                true,
+                false
             )
             .unwrap());
         let stored = store.delivery(&id).unwrap().unwrap();
@@ -719,6 +733,7 @@ mod tests {
                 &record,
                 Displaced::Nothing,
                 false,
+                false,
             )
             .unwrap();
 
@@ -742,6 +757,7 @@ mod tests {
                 false,
                 &record,
                 Displaced::Stored,
+                false,
                 false,
             )
             .unwrap();
@@ -770,7 +786,15 @@ mod tests {
             150,
         );
         store
-            .record_outcome(&id, &work.due_key, false, &record, Displaced::Nothing, true)
+            .record_outcome(
+                &id,
+                &work.due_key,
+                false,
+                &record,
+                Displaced::Nothing,
+                true,
+                false,
+            )
             .unwrap();
 
         // A replay whose caller still has attempt 1 in its copy.
@@ -781,7 +805,15 @@ mod tests {
         );
         let held = displaced.unwrap();
         store
-            .record_outcome(&id, &[], false, &record, Displaced::Attempt(&held), true)
+            .record_outcome(
+                &id,
+                &[],
+                false,
+                &record,
+                Displaced::Attempt(&held),
+                true,
+                false,
+            )
             .unwrap();
 
         let stored = store.delivery(&id).unwrap().unwrap();
@@ -807,7 +839,15 @@ mod tests {
             150,
         );
         let written = store
-            .record_outcome(&id, &work.due_key, false, &record, Displaced::Nothing, true)
+            .record_outcome(
+                &id,
+                &work.due_key,
+                false,
+                &record,
+                Displaced::Nothing,
+                true,
+                false,
+            )
             .unwrap();
         assert!(!written);
         assert!(store.delivery(&id).unwrap().is_none());
@@ -826,7 +866,15 @@ mod tests {
             150,
         );
         store
-            .record_outcome(&id, &work.due_key, false, &record, Displaced::Nothing, true)
+            .record_outcome(
+                &id,
+                &work.due_key,
+                false,
+                &record,
+                Displaced::Nothing,
+                true,
+                false,
+            )
             .unwrap();
         // As a crash after the displaced attempt's write and before the delivery's leaves it.
         store
@@ -999,7 +1047,8 @@ mod tests {
                 false,
                 &updated,
                 Displaced::Nothing,
-                true
+                true,
+                false
             )
             .unwrap());
     }
@@ -1050,6 +1099,7 @@ mod tests {
                 &retried,
                 Displaced::Nothing,
                 true,
+                false,
             )
             .unwrap();
         assert!(matches!(
@@ -1161,7 +1211,8 @@ mod tests {
                 false,
                 &updated,
                 Displaced::Nothing,
-                true
+                true,
+                false
             )
             .unwrap());
         assert_eq!(store.due.len(), 2, "the group and the retry's entry");
