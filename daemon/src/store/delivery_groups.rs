@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use belter_common::DeliveryId;
 
-use super::groups::{find_member, group_key, key_span};
+use super::groups::{find_group_key, find_member, group_key, key_span};
 use super::{DeliveryRecord, Store, StoreError};
 use crate::codec::{encode, encode_group, GroupIndex};
 
@@ -129,11 +129,16 @@ impl Store {
             if self.deliveries.contains_key(id.as_str().as_bytes())? {
                 continue;
             }
-            let Some(key) = self.delivery_group_key(id.as_str())? else {
+            let key = find_group_key(
+                &self.delivery_groups,
+                &self.recent_delivery_groups,
+                id.as_str(),
+            )?;
+            let Some(key) = key else {
                 continue;
             };
             by_group
-                .entry(key)
+                .entry(key.to_vec())
                 .or_default()
                 .insert(id.as_str().as_bytes(), (id, encode(record)?));
         }
@@ -159,25 +164,6 @@ impl Store {
             written.extend(changed.into_iter().flatten().cloned());
         }
         Ok(written)
-    }
-
-    /// Finds the key of the delivery group that has `id` as a member.
-    fn delivery_group_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(group) = self.recent_delivery_groups.containing(id) {
-            if group.index.find(&group.bytes, id).is_some() {
-                return Ok(Some(group.key.to_vec()));
-            }
-        }
-        let Some(entry) = self.delivery_groups.range(id.as_bytes()..).next() else {
-            return Ok(None);
-        };
-        let (key, value) = entry?;
-        let (first, last) = key_span(&key);
-        if first > id.as_bytes() || id.as_bytes() > last {
-            return Ok(None);
-        }
-        let member = GroupIndex::read(&value)?.find(&value, id);
-        Ok(member.map(|_| key.to_vec()))
     }
 
     /// Removes the delivery groups that have any of `ids` as a member, whose records are already

@@ -66,16 +66,54 @@ pub(super) fn find_member(
         let whole = 0..bytes.len();
         return Ok(Some((bytes, whole)));
     }
+    let Some(group) = read_group(key, bytes, id)? else {
+        return Ok(None);
+    };
+    let found = group.index.find(&group.bytes, id);
+    let found = found.map(|record| (group.bytes.clone(), record));
+    recent.keep(group, generation);
+    Ok(found)
+}
+
+/// Finds the key of the record group in `tree` that has `id` as a member, and keeps the group.
+pub(super) fn find_group_key(
+    tree: &sled::Tree,
+    recent: &RecentGroups,
+    id: &str,
+) -> Result<Option<sled::IVec>, StoreError> {
+    if let Some(group) = recent.containing(id) {
+        if group.index.find(&group.bytes, id).is_some() {
+            return Ok(Some(group.key.clone()));
+        }
+    }
+    let generation = recent.generation();
+    let Some(entry) = tree.range(id.as_bytes()..).next() else {
+        return Ok(None);
+    };
+    let (key, bytes) = entry?;
+    let Some(group) = read_group(key, bytes, id)? else {
+        return Ok(None);
+    };
+    if group.index.find(&group.bytes, id).is_none() {
+        return Ok(None);
+    }
+    let key = group.key.clone();
+    recent.keep(group, generation);
+    Ok(Some(key))
+}
+
+/// Reads the record group stored under `key` when its span contains `id`.
+fn read_group(
+    key: sled::IVec,
+    bytes: sled::IVec,
+    id: &str,
+) -> Result<Option<KeptGroup>, StoreError> {
     let (first, last) = key_span(&key);
-    let in_group = is_group_key(&key) && first <= id.as_bytes() && id.as_bytes() <= last;
-    if !in_group {
+    if !is_group_key(&key) || first > id.as_bytes() || id.as_bytes() > last {
         return Ok(None);
     }
     let index = GroupIndex::read(&bytes)?;
-    let found = index.find(&bytes, id);
-    let found = found.map(|record| (bytes.clone(), record));
-    recent.keep(KeptGroup { key, bytes, index }, generation);
-    Ok(found)
+    Ok(Some(KeptGroup { key, bytes, index }))
 }
 
 /// Maximum number of record groups kept after reads, per tree.
