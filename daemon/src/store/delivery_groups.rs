@@ -37,15 +37,20 @@ impl StoredRecord {
     }
 }
 
-/// Most bytes of records in one delivery group. sled writes a node of over 128 KiB to a file of
-/// its own and then counts it in its cache as the few bytes that point to that file, so it never
-/// evicts such a node. A leaf holds up to 17 keys, so groups of this size keep every leaf of the
-/// tree under that limit, and the cache bounds the memory that the groups take.
+/// Most bytes of a delivery group. sled writes a node of over 128 KiB to a file of its own and
+/// then counts it in its cache as the few bytes that point to that file, so it never evicts such
+/// a node. A leaf holds up to 17 keys, so groups of this size keep every leaf of the tree under
+/// that limit, and the cache bounds the memory that the groups take. An outcome whose record
+/// would make its group larger is written as the delivery's own record instead.
 const MAX_GROUP_BYTES: usize = 7 * 1024;
+
+/// Most bytes of a new delivery group. Each outcome written into the group adds its attempt to a
+/// record, about 110 bytes for a short answer, so a new group leaves room for that.
+const MAX_NEW_GROUP_BYTES: usize = 4 * 1024;
 
 impl Store {
     /// Writes the records of new deliveries, sorted by id, in record groups of at most
-    /// [`MAX_GROUP_BYTES`] when `may_group` allows it, one by one in `deliveries` otherwise.
+    /// [`MAX_NEW_GROUP_BYTES`] when `may_group` allows it, one by one in `deliveries` otherwise.
     pub(super) fn write_new_deliveries(
         &self,
         deliveries: &[(&str, Vec<u8>)],
@@ -60,7 +65,7 @@ impl Store {
         while start < deliveries.len() {
             let mut end = start + 1;
             let mut bytes = size(&deliveries[start]);
-            while end < deliveries.len() && bytes + size(&deliveries[end]) <= MAX_GROUP_BYTES {
+            while end < deliveries.len() && bytes + size(&deliveries[end]) <= MAX_NEW_GROUP_BYTES {
                 bytes += size(&deliveries[end]);
                 end += 1;
             }
@@ -159,7 +164,11 @@ impl Store {
                                 None => (&old[id], &old[record]),
                             })
                             .collect();
-                        Ok((encode_group(&members)?, changed))
+                        let group = encode_group(&members)?;
+                        if group.len() > MAX_GROUP_BYTES {
+                            return Ok(None);
+                        }
+                        Ok(Some((group, changed)))
                     })?;
             written.extend(changed.into_iter().flatten().cloned());
         }
@@ -490,7 +499,7 @@ mod tests {
         for entry in store.delivery_groups.iter() {
             let (_, value) = entry.unwrap();
             assert!(
-                value.len() <= MAX_GROUP_BYTES + 2_048,
+                value.len() <= MAX_NEW_GROUP_BYTES + 8,
                 "{} bytes",
                 value.len()
             );
@@ -679,6 +688,25 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    #[test]
+    fn outcome_that_outgrows_its_group_is_left_to_its_own_record() {
+        let (_dir, store) = open_temp();
+        let writes = request(&[20]);
+        let ids = delivery_ids(&writes);
+        store.write_events(&writes, None).unwrap();
+        let before = store.delivery_groups.first().unwrap().unwrap().1;
+        let mut record = store.delivery(&ids[0]).unwrap().unwrap();
+        record.status = DeliveryStatus::Succeeded;
+        record.next_attempt_at = None;
+        record.last_error = Some("x".repeat(MAX_GROUP_BYTES));
+        let written = store
+            .write_records_in_groups(&[(&ids[0], &record)])
+            .unwrap();
+        assert!(written.is_empty());
+        let after = store.delivery_groups.first().unwrap().unwrap().1;
+        assert_eq!(before, after, "the group is unchanged");
     }
 
     #[test]

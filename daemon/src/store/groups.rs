@@ -178,18 +178,21 @@ impl RecentGroups {
 
     /// Rewrites the group under `key` in `tree` with what `change` makes of its stored bytes,
     /// and keeps the new bytes in place of a kept copy. Returns `None`, writing nothing, when
-    /// the key is gone. Reads that started before the write keep nothing they found.
+    /// the key is gone or `change` makes nothing. Reads that started before the write keep
+    /// nothing they found.
     pub(super) fn rewrite<T>(
         &self,
         tree: &sled::Tree,
         key: &[u8],
-        change: impl FnOnce(&[u8]) -> Result<(Vec<u8>, T), StoreError>,
+        change: impl FnOnce(&[u8]) -> Result<Option<(Vec<u8>, T)>, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         let mut groups = self.lock();
         let Some(old) = tree.get(key)? else {
             return Ok(None);
         };
-        let (new, result) = change(&old)?;
+        let Some((new, result)) = change(&old)? else {
+            return Ok(None);
+        };
         let new = sled::IVec::from(new);
         tree.insert(key, new.clone())?;
         self.generation.fetch_add(1, Ordering::AcqRel);
