@@ -40,6 +40,7 @@ SPIN = "Lazy<T,F> as core::ops::deref::Deref>::deref"
 ROWS = [
     ("ingest store writes", "belter_daemon::store::events::<impl belter_daemon::store::Store>::write_job"),
     ("outcome records", "belter_daemon::store::queue::<impl belter_daemon::store::Store>::record_outcome"),
+    ("outcome group writes", "belter_daemon::store::delivery_groups::<impl belter_daemon::store::Store>::write_records_in_groups"),
     ("due index reads", "belter_daemon::store::queue::<impl belter_daemon::store::Store>::load_due"),
     ("indexer sweeps", "belter_daemon::indexer::sweep_once"),
     ("attempts", "belter_daemon::schedule::run_attempt::{{closure}}"),

@@ -223,7 +223,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
         };
         let record_written = written_in_groups.contains(&delivery_id);
         let unindexed = state.ready.is_unindexed(&delivery_id, &due_key);
-        match state.store.record_outcome(
+        let recorded = state.store.record_outcome(
             &delivery_id,
             &due_key,
             unindexed,
@@ -231,7 +231,17 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
             displaced,
             check_pruned,
             record_written,
-        ) {
+        );
+        let recorded = match recorded {
+            // The delivery's record is written, and only the removal of its due entry failed.
+            // A later read of the due index finds the delivery ended and removes the entry.
+            Err(error) if record_written => {
+                tracing::error!(%error, %delivery_id, "cannot remove the due entry of an ended delivery; a later read of the queue removes it");
+                Ok(true)
+            }
+            other => other,
+        };
+        match recorded {
             Ok(stored) => {
                 state.ready.settled(&delivery_id);
                 let minute = counts.entry(ended_at / 60_000).or_default();

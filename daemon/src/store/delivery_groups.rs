@@ -200,16 +200,15 @@ impl Store {
             if first > id || id > last {
                 continue;
             }
-            let member = std::str::from_utf8(id)
-                .ok()
-                .and_then(|id| GroupIndex::read(&value).ok()?.find(&value, id));
+            let member = match std::str::from_utf8(id) {
+                Ok(id) => GroupIndex::read(&value)?.find(&value, id),
+                Err(_) => None,
+            };
             if member.is_some() {
-                self.delivery_groups.remove(&key)?;
+                self.recent_delivery_groups
+                    .remove(&self.delivery_groups, &key)?;
                 removed.push(key.to_vec());
             }
-        }
-        if !removed.is_empty() {
-            self.recent_delivery_groups.clear();
         }
         Ok(())
     }
@@ -707,6 +706,39 @@ mod tests {
         assert!(written.is_empty());
         let after = store.delivery_groups.first().unwrap().unwrap().1;
         assert_eq!(before, after, "the group is unchanged");
+    }
+
+    #[test]
+    fn sweep_cut_short_shows_no_older_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let writes = request(&[3]);
+        let ids = delivery_ids(&writes);
+        {
+            let store = Store::open(&path).unwrap();
+            store.write_events(&writes, None).unwrap();
+            store
+                .requeue(&ids[0], "http://127.0.0.1:9/other", 1_500)
+                .unwrap();
+            // The sweep's steps up to the removal of the groups, then a stop.
+            let id_texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            for id in &id_texts {
+                store.clear_delivery(id).unwrap();
+            }
+            store.remove_delivery_groups(&id_texts).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = reopen(&path).unwrap();
+        let own = store
+            .delivery(&ids[0])
+            .unwrap()
+            .expect("its own record stays");
+        assert_eq!(own.target_url, "http://127.0.0.1:9/other");
+        assert!(store.delivery(&ids[1]).unwrap().is_none());
+        let pruned = store.prune_before(2_000, 100).unwrap();
+        assert_eq!(pruned.events, 1);
+        assert!(store.delivery(&ids[0]).unwrap().is_none());
+        assert!(log(&store, &LogScan::default()).is_empty());
     }
 
     #[test]

@@ -473,13 +473,19 @@ impl Store {
             if events.iter().any(|event| event.created_at >= cutoff_ms) {
                 break;
             }
-            for delivery_id in events.iter().flat_map(|event| &event.deliveries) {
-                if self.remove_delivery(delivery_id)? {
+            let delivery_ids = || events.iter().flat_map(|event| &event.deliveries);
+            for delivery_id in delivery_ids() {
+                if self.clear_delivery(delivery_id)? {
                     pruned.pending += 1;
                 }
                 pruned.deliveries += 1;
             }
-            self.remove_delivery_groups(events.iter().flat_map(|event| &event.deliveries))?;
+            // The groups go before the deliveries' own records, so that a crash in between
+            // cannot leave a group's older copy of a record in its place.
+            self.remove_delivery_groups(delivery_ids())?;
+            for delivery_id in delivery_ids() {
+                self.deliveries.remove(delivery_id.as_bytes())?;
+            }
             // The events go last, so a crash mid-way leaves them for the next sweep to finish.
             self.events.remove(key)?;
             self.recent_groups.clear();
@@ -488,15 +494,15 @@ impl Store {
         Ok(pruned)
     }
 
-    /// Removes a delivery with its attempts and queue entries. Returns whether it was still
-    /// waiting for an attempt or in one.
+    /// Removes a delivery's attempts and queue entries, which leaves only its record for the
+    /// caller to remove. Returns whether it was still waiting for an attempt or in one.
     ///
     /// The record's status decides, not the due entry, because a new delivery that a ready lane
     /// keeps in memory has no entry yet.
     ///
     /// NOTE: an outcome written between the read of the record and its removal here is counted
     /// as ended by the outcome writer too, so the waiting count can drop twice in that window.
-    fn remove_delivery(&self, delivery_id: &str) -> Result<bool, StoreError> {
+    pub(super) fn clear_delivery(&self, delivery_id: &str) -> Result<bool, StoreError> {
         let Some(stored) = self.delivery_bytes(delivery_id)? else {
             return Ok(false);
         };
@@ -516,7 +522,6 @@ impl Store {
         for key in attempt_keys {
             self.attempts.remove(key)?;
         }
-        self.deliveries.remove(delivery_id.as_bytes())?;
         Ok(was_waiting)
     }
 

@@ -207,6 +207,16 @@ impl RecentGroups {
         Ok(Some(result))
     }
 
+    /// Removes the group under `key` from `tree` and forgets its kept copy. It waits for a
+    /// rewrite in progress, so that the rewrite cannot put the group back.
+    pub(super) fn remove(&self, tree: &sled::Tree, key: &[u8]) -> Result<(), StoreError> {
+        let mut groups = self.lock();
+        tree.remove(key)?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        groups.retain(|group| group.key != key);
+        Ok(())
+    }
+
     /// Forgets every kept group, after a group changed or was removed.
     pub(super) fn clear(&self) {
         let mut groups = self.lock();
