@@ -305,7 +305,7 @@ fn check_rating_within_scale(data: &Value) -> Result<(), SchemaError> {
     Ok(())
 }
 
-/// Where a value lies in an event's `data`, written out only for an error.
+/// The path of a value in an event's `data`, written out only for an error.
 enum Path<'a> {
     Root(&'static str),
     Field(&'a Path<'a>, &'static str),

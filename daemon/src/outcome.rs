@@ -123,7 +123,7 @@ struct Prepared {
     record: DeliveryRecord,
     /// The attempt that this one displaced from the record, to move to the attempts tree.
     displaced: Option<AttemptRecord>,
-    /// Whether the stored record holds a latest attempt that the caller's copy left out.
+    /// Whether the stored record contains a latest attempt that the caller's copy left out.
     stored_attempt: bool,
     succeeded: bool,
     completion: Completion,
@@ -164,7 +164,7 @@ impl Prepared {
         }
     }
 
-    /// Whether this is a delivery's first attempt and it ended the delivery, so that the
+    /// Checks whether this is a delivery's first attempt and it ended the delivery, so that the
     /// delivery's record is the only write before the removal of its due entry.
     fn ends_first_attempt(&self) -> bool {
         self.displaced.is_none()

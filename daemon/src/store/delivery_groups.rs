@@ -5,7 +5,7 @@
 //! in `deliveries`. The outcome writer writes the records of first attempts that ended their
 //! deliveries back into their group, one write per group for a batch of outcomes. Any other
 //! change writes the delivery's own record in `deliveries`, which takes precedence over its copy
-//! in the group from then on. Retention removes a group with the events key that holds the
+//! in the group from then on. Retention removes a group with the events key that contains the
 //! request's events, after the records of its members.
 
 use std::cmp::Ordering;
@@ -31,21 +31,21 @@ pub(super) struct StoredRecord {
 }
 
 impl StoredRecord {
-    /// The encoded record.
+    /// Returns the encoded record.
     pub(super) fn bytes(&self) -> &[u8] {
         &self.value[self.range.clone()]
     }
 }
 
-/// Most bytes of a delivery group. sled writes a node of over 128 KiB to a file of its own and
-/// then counts it in its cache as the few bytes that point to that file, so it never evicts such
-/// a node. A leaf holds up to 17 keys, so groups of this size keep every leaf of the tree under
-/// that limit, and the cache bounds the memory that the groups take. An outcome whose record
+/// Most bytes of a delivery group. sled 0.34 writes a node of over 128 KiB to a file of its own.
+/// It then counts the node in its cache as the few bytes that point to that file, so the cache's
+/// size limit does not cover it. A leaf has up to 17 keys, so groups of this size keep every
+/// leaf of the tree under 128 KiB, and the cache bounds the memory that the groups take. An outcome whose record
 /// would make its group larger is written as the delivery's own record instead.
 const MAX_GROUP_BYTES: usize = 7 * 1024;
 
 /// Most bytes of a new delivery group. Each outcome written into the group adds its attempt to a
-/// record, about 110 bytes for a short answer, so a new group leaves room for that.
+/// record, about 110 bytes for a short response, so a new group leaves room for that.
 const MAX_NEW_GROUP_BYTES: usize = 4 * 1024;
 
 impl Store {
@@ -363,7 +363,7 @@ mod tests {
     use crate::store::log::LogScan;
     use crate::store::{open_temp, reopen, NewDelivery, NewEvent, NewEventWrite, ReplayOutcome};
 
-    /// One request's writes: an event per entry of `deliveries`, each with that many deliveries,
+    /// Builds one request's writes: an event per entry of `deliveries`, each with that many deliveries,
     /// the delivery ids one run as ingest makes them.
     fn request(deliveries: &[usize]) -> Vec<NewEventWrite> {
         let endpoint = EndpointId::generate();
@@ -690,7 +690,7 @@ mod tests {
     }
 
     #[test]
-    fn outcome_that_outgrows_its_group_is_left_to_its_own_record() {
+    fn oversized_outcome_writes_own_record() {
         let (_dir, store) = open_temp();
         let writes = request(&[20]);
         let ids = delivery_ids(&writes);

@@ -334,7 +334,7 @@ impl Store {
             // there, its key would hide the group's later members from `Store::event`.
             self.write_event_alone(id, record)?;
         }
-        // Retention removes a delivery group with the events key that holds the request's
+        // Retention removes a delivery group with the events key that contains the request's
         // events, so the group is written only when they all went under one key.
         self.write_new_deliveries(&encoded.deliveries, one_key)?;
         for (id, record) in &encoded.derived_deliveries {

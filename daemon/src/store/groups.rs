@@ -1,6 +1,6 @@
 //! Keys of record groups and the groups kept after reads, shared by the events tree and the
-//! delivery groups tree. A record group holds the records of one ingest request under a key that
-//! names the span of their ids, so that the request costs one store write.
+//! delivery groups tree. A record group contains records of one ingest request under a key
+//! that names the span of their ids, so that many records cost one store write.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -145,7 +145,7 @@ impl RecentGroups {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The generation to pass to [`RecentGroups::keep`], taken before the read of sled.
+    /// Returns the generation to pass to [`RecentGroups::keep`], taken before the read of sled.
     pub(super) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }

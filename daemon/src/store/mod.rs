@@ -8,8 +8,8 @@
 //!   joins the group.
 //! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt
 //! - `delivery_groups`: for the new deliveries of one ingest request's events, the last id, a
-//!   zero byte and the first id → a record group of their first [`DeliveryRecord`]s. A record
-//!   in `deliveries` takes precedence; see the `delivery_groups` module
+//!   zero byte and the first id → a record group of their [`DeliveryRecord`]s. A record in
+//!   `deliveries` takes precedence, as the `delivery_groups` module describes
 //! - `attempts`: delivery id, attempt number (u32 big-endian) → [`AttemptRecord`]; every attempt
 //!   but the latest
 //! - `due`: endpoint id, due time (ms, u64 big-endian), delivery id → empty; one entry per

@@ -640,7 +640,7 @@ async fn client_gone_during_write_leaves_none_pending() {
 
     // The clients leave at points spread over the first request's time. How much of it comes
     // before the write starts depends on the machine's load, so more rounds follow, leaving
-    // later each time, until one client left before its answer and its request was stored.
+    // later each time, until one client left before its response and its request was stored.
     let all = DeliveryQuery {
         limit: Some(1_000),
         ..DeliveryQuery::default()
