@@ -18,7 +18,8 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     mac.update(body);
     let digest = mac.finalize().into_bytes();
     let mut text = [0; 64];
-    // The buffer is twice the digest's 32 bytes, so the encoding cannot fail.
+    // `encode_to_slice` fails only for a buffer that is not twice the input, and this one is
+    // twice the digest's 32 bytes.
     let _ = hex::encode_to_slice(digest, &mut text);
     let mut signature = String::with_capacity(SIGNATURE_VERSION.len() + text.len());
     signature.push_str(SIGNATURE_VERSION);

@@ -195,7 +195,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
     let written_in_groups = match state.store.write_records_in_groups(&in_groups) {
         Ok(written) => written,
         Err(error) => {
-            tracing::error!(%error, "cannot write outcomes into their delivery groups; each is written on its own");
+            tracing::error!(%error, "cannot write outcomes into their delivery groups, so each is written on its own");
             HashSet::new()
         }
     };
@@ -236,7 +236,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
             // The delivery's record is written, and only the removal of its due entry failed.
             // A later read of the due index finds the delivery ended and removes the entry.
             Err(error) if record_written => {
-                tracing::error!(%error, %delivery_id, "cannot remove the due entry of an ended delivery; a later read of the queue removes it");
+                tracing::error!(%error, %delivery_id, "cannot remove the due entry of an ended delivery, so a later read of the queue removes it");
                 Ok(true)
             }
             other => other,

@@ -1,4 +1,5 @@
-//! The first records of new deliveries, one record group per ingest request.
+//! Delivery records of one ingest request, kept in record groups until a change needs a key of
+//! their own.
 //!
 //! Ingest writes the new deliveries of one request's events as record groups in the
 //! `delivery_groups` tree, under keys that name the span of their ids, instead of one key each
@@ -37,14 +38,14 @@ impl StoredRecord {
     }
 }
 
-/// Most bytes of a delivery group. sled 0.34 writes a node of over 128 KiB to a file of its own.
-/// It then counts the node in its cache as the few bytes that point to that file, so the cache's
-/// size limit does not cover it. A leaf has up to 17 keys, so groups of this size keep every
-/// leaf of the tree under 128 KiB, and the cache bounds the memory that the groups take. An outcome whose record
-/// would make its group larger is written as the delivery's own record instead.
+/// Maximum bytes of a delivery group. sled 0.34 writes a node of over 128 KiB to a file of its
+/// own. It then counts the node in its cache as the few bytes that point to that file, so the
+/// cache's size limit does not cover it. A leaf has up to 17 keys, so groups of this size keep
+/// every leaf of the tree under 128 KiB, and the cache bounds the memory that the groups take.
+/// An outcome whose record would make its group larger is written as the delivery's own record.
 const MAX_GROUP_BYTES: usize = 7 * 1024;
 
-/// Most bytes of a new delivery group. Each outcome written into the group adds its attempt to a
+/// Maximum bytes of a new delivery group. Each outcome written into the group adds its attempt to a
 /// record, about 110 bytes for a short response, so a new group leaves room for that.
 const MAX_NEW_GROUP_BYTES: usize = 4 * 1024;
 
@@ -123,7 +124,7 @@ impl Store {
     }
 
     /// Writes the records of deliveries that have no record of their own into the delivery
-    /// groups that hold their first records, one write per group, and returns the ids written.
+    /// groups that contain their first records, one write per group, and returns the ids written.
     /// The rest, and any whose group is gone, are left to the caller.
     pub(crate) fn write_records_in_groups(
         &self,
@@ -184,27 +185,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut removed: Vec<Vec<u8>> = Vec::new();
         for id in ids {
-            let id = id.as_bytes();
             let covered = removed.iter().any(|key| {
                 let (first, last) = key_span(key);
-                first <= id && id <= last
+                first <= id.as_bytes() && id.as_bytes() <= last
             });
             if covered {
                 continue;
             }
-            let Some(entry) = self.delivery_groups.range(id..).next() else {
-                continue;
-            };
-            let (key, value) = entry?;
-            let (first, last) = key_span(&key);
-            if first > id || id > last {
-                continue;
-            }
-            let member = match std::str::from_utf8(id) {
-                Ok(id) => GroupIndex::read(&value)?.find(&value, id),
-                Err(_) => None,
-            };
-            if member.is_some() {
+            let key = find_group_key(&self.delivery_groups, &self.recent_delivery_groups, id)?;
+            if let Some(key) = key {
                 self.recent_delivery_groups
                     .remove(&self.delivery_groups, &key)?;
                 removed.push(key.to_vec());
@@ -230,7 +219,6 @@ impl Store {
         };
         // Group keys sort by the last id of their span, so the groups that reach into the range
         // are the keys from `lower` on, and up to the first key at or after `upper`.
-        let mut ends = self.delivery_groups.range(lower.to_vec()..);
         let groups: Entries = if newest_first {
             let straddling = self.delivery_groups.range(upper.to_vec()..).next();
             let below = self
@@ -239,6 +227,7 @@ impl Store {
                 .rev();
             Box::new(straddling.into_iter().chain(below))
         } else {
+            let mut ends = self.delivery_groups.range(lower.to_vec()..);
             let upper = upper.to_vec();
             let mut done = false;
             Box::new(std::iter::from_fn(move || {
@@ -316,7 +305,7 @@ impl Iterator for DeliveryScan {
             return Some(Err(error));
         }
         let own_id = match self.own.peek() {
-            Some(Ok((id, _))) => Some(id.to_vec()),
+            Some(Ok((id, _))) => Some(id.clone()),
             Some(Err(_)) => {
                 let error = self.own.next()?.err()?;
                 return Some(Err(error.into()));
@@ -329,7 +318,7 @@ impl Iterator for DeliveryScan {
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (Some(own), Some(member)) => {
-                let order = own.as_slice().cmp(member);
+                let order = own.as_ref().cmp(member);
                 if order == Ordering::Equal {
                     // The delivery's own key is newer than its copy in the group.
                     self.members.pop();
@@ -413,6 +402,18 @@ mod tests {
         seen
     }
 
+    /// Lists the ids of the whole delivery log, newest first.
+    fn log_ids(store: &Store) -> Vec<DeliveryId> {
+        log(store, &LogScan::default())
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    fn reversed(ids: &[DeliveryId]) -> Vec<DeliveryId> {
+        ids.iter().rev().cloned().collect()
+    }
+
     fn forward(store: &Store, lower: &DeliveryId, upper: &DeliveryId) -> Vec<Vec<u8>> {
         store
             .scan_deliveries(lower.as_str().as_bytes(), upper.as_str().as_bytes(), false)
@@ -448,13 +449,7 @@ mod tests {
         assert_eq!(record.target_url, "http://127.0.0.1:9/other");
 
         // Every delivery comes once, newest first, the changed one from its own key.
-        let seen = log(&store, &LogScan::default());
-        let mut newest_first = ids.clone();
-        newest_first.reverse();
-        assert_eq!(
-            seen.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
-            newest_first
-        );
+        assert_eq!(log_ids(&store), reversed(&ids));
         let urls: Vec<String> = ids
             .iter()
             .map(|id| store.delivery(id).unwrap().unwrap().target_url)
@@ -503,13 +498,8 @@ mod tests {
                 value.len()
             );
         }
-        let seen: Vec<_> = log(&store, &LogScan::default())
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        let mut newest_first = ids.clone();
-        newest_first.reverse();
-        assert_eq!(seen, newest_first);
+        assert_eq!(log_ids(&store), reversed(&ids));
+
         assert_eq!(store.prune_before(2_000, 1_000).unwrap().deliveries, 200);
         assert!(store.delivery_groups.is_empty());
     }
@@ -529,17 +519,13 @@ mod tests {
             "one event's delivery is its own key"
         );
         assert_eq!(store.deliveries.len(), 2);
+
         let all: Vec<DeliveryId> = [&before, &grouped, &after]
             .into_iter()
             .flat_map(|writes| delivery_ids(writes))
             .collect();
-        let seen: Vec<_> = log(&store, &LogScan::default())
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        let mut newest_first = all.clone();
-        newest_first.reverse();
-        assert_eq!(seen, newest_first);
+        assert_eq!(log_ids(&store), reversed(&all));
+
         let mut upper = DeliveryId::PREFIX.as_bytes().to_vec();
         upper.push(0xff);
         let ascending: Vec<Vec<u8>> = store
@@ -573,6 +559,7 @@ mod tests {
             }
             writes
         };
+
         {
             let store = Store::open(&path).unwrap();
             store
@@ -580,6 +567,7 @@ mod tests {
                 .unwrap();
             assert_eq!(store.delivery_groups.len(), 1);
         }
+
         let store = reopen(&path).unwrap();
         store
             .write_events(&with_ids([&inner_a, &inner_b]), None)
@@ -593,11 +581,7 @@ mod tests {
         for id in [&first, &inner_a, &inner_b, &last] {
             assert!(store.delivery(id).unwrap().is_some(), "{id}");
         }
-        let seen: Vec<_> = log(&store, &LogScan::default())
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        assert_eq!(seen, vec![last, inner_b, inner_a, first]);
+        assert_eq!(log_ids(&store), vec![last, inner_b, inner_a, first]);
     }
 
     #[test]

@@ -546,7 +546,7 @@ mod tests {
 
     use super::*;
     use crate::codec::GroupIndex;
-    use crate::store::groups::KeptGroup;
+    use crate::store::groups::CachedGroup;
     use crate::store::open_temp;
 
     fn sample_event(created_at: u64) -> NewEvent {
@@ -818,7 +818,7 @@ mod tests {
         store
             .write_events(std::slice::from_ref(&inside), None)
             .unwrap();
-        let kept = || KeptGroup {
+        let kept = || CachedGroup {
             key: key.clone(),
             bytes: before.clone(),
             index: GroupIndex::read(&before).unwrap(),

@@ -1,4 +1,4 @@
-//! Keys of record groups and the groups kept after reads, shared by the events tree and the
+//! Keys of record groups and the groups cached after reads, shared by the events tree and the
 //! delivery groups tree. A record group contains records of one ingest request under a key
 //! that names the span of their ids, so that many records cost one store write.
 
@@ -107,16 +107,16 @@ fn read_group(
     key: sled::IVec,
     bytes: sled::IVec,
     id: &str,
-) -> Result<Option<KeptGroup>, StoreError> {
+) -> Result<Option<CachedGroup>, StoreError> {
     let (first, last) = key_span(&key);
     if !is_group_key(&key) || first > id.as_bytes() || id.as_bytes() > last {
         return Ok(None);
     }
     let index = GroupIndex::read(&bytes)?;
-    Ok(Some(KeptGroup { key, bytes, index }))
+    Ok(Some(CachedGroup { key, bytes, index }))
 }
 
-/// Maximum number of record groups kept after reads, per tree.
+/// Maximum number of record groups cached after reads, per tree.
 const RECENT_GROUPS: usize = 8;
 
 /// The record groups of one tree read last, with their keys. The deliveries of one request are
@@ -127,19 +127,19 @@ const RECENT_GROUPS: usize = 8;
 /// only when no removal happened since it started, so a removed group is not kept.
 #[derive(Default)]
 pub(super) struct RecentGroups {
-    groups: Mutex<VecDeque<Arc<KeptGroup>>>,
+    groups: Mutex<VecDeque<Arc<CachedGroup>>>,
     generation: AtomicU64,
 }
 
-/// A record group kept after a read, with its member index.
-pub(super) struct KeptGroup {
+/// A record group cached after a read, with its member index.
+pub(super) struct CachedGroup {
     pub(super) key: sled::IVec,
     pub(super) bytes: sled::IVec,
     pub(super) index: GroupIndex,
 }
 
 impl RecentGroups {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<KeptGroup>>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<CachedGroup>>> {
         self.groups
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -151,7 +151,7 @@ impl RecentGroups {
     }
 
     /// Returns the kept group whose span contains `id`.
-    pub(super) fn containing(&self, id: &str) -> Option<Arc<KeptGroup>> {
+    pub(super) fn containing(&self, id: &str) -> Option<Arc<CachedGroup>> {
         let id = id.as_bytes();
         self.lock()
             .iter()
@@ -165,7 +165,7 @@ impl RecentGroups {
 
     /// Keeps a group that a read which started at `generation` found, in place of the oldest one
     /// kept, unless a group changed or was removed since.
-    pub(super) fn keep(&self, group: KeptGroup, generation: u64) {
+    pub(super) fn keep(&self, group: CachedGroup, generation: u64) {
         let mut groups = self.lock();
         if self.generation() != generation || groups.iter().any(|known| known.key == group.key) {
             return;
@@ -197,7 +197,7 @@ impl RecentGroups {
         tree.insert(key, new.clone())?;
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(at) = groups.iter().position(|group| group.key == key) {
-            let kept = KeptGroup {
+            let kept = CachedGroup {
                 key: groups[at].key.clone(),
                 index: GroupIndex::read(&new)?,
                 bytes: new,
@@ -207,7 +207,7 @@ impl RecentGroups {
         Ok(Some(result))
     }
 
-    /// Removes the group under `key` from `tree` and forgets its kept copy. It waits for a
+    /// Removes the group under `key` from `tree` and drops its cached copy. It waits for a
     /// rewrite in progress, so that the rewrite cannot put the group back.
     pub(super) fn remove(&self, tree: &sled::Tree, key: &[u8]) -> Result<(), StoreError> {
         let mut groups = self.lock();
@@ -217,7 +217,7 @@ impl RecentGroups {
         Ok(())
     }
 
-    /// Forgets every kept group, after a group changed or was removed.
+    /// Drops every cached group, after a group changed or was removed.
     pub(super) fn clear(&self) {
         let mut groups = self.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -230,9 +230,9 @@ mod tests {
     use super::*;
     use crate::codec::encode_group;
 
-    fn kept(first: &str, last: &str) -> KeptGroup {
+    fn kept(first: &str, last: &str) -> CachedGroup {
         let bytes = encode_group(&[(first, b"a"), (last, b"b")]).unwrap();
-        KeptGroup {
+        CachedGroup {
             key: group_key(first, last).into(),
             index: GroupIndex::read(&bytes).unwrap(),
             bytes: bytes.into(),
@@ -245,7 +245,8 @@ mod tests {
         assert!(is_group_key(&key));
         assert_eq!(key_span(&key), (&b"del_a"[..], &b"del_c"[..]));
         assert_eq!(key_span(b"del_b"), (&b"del_b"[..], &b"del_b"[..]));
-        assert!(key.as_slice() > b"del_b".as_slice() && key.as_slice() > b"del_c".as_slice());
+        assert!(key.as_slice() > b"del_b".as_slice());
+        assert!(key.as_slice() > b"del_c".as_slice());
     }
 
     #[test]

@@ -225,8 +225,8 @@ impl Store {
 
 /// The newest record layout this build writes: 2 since delivery records keep their latest
 /// attempt, 3 since the events of one ingest request share a record group, and its queued
-/// deliveries to one endpoint a due group, 4 since the new deliveries of one request share a
-/// delivery group. Builds before format 2 do not check it, so they start on a newer store and
+/// deliveries to one endpoint a due group, 4 since the new deliveries of one request share
+/// delivery groups. Builds before format 2 do not check it, so they start on a newer store and
 /// then fail to read its delivery records.
 pub(crate) const STORE_FORMAT: u8 = 4;
 
