@@ -102,3 +102,41 @@ async fn default_limits_allow_overlap() {
 
     assert!(receiver.max_in_flight() > 1, "attempts never overlapped");
 }
+
+#[tokio::test]
+async fn global_limit_takes_endpoints_in_turn() {
+    let daemon = daemon_with_limit("--max-in-flight").await;
+    let client = daemon.client();
+    let reply = Reply::Delayed {
+        delay: Duration::from_millis(50),
+        status: 200,
+    };
+    let first = Receiver::with_reply(reply.clone()).await;
+    let second = Receiver::with_reply(reply).await;
+    subscribe(&client, &first).await;
+    subscribe(&client, &second).await;
+    // One batch, so both lanes contain all their deliveries before the first attempt ends.
+    let events = vec![sample_body(EventType::CsatReceived); BURST * 2];
+    let answer = daemon.ingest_batch_accepted(&events).await;
+    for id in answer.events.iter().flat_map(|event| &event.deliveries) {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+
+    // The scheduler starts the endpoints in turn when one global slot is free, so neither
+    // endpoint gets all its deliveries before the other gets its first.
+    let times = |receiver: &Receiver| {
+        let times: Vec<_> = receiver
+            .requests()
+            .iter()
+            .map(|request| request.received_at)
+            .collect();
+        assert_eq!(times.len(), BURST * 2);
+        (times.iter().min().copied(), times.iter().max().copied())
+    };
+    let (first_start, first_end) = times(&first);
+    let (second_start, second_end) = times(&second);
+    assert!(
+        second_start < first_end && first_start < second_end,
+        "one endpoint got every delivery before the other got one"
+    );
+}
