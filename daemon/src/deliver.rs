@@ -217,17 +217,20 @@ pub(crate) async fn send(
             resend_reset: false,
         };
     }
-    let headers = signed_headers(&request, &signatures);
-    let build = || {
-        let builder = match &parsed {
-            Some(url) => client.post(url.clone()),
+    // Each send builds its request from its parts, so the first send, usually the only one,
+    // copies neither the URL nor the headers.
+    let build = |url: Option<url::Url>| {
+        let builder = match url {
+            Some(url) => client.post(url),
             None => client.post(request.url),
         };
-        builder.headers(headers.clone()).body(request.body.clone())
+        builder
+            .headers(signed_headers(&request, &signatures))
+            .body(request.body.clone())
     };
     let resent = AtomicBool::new(false);
     let exchange = async {
-        let response = match build().send().await {
+        let response = match build(parsed).send().await {
             // A pooled keep-alive connection that the receiver closed while idle fails before
             // any response arrives. The request is sent once more at once, on a new connection,
             // instead of counting as a failed attempt.
@@ -237,7 +240,7 @@ pub(crate) async fn send(
             Err(error) if classify(&error).0 == FailureKind::Reset && resend_allowed() => {
                 tracing::debug!(delivery_id = request.delivery_id, %error, "connection reset before a response, sending again");
                 resent.store(true, Ordering::Relaxed);
-                build().send().await?
+                build(url::Url::parse(request.url).ok()).send().await?
             }
             other => other?,
         };

@@ -42,6 +42,9 @@ fn now_ms() -> u64 {
 /// outcome writer once their outcomes are queued. An attempt still running after the attempt
 /// timeout and a short grace keeps its due entry, so the next start sends it again.
 pub(crate) async fn run(state: AppState) {
+    // Shared by every attempt task, so starting an attempt adds one reference instead of
+    // cloning every handle in the state.
+    let state = Arc::new(state);
     let global = Arc::new(Semaphore::new(state.config.max_in_flight));
     let mut attempts = JoinSet::new();
     let mut rotation = 0usize;
@@ -98,7 +101,7 @@ pub(crate) async fn run(state: AppState) {
 /// Starts what is due on every active endpoint within the limits, and returns when the
 /// scheduler should look again, in ms since the epoch.
 fn dispatch_due(
-    state: &AppState,
+    state: &Arc<AppState>,
     global: &Arc<Semaphore>,
     attempts: &mut JoinSet<()>,
     rotation: &mut usize,
@@ -137,7 +140,12 @@ fn dispatch_due(
                     continue;
                 };
                 entry.health.in_flight.fetch_add(1, Ordering::Relaxed);
-                attempts.spawn(run_attempt(state.clone(), Arc::clone(&entry), work, permit));
+                attempts.spawn(run_attempt(
+                    Arc::clone(state),
+                    Arc::clone(&entry),
+                    work,
+                    permit,
+                ));
             }
         }
         if let Some(due) = state.ready.next_due(&entry.id) {
@@ -200,7 +208,7 @@ fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> Att
 /// Runs one attempt and hands its outcome to the outcome writer. The permit and the
 /// endpoint's in-flight count are released once the writer has taken the outcome.
 async fn run_attempt(
-    state: AppState,
+    state: Arc<AppState>,
     entry: Arc<EndpointEntry>,
     mut work: Work,
     permit: OwnedSemaphorePermit,
