@@ -612,6 +612,7 @@ async fn post_and_leave(daemon: &DaemonProcess, body: &[u8], wait: std::time::Du
 async fn client_gone_during_write_leaves_none_pending() {
     const ROUNDS: u32 = 8;
     const MAX_ROUNDS: u32 = 40;
+    const GOLDEN_RATIO_FRACTION: f64 = 0.618_033_988_749_895;
     const PER_REQUEST: usize = 3_000;
     let daemon = DaemonProcess::start().await;
     let client = daemon.client();
@@ -638,9 +639,9 @@ async fn client_gone_during_write_leaves_none_pending() {
     assert_eq!(answer.status, 202);
     let batch_time = started.elapsed();
 
-    // The clients leave at points spread over the first request's time. How much of it comes
-    // before the write starts depends on the machine's load, so more rounds follow, leaving
-    // later each time, until one client left before its response and its request was stored.
+    // Clients leave at points within 1.5 times the first request's time, until one left before
+    // its response and its request was stored. The golden-ratio sequence puts each new point
+    // between the earlier ones, so the points get denser instead of repeating.
     let all = DeliveryQuery {
         limit: Some(1_000),
         ..DeliveryQuery::default()
@@ -649,7 +650,7 @@ async fn client_gone_during_write_leaves_none_pending() {
     let mut round = 0;
     let stored_unanswered = loop {
         round += 1;
-        let wait = batch_time * round.min(2 * ROUNDS) / (ROUNDS + 1);
+        let wait = batch_time.mul_f64(1.5 * (f64::from(round) * GOLDEN_RATIO_FRACTION).fract());
         if post_and_leave(&daemon, body.as_bytes(), wait).await {
             answered += 1;
         }
