@@ -115,7 +115,9 @@ async fn global_limit_takes_endpoints_in_turn() {
     let second = Receiver::with_reply(reply).await;
     subscribe(&client, &first).await;
     subscribe(&client, &second).await;
-    // One batch, so both lanes contain all their deliveries before the first attempt ends.
+
+    // The events go in one batch, so both lanes contain all their deliveries before the first
+    // attempt ends.
     let events = vec![sample_body(EventType::CsatReceived); BURST * 2];
     let answer = daemon.ingest_batch_accepted(&events).await;
     for id in answer.events.iter().flat_map(|event| &event.deliveries) {
@@ -124,7 +126,7 @@ async fn global_limit_takes_endpoints_in_turn() {
 
     // The scheduler starts the endpoints in turn when one global slot is free, so neither
     // endpoint gets all its deliveries before the other gets its first.
-    let times = |receiver: &Receiver| {
+    let first_and_last = |receiver: &Receiver| {
         let times: Vec<_> = receiver
             .requests()
             .iter()
@@ -133,10 +135,14 @@ async fn global_limit_takes_endpoints_in_turn() {
         assert_eq!(times.len(), BURST * 2);
         (times.iter().min().copied(), times.iter().max().copied())
     };
-    let (first_start, first_end) = times(&first);
-    let (second_start, second_end) = times(&second);
+    let (first_start, first_end) = first_and_last(&first);
+    let (second_start, second_end) = first_and_last(&second);
     assert!(
-        second_start < first_end && first_start < second_end,
-        "one endpoint got every delivery before the other got one"
+        second_start < first_end,
+        "the first endpoint got every delivery before the second got one"
+    );
+    assert!(
+        first_start < second_end,
+        "the second endpoint got every delivery before the first got one"
     );
 }
