@@ -95,6 +95,7 @@ pub(crate) fn build_client(
     reqwest::Client::builder()
         .dns_resolver(std::sync::Arc::new(PolicyResolver { policy }))
         .redirect(reqwest::redirect::Policy::none())
+        .retry(no_client_retry())
         .no_proxy()
         .user_agent(headers::user_agent())
         .connect_timeout(connect_timeout)
@@ -104,6 +105,13 @@ pub(crate) fn build_client(
         .pool_idle_timeout(Duration::from_secs(4))
         .tcp_nodelay(true)
         .build()
+}
+
+/// Turns off the client's own retry layer. Retries belong to the delivery schedule, and a
+/// resend after a stale connection's reset is the attempt's own. With a limit of zero, the layer
+/// also stops copying every request's headers before sending it, in case of a retry.
+pub(crate) fn no_client_retry() -> reqwest::retry::Builder {
+    reqwest::retry::never().max_retries_per_request(0)
 }
 
 /// Computes the signature header: one `v1=` signature per secret, space-separated.

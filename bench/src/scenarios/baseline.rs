@@ -53,6 +53,7 @@ pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
     // The same client settings as belterd's delivery client, less its address policy.
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(256)
