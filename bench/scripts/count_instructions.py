@@ -95,7 +95,8 @@ def run(args, events, out):
     profile = os.path.join(out, f"callgrind.{args.mode}.{events}")
     with open(profile + ".log", "w") as log:
         daemon = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={profile}", args.belterd,
+            ["valgrind", "--tool=callgrind", "--fair-sched=yes",
+             f"--callgrind-out-file={profile}", args.belterd,
              "--data-dir", data, "--ingest-addr", ingest, "--control-socket", control,
              "--allow-network", "127.0.0.1/32"],
             stdout=subprocess.DEVNULL, stderr=log)
