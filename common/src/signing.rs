@@ -14,7 +14,45 @@ pub const SECRET_PREFIX: &str = "whsec_";
 
 /// Computes the signature header value for `body` under `secret`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = new_mac(secret);
+    signature_of(new_mac(secret), body)
+}
+
+/// An endpoint secret's HMAC state after hashing the key, prepared once so that each signature
+/// hashes only the body. HMAC hashes two key blocks per signature otherwise.
+#[derive(Clone)]
+pub struct SigningKey {
+    secret: String,
+    mac: HmacSha256,
+}
+
+impl SigningKey {
+    /// Prepares the key of `secret`.
+    pub fn new(secret: &str) -> Self {
+        Self {
+            secret: secret.to_owned(),
+            mac: new_mac(secret),
+        }
+    }
+
+    /// Checks whether this key was prepared from `secret`.
+    pub fn is_for(&self, secret: &str) -> bool {
+        self.secret == secret
+    }
+
+    /// Computes the signature header value for `body`, the same as [`sign`] with this secret.
+    pub fn sign(&self, body: &[u8]) -> String {
+        signature_of(self.mac.clone(), body)
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret stays out of logs and debug output.
+        formatter.write_str("SigningKey(..)")
+    }
+}
+
+fn signature_of(mut mac: HmacSha256, body: &[u8]) -> String {
     mac.update(body);
     let digest = mac.finalize().into_bytes();
     let mut text = [0; 64];
@@ -108,6 +146,32 @@ mod tests {
             Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         );
         assert_eq!(standard_signature("whsec_not base64!", "m", 1, b""), None);
+    }
+
+    #[test]
+    fn prepared_key_matches_sign() {
+        let key = SigningKey::new(SECRET);
+        assert_eq!(
+            key.sign(BODY),
+            "v1=f8e29dc3cdeec5f26e3a348e66df726374ba955da8f5a43eeecb53642141862b"
+        );
+        // The key's state is copied for each signature, so signing twice gives the same value.
+        assert_eq!(key.sign(BODY), sign(SECRET, BODY));
+        assert_eq!(key.sign(b""), sign(SECRET, b""));
+        let long_body = vec![b'x'; 10_000];
+        assert_eq!(key.sign(&long_body), sign(SECRET, &long_body));
+        // A secret longer than a SHA-256 block is hashed into the key first.
+        let long_secret = "whsec_".repeat(20);
+        let long_key = SigningKey::new(&long_secret);
+        assert_eq!(long_key.sign(BODY), sign(&long_secret, BODY));
+    }
+
+    #[test]
+    fn prepared_key_knows_its_secret() {
+        let key = SigningKey::new(SECRET);
+        assert!(key.is_for(SECRET));
+        assert!(!key.is_for("whsec_other"));
+        assert!(!format!("{key:?}").contains(SECRET));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use belter_common::records::{FailureKind, Header};
+use belter_common::signing::SigningKey;
 use belter_common::{headers, signing};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
@@ -28,6 +29,8 @@ pub(crate) struct AttemptRequest<'a> {
     pub(crate) body: Bytes,
     /// Signing secrets: the current one, then earlier ones within their grace period.
     pub(crate) secrets: Vec<&'a str>,
+    /// A prepared key of one of `secrets`, when the caller has it.
+    pub(crate) signing_key: Option<&'a SigningKey>,
     pub(crate) event_type: &'a str,
     pub(crate) event_id: &'a str,
     pub(crate) delivery_id: &'a str,
@@ -64,7 +67,7 @@ impl Signatures {
             (timestamp_secs, signatures.join(" "))
         });
         Self {
-            belter: sign_all(&request.secrets, &request.body),
+            belter: sign_all(&request.secrets, request.signing_key, &request.body),
             standard,
         }
     }
@@ -114,11 +117,15 @@ pub(crate) fn no_client_retry() -> reqwest::retry::Builder {
     reqwest::retry::never().max_retries_per_request(0)
 }
 
-/// Computes the signature header: one `v1=` signature per secret, space-separated.
-pub(crate) fn sign_all(secrets: &[&str], body: &[u8]) -> String {
+/// Computes the signature header: one `v1=` signature per secret, space-separated. A secret
+/// that `key` was prepared from is signed with it.
+pub(crate) fn sign_all(secrets: &[&str], key: Option<&SigningKey>, body: &[u8]) -> String {
     let signatures: Vec<String> = secrets
         .iter()
-        .map(|secret| signing::sign(secret, body))
+        .map(|secret| match key.filter(|key| key.is_for(secret)) {
+            Some(key) => key.sign(body),
+            None => signing::sign(secret, body),
+        })
         .collect();
     signatures.join(" ")
 }
@@ -436,6 +443,7 @@ mod tests {
             parsed_url: None,
             body: Bytes::from_static(b"{}"),
             secrets: vec!["whsec_x"],
+            signing_key: None,
             event_type: "csat.received",
             event_id: "evt_1",
             delivery_id: "del_1",
@@ -465,6 +473,7 @@ mod tests {
             parsed_url: None,
             body: Bytes::from_static(b"{}"),
             secrets: vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_AAAA"],
+            signing_key: None,
             event_type: "csat.received",
             event_id: "evt_1",
             delivery_id: "del_1",
@@ -487,14 +496,29 @@ mod tests {
 
     #[test]
     fn every_secret_signs() {
-        let header = sign_all(&["whsec_new", "whsec_old"], b"{}");
+        let header = sign_all(&["whsec_new", "whsec_old"], None, b"{}");
         assert!(signing::verify("whsec_new", b"{}", &header));
         assert!(signing::verify("whsec_old", b"{}", &header));
         assert_eq!(header.split(' ').count(), 2);
         assert_eq!(
-            sign_all(&["whsec_new"], b"{}"),
+            sign_all(&["whsec_new"], None, b"{}"),
             signing::sign("whsec_new", b"{}")
         );
+    }
+
+    #[test]
+    fn prepared_key_signs_its_secret_only() {
+        let secrets = ["whsec_new", "whsec_old"];
+        let plain = sign_all(&secrets, None, b"{}");
+        let new_key = SigningKey::new("whsec_new");
+        assert_eq!(sign_all(&secrets, Some(&new_key), b"{}"), plain);
+        let old_key = SigningKey::new("whsec_old");
+        assert_eq!(sign_all(&secrets, Some(&old_key), b"{}"), plain);
+        // A key of a secret the endpoint no longer has is not used.
+        let stale_key = SigningKey::new("whsec_stale");
+        let header = sign_all(&secrets, Some(&stale_key), b"{}");
+        assert_eq!(header, plain);
+        assert!(!signing::verify("whsec_stale", b"{}", &header));
     }
 
     #[tokio::test]
@@ -511,6 +535,7 @@ mod tests {
             parsed_url: None,
             body: Bytes::from_static(b"{}"),
             secrets: vec!["whsec_x"],
+            signing_key: None,
             event_type: "csat.received",
             event_id: "evt_1",
             delivery_id: "del_1",
@@ -536,6 +561,7 @@ mod tests {
                 parsed_url: None,
                 body: Bytes::from_static(b"{}"),
                 secrets: vec!["whsec_x"],
+                signing_key: None,
                 event_type: "csat.received",
                 event_id: "evt_1",
                 delivery_id: "del_1",

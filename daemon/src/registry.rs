@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use belter_common::records::Endpoint;
+use belter_common::signing::SigningKey;
 use belter_common::{EndpointId, EventType, Timestamp};
 
 use crate::rules::filter::Filter;
@@ -124,6 +125,8 @@ pub(crate) struct EndpointEntry {
     filter: CompiledFilter,
     /// The record's URL parsed, when it parses, so attempts do not parse it each time.
     pub(crate) parsed_url: Option<url::Url>,
+    /// The record's current secret, prepared for signing.
+    pub(crate) signing_key: SigningKey,
 }
 
 /// An endpoint's filter as used at ingest.
@@ -200,6 +203,7 @@ impl Registry {
                 let entry = EndpointEntry {
                     filter: CompiledFilter::compile(&id, record.filter.as_deref()),
                     parsed_url: url::Url::parse(&record.url).ok(),
+                    signing_key: SigningKey::new(&record.secret),
                     id: id.clone(),
                     record,
                     health: Arc::new(EndpointHealth::restored(health)),
@@ -272,6 +276,7 @@ impl Registry {
         let entry = Arc::new(EndpointEntry {
             filter: CompiledFilter::compile(id, record.filter.as_deref()),
             parsed_url: url::Url::parse(&record.url).ok(),
+            signing_key: SigningKey::new(&record.secret),
             id: id.clone(),
             record,
             health: Arc::default(),
@@ -305,6 +310,9 @@ impl Registry {
             entry.health.resume_resends();
             entry.parsed_url = url::Url::parse(&record.url).ok();
         }
+        if record.secret != entry.record.secret {
+            entry.signing_key = SigningKey::new(&record.secret);
+        }
         entry.record = record;
         Ok(Some(Arc::clone(shared)))
     }
@@ -330,6 +338,50 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn endpoint_record(secret: &str) -> EndpointRecord {
+        EndpointRecord {
+            url: "http://127.0.0.1:9/hook".to_owned(),
+            event_types: Vec::new(),
+            description: String::new(),
+            paused: false,
+            created_at: 0,
+            updated_at: 0,
+            secret: secret.to_owned(),
+            previous_secrets: Vec::new(),
+            failing_since: None,
+            paused_reason: None,
+            filter: None,
+            format: belter_common::records::DeliveryFormat::default(),
+            routing_key: None,
+            standard_webhooks: false,
+        }
+    }
+
+    #[test]
+    fn signing_key_follows_secret() {
+        let (_dir, store) = crate::store::open_temp();
+        let registry = Registry::new(Vec::new());
+        let id = EndpointId::generate();
+        let entry = registry
+            .insert(&store, &id, endpoint_record("whsec_first"))
+            .unwrap();
+        assert!(entry.signing_key.is_for("whsec_first"));
+        let entry = registry
+            .modify(&store, &id, |record| {
+                record.secret = "whsec_second".to_owned();
+            })
+            .unwrap()
+            .unwrap();
+        assert!(entry.signing_key.is_for("whsec_second"));
+        let restored = Registry::new(vec![(
+            id.clone(),
+            entry.record.clone(),
+            StoredHealth::default(),
+        )]);
+        let restored_entry = restored.get(&id).unwrap();
+        assert!(restored_entry.signing_key.is_for("whsec_second"));
+    }
 
     #[test]
     fn resend_pause_reported_once() {

@@ -257,6 +257,7 @@ async fn run_attempt(
             .filter(|_| record.target_url == entry.record.url),
         body,
         secrets: entry.record.signing_secrets(started_at),
+        signing_key: Some(&entry.signing_key),
         event_type: kind.as_str(),
         event_id: &record.event_id,
         delivery_id: delivery_id.as_str(),

@@ -254,6 +254,7 @@ pub(super) async fn show(
         parsed_url: None,
         body: bytes::Bytes::from(body.clone()),
         secrets,
+        signing_key: endpoint.as_ref().map(|entry| &entry.signing_key),
         event_type: kind.as_str(),
         event_id: &record.event_id,
         delivery_id: id.as_str(),
