@@ -17,8 +17,8 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     signature_of(new_mac(secret), body)
 }
 
-/// An endpoint secret's HMAC state after hashing the key, prepared once so that each signature
-/// hashes only the body. HMAC hashes two key blocks per signature otherwise.
+/// An endpoint secret's HMAC state with the key already hashed, so that each signature hashes
+/// only the body and not the two key blocks as well.
 #[derive(Clone)]
 pub struct SigningKey {
     secret: String,
@@ -167,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn prepared_key_knows_its_secret() {
+    fn key_is_for_its_secret_only() {
         let key = SigningKey::new(SECRET);
         assert!(key.is_for(SECRET));
         assert!(!key.is_for("whsec_other"));

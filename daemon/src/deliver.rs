@@ -29,7 +29,8 @@ pub(crate) struct AttemptRequest<'a> {
     pub(crate) body: Bytes,
     /// Signing secrets: the current one, then earlier ones within their grace period.
     pub(crate) secrets: Vec<&'a str>,
-    /// A prepared key of one of `secrets`, when the caller has it.
+    /// Prepared key of the current secret, when the caller has one. A key of a secret that is
+    /// not in `secrets` is ignored.
     pub(crate) signing_key: Option<&'a SigningKey>,
     pub(crate) event_type: &'a str,
     pub(crate) event_id: &'a str,
@@ -110,10 +111,9 @@ pub(crate) fn build_client(
         .build()
 }
 
-/// Turns off the client's own retry layer. Retries belong to the delivery schedule, and a
-/// resend after a stale connection's reset is the attempt's own. With a limit of zero, the layer
-/// also stops copying every request's headers before sending it, in case of a retry.
-pub(crate) fn no_client_retry() -> reqwest::retry::Builder {
+/// Returns a retry policy that turns off the client's own retries, which belong to the delivery
+/// schedule. With a limit of zero, the layer also skips copying each request before it is sent.
+fn no_client_retry() -> reqwest::retry::Builder {
     reqwest::retry::never().max_retries_per_request(0)
 }
 

@@ -125,7 +125,7 @@ pub(crate) struct EndpointEntry {
     filter: CompiledFilter,
     /// The record's URL parsed, when it parses, so attempts do not parse it each time.
     pub(crate) parsed_url: Option<url::Url>,
-    /// The record's current secret, prepared for signing.
+    /// Signing key of the record's current secret.
     pub(crate) signing_key: SigningKey,
 }
 
