@@ -243,6 +243,8 @@ async fn run_attempt(
                     .ready
                     .defer_scan(&entry.id, started_at + REREAD_AFTER_MS);
             }
+            // The requested read needs a scheduler pass, however many slots are free.
+            state.wake_scheduler.notify_one();
             return;
         }
     };
@@ -409,11 +411,24 @@ fn track_failing_run(state: &AppState, entry: &EndpointEntry, succeeded: bool, n
     }
 }
 
-/// Releases an attempt's concurrency slot and lets the scheduler fill it.
+/// Releases an attempt's concurrency slot and lets the scheduler fill it. An endpoint near its
+/// in-flight limit wakes the scheduler only once it has enough free slots ([`wakes_scheduler`]),
+/// so under load one pass starts several attempts instead of one pass for each ended attempt.
 fn finish(state: &AppState, entry: &EndpointEntry, permit: OwnedSemaphorePermit) {
-    entry.health.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let before = entry.health.in_flight.fetch_sub(1, Ordering::Relaxed);
     drop(permit);
-    state.wake_scheduler.notify_one();
+    let limit = state.config.max_in_flight_per_endpoint;
+    if wakes_scheduler(limit, before.saturating_sub(1)) {
+        state.wake_scheduler.notify_one();
+    }
+}
+
+/// Checks whether an endpoint with `in_flight` attempts running, of at most `limit`, has enough
+/// free slots to wake the scheduler: an eighth of the limit, from 1 to 16. Slots freed below that
+/// are filled by the next pass, which comes with the next wake-up of any kind, and at the
+/// latest after [`MAX_IDLE`].
+fn wakes_scheduler(limit: usize, in_flight: usize) -> bool {
+    limit.saturating_sub(in_flight) >= (limit / 8).clamp(1, 16)
 }
 
 fn log_outcome(
@@ -448,5 +463,33 @@ fn log_outcome(
     }
     if attempt.trigger == AttemptTrigger::Replay {
         tracing::debug!(%delivery_id, "replay attempt ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wakes_scheduler;
+
+    #[test]
+    fn wakes_at_an_eighth_of_the_limit() {
+        assert!(!wakes_scheduler(64, 63));
+        assert!(!wakes_scheduler(64, 57));
+        assert!(wakes_scheduler(64, 56));
+        assert!(wakes_scheduler(64, 0));
+    }
+
+    #[test]
+    fn small_limit_wakes_at_every_slot() {
+        for limit in 1..16 {
+            assert!(wakes_scheduler(limit, limit - 1), "limit {limit}");
+        }
+        assert!(!wakes_scheduler(16, 15));
+        assert!(wakes_scheduler(16, 14));
+    }
+
+    #[test]
+    fn large_limit_wakes_at_sixteen_slots() {
+        assert!(!wakes_scheduler(4096, 4081));
+        assert!(wakes_scheduler(4096, 4080));
     }
 }

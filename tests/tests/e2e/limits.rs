@@ -6,7 +6,7 @@ use belter_common::records::DeliveryStatus;
 use belter_common::samples::sample_body;
 use belter_common::EventType;
 use belter_tests::endpoint::subscribe;
-use belter_tests::wait::wait_for_status;
+use belter_tests::wait::{wait_for_status, WAIT_TIMEOUT};
 use belter_tests::{DaemonOptions, DaemonProcess, Receiver, Reply};
 
 /// Events sent at once. They outnumber the limit under test, so a broken limit shows as overlap.
@@ -145,4 +145,39 @@ async fn global_limit_takes_endpoints_in_turn() {
         first_start < second_end,
         "the second endpoint got every delivery before the first got one"
     );
+}
+
+#[tokio::test]
+async fn busy_endpoint_refills_to_its_limit() {
+    // With a limit of 16 an ended attempt wakes the scheduler once two slots are free. A lost
+    // wake-up would leave the free slots to the scheduler's idle pass, every 5 s, and the
+    // backlog would not reach the receiver in time.
+    const LIMIT: usize = 16;
+    const EVENTS: usize = 200;
+    let options = DaemonOptions {
+        extra_args: vec!["--max-in-flight-per-endpoint".to_owned(), LIMIT.to_string()],
+        ..DaemonOptions::default()
+    };
+    let daemon = DaemonProcess::start_with(options).await;
+    let client = daemon.client();
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_millis(50),
+        status: 200,
+    })
+    .await;
+    subscribe(&client, &receiver).await;
+    let mut ids = Vec::new();
+    for _ in 0..EVENTS / 100 {
+        let batch = daemon
+            .ingest_batch_accepted(&[sample_body(EventType::CsatReceived); 100])
+            .await;
+        ids.extend(batch.events.into_iter().flat_map(|event| event.deliveries));
+    }
+
+    receiver.wait_for_requests(EVENTS, WAIT_TIMEOUT).await;
+    for id in &ids {
+        wait_for_status(&client, id, DeliveryStatus::Succeeded).await;
+    }
+    assert_eq!(receiver.count(), EVENTS);
+    assert_eq!(receiver.max_in_flight(), LIMIT);
 }
