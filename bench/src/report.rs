@@ -148,6 +148,14 @@ impl Report {
                 format!("{:.0}", phase.delivered_per_sec),
                 percent(throughput.delivered_over_baseline),
             ));
+            if !phase.drained {
+                rows.push(row(
+                    "throughput",
+                    "delivered before the drain timeout",
+                    format!("{} of {} accepted", phase.delivered, phase.accepted),
+                    String::new(),
+                ));
+            }
             rows.push(row(
                 "throughput",
                 "peak RSS",

@@ -23,6 +23,11 @@ use crate::receiver::{Behaviour, Receiver};
 /// timeout, so belterd always gives up first.
 const HOLD: Duration = Duration::from_secs(60);
 
+/// Shortest wait after posting stops for the fast endpoint's deliveries. Its rate beside the dead endpoint
+/// is compared with its rate alone over runs of the same length, so a run may end before every
+/// event is delivered.
+const MIN_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Order of the runs: `true` has the dead endpoint paused.
 const RUNS: [bool; 8] = [true, false, false, true, true, false, false, true];
 
@@ -153,7 +158,8 @@ async fn phase(options: &Options, dead_paused: bool) -> anyhow::Result<(PhaseRes
             dead_paused,
         )?)
         .await?;
-    let result = saturate("isolation", &daemon, &fast, options).await?;
+    let drain_timeout = MIN_DRAIN_TIMEOUT.max(options.duration * 3);
+    let result = saturate("isolation", &daemon, &fast, options, drain_timeout).await?;
     let dead_requests = dead.count();
     // Closing the held connections ends their attempts, so belterd stops without waiting for
     // the attempt timeout.

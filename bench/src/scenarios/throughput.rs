@@ -17,8 +17,13 @@ use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
 use crate::system::{CpuMeter, CpuUse};
 
-/// Shortest time the receiver gets to catch up with the accepted events after posting stops.
-const MIN_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shortest wait after posting stops for belterd to deliver every accepted event. Posting
+/// accepts events several times faster than belterd delivers them, so the drain takes several
+/// times the posting time.
+const MIN_DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Drain timeout as a multiple of the posting time, used when longer than [`MIN_DRAIN_TIMEOUT`].
+const DRAIN_TIMEOUT_PER_POSTING: u32 = 12;
 
 /// Results of one saturating phase, seen from one receiver.
 #[derive(Debug, Clone, Serialize)]
@@ -91,7 +96,8 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         )?)
         .await?;
     receiver.set_secret("/hook", &created.secret);
-    let phase = saturate("throughput", &daemon, &receiver, options).await?;
+    let drain_timeout = MIN_DRAIN_TIMEOUT.max(options.duration * DRAIN_TIMEOUT_PER_POSTING);
+    let phase = saturate("throughput", &daemon, &receiver, options, drain_timeout).await?;
     daemon.stop().await?;
     // Removing the store before `settle` keeps its deletion out of the next measurements.
     drop(daemon);
@@ -134,12 +140,13 @@ fn ratio(part: f64, whole: f64) -> f64 {
 }
 
 /// Posts events as fast as `daemon` accepts them for the run's duration, then waits until
-/// `receiver` got one delivery per accepted event or the drain timeout passed.
+/// `receiver` got one delivery per accepted event or `drain_timeout` passed.
 pub async fn saturate(
     scenario: &'static str,
     daemon: &Daemon,
     receiver: &Arc<Receiver>,
     options: &Options,
+    drain_timeout: Duration,
 ) -> anyhow::Result<PhaseResult> {
     let (url, body, events_per_post) = if options.batch > 1 {
         let url = format!("{}/batch", daemon.ingest_url());
@@ -184,7 +191,6 @@ pub async fn saturate(
     let post_time = started.elapsed();
     let delivered_while_posting = receiver.count() - before;
     let accepted = counts.accepted();
-    let drain_timeout = MIN_DRAIN_TIMEOUT.max(options.duration * 3);
     let drained = receiver
         .wait_for_count(before + accepted, drain_timeout)
         .await;
