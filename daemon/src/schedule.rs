@@ -416,19 +416,23 @@ fn track_failing_run(state: &AppState, entry: &EndpointEntry, succeeded: bool, n
 /// so under load one pass starts several attempts instead of one pass for each ended attempt.
 fn finish(state: &AppState, entry: &EndpointEntry, permit: OwnedSemaphorePermit) {
     let before = entry.health.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let global_free = permit.semaphore().available_permits() + 1;
     drop(permit);
     let limit = state.config.max_in_flight_per_endpoint;
-    if wakes_scheduler(limit, before.saturating_sub(1)) {
+    if wakes_scheduler(limit, before.saturating_sub(1), global_free) {
         state.wake_scheduler.notify_one();
     }
 }
 
-/// Checks whether an endpoint with `in_flight` attempts running, of at most `limit`, has enough
-/// free slots to wake the scheduler: an eighth of the limit, from 1 to 16. Slots freed below that
-/// are filled by the next pass, which comes with the next wake-up of any kind, and at the
-/// latest after [`MAX_IDLE`].
-fn wakes_scheduler(limit: usize, in_flight: usize) -> bool {
-    limit.saturating_sub(in_flight) >= (limit / 8).clamp(1, 16)
+/// Checks whether an ended attempt wakes the scheduler. The step is an eighth of the endpoint's
+/// `limit`, from 1 to 16. The endpoint, with `in_flight` attempts still running, must have a
+/// step of free slots. Otherwise the global limit must have a step of free slots or fewer,
+/// `global_free` with the one just released, so that an endpoint waiting for a global slot gets
+/// it at once. Slots freed below that are filled by the next pass, which comes with the next
+/// wake-up of any kind, and at the latest after [`MAX_IDLE`].
+fn wakes_scheduler(limit: usize, in_flight: usize, global_free: usize) -> bool {
+    let step = (limit / 8).clamp(1, 16);
+    limit.saturating_sub(in_flight) >= step || global_free <= step
 }
 
 fn log_outcome(
@@ -470,26 +474,39 @@ fn log_outcome(
 mod tests {
     use super::wakes_scheduler;
 
+    /// Free global slots far above any step, so only the endpoint's own slots decide.
+    const GLOBAL_FREE: usize = 400;
+
     #[test]
     fn wakes_at_an_eighth_of_the_limit() {
-        assert!(!wakes_scheduler(64, 63));
-        assert!(!wakes_scheduler(64, 57));
-        assert!(wakes_scheduler(64, 56));
-        assert!(wakes_scheduler(64, 0));
+        assert!(!wakes_scheduler(64, 63, GLOBAL_FREE));
+        assert!(!wakes_scheduler(64, 57, GLOBAL_FREE));
+        assert!(wakes_scheduler(64, 56, GLOBAL_FREE));
+        assert!(wakes_scheduler(64, 0, GLOBAL_FREE));
     }
 
     #[test]
     fn small_limit_wakes_at_every_slot() {
         for limit in 1..16 {
-            assert!(wakes_scheduler(limit, limit - 1), "limit {limit}");
+            assert!(
+                wakes_scheduler(limit, limit - 1, GLOBAL_FREE),
+                "limit {limit}"
+            );
         }
-        assert!(!wakes_scheduler(16, 15));
-        assert!(wakes_scheduler(16, 14));
+        assert!(!wakes_scheduler(16, 15, GLOBAL_FREE));
+        assert!(wakes_scheduler(16, 14, GLOBAL_FREE));
     }
 
     #[test]
     fn large_limit_wakes_at_sixteen_slots() {
-        assert!(!wakes_scheduler(4096, 4081));
-        assert!(wakes_scheduler(4096, 4080));
+        assert!(!wakes_scheduler(4096, 4081, GLOBAL_FREE));
+        assert!(wakes_scheduler(4096, 4080, GLOBAL_FREE));
+    }
+
+    #[test]
+    fn full_global_limit_wakes_at_every_slot() {
+        assert!(wakes_scheduler(64, 63, 1));
+        assert!(wakes_scheduler(64, 63, 8));
+        assert!(!wakes_scheduler(64, 63, 9));
     }
 }
