@@ -411,9 +411,8 @@ fn track_failing_run(state: &AppState, entry: &EndpointEntry, succeeded: bool, n
     }
 }
 
-/// Releases an attempt's concurrency slot and lets the scheduler fill it. An endpoint near its
-/// in-flight limit wakes the scheduler only once it has enough free slots ([`wakes_scheduler`]),
-/// so under load one pass starts several attempts instead of one pass for each ended attempt.
+/// Releases an attempt's concurrency slot, and wakes the scheduler when [`wakes_scheduler`]
+/// allows it. Under load one pass then starts several attempts instead of one per ended attempt.
 fn finish(state: &AppState, entry: &EndpointEntry, permit: OwnedSemaphorePermit) {
     let before = entry.health.in_flight.fetch_sub(1, Ordering::Relaxed);
     let global_free = permit.semaphore().available_permits() + 1;
@@ -424,12 +423,11 @@ fn finish(state: &AppState, entry: &EndpointEntry, permit: OwnedSemaphorePermit)
     }
 }
 
-/// Checks whether an ended attempt wakes the scheduler. The step is an eighth of the endpoint's
-/// `limit`, from 1 to 16. The endpoint, with `in_flight` attempts still running, must have a
-/// step of free slots. Otherwise the global limit must have a step of free slots or fewer,
-/// `global_free` with the one just released, so that an endpoint waiting for a global slot gets
-/// it at once. Slots freed below that are filled by the next pass, which comes with the next
-/// wake-up of any kind, and at the latest after [`MAX_IDLE`].
+/// Checks whether an ended attempt wakes the scheduler. A step is an eighth of `limit`, from 1 to
+/// 16. It wakes when the endpoint, with `in_flight` attempts still running, has a step of free
+/// slots, or when the global limit has a step or fewer (`global_free`, the released slot
+/// included), because another endpoint may be waiting for a global slot. Other freed slots wait
+/// for the next pass, at the latest after [`MAX_IDLE`].
 fn wakes_scheduler(limit: usize, in_flight: usize, global_free: usize) -> bool {
     let step = (limit / 8).clamp(1, 16);
     limit.saturating_sub(in_flight) >= step || global_free <= step

@@ -23,9 +23,9 @@ use crate::receiver::{Behaviour, Receiver};
 /// timeout, so belterd always gives up first.
 const HOLD: Duration = Duration::from_secs(60);
 
-/// Shortest wait after posting stops for the fast endpoint's deliveries. Its rate beside the dead endpoint
-/// is compared with its rate alone over runs of the same length, so a run may end before every
-/// event is delivered.
+/// Shortest wait after posting stops for the fast endpoint's deliveries. Its rate beside the dead
+/// endpoint is compared with its rate alone over runs of the same length, so a run may end
+/// before every event is delivered.
 const MIN_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Order of the runs: `true` has the dead endpoint paused.

@@ -149,9 +149,9 @@ async fn global_limit_takes_endpoints_in_turn() {
 
 #[tokio::test]
 async fn busy_endpoint_refills_to_its_limit() {
-    // With a limit of 16 an ended attempt wakes the scheduler once two slots are free. A lost
-    // wake-up would leave the free slots to the scheduler's idle pass, every 5 s, and the
-    // backlog would not reach the receiver in time.
+    // With a limit of 16 an ended attempt wakes the scheduler once two slots are free. Without
+    // that wake-up the free slots wait for the scheduler's idle pass every 5 s, and the backlog
+    // would not reach the receiver within the wait timeout.
     const LIMIT: usize = 16;
     const EVENTS: usize = 200;
     let options = DaemonOptions {
