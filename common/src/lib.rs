@@ -7,6 +7,7 @@ pub mod client;
 pub mod duration;
 pub mod event_type;
 pub mod headers;
+pub mod http1_client;
 pub mod ids;
 #[cfg(feature = "openapi")]
 mod openapi;

@@ -1,10 +1,12 @@
 //! One HTTP attempt of a delivery: the signed request, the deadline over the whole exchange, the
 //! response excerpt, and a readable classification of every failure.
 
+use std::borrow::Cow;
 use std::error::Error as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use belter_common::http1_client::{self, ExchangeError, Http1Client};
 use belter_common::records::{FailureKind, Header};
 use belter_common::signing::SigningKey;
 use belter_common::{headers, signing};
@@ -17,7 +19,7 @@ use crate::retry::parse_retry_after;
 /// Bytes of the response body kept with an attempt; the rest is not read.
 pub(crate) const RESPONSE_EXCERPT_BYTES: usize = 4 * 1024;
 
-/// Idle pooled connections kept per receiver host.
+/// Idle pooled connections of the general client kept per receiver host.
 const MAX_IDLE_PER_HOST: usize = 256;
 
 /// The request of one attempt.
@@ -90,14 +92,25 @@ pub(crate) struct AttemptResult {
     pub(crate) resend_reset: bool,
 }
 
-/// Builds the HTTP client shared by every attempt: no redirects, no proxy, pooled connections,
-/// and a resolver that drops addresses the policy blocks.
+/// The HTTP clients shared by every attempt: belterd's own HTTP/1.1 client for `http://`
+/// endpoints, and a general client for `https://` ones.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryClient {
+    general: reqwest::Client,
+    plain: Http1Client,
+    user_agent: String,
+}
+
+/// Builds the clients: no redirects, no proxy, pooled connections, and name resolution that
+/// drops the addresses the policy blocks.
 pub(crate) fn build_client(
     connect_timeout: Duration,
     policy: AddressPolicy,
-) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .dns_resolver(std::sync::Arc::new(PolicyResolver { policy }))
+) -> Result<DeliveryClient, reqwest::Error> {
+    let general = reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(PolicyResolver {
+            policy: policy.clone(),
+        }))
         .redirect(reqwest::redirect::Policy::none())
         .retry(no_client_retry())
         .no_proxy()
@@ -108,7 +121,15 @@ pub(crate) fn build_client(
         // keeps a connection that the receiver is about to close.
         .pool_idle_timeout(Duration::from_secs(4))
         .tcp_nodelay(true)
-        .build()
+        .build()?;
+    Ok(DeliveryClient {
+        general,
+        plain: Http1Client::new(
+            connect_timeout,
+            std::sync::Arc::new(move |ip| policy.permits(ip)),
+        ),
+        user_agent: headers::user_agent(),
+    })
 }
 
 /// Returns a retry policy that turns off the client's own retries, which belong to the delivery
@@ -135,7 +156,6 @@ pub(crate) fn request_headers(
     request: &AttemptRequest<'_>,
     signatures: &Signatures,
 ) -> Vec<Header> {
-    let signed = signed_headers(request, signatures);
     let mut sent = vec![
         Header {
             name: "content-type".to_owned(),
@@ -150,48 +170,77 @@ pub(crate) fn request_headers(
             value: headers::user_agent(),
         },
     ];
-    for (name, value) in signed.iter().filter(|(name, _)| **name != CONTENT_TYPE) {
+    for (name, value) in signed_pairs(request, signatures) {
         sent.push(Header {
-            name: name.as_str().to_owned(),
-            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            name: name.to_owned(),
+            value: value.into_owned(),
         });
     }
     sent
 }
 
-/// Builds the headers that an attempt sets itself, all but `user-agent` and `accept`, which the
-/// client adds. Names are static, so building them parses nothing.
-fn signed_headers(request: &AttemptRequest<'_>, signatures: &Signatures) -> HeaderMap {
-    let attempt = request.attempt.to_string();
+/// Lists the headers that carry the attempt's ids and signatures, in the order they are sent.
+/// belterd makes every value from ids, event types, numbers and hex or base64 signatures, so
+/// none contains a control character. One that did would be left out.
+fn signed_pairs<'a>(
+    request: &'a AttemptRequest<'_>,
+    signatures: &'a Signatures,
+) -> Vec<(&'static str, Cow<'a, str>)> {
     let mut pairs = vec![
-        (headers::EVENT, request.event_type),
-        (headers::EVENT_ID, request.event_id),
-        (headers::DELIVERY, request.delivery_id),
-        (headers::ATTEMPT, attempt.as_str()),
-        (headers::SIGNATURE, signatures.belter.as_str()),
+        (headers::EVENT, Cow::Borrowed(request.event_type)),
+        (headers::EVENT_ID, Cow::Borrowed(request.event_id)),
+        (headers::DELIVERY, Cow::Borrowed(request.delivery_id)),
+        (headers::ATTEMPT, Cow::Owned(request.attempt.to_string())),
+        (
+            headers::SIGNATURE,
+            Cow::Borrowed(signatures.belter.as_str()),
+        ),
     ];
-    let timestamp;
     if let Some((seconds, signature)) = &signatures.standard {
-        timestamp = seconds.to_string();
-        pairs.push((headers::WEBHOOK_ID, request.delivery_id));
-        pairs.push((headers::WEBHOOK_TIMESTAMP, timestamp.as_str()));
-        pairs.push((headers::WEBHOOK_SIGNATURE, signature.as_str()));
+        pairs.push((headers::WEBHOOK_ID, Cow::Borrowed(request.delivery_id)));
+        pairs.push((headers::WEBHOOK_TIMESTAMP, Cow::Owned(seconds.to_string())));
+        pairs.push((
+            headers::WEBHOOK_SIGNATURE,
+            Cow::Borrowed(signature.as_str()),
+        ));
     }
+    pairs.retain(|(name, value)| {
+        let valid = value
+            .bytes()
+            .all(|byte| byte == b'\t' || (b' '..0x7f).contains(&byte));
+        if !valid {
+            tracing::error!(
+                delivery_id = request.delivery_id,
+                header = name,
+                "invalid header value, sending the attempt without this header"
+            );
+        }
+        valid
+    });
+    pairs
+}
+
+/// Builds the header map of the general client, all but `user-agent` and `accept`, which the
+/// client adds. Names are static, so building them parses nothing.
+fn signed_header_map(pairs: &[(&'static str, Cow<'_, str>)]) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(pairs.len() + 1);
     map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in pairs {
-        // belterd makes every value from ids, event types, numbers and hex or base64
-        // signatures, so none is invalid. An invalid one would be left out.
-        match HeaderValue::from_str(value) {
-            Ok(value) => {
-                map.insert(HeaderName::from_static(name), value);
-            }
-            Err(error) => {
-                tracing::error!(delivery_id = request.delivery_id, header = name, %error, "invalid header value, sending the attempt without this header");
-            }
+        // `signed_pairs` keeps printable ASCII only, which every header value accepts.
+        if let Ok(value) = HeaderValue::from_str(value) {
+            map.insert(HeaderName::from_static(name), value);
         }
     }
     map
+}
+
+/// A receiver's response, whichever client sent the request.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    excerpt: Vec<u8>,
+    /// The kind and description of what cut the body short, if anything.
+    broke_off: Option<(FailureKind, String)>,
 }
 
 /// Sends one attempt. Success is a 2xx status whose exchange, excerpt read included, ends within
@@ -199,7 +248,7 @@ fn signed_headers(request: &AttemptRequest<'_>, signatures: &Signatures) -> Head
 /// response and `resend_allowed` returns true at that moment, the request goes once more at
 /// once, on a new connection.
 pub(crate) async fn send(
-    client: &reqwest::Client,
+    client: &DeliveryClient,
     policy: &AddressPolicy,
     request: AttemptRequest<'_>,
     timeout: Duration,
@@ -211,7 +260,7 @@ pub(crate) async fn send(
     let signatures = Signatures::compute(&request, timestamp_secs);
     let started = Instant::now();
     // Parsed once for the policy check and both sends. A URL that does not parse goes to the
-    // client as text, which fails the attempt with the client's own error.
+    // general client as text, which fails the attempt with the client's own error.
     let parsed = match request.parsed_url {
         Some(url) => Some(url.clone()),
         None => url::Url::parse(request.url).ok(),
@@ -232,43 +281,18 @@ pub(crate) async fn send(
             resend_reset: false,
         };
     }
-    // Each send builds its request from its parts, so the first send, usually the only one,
-    // copies neither the URL nor the headers.
-    let build = |url: Option<url::Url>| {
-        let builder = match url {
-            Some(url) => client.post(url),
-            None => client.post(request.url),
-        };
-        builder
-            .headers(signed_headers(&request, &signatures))
-            .body(request.body.clone())
-    };
     let resent = AtomicBool::new(false);
-    let exchange = async {
-        let response = match build(parsed).send().await {
-            // A pooled keep-alive connection that the receiver closed while idle fails before
-            // any response arrives. The request is sent once more at once, on a new connection,
-            // instead of counting as a failed attempt.
-            // NOTE: attempts whose connection closes before the endpoint's resend pause starts
-            // still resend, so a receiver that closes every connection can get up to
-            // max_in_flight_per_endpoint first attempts twice.
-            Err(error) if classify(&error).0 == FailureKind::Reset && resend_allowed() => {
-                tracing::debug!(delivery_id = request.delivery_id, %error, "connection reset before a response, sending again");
-                resent.store(true, Ordering::Relaxed);
-                build(url::Url::parse(request.url).ok()).send().await?
-            }
-            other => other?,
-        };
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| parse_retry_after(value, SystemTime::now()));
-        let excerpt = read_excerpt(response).await;
-        Ok::<_, reqwest::Error>((status, retry_after, excerpt))
+    let pairs = signed_pairs(&request, &signatures);
+    let outcome = match parsed {
+        Some(url) if url.scheme() == "http" => {
+            let exchange = send_plain(client, &url, &request, &pairs, resend_allowed, &resent);
+            tokio::time::timeout(timeout, exchange).await
+        }
+        other => {
+            let exchange = send_general(client, other, &request, &pairs, resend_allowed, &resent);
+            tokio::time::timeout(timeout, exchange).await
+        }
     };
-    let outcome = tokio::time::timeout(timeout, exchange).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut result = AttemptResult {
         latency_ms,
@@ -289,37 +313,171 @@ pub(crate) async fn send(
                 timeout.as_millis()
             ));
         }
-        Ok(Err(error)) => {
-            let (kind, message) = classify(&error);
+        Ok(Err((kind, message))) => {
             result.resend_reset = kind == FailureKind::Reset && resent.load(Ordering::Relaxed);
             result.failure = Some(kind);
             result.error = Some(message);
         }
-        Ok(Ok((status, retry_after, excerpt))) => {
-            result.status_code = Some(status.as_u16());
-            result.response_body = Some(String::from_utf8_lossy(&excerpt.bytes).into_owned());
-            match excerpt.error {
-                Some(error) => {
-                    let (kind, message) = classify(&error);
+        Ok(Ok(answer)) => {
+            let success = (200..300).contains(&answer.status);
+            result.status_code = Some(answer.status);
+            result.response_body = Some(String::from_utf8_lossy(&answer.excerpt).into_owned());
+            match answer.broke_off {
+                Some((kind, message)) => {
                     result.status_code = None;
                     result.failure = Some(kind);
                     result.error = Some(format!(
                         "response with status {} broke off: {message}",
-                        status.as_u16()
+                        answer.status
                     ));
                 }
-                None if status.is_success() => result.succeeded = true,
+                None if success => result.succeeded = true,
                 None => {
                     result.failure = Some(FailureKind::HttpStatus);
-                    result.error = Some(status_error(status));
-                    if status.as_u16() == 429 || status.as_u16() == 503 {
-                        result.retry_after = retry_after;
+                    result.error = Some(status_error(answer.status));
+                    if answer.status == 429 || answer.status == 503 {
+                        result.retry_after = answer.retry_after;
                     }
                 }
             }
         }
     }
     result
+}
+
+/// Sends an attempt to an `http://` endpoint through belterd's own client.
+async fn send_plain(
+    client: &DeliveryClient,
+    url: &url::Url,
+    request: &AttemptRequest<'_>,
+    pairs: &[(&'static str, Cow<'_, str>)],
+    resend_allowed: &(dyn Fn() -> bool + Sync),
+    resent: &AtomicBool,
+) -> Result<Answer, (FailureKind, String)> {
+    let mut all: Vec<(&str, &str)> = Vec::with_capacity(pairs.len() + 3);
+    all.push(("content-type", "application/json"));
+    all.push(("accept", "*/*"));
+    all.push(("user-agent", client.user_agent.as_str()));
+    all.extend(pairs.iter().map(|(name, value)| (*name, value.as_ref())));
+    let plain_request = http1_client::Request {
+        url,
+        headers: &all,
+        body: &request.body,
+    };
+    let response = match client
+        .plain
+        .post(&plain_request, false, RESPONSE_EXCERPT_BYTES)
+        .await
+    {
+        // A pooled keep-alive connection that the receiver closed while idle fails before
+        // any response arrives. The request is sent once more at once, on a new connection,
+        // instead of counting as a failed attempt.
+        // NOTE: attempts whose connection closes before the endpoint's resend pause starts
+        // still resend, so a receiver that closes every connection can get up to
+        // max_in_flight_per_endpoint first attempts twice.
+        Err(error @ ExchangeError::BeforeResponse(_)) if resend_allowed() => {
+            tracing::debug!(delivery_id = request.delivery_id, %error, "connection closed before a response, sending again");
+            resent.store(true, Ordering::Relaxed);
+            client
+                .plain
+                .post(&plain_request, true, RESPONSE_EXCERPT_BYTES)
+                .await
+        }
+        other => other,
+    }
+    .map_err(|error| classify_plain(&error))?;
+    Ok(Answer {
+        status: response.status,
+        retry_after: response
+            .retry_after
+            .as_deref()
+            .and_then(|value| parse_retry_after(value, SystemTime::now())),
+        excerpt: response.excerpt,
+        broke_off: response.body_error.as_ref().map(classify_plain),
+    })
+}
+
+/// Sends an attempt through the general client, which `https://` endpoints need.
+async fn send_general(
+    client: &DeliveryClient,
+    url: Option<url::Url>,
+    request: &AttemptRequest<'_>,
+    pairs: &[(&'static str, Cow<'_, str>)],
+    resend_allowed: &(dyn Fn() -> bool + Sync),
+    resent: &AtomicBool,
+) -> Result<Answer, (FailureKind, String)> {
+    // Each send builds its request from its parts, so the first send, usually the only one,
+    // copies neither the URL nor the headers.
+    let build = |url: Option<url::Url>| {
+        let builder = match url {
+            Some(url) => client.general.post(url),
+            None => client.general.post(request.url),
+        };
+        builder
+            .headers(signed_header_map(pairs))
+            .body(request.body.clone())
+    };
+    let exchange = async {
+        let response = match build(url).send().await {
+            // The same resend as in `send_plain`, for the general client's errors.
+            Err(error) if classify(&error).0 == FailureKind::Reset && resend_allowed() => {
+                tracing::debug!(delivery_id = request.delivery_id, %error, "connection reset before a response, sending again");
+                resent.store(true, Ordering::Relaxed);
+                build(url::Url::parse(request.url).ok()).send().await?
+            }
+            other => other?,
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| parse_retry_after(value, SystemTime::now()));
+        let excerpt = read_excerpt(response).await;
+        Ok::<_, reqwest::Error>(Answer {
+            status: status.as_u16(),
+            retry_after,
+            excerpt: excerpt.bytes,
+            broke_off: excerpt.error.as_ref().map(classify),
+        })
+    };
+    exchange.await.map_err(|error| classify(&error))
+}
+
+/// Names the kind of a failure of belterd's own client and describes it.
+fn classify_plain(error: &ExchangeError) -> (FailureKind, String) {
+    let kind = match error {
+        ExchangeError::Resolve { .. } | ExchangeError::NoAddress { .. } => FailureKind::Dns,
+        ExchangeError::Blocked { .. } => FailureKind::BlockedByPolicy,
+        ExchangeError::Connect { .. }
+            if error.io_kind() == Some(std::io::ErrorKind::ConnectionRefused) =>
+        {
+            FailureKind::ConnectionRefused
+        }
+        ExchangeError::Connect { .. } => FailureKind::Connect,
+        ExchangeError::ConnectTimeout { .. } => FailureKind::Timeout,
+        ExchangeError::BeforeResponse(_) | ExchangeError::MidResponse(_) => FailureKind::Reset,
+        ExchangeError::Invalid(_) => FailureKind::Other,
+    };
+    let detail = match error {
+        ExchangeError::Blocked { host, addresses } => {
+            AddressPolicy::blocked_message(host, addresses)
+        }
+        other => other.to_string(),
+    };
+    (kind, describe(kind, detail))
+}
+
+/// Prefixes a failure's detail with what the kind means to an operator.
+fn describe(kind: FailureKind, detail: String) -> String {
+    match kind {
+        FailureKind::ConnectionRefused => format!("connection refused: {detail}"),
+        FailureKind::Dns => format!("host name did not resolve: {detail}"),
+        FailureKind::Tls => format!("TLS failed: {detail}"),
+        FailureKind::Reset => format!("connection closed before a full response: {detail}"),
+        FailureKind::Timeout => format!("timed out: {detail}"),
+        _ => detail,
+    }
 }
 
 /// Checks a URL whose host is an IP address, which the client connects to without the
@@ -336,15 +494,17 @@ fn literal_address_blocked(policy: &AddressPolicy, url: &url::Url) -> Option<Str
     Some(AddressPolicy::blocked_message(&ip.to_string(), &[ip]))
 }
 
-fn status_error(status: reqwest::StatusCode) -> String {
-    let reason = status.canonical_reason().unwrap_or("unknown status");
-    if status.is_redirection() {
+fn status_error(status: u16) -> String {
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|status| status.canonical_reason())
+        .unwrap_or("unknown status");
+    if (300..400).contains(&status) {
         format!(
-            "HTTP {} {reason}: redirects are not followed, point the endpoint at the final URL",
-            status.as_u16()
+            "HTTP {status} {reason}: redirects are not followed, point the endpoint at the final URL"
         )
     } else {
-        format!("HTTP {} {reason}", status.as_u16())
+        format!("HTTP {status} {reason}")
     }
 }
 
@@ -421,15 +581,7 @@ fn classify(error: &reqwest::Error) -> (FailureKind, String) {
     } else {
         FailureKind::Other
     };
-    let message = match kind {
-        FailureKind::ConnectionRefused => format!("connection refused: {detail}"),
-        FailureKind::Dns => format!("host name did not resolve: {detail}"),
-        FailureKind::Tls => format!("TLS failed: {detail}"),
-        FailureKind::Reset => format!("connection closed before a full response: {detail}"),
-        FailureKind::Timeout => format!("timed out: {detail}"),
-        _ => detail,
-    };
-    (kind, message)
+    (kind, describe(kind, detail))
 }
 
 #[cfg(test)]

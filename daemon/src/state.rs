@@ -32,7 +32,7 @@ pub(crate) struct AppState {
     pub(crate) flusher: Flusher,
     pub(crate) endpoints: Arc<Registry>,
     pub(crate) rules: Arc<RuleSet>,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: crate::deliver::DeliveryClient,
     pub(crate) policy: AddressPolicy,
     pub(crate) stream: broadcast::Sender<StreamEvent>,
     /// Wakes the scheduler when new work is queued or an attempt ends.
@@ -61,7 +61,7 @@ pub(crate) struct StateParts {
     pub(crate) flusher: Flusher,
     pub(crate) endpoints: Registry,
     pub(crate) rules: RuleSet,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: crate::deliver::DeliveryClient,
     pub(crate) policy: AddressPolicy,
     pub(crate) shutdown: CancellationToken,
     pub(crate) ingest_tokens: IngestTokens,

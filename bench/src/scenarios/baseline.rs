@@ -1,12 +1,13 @@
 //! The baseline: a plain client signs the delivery body with HMAC-SHA256 and posts it straight
-//! to the receiver, with the scenario's concurrency. Its rate is the limit of signing plus
-//! loopback HTTP on this machine, which belterd's delivery rates are compared with.
+//! to the receiver, with the scenario's concurrency. The client is the HTTP/1.1 client that
+//! belterd sends `http://` deliveries with, the fastest one at hand. Its rate is the limit of
+//! signing plus loopback HTTP on this machine, which belterd's delivery rates are compared with.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use belter_common::http1_client::{Http1Client, Request};
 use belter_common::{headers, signing, DeliveryId, EventId};
 use serde::Serialize;
 
@@ -19,6 +20,12 @@ use crate::system::{CpuMeter, CpuUse};
 
 /// Secret the baseline signs with; its length matches belterd's generated secrets.
 const SECRET: &str = "whsec_YmVsdGVyLWJlbmNoLWJhc2VsaW5lLXNlY3JldC0wMDAwMA==";
+
+/// Connect timeout of the baseline's client.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Response bytes the baseline keeps, as belterd keeps an excerpt of each response.
+const EXCERPT_BYTES: usize = 4 * 1024;
 
 /// Results of the baseline.
 #[derive(Debug, Clone, Serialize)]
@@ -47,18 +54,12 @@ pub struct BaselineResult {
 pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
     let receiver = Arc::new(Receiver::start(Behaviour::Answer).await?);
     receiver.set_secret("/hook", SECRET);
-    let url = receiver.url("/hook");
+    let url = url::Url::parse(&receiver.url("/hook"))?;
     let body = delivery_body(EVENT_TYPE)?;
     let event_id = EventId::generate().to_string();
-    // The same client settings as belterd's delivery client, less its address policy.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never().max_retries_per_request(0))
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(256)
-        .build()
-        .context("cannot build the baseline HTTP client")?;
+    // belterd's client for `http://` endpoints, with an address policy that permits all.
+    let client = Http1Client::new(CONNECT_TIMEOUT, Arc::new(|_| true));
+    let user_agent = headers::user_agent();
 
     note(
         "baseline",
@@ -90,6 +91,7 @@ pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
         let url = url.clone();
         let body = body.clone();
         let event_id = event_id.clone();
+        let user_agent = user_agent.clone();
         let requests = Arc::clone(&requests);
         let errors = Arc::clone(&errors);
         let latencies_ms = Arc::clone(&latencies_ms);
@@ -98,22 +100,28 @@ pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
             while Instant::now() < deadline {
                 let sent = Instant::now();
                 let signature = signing::sign(SECRET, &body);
-                let outcome = client
-                    .post(&url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(headers::EVENT, EVENT_TYPE.as_str())
-                    .header(headers::EVENT_ID, &event_id)
-                    .header(headers::DELIVERY, DeliveryId::generate().as_str())
-                    .header(headers::ATTEMPT, "1")
-                    .header(headers::SIGNATURE, signature)
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let answered = match outcome {
-                    Ok(response) if response.status().is_success() => {
-                        response.bytes().await.is_ok()
+                let delivery_id = DeliveryId::generate();
+                // The headers belterd sends with a delivery, in its order.
+                let sent_headers = [
+                    ("content-type", "application/json"),
+                    ("accept", "*/*"),
+                    ("user-agent", user_agent.as_str()),
+                    (headers::EVENT, EVENT_TYPE.as_str()),
+                    (headers::EVENT_ID, event_id.as_str()),
+                    (headers::DELIVERY, delivery_id.as_str()),
+                    (headers::ATTEMPT, "1"),
+                    (headers::SIGNATURE, signature.as_str()),
+                ];
+                let request = Request {
+                    url: &url,
+                    headers: &sent_headers,
+                    body: &body,
+                };
+                let answered = match client.post(&request, false, EXCERPT_BYTES).await {
+                    Ok(response) => {
+                        (200..300).contains(&response.status) && response.body_error.is_none()
                     }
-                    _ => false,
+                    Err(_) => false,
                 };
                 if answered {
                     requests.fetch_add(1, Ordering::Relaxed);
