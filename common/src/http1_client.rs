@@ -25,6 +25,8 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// Maximum length of a chunk-size line or trailer line of a chunked body.
 const MAX_LINE_BYTES: usize = 8 * 1024;
+/// Maximum number of interim 1xx responses before the final one.
+const MAX_INTERIM_RESPONSES: usize = 16;
 /// Bytes requested from the socket per read.
 const READ_BYTES: usize = 8 * 1024;
 
@@ -415,12 +417,19 @@ impl Connection {
     }
 
     async fn read_head(&mut self) -> Result<Head, ExchangeError> {
+        let mut interim = 0;
         loop {
             if let Some(head) = self.parse_head()? {
-                if (100..200).contains(&head.status) && head.status != 101 {
-                    continue;
+                if !(100..200).contains(&head.status) || head.status == 101 {
+                    return Ok(head);
                 }
-                return Ok(head);
+                interim += 1;
+                if interim > MAX_INTERIM_RESPONSES {
+                    return Err(ExchangeError::Invalid(format!(
+                        "more than {MAX_INTERIM_RESPONSES} interim 1xx responses"
+                    )));
+                }
+                continue;
             }
             if self.buffer.len() - self.start > MAX_HEAD_BYTES {
                 return Err(ExchangeError::Invalid(format!(
@@ -785,7 +794,16 @@ mod tests {
     #[tokio::test]
     async fn broken_responses_are_errors() {
         let client = client();
-        let cases: [(&'static [u8], &str); 5] = [
+        // One more interim response than the client reads before it gives up.
+        let interim_flood: &'static [u8] = Box::leak(
+            format!(
+                "{}HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+                "HTTP/1.1 103 Early Hints\r\n\r\n".repeat(MAX_INTERIM_RESPONSES + 1)
+            )
+            .into_bytes()
+            .into_boxed_slice(),
+        );
+        let cases: [(&'static [u8], &str); 6] = [
             (
                 b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort",
                 "after 5 of the body's 10 bytes",
@@ -803,6 +821,7 @@ mod tests {
                 "not hexadecimal",
             ),
             (b"SMTP ready\r\n\r\n", "invalid HTTP response"),
+            (interim_flood, "more than 16 interim 1xx responses"),
         ];
         for (answer, expected) in cases {
             let (url, _) = serve(vec![answer]).await;
