@@ -153,8 +153,9 @@ impl Http1Client {
             None => self.connect(url, host, port).await?,
         };
         let mut connection = Connection::new(stream);
-        let head = request_head(request, host, url.port());
-        connection.send(&head, request.body).await?;
+        connection
+            .send(&request_bytes(request, host, url.port()))
+            .await?;
         let (response, reusable) = connection.receive(excerpt_limit).await?;
         if reusable {
             self.checkin(key, connection.stream);
@@ -290,25 +291,38 @@ fn is_quiet(stream: &TcpStream) -> bool {
     matches!(stream.try_read(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// Writes the request line and headers. The target is the URL's path and query, without the
-/// fragment; `host` carries the port when the URL names one.
-fn request_head(request: &Request<'_>, host: &str, port: Option<u16>) -> Vec<u8> {
+/// Writes the whole request: request line, headers and body. The target is the URL's path and
+/// query, without the fragment, and `host` carries the port when the URL names one.
+fn request_bytes(request: &Request<'_>, host: &str, port: Option<u16>) -> Vec<u8> {
     let url = request.url;
-    let mut head = Vec::with_capacity(512);
-    // Writing into a Vec cannot fail.
-    let _ = write!(head, "POST {}", url.path());
+    let headers_len: usize = request
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 4)
+        .sum();
+    let mut bytes = Vec::with_capacity(128 + url.as_str().len() + headers_len + request.body.len());
+    bytes.extend_from_slice(b"POST ");
+    bytes.extend_from_slice(url.path().as_bytes());
     if let Some(query) = url.query() {
-        let _ = write!(head, "?{query}");
+        bytes.push(b'?');
+        bytes.extend_from_slice(query.as_bytes());
     }
-    let _ = match port {
-        Some(port) => write!(head, " HTTP/1.1\r\nhost: {host}:{port}\r\n"),
-        None => write!(head, " HTTP/1.1\r\nhost: {host}\r\n"),
-    };
+    bytes.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    bytes.extend_from_slice(host.as_bytes());
+    if let Some(port) = port {
+        // Writing into a Vec cannot fail.
+        let _ = write!(bytes, ":{port}");
+    }
+    bytes.extend_from_slice(b"\r\n");
     for (name, value) in request.headers {
-        let _ = write!(head, "{name}: {value}\r\n");
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
     }
-    let _ = write!(head, "content-length: {}\r\n\r\n", request.body.len());
-    head
+    let _ = write!(bytes, "content-length: {}\r\n\r\n", request.body.len());
+    bytes.extend_from_slice(request.body);
+    bytes
 }
 
 /// The framing of a response body.
@@ -350,12 +364,9 @@ impl Connection {
         }
     }
 
-    async fn send(&mut self, head: &[u8], body: &[u8]) -> Result<(), ExchangeError> {
-        let mut request = Vec::with_capacity(head.len() + body.len());
-        request.extend_from_slice(head);
-        request.extend_from_slice(body);
+    async fn send(&mut self, request: &[u8]) -> Result<(), ExchangeError> {
         self.stream
-            .write_all(&request)
+            .write_all(request)
             .await
             .map_err(ExchangeError::BeforeResponse)
     }
@@ -845,17 +856,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn request_head_names_host_port_and_length() {
+    async fn request_names_host_port_and_length() {
         let url = url::Url::parse("http://example.com:8080/a/b?c=d#frag").unwrap();
         let request = Request {
             url: &url,
             headers: &[("x-belter-event", "csat.received")],
             body: b"{\"a\":1}",
         };
-        let head = String::from_utf8(request_head(&request, "example.com", url.port())).unwrap();
+        let sent = String::from_utf8(request_bytes(&request, "example.com", url.port())).unwrap();
         assert_eq!(
-            head,
-            "POST /a/b?c=d HTTP/1.1\r\nhost: example.com:8080\r\nx-belter-event: csat.received\r\ncontent-length: 7\r\n\r\n"
+            sent,
+            "POST /a/b?c=d HTTP/1.1\r\nhost: example.com:8080\r\nx-belter-event: csat.received\r\ncontent-length: 7\r\n\r\n{\"a\":1}"
         );
         let url = url::Url::parse("http://[::1]/").unwrap();
         let request = Request {
@@ -863,10 +874,10 @@ mod tests {
             headers: &[],
             body: b"",
         };
-        let head = String::from_utf8(request_head(&request, "[::1]", url.port())).unwrap();
+        let sent = String::from_utf8(request_bytes(&request, "[::1]", url.port())).unwrap();
         assert!(
-            head.starts_with("POST / HTTP/1.1\r\nhost: [::1]\r\n"),
-            "{head}"
+            sent.starts_with("POST / HTTP/1.1\r\nhost: [::1]\r\n"),
+            "{sent}"
         );
     }
 
