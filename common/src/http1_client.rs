@@ -373,10 +373,7 @@ impl Connection {
 
     /// Reads more bytes; `Ok(0)` means the receiver closed the connection.
     async fn fill(&mut self) -> Result<usize, ExchangeError> {
-        if self.start == self.buffer.len() {
-            self.buffer.clear();
-            self.start = 0;
-        }
+        self.compact();
         self.buffer.reserve(READ_BYTES);
         match self.stream.read_buf(&mut self.buffer).await {
             Ok(read) => {
@@ -385,6 +382,20 @@ impl Connection {
             }
             Err(error) if self.answered => Err(ExchangeError::MidResponse(error)),
             Err(error) => Err(ExchangeError::BeforeResponse(error)),
+        }
+    }
+
+    /// Drops the bytes already used from the front of the buffer, so that a response read in
+    /// many parts, such as endless interim responses or trailers, keeps only its unused bytes.
+    /// Moving them costs little: a partial head or line is bounded, and the move happens at most
+    /// once per [`READ_BYTES`] used.
+    fn compact(&mut self) {
+        if self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        } else if self.start >= READ_BYTES {
+            self.buffer.drain(..self.start);
+            self.start = 0;
         }
     }
 
