@@ -325,6 +325,13 @@ fn request_bytes(request: &Request<'_>, host: &str, port: Option<u16>) -> Vec<u8
     bytes
 }
 
+fn head_too_long() -> ExchangeError {
+    ExchangeError::Invalid(format!(
+        "the response head is longer than {} KiB",
+        MAX_HEAD_BYTES / 1024
+    ))
+}
+
 /// The framing of a response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
@@ -454,10 +461,7 @@ impl Connection {
                 continue;
             }
             if self.buffer.len() - self.start > MAX_HEAD_BYTES {
-                return Err(ExchangeError::Invalid(format!(
-                    "the response head is longer than {} KiB",
-                    MAX_HEAD_BYTES / 1024
-                )));
+                return Err(head_too_long());
             }
             if self.fill().await? == 0 {
                 return Err(self.closed("the connection closed before a full response head"));
@@ -476,6 +480,10 @@ impl Connection {
         let httparse::Status::Complete(length) = parsed else {
             return Ok(None);
         };
+        // A head that arrived in one read may be complete past the limit.
+        if length > MAX_HEAD_BYTES {
+            return Err(head_too_long());
+        }
         let status = response.code.unwrap_or_default();
         let http11 = response.version == Some(1);
 
@@ -488,9 +496,16 @@ impl Connection {
             let value = String::from_utf8_lossy(header.value);
             let value = value.trim();
             if header.name.eq_ignore_ascii_case("content-length") {
-                let length = value.parse::<u64>().map_err(|_| {
-                    ExchangeError::Invalid(format!("content-length {value:?} is not a number"))
-                })?;
+                // Digits only: `parse` would also take a leading `+`, which a proxy on the way
+                // may read differently.
+                let length = value
+                    .bytes()
+                    .all(|byte| byte.is_ascii_digit())
+                    .then(|| value.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        ExchangeError::Invalid(format!("content-length {value:?} is not a number"))
+                    })?;
                 if content_length.is_some_and(|earlier| earlier != length) {
                     return Err(ExchangeError::Invalid(
                         "two different content-length headers".to_owned(),
@@ -600,9 +615,17 @@ impl Connection {
         loop {
             let line = self.read_line().await?;
             let size_text = line.split(';').next().unwrap_or_default().trim();
-            let size = u64::from_str_radix(size_text, 16).map_err(|_| {
-                ExchangeError::Invalid(format!("chunk size {size_text:?} is not hexadecimal"))
-            })?;
+            // Hex digits only: `from_str_radix` would also take a leading `+`.
+            let size = size_text
+                .bytes()
+                .all(|byte| byte.is_ascii_hexdigit())
+                .then(|| u64::from_str_radix(size_text, 16).ok())
+                .flatten()
+                .ok_or_else(|| {
+                    ExchangeError::Invalid(format!(
+                        "chunk size {size_text:?} is not hexadecimal or does not fit in 64 bits"
+                    ))
+                })?;
             if size == 0 {
                 // Trailers, up to the empty line that ends the body.
                 while !self.read_line().await?.is_empty() {}
@@ -626,18 +649,20 @@ impl Connection {
     async fn read_line(&mut self) -> Result<String, ExchangeError> {
         loop {
             let buffered = &self.buffer[self.start..];
-            if let Some(end) = buffered.iter().position(|&byte| byte == b'\n') {
+            let end = buffered.iter().position(|&byte| byte == b'\n');
+            // The limit holds whether the line arrived in one read or in many.
+            if end.unwrap_or(buffered.len()) > MAX_LINE_BYTES {
+                return Err(ExchangeError::Invalid(format!(
+                    "a line of the chunked body is longer than {} KiB",
+                    MAX_LINE_BYTES / 1024
+                )));
+            }
+            if let Some(end) = end {
                 let line = String::from_utf8_lossy(&buffered[..end])
                     .trim_end_matches('\r')
                     .to_owned();
                 self.start += end + 1;
                 return Ok(line);
-            }
-            if buffered.len() > MAX_LINE_BYTES {
-                return Err(ExchangeError::Invalid(format!(
-                    "a line of the chunked body is longer than {} KiB",
-                    MAX_LINE_BYTES / 1024
-                )));
             }
             if self.fill().await? == 0 {
                 return Err(self.closed("the connection closed inside a chunked body"));
