@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
 /// Idle connections kept per host and port.
@@ -153,11 +153,12 @@ impl Http1Client {
             None => self.connect(url, host, port).await?,
         };
         let mut connection = Connection::new(stream);
-        connection
+        let sent = connection
             .send(&request_bytes(request, host, url.port()))
             .await?;
         let (response, reusable) = connection.receive(excerpt_limit).await?;
-        if reusable {
+        // A request cut short by an early response leaves the connection mid-request.
+        if reusable && sent {
             self.checkin(key, connection.stream);
         }
         Ok(response)
@@ -371,11 +372,84 @@ impl Connection {
         }
     }
 
-    async fn send(&mut self, request: &[u8]) -> Result<(), ExchangeError> {
-        self.stream
-            .write_all(request)
-            .await
-            .map_err(ExchangeError::BeforeResponse)
+    /// Writes the request, and returns whether all of it was written. A receiver may answer
+    /// before it has read the whole request, such as a 413 to a large body, and then stop
+    /// reading or close: once a final response head has arrived, or the receiver closed, the
+    /// rest is not written and the response is read.
+    async fn send(&mut self, request: &[u8]) -> Result<bool, ExchangeError> {
+        // Most requests fit in the socket's buffer: one write, and no wait.
+        let mut written = match self.stream.try_write(request) {
+            Ok(written) => written,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(error) => return self.write_failed(error),
+        };
+        while written < request.len() {
+            let ready = self
+                .stream
+                .ready(Interest::READABLE | Interest::WRITABLE)
+                .await
+                .map_err(ExchangeError::BeforeResponse)?;
+            if ready.is_readable() {
+                self.buffer.reserve(READ_BYTES);
+                match self.stream.try_read_buf(&mut self.buffer) {
+                    Ok(0) => return Ok(false),
+                    Ok(_) => {
+                        self.answered = true;
+                        if self.final_head_buffered() {
+                            return Ok(false);
+                        }
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => return self.write_failed(error),
+                }
+            }
+            if ready.is_writable() {
+                match self.stream.try_write(&request[written..]) {
+                    Ok(more) => written += more,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => return self.write_failed(error),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Ends a send whose write failed. A response that arrived before the failure is still read.
+    fn write_failed(&mut self, error: io::Error) -> Result<bool, ExchangeError> {
+        self.buffer.reserve(READ_BYTES);
+        if let Ok(read @ 1..) = self.stream.try_read_buf(&mut self.buffer) {
+            self.answered = true;
+            tracing::trace!(read, "response arrived before the request was written");
+        }
+        if self.answered {
+            Ok(false)
+        } else {
+            Err(ExchangeError::BeforeResponse(error))
+        }
+    }
+
+    /// Returns whether the buffered bytes contain a final response head after any interim ones,
+    /// are not an HTTP response, or are too long for a head. Each case means that the receiver
+    /// will not read the rest of the request.
+    fn final_head_buffered(&self) -> bool {
+        let mut offset = self.start;
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut headers);
+            match response.parse(&self.buffer[offset..]) {
+                Ok(httparse::Status::Complete(length)) => {
+                    let status = response.code.unwrap_or_default();
+                    if !(100..200).contains(&status) || status == 101 {
+                        return true;
+                    }
+                    offset += length;
+                }
+                Ok(httparse::Status::Partial) => {
+                    return self.buffer.len() - offset > MAX_HEAD_BYTES;
+                }
+                Err(_) => return true,
+            }
+        }
     }
 
     /// Reads more bytes; `Ok(0)` means the receiver closed the connection.
@@ -674,6 +748,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
     const LIMIT: usize = 4096;
