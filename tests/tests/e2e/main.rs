@@ -6,6 +6,7 @@ mod cli;
 mod config_file;
 mod crash;
 mod delivery;
+mod early_answer;
 mod endpoints;
 mod faults;
 mod files;
