@@ -1,7 +1,7 @@
-//! A small HTTP/1.1 client for `http://` URLs, which belterd delivers to: the task of an exchange
-//! writes the whole request in one buffer and parses the response itself, on keep-alive connections
-//! pooled per host and port, with no task per connection. It does a fraction of a general
-//! client's work per request. It has no TLS, so `https://` URLs need a general client.
+//! A small HTTP/1.1 client for `http://` URLs, which belterd delivers to. The task of an exchange
+//! writes the whole request in one buffer and parses the response itself. Keep-alive connections
+//! are pooled per host and port, with no task per connection, so the client does a fraction of a
+//! general client's work per request. It has no TLS, so `https://` URLs need a general client.
 
 use std::collections::HashMap;
 use std::io::{self, Write as _};
@@ -113,7 +113,7 @@ impl std::fmt::Debug for Http1Client {
     }
 }
 
-/// Says whether the client may connect to an address.
+/// A check of whether the client may connect to an address.
 pub type AddressFilter = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
 fn list(addresses: &[IpAddr]) -> String {
@@ -701,9 +701,21 @@ impl Connection {
                     ))
                 })?;
             if size == 0 {
-                // Trailers, up to the empty line that ends the body.
-                while !self.read_line().await?.is_empty() {}
-                return Ok(true);
+                // Trailers, up to the empty line that ends the body, as long as a head at most.
+                let mut trailer_bytes = 0;
+                loop {
+                    let line = self.read_line().await?;
+                    if line.is_empty() {
+                        return Ok(true);
+                    }
+                    trailer_bytes += line.len() + 2;
+                    if trailer_bytes > MAX_HEAD_BYTES {
+                        return Err(ExchangeError::Invalid(format!(
+                            "the trailers are longer than {} KiB",
+                            MAX_HEAD_BYTES / 1024
+                        )));
+                    }
+                }
             }
             let room = excerpt_limit - excerpt.len();
             if size > room as u64 {

@@ -6,7 +6,7 @@ mod cli;
 mod config_file;
 mod crash;
 mod delivery;
-mod early_answer;
+mod early_response;
 mod endpoints;
 mod faults;
 mod files;
