@@ -762,6 +762,7 @@ mod hostile;
 
 #[cfg(test)]
 mod tests {
+    use super::hostile::read_request;
     use super::*;
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
@@ -800,36 +801,6 @@ mod tests {
         });
         let url = url::Url::parse(&format!("http://127.0.0.1:{port}/hook?x=1#part")).unwrap();
         (url, connections)
-    }
-
-    /// Reads one request with a content-length body; returns its head.
-    async fn read_request(stream: &mut TcpStream) -> Option<String> {
-        let mut data = Vec::new();
-        loop {
-            if let Some(end) = data.windows(4).position(|window| window == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&data[..end]).into_owned();
-                let length: usize = head
-                    .lines()
-                    .find_map(|line| line.strip_prefix("content-length: "))
-                    .and_then(|value| value.parse().ok())
-                    .unwrap_or(0);
-                while data.len() < end + 4 + length {
-                    let mut chunk = [0_u8; 1024];
-                    let read = stream.read(&mut chunk).await.ok()?;
-                    if read == 0 {
-                        return None;
-                    }
-                    data.extend_from_slice(&chunk[..read]);
-                }
-                return Some(head);
-            }
-            let mut chunk = [0_u8; 1024];
-            let read = stream.read(&mut chunk).await.ok()?;
-            if read == 0 {
-                return None;
-            }
-            data.extend_from_slice(&chunk[..read]);
-        }
     }
 
     fn client() -> Http1Client {

@@ -61,7 +61,7 @@ where
 
 /// Reads one request with a `content-length` body. Returns its body, or `None` at the end of
 /// the connection.
-async fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+pub(super) async fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
     let mut data = Vec::new();
     let mut chunk = vec![0_u8; 64 * 1024];
     loop {
