@@ -117,8 +117,8 @@ impl std::fmt::Debug for Http1Client {
 pub type AddressFilter = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
 fn list(addresses: &[IpAddr]) -> String {
-    let shown: Vec<String> = addresses.iter().map(ToString::to_string).collect();
-    shown.join(", ")
+    let texts: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    texts.join(", ")
 }
 
 impl Http1Client {
@@ -333,6 +333,12 @@ fn head_too_long() -> ExchangeError {
     ))
 }
 
+/// Checks that a status ends the exchange: any but an interim 1xx, where 101 counts as final
+/// because the connection no longer speaks HTTP after it.
+fn is_final(status: u16) -> bool {
+    !(100..200).contains(&status) || status == 101
+}
+
 /// The framing of a response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
@@ -359,7 +365,7 @@ struct Connection {
     buffer: Vec<u8>,
     start: usize,
     /// Whether any byte of a response arrived.
-    answered: bool,
+    response_started: bool,
 }
 
 impl Connection {
@@ -368,14 +374,14 @@ impl Connection {
             stream,
             buffer: Vec::new(),
             start: 0,
-            answered: false,
+            response_started: false,
         }
     }
 
-    /// Writes the request, and returns whether all of it was written. A receiver may answer
-    /// before it has read the whole request, such as a 413 to a large body, and then stop
-    /// reading or close: once a final response head has arrived, or the receiver closed, the
-    /// rest is not written and the response is read.
+    /// Writes the request, and returns whether all of it was written. A receiver may respond
+    /// before it has read the whole request, such as with a 413 to a large body, and then stop
+    /// reading or close. Once a final response head arrives or the receiver closes, the rest is
+    /// not written and the response is read.
     async fn send(&mut self, request: &[u8]) -> Result<bool, ExchangeError> {
         // Most requests fit in the socket's buffer: one write, and no wait.
         let mut written = match self.stream.try_write(request) {
@@ -394,7 +400,7 @@ impl Connection {
                 match self.stream.try_read_buf(&mut self.buffer) {
                     Ok(0) => return Ok(false),
                     Ok(_) => {
-                        self.answered = true;
+                        self.response_started = true;
                         if self.final_head_buffered() {
                             return Ok(false);
                         }
@@ -418,10 +424,10 @@ impl Connection {
     fn write_failed(&mut self, error: io::Error) -> Result<bool, ExchangeError> {
         self.buffer.reserve(READ_BYTES);
         if let Ok(read @ 1..) = self.stream.try_read_buf(&mut self.buffer) {
-            self.answered = true;
+            self.response_started = true;
             tracing::trace!(read, "response arrived before the request was written");
         }
-        if self.answered {
+        if self.response_started {
             Ok(false)
         } else {
             Err(ExchangeError::BeforeResponse(error))
@@ -439,7 +445,7 @@ impl Connection {
             match response.parse(&self.buffer[offset..]) {
                 Ok(httparse::Status::Complete(length)) => {
                     let status = response.code.unwrap_or_default();
-                    if !(100..200).contains(&status) || status == 101 {
+                    if is_final(status) {
                         return true;
                     }
                     offset += length;
@@ -458,18 +464,18 @@ impl Connection {
         self.buffer.reserve(READ_BYTES);
         match self.stream.read_buf(&mut self.buffer).await {
             Ok(read) => {
-                self.answered |= read > 0;
+                self.response_started |= read > 0;
                 Ok(read)
             }
-            Err(error) if self.answered => Err(ExchangeError::MidResponse(error)),
+            Err(error) if self.response_started => Err(ExchangeError::MidResponse(error)),
             Err(error) => Err(ExchangeError::BeforeResponse(error)),
         }
     }
 
     /// Drops the bytes already used from the front of the buffer, so that a response read in
     /// many parts, such as endless interim responses or trailers, keeps only its unused bytes.
-    /// Moving them costs little: a partial head or line is bounded, and the move happens at most
-    /// once per [`READ_BYTES`] used.
+    /// Each move copies at most a partial head or line, which the limits bound, and happens at
+    /// most once per [`READ_BYTES`] used.
     fn compact(&mut self) {
         if self.start == self.buffer.len() {
             self.buffer.clear();
@@ -480,10 +486,11 @@ impl Connection {
         }
     }
 
-    /// Builds the error for a connection that closed early, mid-response or before any answer.
-    fn closed(&self, what: &str) -> ExchangeError {
-        let error = io::Error::new(io::ErrorKind::UnexpectedEof, what.to_owned());
-        if self.answered {
+    /// Builds the error for a connection that closed early, mid-response or before any response
+    /// byte.
+    fn closed(&self, description: &str) -> ExchangeError {
+        let error = io::Error::new(io::ErrorKind::UnexpectedEof, description.to_owned());
+        if self.response_started {
             ExchangeError::MidResponse(error)
         } else {
             ExchangeError::BeforeResponse(error)
@@ -523,7 +530,7 @@ impl Connection {
         let mut interim = 0;
         loop {
             if let Some(head) = self.parse_head()? {
-                if !(100..200).contains(&head.status) || head.status == 101 {
+                if is_final(head.status) {
                     return Ok(head);
                 }
                 interim += 1;
@@ -634,9 +641,9 @@ impl Connection {
             return Ok(&[]);
         }
         let end = self.start + limit.min(self.buffer.len() - self.start);
-        let taken = &self.buffer[self.start..end];
+        let bytes = &self.buffer[self.start..end];
         self.start = end;
-        Ok(taken)
+        Ok(bytes)
     }
 
     /// Reads a body of `length` bytes. Returns whether it was read to its end: a body longer
@@ -647,19 +654,19 @@ impl Connection {
         excerpt_limit: usize,
         excerpt: &mut Vec<u8>,
     ) -> Result<bool, ExchangeError> {
-        let wanted = usize::try_from(length)
+        let expected = usize::try_from(length)
             .unwrap_or(usize::MAX)
             .min(excerpt_limit);
         let mut read = 0;
-        while read < wanted {
-            let taken = self.take(wanted - read).await?;
-            if taken.is_empty() {
+        while read < expected {
+            let bytes = self.take(expected - read).await?;
+            if bytes.is_empty() {
                 return Err(self.closed(&format!(
                     "the connection closed after {read} of the body's {length} bytes"
                 )));
             }
-            read += taken.len();
-            excerpt.extend_from_slice(taken);
+            read += bytes.len();
+            excerpt.extend_from_slice(bytes);
         }
         Ok(length <= excerpt_limit as u64)
     }
@@ -670,11 +677,11 @@ impl Connection {
         excerpt: &mut Vec<u8>,
     ) -> Result<(), ExchangeError> {
         while excerpt.len() < excerpt_limit {
-            let taken = self.take(excerpt_limit - excerpt.len()).await?;
-            if taken.is_empty() {
+            let bytes = self.take(excerpt_limit - excerpt.len()).await?;
+            if bytes.is_empty() {
                 return Ok(());
             }
-            excerpt.extend_from_slice(taken);
+            excerpt.extend_from_slice(bytes);
         }
         Ok(())
     }
@@ -736,7 +743,7 @@ impl Connection {
         loop {
             let buffered = &self.buffer[self.start..];
             let end = buffered.iter().position(|&byte| byte == b'\n');
-            // The limit holds whether the line arrived in one read or in many.
+            // The limit applies whether the line arrived in one read or in many.
             if end.unwrap_or(buffered.len()) > MAX_LINE_BYTES {
                 return Err(ExchangeError::Invalid(format!(
                     "a line of the chunked body is longer than {} KiB",

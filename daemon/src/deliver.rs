@@ -156,20 +156,14 @@ pub(crate) fn request_headers(
     request: &AttemptRequest<'_>,
     signatures: &Signatures,
 ) -> Vec<Header> {
-    let mut sent = vec![
-        Header {
-            name: "content-type".to_owned(),
-            value: "application/json".to_owned(),
-        },
-        Header {
-            name: "accept".to_owned(),
-            value: "*/*".to_owned(),
-        },
-        Header {
-            name: "user-agent".to_owned(),
-            value: headers::user_agent(),
-        },
-    ];
+    let user_agent = headers::user_agent();
+    let mut sent: Vec<Header> = fixed_pairs(&user_agent)
+        .into_iter()
+        .map(|(name, value)| Header {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
+        .collect();
     for (name, value) in signed_pairs(request, signatures) {
         sent.push(Header {
             name: name.to_owned(),
@@ -177,6 +171,15 @@ pub(crate) fn request_headers(
         });
     }
     sent
+}
+
+/// Lists the headers that every attempt sends before the signed ones.
+fn fixed_pairs(user_agent: &str) -> [(&'static str, &str); 3] {
+    [
+        ("content-type", "application/json"),
+        ("accept", "*/*"),
+        ("user-agent", user_agent),
+    ]
 }
 
 /// Lists the headers that carry the attempt's ids and signatures, in the order they are sent.
@@ -235,7 +238,7 @@ fn signed_header_map(pairs: &[(&'static str, Cow<'_, str>)]) -> HeaderMap {
 }
 
 /// A receiver's response, whichever client sent the request.
-struct Answer {
+struct ReceivedResponse {
     status: u16,
     retry_after: Option<Duration>,
     excerpt: Vec<u8>,
@@ -318,25 +321,25 @@ pub(crate) async fn send(
             result.failure = Some(kind);
             result.error = Some(message);
         }
-        Ok(Ok(answer)) => {
-            let success = (200..300).contains(&answer.status);
-            result.status_code = Some(answer.status);
-            result.response_body = Some(String::from_utf8_lossy(&answer.excerpt).into_owned());
-            match answer.broke_off {
+        Ok(Ok(received)) => {
+            let success = (200..300).contains(&received.status);
+            result.status_code = Some(received.status);
+            result.response_body = Some(String::from_utf8_lossy(&received.excerpt).into_owned());
+            match received.broke_off {
                 Some((kind, message)) => {
                     result.status_code = None;
                     result.failure = Some(kind);
                     result.error = Some(format!(
                         "response with status {} broke off: {message}",
-                        answer.status
+                        received.status
                     ));
                 }
                 None if success => result.succeeded = true,
                 None => {
                     result.failure = Some(FailureKind::HttpStatus);
-                    result.error = Some(status_error(answer.status));
-                    if answer.status == 429 || answer.status == 503 {
-                        result.retry_after = answer.retry_after;
+                    result.error = Some(status_error(received.status));
+                    if received.status == 429 || received.status == 503 {
+                        result.retry_after = received.retry_after;
                     }
                 }
             }
@@ -353,11 +356,9 @@ async fn send_plain(
     pairs: &[(&'static str, Cow<'_, str>)],
     resend_allowed: &(dyn Fn() -> bool + Sync),
     resent: &AtomicBool,
-) -> Result<Answer, (FailureKind, String)> {
+) -> Result<ReceivedResponse, (FailureKind, String)> {
     let mut all: Vec<(&str, &str)> = Vec::with_capacity(pairs.len() + 3);
-    all.push(("content-type", "application/json"));
-    all.push(("accept", "*/*"));
-    all.push(("user-agent", client.user_agent.as_str()));
+    all.extend(fixed_pairs(&client.user_agent));
     all.extend(pairs.iter().map(|(name, value)| (*name, value.as_ref())));
     let plain_request = http1_client::Request {
         url,
@@ -386,7 +387,7 @@ async fn send_plain(
         other => other,
     }
     .map_err(|error| classify_plain(&error))?;
-    Ok(Answer {
+    Ok(ReceivedResponse {
         status: response.status,
         retry_after: response
             .retry_after
@@ -405,7 +406,7 @@ async fn send_general(
     pairs: &[(&'static str, Cow<'_, str>)],
     resend_allowed: &(dyn Fn() -> bool + Sync),
     resent: &AtomicBool,
-) -> Result<Answer, (FailureKind, String)> {
+) -> Result<ReceivedResponse, (FailureKind, String)> {
     // Each send builds its request from its parts, so the first send, usually the only one,
     // copies neither the URL nor the headers.
     let build = |url: Option<url::Url>| {
@@ -434,7 +435,7 @@ async fn send_general(
             .and_then(|value| value.to_str().ok())
             .and_then(|value| parse_retry_after(value, SystemTime::now()));
         let excerpt = read_excerpt(response).await;
-        Ok::<_, reqwest::Error>(Answer {
+        Ok::<_, reqwest::Error>(ReceivedResponse {
             status: status.as_u16(),
             retry_after,
             excerpt: excerpt.bytes,

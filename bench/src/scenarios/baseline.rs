@@ -117,13 +117,13 @@ pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
                     headers: &sent_headers,
                     body: &body,
                 };
-                let answered = match client.post(&request, false, EXCERPT_BYTES).await {
+                let succeeded = match client.post(&request, false, EXCERPT_BYTES).await {
                     Ok(response) => {
                         (200..300).contains(&response.status) && response.body_error.is_none()
                     }
                     Err(_) => false,
                 };
-                if answered {
+                if succeeded {
                     requests.fetch_add(1, Ordering::Relaxed);
                     own_latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                 } else {

@@ -1,7 +1,7 @@
 //! Receivers that respond in strange or hostile ways: raw TCP servers on 127.0.0.1 that split,
-//! reset, pad or misframe their responses. Every exchange must end within a bound, never panic,
-//! never report a broken response as complete, and never let a later request read the bytes of
-//! an earlier response.
+//! reset, pad or misframe their responses. The tests check that each exchange ends within
+//! [`BOUND`] without a panic, that no broken response counts as complete, and that no request
+//! reads the bytes of an earlier response.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,20 +103,20 @@ async fn read_head_only(stream: &mut TcpStream) -> Option<()> {
 }
 
 /// Serves each request with the response at its index, counted over all connections, and
-/// closes the connection once `answers` is used up.
-async fn serve_each(answers: Vec<Vec<u8>>) -> (url::Url, Arc<AtomicUsize>) {
-    let answers = Arc::new(answers);
+/// closes the connection once `raw_responses` is used up.
+async fn serve_each(raw_responses: Vec<Vec<u8>>) -> (url::Url, Arc<AtomicUsize>) {
+    let raw_responses = Arc::new(raw_responses);
     let requests = Arc::new(AtomicUsize::new(0));
     raw_server(move |mut stream, _| {
-        let answers = Arc::clone(&answers);
+        let raw_responses = Arc::clone(&raw_responses);
         let requests = Arc::clone(&requests);
         async move {
             while read_request(&mut stream).await.is_some() {
                 let index = requests.fetch_add(1, Ordering::SeqCst);
-                let Some(answer) = answers.get(index) else {
+                let Some(raw_response) = raw_responses.get(index) else {
                     return;
                 };
-                if stream.write_all(answer).await.is_err() {
+                if stream.write_all(raw_response).await.is_err() {
                     return;
                 }
             }
@@ -142,6 +142,14 @@ fn client() -> Http1Client {
 /// Posts a small request on a pooled connection, failing the test past [`BOUND`].
 async fn post(client: &Http1Client, url: &url::Url) -> Result<Response, ExchangeError> {
     post_body(client, url, b"{}").await
+}
+
+/// Posts again on `client` and checks that the response is a 200 with `body`, read in full.
+async fn assert_next_ok(client: &Http1Client, url: &url::Url, body: &[u8]) {
+    let next = post(client, url).await.unwrap();
+    assert_eq!(next.status, 200);
+    assert_eq!(next.excerpt, body);
+    assert!(next.body_error.is_none(), "{:?}", next.body_error);
 }
 
 async fn post_body(
@@ -177,10 +185,10 @@ fn ok_response(body: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn one_byte_writes_are_read_whole() {
-    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nretry-after: 3\r\n\r\nfirst";
+    let raw_response = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nretry-after: 3\r\n\r\nfirst";
     let (url, accepted) = raw_server(move |mut stream, _| async move {
         while read_request(&mut stream).await.is_some() {
-            for byte in answer {
+            for byte in raw_response {
                 if stream.write_all(&[*byte]).await.is_err() {
                     return;
                 }
@@ -202,12 +210,13 @@ async fn one_byte_writes_are_read_whole() {
 
 #[tokio::test]
 async fn head_over_64_kib_is_refused() {
-    let mut answer = b"HTTP/1.1 200 OK\r\n".to_vec();
+    let mut raw_response = b"HTTP/1.1 200 OK\r\n".to_vec();
     for index in 0..10 {
-        answer.extend_from_slice(format!("x-pad-{index}: {}\r\n", "p".repeat(7000)).as_bytes());
+        raw_response
+            .extend_from_slice(format!("x-pad-{index}: {}\r\n", "p".repeat(7000)).as_bytes());
     }
-    answer.extend_from_slice(b"content-length: 0\r\n\r\n");
-    let (url, _) = serve_each(vec![answer]).await;
+    raw_response.extend_from_slice(b"content-length: 0\r\n\r\n");
+    let (url, _) = serve_each(vec![raw_response]).await;
     let error = failure(post(&client(), &url).await).unwrap();
     assert!(error.contains("longer than 64 KiB"), "{error}");
 }
@@ -215,12 +224,12 @@ async fn head_over_64_kib_is_refused() {
 #[tokio::test]
 async fn header_count_limit_is_100() {
     let with_headers = |count: usize| {
-        let mut answer = b"HTTP/1.1 200 OK\r\n".to_vec();
+        let mut raw_response = b"HTTP/1.1 200 OK\r\n".to_vec();
         for index in 0..count - 1 {
-            answer.extend_from_slice(format!("x-h{index}: v\r\n").as_bytes());
+            raw_response.extend_from_slice(format!("x-h{index}: v\r\n").as_bytes());
         }
-        answer.extend_from_slice(b"content-length: 2\r\n\r\nok");
-        answer
+        raw_response.extend_from_slice(b"content-length: 2\r\n\r\nok");
+        raw_response
     };
     let (url, _) = serve_each(vec![with_headers(100), with_headers(101)]).await;
     let client = client();
@@ -269,8 +278,9 @@ async fn unframed_body_ends_at_close() {
 async fn content_length_must_be_digits_only() {
     let client = client();
     for value in ["+2", "-2", "2 2", "0x2", "２"] {
-        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {value}\r\n\r\nok").into_bytes();
-        let (url, _) = serve_each(vec![answer]).await;
+        let raw_response =
+            format!("HTTP/1.1 200 OK\r\ncontent-length: {value}\r\n\r\nok").into_bytes();
+        let (url, _) = serve_each(vec![raw_response]).await;
         let error = failure(post(&client, &url).await);
         assert!(
             error
@@ -290,14 +300,14 @@ async fn content_length_must_be_digits_only() {
 #[tokio::test]
 async fn huge_content_length_cut_short() {
     let body = "h".repeat(LIMIT + 10);
-    let answer = format!(
+    let raw_response = format!(
         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
         u64::MAX
     );
-    let answer: &'static [u8] = Box::leak(answer.into_bytes().into_boxed_slice());
+    let raw_response: &'static [u8] = Box::leak(raw_response.into_bytes().into_boxed_slice());
     let (url, accepted) = raw_server(move |mut stream, _| async move {
         while read_request(&mut stream).await.is_some() {
-            if stream.write_all(answer).await.is_err() {
+            if stream.write_all(raw_response).await.is_err() {
                 return;
             }
         }
@@ -312,8 +322,8 @@ async fn huge_content_length_cut_short() {
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 
     // One past u64::MAX is not a number at all.
-    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 18446744073709551616\r\n\r\n".to_vec();
-    let (url, _) = serve_each(vec![answer]).await;
+    let raw_response = b"HTTP/1.1 200 OK\r\ncontent-length: 18446744073709551616\r\n\r\n".to_vec();
+    let (url, _) = serve_each(vec![raw_response]).await;
     let error = failure(post(&client, &url).await).unwrap();
     assert!(error.contains("not a number"), "{error}");
 }
@@ -379,10 +389,10 @@ async fn chunk_sizes_case_and_zeros() {
 async fn chunk_sizes_not_hex_rejected() {
     let client = client();
     for size in ["+2", "-2", "1ffffffffffffffff", "", " ", "0x2", "2 2"] {
-        let answer = format!(
+        let raw_response = format!(
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{size}\r\nok\r\n0\r\n\r\n"
         );
-        let (url, _) = serve_each(vec![answer.into_bytes()]).await;
+        let (url, _) = serve_each(vec![raw_response.into_bytes()]).await;
         let error = failure(post(&client, &url).await);
         assert!(
             error
@@ -395,11 +405,11 @@ async fn chunk_sizes_not_hex_rejected() {
 
 #[tokio::test]
 async fn chunk_extension_over_8_kib_is_refused() {
-    let answer = format!(
+    let raw_response = format!(
         "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;ext={}\r\nok\r\n0\r\n\r\n",
         "e".repeat(9000)
     );
-    let (url, _) = serve_each(vec![answer.into_bytes()]).await;
+    let (url, _) = serve_each(vec![raw_response.into_bytes()]).await;
     let error = failure(post(&client(), &url).await).unwrap();
     assert!(error.contains("longer than 8 KiB"), "{error}");
 }
@@ -426,11 +436,7 @@ async fn pipelined_junk_not_read_next() {
     let (url, accepted) = serve_each(vec![first, ok_response("two")]).await;
     let client = client();
     assert_eq!(post(&client, &url).await.unwrap().excerpt, b"one");
-    let second = post(&client, &url).await.unwrap();
-    assert_eq!(
-        (second.status, second.excerpt.as_slice()),
-        (200, &b"two"[..])
-    );
+    assert_next_ok(&client, &url, b"two").await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 
     // Junk a moment after the response, while the connection is idle.
@@ -450,20 +456,16 @@ async fn pipelined_junk_not_read_next() {
     .await;
     assert_eq!(post(&client, &url).await.unwrap().excerpt, b"c0");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let second = post(&client, &url).await.unwrap();
-    assert_eq!(
-        (second.status, second.excerpt.as_slice()),
-        (200, &b"c1"[..])
-    );
+    assert_next_ok(&client, &url, b"c1").await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
 async fn many_interim_responses_are_skipped() {
-    let mut answer =
+    let mut raw_response =
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nx: y\r\n\r\n".repeat(8);
-    answer.extend_from_slice(&ok_response("final"));
-    let (url, accepted) = serve_each(vec![answer, ok_response("next")]).await;
+    raw_response.extend_from_slice(&ok_response("final"));
+    let (url, accepted) = serve_each(vec![raw_response, ok_response("next")]).await;
     let client = client();
     let response = post(&client, &url).await.unwrap();
     assert_eq!(
@@ -571,11 +573,7 @@ async fn no_content_body_not_leaked() {
     let response = post(&client, &url).await.unwrap();
     assert_eq!(response.status, 204);
     assert!(response.excerpt.is_empty());
-    let second = post(&client, &url).await.unwrap();
-    assert_eq!(
-        (second.status, second.excerpt.as_slice()),
-        (200, &b"next"[..])
-    );
+    assert_next_ok(&client, &url, b"next").await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 
     // The stray body in a later write than the head.
@@ -597,18 +595,14 @@ async fn no_content_body_not_leaked() {
     .await;
     assert_eq!(post(&client, &url).await.unwrap().status, 204);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let second = post(&client, &url).await.unwrap();
-    assert_eq!(
-        (second.status, second.excerpt.as_slice()),
-        (200, &b"next"[..])
-    );
+    assert_next_ok(&client, &url, b"next").await;
 }
 
 #[tokio::test]
 async fn http_1_0_keep_alive_is_honoured() {
-    let answer =
+    let raw_response =
         b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\nok".to_vec();
-    let (url, accepted) = serve_each(vec![answer.clone(), answer]).await;
+    let (url, accepted) = serve_each(vec![raw_response.clone(), raw_response]).await;
     let client = client();
     for _ in 0..2 {
         assert_eq!(post(&client, &url).await.unwrap().excerpt, b"ok");
@@ -616,8 +610,8 @@ async fn http_1_0_keep_alive_is_honoured() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
     // Without keep-alive an HTTP/1.0 connection is closed even with a length.
-    let answer = b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec();
-    let (url, accepted) = serve_each(vec![answer.clone(), answer]).await;
+    let raw_response = b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec();
+    let (url, accepted) = serve_each(vec![raw_response.clone(), raw_response]).await;
     for _ in 0..2 {
         assert_eq!(post(&client, &url).await.unwrap().excerpt, b"ok");
     }
@@ -681,8 +675,8 @@ async fn interim_response_large_body_sent() {
         if stream.read_exact(&mut body).await.is_err() {
             return;
         }
-        let answer = ok_response(&format!("{}", body.len()));
-        let _ = stream.write_all(&answer).await;
+        let raw_response = ok_response(&format!("{}", body.len()));
+        let _ = stream.write_all(&raw_response).await;
         let _ = read_request(&mut stream).await;
     })
     .await;
@@ -852,15 +846,16 @@ async fn silent_body_ends_at_caller_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_head_one_byte_writes() {
-    let mut answer = b"HTTP/1.1 200 OK\r\n".to_vec();
+    let mut raw_response = b"HTTP/1.1 200 OK\r\n".to_vec();
     for index in 0..40 {
-        answer.extend_from_slice(format!("x-pad-{index}: {}\r\n", "p".repeat(1000)).as_bytes());
+        raw_response
+            .extend_from_slice(format!("x-pad-{index}: {}\r\n", "p".repeat(1000)).as_bytes());
     }
-    answer.extend_from_slice(b"content-length: 2\r\n\r\nok");
-    let answer: &'static [u8] = Box::leak(answer.into_boxed_slice());
+    raw_response.extend_from_slice(b"content-length: 2\r\n\r\nok");
+    let raw_response: &'static [u8] = Box::leak(raw_response.into_boxed_slice());
     let (url, _) = raw_server(move |mut stream, _| async move {
         if read_request(&mut stream).await.is_some() {
-            for byte in answer {
+            for byte in raw_response {
                 if stream.write_all(&[*byte]).await.is_err() {
                     return;
                 }

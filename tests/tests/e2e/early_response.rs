@@ -40,8 +40,9 @@ async fn early_413_receiver() -> String {
                         _ => return,
                     }
                 }
-                let answer = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!";
-                let _ = stream.write_all(answer).await;
+                let raw_response =
+                    b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!";
+                let _ = stream.write_all(raw_response).await;
                 tokio::time::sleep(Duration::from_secs(5)).await;
             });
         }
@@ -62,10 +63,10 @@ async fn early_413_recorded() {
     let mut body: Value =
         serde_json::from_str(sample_body(EventType::CsatReceived)).expect("sample is JSON");
     body["data"]["comment"] = json!("p".repeat(PADDING_BYTES));
-    let answer = daemon.ingest_accepted(&body.to_string()).await;
+    let accepted = daemon.ingest_accepted(&body.to_string()).await;
     let detail = wait_for_status(
         &daemon.client(),
-        &answer.deliveries[0],
+        &accepted.deliveries[0],
         DeliveryStatus::Failed,
     )
     .await;
