@@ -178,6 +178,31 @@ impl Report {
                 String::new(),
                 percent(throughput.cpu_ratio),
             ));
+            rows.push(row(
+                "throughput",
+                "while posting, belterd's CPU per accepted event",
+                format!(
+                    "{:.0} µs ({:.2} cores)",
+                    phase.daemon_cpu_us_per_accepted, phase.posting_cpu.daemon_cores
+                ),
+                String::new(),
+            ));
+            rows.push(row(
+                "throughput",
+                "after posting, delivered/s",
+                format!("{:.0}", phase.drain_per_sec),
+                String::new(),
+            ));
+            rows.push(row(
+                "throughput",
+                "after posting, CPU per delivery, belterd / bench",
+                cpu_split(
+                    phase.daemon_cpu_us_per_drained,
+                    phase.bench_cpu_us_per_drained,
+                    phase.drain_cpu,
+                ),
+                String::new(),
+            ));
         }
         if let Some(latency) = &results.latency {
             let at = format!("at {}/s", latency.rate_per_sec);

@@ -128,6 +128,7 @@ fn short_run_writes_report() {
         "baseline_after_per_sec",
         "baseline_after_cpu_us_per_request",
         "cpu_ratio",
+        "daemon_cpu_us_per_accepted",
     ] {
         assert!(
             throughput[measured].as_f64().unwrap_or(0.0) > 0.0,

@@ -56,6 +56,19 @@ pub struct PhaseResult {
     pub daemon_cpu_us_per_event: f64,
     /// The bench's CPU (posters and receiver) per delivered event, in µs.
     pub bench_cpu_us_per_event: f64,
+    /// CPU used while posting went on, in cores.
+    pub posting_cpu: CpuUse,
+    /// belterd's CPU per accepted event while posting went on, in µs. It covers ingest and the
+    /// deliveries made meanwhile.
+    pub daemon_cpu_us_per_accepted: f64,
+    /// CPU used from the end of posting to the last delivery, in cores.
+    pub drain_cpu: CpuUse,
+    /// Deliveries per second after posting ended.
+    pub drain_per_sec: f64,
+    /// belterd's CPU per delivery after posting ended, in µs: the cost of delivering alone.
+    pub daemon_cpu_us_per_drained: f64,
+    /// The bench's CPU per delivery after posting ended, in µs: mostly its receiver's.
+    pub bench_cpu_us_per_drained: f64,
 }
 
 /// Results of the throughput scenario.
@@ -189,12 +202,16 @@ pub async fn saturate(
     )
     .await;
     let post_time = started.elapsed();
+    let posting_cpu = cpu_meter.read(post_time);
+    let drain_meter = CpuMeter::start(daemon.pid());
     let delivered_while_posting = receiver.count() - before;
     let accepted = counts.accepted();
     let drained = receiver
         .wait_for_count(before + accepted, drain_timeout)
         .await;
-    let cpu = cpu_meter.read(started.elapsed());
+    let elapsed = started.elapsed();
+    let cpu = cpu_meter.read(elapsed);
+    let drain_cpu = drain_meter.read(elapsed.saturating_sub(post_time));
     drop(ticker);
 
     let delivered = receiver.count() - before;
@@ -202,11 +219,16 @@ pub async fn saturate(
         last.saturating_duration_since(started)
     });
     let delivered_per_sec = per_second(delivered, delivery_time);
+    let drain_per_sec = per_second(
+        delivered - delivered_while_posting,
+        elapsed.saturating_sub(post_time),
+    );
+    let accepted_per_sec = per_second(accepted, post_time);
     Ok(PhaseResult {
         post_secs: post_time.as_secs_f64(),
         accepted,
         rejected: counts.rejected(),
-        accepted_per_sec: per_second(accepted, post_time),
+        accepted_per_sec,
         delivered,
         delivered_per_sec,
         delivered_while_posting_per_sec: per_second(delivered_while_posting, post_time),
@@ -217,5 +239,11 @@ pub async fn saturate(
         cpu,
         daemon_cpu_us_per_event: micros_per(cpu.daemon_cores, delivered_per_sec),
         bench_cpu_us_per_event: micros_per(cpu.bench_cores, delivered_per_sec),
+        posting_cpu,
+        daemon_cpu_us_per_accepted: micros_per(posting_cpu.daemon_cores, accepted_per_sec),
+        drain_cpu,
+        drain_per_sec,
+        daemon_cpu_us_per_drained: micros_per(drain_cpu.daemon_cores, drain_per_sec),
+        bench_cpu_us_per_drained: micros_per(drain_cpu.bench_cores, drain_per_sec),
     })
 }
