@@ -2,7 +2,9 @@
 //! so an attempt waits on the store only when the writer falls behind. The per-minute counts
 //! and the endpoint health are merged once per batch instead of once per attempt.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use belter_common::records::{DeliveryStatus, StreamEvent, StreamKind};
 use belter_common::{DeliveryId, EndpointId};
@@ -68,11 +70,8 @@ pub(crate) fn channel() -> (OutcomeSender, OutcomeReceiver) {
 impl OutcomeSender {
     /// Queues an outcome for writing. Returns `false` when the writer has stopped; the
     /// delivery's due entry then stays, and it is sent again after a restart.
-    pub(crate) async fn send(&self, outcome: Outcome) -> bool {
-        self.0
-            .send(Message::Outcome(Box::new(outcome)))
-            .await
-            .is_ok()
+    pub(crate) async fn send(&self, outcome: Box<Outcome>) -> bool {
+        self.0.send(Message::Outcome(outcome)).await.is_ok()
     }
 
     /// Asks the writer to stop once it has written every outcome sent before.
@@ -177,7 +176,7 @@ impl Prepared {
 /// Writes a batch of outcomes and empties it.
 fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
     let mut counts: BTreeMap<u64, OutcomeCounts> = BTreeMap::new();
-    let mut health: HashMap<EndpointId, EndpointOutcomes> = HashMap::new();
+    let mut health: FxHashMap<EndpointId, EndpointOutcomes> = FxHashMap::default();
     let mut ended: i64 = 0;
     let mut retries = false;
     let retention_ms = u64::try_from(state.config.retention.as_millis()).unwrap_or(u64::MAX);
@@ -196,7 +195,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
         Ok(written) => written,
         Err(error) => {
             tracing::error!(%error, "cannot write outcomes into their delivery groups, so each is written on its own");
-            HashSet::new()
+            FxHashSet::default()
         }
     };
     for prepared in prepared {

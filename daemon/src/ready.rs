@@ -16,7 +16,9 @@
 //! start after a crash scans the deliveries made since that time.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Mutex;
 
 use belter_common::{DeliveryId, EndpointId};
@@ -57,7 +59,7 @@ pub(crate) enum Presence {
 #[derive(Debug, Default)]
 pub(crate) struct Removed {
     /// Deliveries whose attempts still run.
-    pub(crate) running: HashSet<DeliveryId>,
+    pub(crate) running: FxHashSet<DeliveryId>,
     /// Unindexed deliveries with the due entries to write before the endpoint's queue is
     /// cancelled. They stay on the list until [`ReadyLanes::settled`].
     pub(crate) unindexed: Vec<(DeliveryId, Vec<u8>)>,
@@ -69,7 +71,7 @@ pub(crate) struct ScanPlan {
     /// The lane's scan request count when the plan was made.
     token: u64,
     /// Deliveries the lane tracks, which the read skips.
-    pub(crate) known: HashSet<DeliveryId>,
+    pub(crate) known: FxHashSet<DeliveryId>,
     /// How many entries the read may return.
     pub(crate) room: usize,
 }
@@ -89,7 +91,7 @@ enum Known {
 struct Lane {
     ready: VecDeque<Work>,
     /// Every delivery the lane tracks, so that reads of the due index skip them.
-    known: HashMap<DeliveryId, Known>,
+    known: FxHashMap<DeliveryId, Known>,
     /// Bumped whenever the due index may hold due entries the lane lacks.
     scan_requests: u64,
     /// The request count that the last complete read of the due index covered.
@@ -105,7 +107,7 @@ impl Default for Lane {
         // A new lane has not read the due index yet, so it starts with a request.
         Self {
             ready: VecDeque::new(),
-            known: HashMap::new(),
+            known: FxHashMap::default(),
             scan_requests: 1,
             scans_answered: 0,
             next_due: None,
@@ -132,7 +134,7 @@ pub(crate) struct ReadyLanes {
 
 #[derive(Debug, Default)]
 struct Lanes {
-    lanes: HashMap<EndpointId, Lane>,
+    lanes: FxHashMap<EndpointId, Lane>,
     /// Deliveries waiting in every lane's `ready` together.
     waiting: usize,
     /// Deliveries written without their due entry, by id, so oldest first.
@@ -300,9 +302,9 @@ impl ReadyLanes {
 
     /// Returns, per endpoint, the earliest due time of the unindexed deliveries that wait in
     /// memory or in no lane, for the metrics: the due index does not contain them yet.
-    pub(crate) fn earliest_unindexed(&self) -> HashMap<EndpointId, u64> {
+    pub(crate) fn earliest_unindexed(&self) -> FxHashMap<EndpointId, u64> {
         let guard = self.lock();
-        let mut earliest: HashMap<EndpointId, u64> = HashMap::new();
+        let mut earliest: FxHashMap<EndpointId, u64> = FxHashMap::default();
         for (id, entry) in &guard.unindexed {
             let known = guard
                 .lanes
@@ -540,14 +542,14 @@ impl ReadyLanes {
             unindexed,
             ..
         } = &mut *guard;
-        let running: HashSet<DeliveryId> = match lanes.get_mut(endpoint) {
+        let running: FxHashSet<DeliveryId> = match lanes.get_mut(endpoint) {
             Some(lane) => {
                 *waiting -= lane.ready.len();
                 lane.ready.clear();
                 lane.known.retain(|_, known| *known == Known::Running);
                 lane.known.keys().cloned().collect()
             }
-            None => HashSet::new(),
+            None => FxHashSet::default(),
         };
         if running.is_empty() {
             lanes.remove(endpoint);
@@ -713,7 +715,10 @@ mod tests {
         hand_over(&lanes, &endpoint, vec![work(&endpoint)]);
         lanes.release(&endpoint);
         assert!(lanes.take(&endpoint, 10).is_empty());
-        assert_eq!(lanes.remove(&endpoint).running, HashSet::from([running_id]));
+        assert_eq!(
+            lanes.remove(&endpoint).running,
+            FxHashSet::from_iter([running_id])
+        );
     }
 
     #[test]
@@ -842,7 +847,7 @@ mod tests {
         assert_eq!(lanes.take(&endpoint, 1).len(), 1);
 
         let removed = lanes.remove(&endpoint);
-        assert_eq!(removed.running, HashSet::from([id.clone()]));
+        assert_eq!(removed.running, FxHashSet::from_iter([id.clone()]));
         assert!(lanes.is_running(&endpoint, &id));
         assert!(
             lanes.sweep(0).entries.is_empty(),
@@ -852,7 +857,7 @@ mod tests {
         let again = lanes.remove(&endpoint);
         assert_eq!(
             again.running,
-            HashSet::from([id.clone()]),
+            FxHashSet::from_iter([id.clone()]),
             "a second cancel skips it too"
         );
 
@@ -1010,7 +1015,7 @@ mod tests {
         assert_eq!(lanes.take(&endpoint, 1).len(), 1);
 
         let removed = lanes.remove(&endpoint);
-        assert_eq!(removed.running, HashSet::from([id(0), id(2)]));
+        assert_eq!(removed.running, FxHashSet::from_iter([id(0), id(2)]));
         assert_eq!(
             removed.unindexed,
             vec![(id(3), key(3))],

@@ -267,13 +267,15 @@ async fn run_attempt(
         standard_webhooks: entry.record.standard_webhooks,
     };
     tracing::trace!(%delivery_id, endpoint_id = %entry.id, attempt = number, ?trigger, "attempt started");
-    let result = deliver::send(
+    // Boxed: the exchange's future is most of an attempt's size, and the attempt's future is
+    // moved several times when its task is spawned.
+    let result = Box::pin(deliver::send(
         &state.http,
         &state.policy,
         request,
         state.config.attempt_timeout,
         &|| entry.health.resend_allowed(now_ms()),
-    )
+    ))
     .await;
     let ended_at = now_ms();
     if result.resend_reset && entry.health.pause_resends(ended_at) {
@@ -331,7 +333,7 @@ async fn run_attempt(
     track_failing_run(&state, &entry, attempt.succeeded, ended_at);
     let sent = state
         .outcomes
-        .send(Outcome {
+        .send(Box::new(Outcome {
             endpoint_id: entry.id.clone(),
             due: DueWork {
                 delivery_id,
@@ -342,7 +344,7 @@ async fn run_attempt(
             attempt,
             completion,
             ended_at,
-        })
+        }))
         .await;
     if !sent {
         tracing::warn!(endpoint_id = %entry.id, "the outcome writer has stopped; the delivery is sent again after a restart");

@@ -10,8 +10,10 @@
 //! request's events, after the records of its members.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use belter_common::DeliveryId;
 
@@ -20,7 +22,7 @@ use super::{DeliveryRecord, Store, StoreError};
 use crate::codec::{encode, encode_group, GroupIndex};
 
 /// New records for members of one delivery group: by id, the delivery and its encoded record.
-type MemberUpdates<'a> = HashMap<&'a [u8], (&'a DeliveryId, Vec<u8>)>;
+type MemberUpdates<'a> = FxHashMap<&'a [u8], (&'a DeliveryId, Vec<u8>)>;
 
 /// Keys and values of a sled tree, in either direction.
 type Entries = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
@@ -129,7 +131,7 @@ impl Store {
     pub(crate) fn write_records_in_groups(
         &self,
         records: &[(&DeliveryId, &DeliveryRecord)],
-    ) -> Result<HashSet<DeliveryId>, StoreError> {
+    ) -> Result<FxHashSet<DeliveryId>, StoreError> {
         let mut by_group: BTreeMap<Vec<u8>, MemberUpdates<'_>> = BTreeMap::new();
         for &(id, record) in records {
             if self.deliveries.contains_key(id.as_str().as_bytes())? {
@@ -148,7 +150,7 @@ impl Store {
                 .or_default()
                 .insert(id.as_str().as_bytes(), (id, encode(record)?));
         }
-        let mut written = HashSet::new();
+        let mut written = FxHashSet::default();
         for (key, updates) in &by_group {
             let changed =
                 self.recent_delivery_groups
@@ -343,7 +345,7 @@ impl Iterator for DeliveryScan {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use rustc_hash::FxHashSet;
 
     use belter_common::records::DeliveryStatus;
     use belter_common::{DeliveryId, EndpointId, EventId, EventType};
@@ -645,7 +647,8 @@ mod tests {
         input.push((&unknown.0, &unknown.1));
         let written = store.write_records_in_groups(&input).unwrap();
 
-        let expected: HashSet<DeliveryId> = [ids[0].clone(), ids[2].clone()].into();
+        let expected: FxHashSet<DeliveryId> =
+            FxHashSet::from_iter([ids[0].clone(), ids[2].clone()]);
         assert_eq!(
             written, expected,
             "not the one with its own record, nor an unknown id"

@@ -542,7 +542,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use rustc_hash::FxHashSet;
 
     use super::*;
     use crate::codec::GroupIndex;
@@ -580,7 +580,7 @@ mod tests {
         assert_eq!(stored.body, event.body);
         assert_eq!(stored.deliveries, vec![delivery.id.to_string()]);
         let due = store
-            .load_due(&delivery.endpoint_id, 1_000, 10, &HashSet::new())
+            .load_due(&delivery.endpoint_id, 1_000, 10, &FxHashSet::default())
             .unwrap()
             .works;
         assert_eq!(due.len(), 1);

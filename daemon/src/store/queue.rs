@@ -17,7 +17,7 @@
 //! No sled transaction or batch is used, because either one switches every read and write of the
 //! process to a global lock in sled 0.34.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use belter_common::records::{AttemptTrigger, DeliveryStatus};
 use belter_common::{DeliveryId, EndpointId};
@@ -96,14 +96,14 @@ impl DueIds {
 /// is not here, because a read found one of its deliveries running or stopped at the limit, or
 /// because belterd started since, is removed by a read as before.
 #[derive(Default)]
-pub(super) struct GroupsInFlight(std::sync::Mutex<std::collections::HashMap<Vec<u8>, usize>>);
+pub(super) struct GroupsInFlight(std::sync::Mutex<rustc_hash::FxHashMap<Vec<u8>, usize>>);
 
 /// Maximum number of groups that [`GroupsInFlight`] follows. Past it, the count is cleared,
 /// and reads remove the groups it followed.
 const MAX_GROUPS_IN_FLIGHT: usize = 100_000;
 
 impl GroupsInFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Vec<u8>, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, rustc_hash::FxHashMap<Vec<u8>, usize>> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -139,7 +139,7 @@ impl GroupsInFlight {
 #[derive(Default)]
 struct GroupCache {
     prefix: Vec<u8>,
-    ids: HashSet<DeliveryId>,
+    ids: FxHashSet<DeliveryId>,
 }
 
 impl GroupCache {
@@ -183,7 +183,7 @@ impl Store {
         endpoint: &EndpointId,
         now_ms: u64,
         limit: usize,
-        known: &HashSet<DeliveryId>,
+        known: &FxHashSet<DeliveryId>,
     ) -> Result<LoadedDue, StoreError> {
         let start = endpoint.as_str().as_bytes().to_vec();
         let after_now = due_key(endpoint.as_str(), now_ms.saturating_add(1), "");
@@ -426,7 +426,7 @@ impl Store {
         &self,
         endpoint: &EndpointId,
         now_ms: u64,
-        running: &HashSet<DeliveryId>,
+        running: &FxHashSet<DeliveryId>,
     ) -> Result<Vec<DeliveryId>, StoreError> {
         let mut cancelled = Vec::new();
         for item in self.due.scan_prefix(endpoint.as_str().as_bytes()) {
@@ -586,7 +586,9 @@ mod tests {
     }
 
     fn load(store: &Store, endpoint: &EndpointId, now: u64) -> LoadedDue {
-        store.load_due(endpoint, now, 10, &HashSet::new()).unwrap()
+        store
+            .load_due(endpoint, now, 10, &FxHashSet::default())
+            .unwrap()
     }
 
     #[test]
@@ -675,7 +677,7 @@ mod tests {
         let work = &loaded.works[0];
         assert_eq!(work.delivery_id, id);
         let skipped = store
-            .load_due(&endpoint, 100, 10, &HashSet::from([id.clone()]))
+            .load_due(&endpoint, 100, 10, &FxHashSet::from_iter([id.clone()]))
             .unwrap();
         assert!(skipped.works.is_empty(), "a known delivery is skipped");
 
@@ -984,13 +986,13 @@ mod tests {
     fn cancel_marks_queued_deliveries_but_not_running_ones() {
         let (_dir, store) = open_temp();
         let (endpoint, id) = queued_delivery(&store, 100);
-        let running = HashSet::from([id.clone()]);
+        let running = FxHashSet::from_iter([id.clone()]);
         assert!(store
             .cancel_endpoint(&endpoint, 200, &running)
             .unwrap()
             .is_empty());
         let cancelled = store
-            .cancel_endpoint(&endpoint, 200, &HashSet::new())
+            .cancel_endpoint(&endpoint, 200, &FxHashSet::default())
             .unwrap();
         assert_eq!(cancelled, vec![id.clone()]);
         let record = store.delivery(&id).unwrap().unwrap();
@@ -1068,7 +1070,7 @@ mod tests {
         succeed(&store, &works[1]);
         assert_eq!(store.due.len(), 1, "an outcome leaves the group");
 
-        let running = HashSet::from([ids[2].clone()]);
+        let running = FxHashSet::from_iter([ids[2].clone()]);
         let again = store.load_due(&endpoint, 100, 10, &running).unwrap();
         assert!(again.works.is_empty());
         assert_eq!(store.due.len(), 1, "kept while a delivery runs");
@@ -1134,7 +1136,7 @@ mod tests {
 
         // A read that found a delivery running hands out the rest without following the group.
         let (endpoint, ids_two) = queued_group(&store, 100, 3);
-        let running = HashSet::from([ids_two[0].clone()]);
+        let running = FxHashSet::from_iter([ids_two[0].clone()]);
         let rest = store.load_due(&endpoint, 100, 10, &running).unwrap().works;
         assert_eq!(rest.len(), 2);
         for work in &rest {
@@ -1160,10 +1162,12 @@ mod tests {
     fn limit_stops_inside_a_group() {
         let (_dir, store) = open_temp();
         let (endpoint, ids) = queued_group(&store, 100, 3);
-        let first = store.load_due(&endpoint, 100, 2, &HashSet::new()).unwrap();
+        let first = store
+            .load_due(&endpoint, 100, 2, &FxHashSet::default())
+            .unwrap();
         assert!(!first.complete);
         assert_eq!(first.works.len(), 2);
-        let known: HashSet<_> = ids[..2].iter().cloned().collect();
+        let known: FxHashSet<_> = ids[..2].iter().cloned().collect();
         let rest = store.load_due(&endpoint, 100, 2, &known).unwrap();
         assert!(rest.complete);
         assert_eq!(rest.works.len(), 1);
@@ -1174,7 +1178,7 @@ mod tests {
     fn cancel_skips_running_group_member() {
         let (_dir, store) = open_temp();
         let (endpoint, ids) = queued_group(&store, 100, 3);
-        let running = HashSet::from([ids[1].clone()]);
+        let running = FxHashSet::from_iter([ids[1].clone()]);
         let cancelled = store.cancel_endpoint(&endpoint, 200, &running).unwrap();
         assert_eq!(cancelled, vec![ids[0].clone(), ids[2].clone()]);
         assert!(store.due.is_empty());
@@ -1217,7 +1221,7 @@ mod tests {
             .unwrap());
         assert_eq!(store.due.len(), 2, "the group and the retry's entry");
 
-        let known = HashSet::from([ids[1].clone()]);
+        let known = FxHashSet::from_iter([ids[1].clone()]);
         assert!(store
             .load_due(&endpoint, 100, 10, &known)
             .unwrap()
