@@ -513,7 +513,7 @@ impl Accepted {
             .filter(|write| write.derived_from.is_some())
             .count();
         let mut offers = Vec::new();
-        let mut inactive = Vec::new();
+        let mut unheld = Vec::new();
         for mut write in writes {
             let deliveries = &write.deliveries;
             state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
@@ -521,33 +521,39 @@ impl Accepted {
             state.metrics.record_event(write.event.kind);
             tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
             let body = Bytes::from(std::mem::take(&mut write.event.body));
-            for (endpoint, due) in write.due_works() {
+            for delivery in &write.deliveries {
                 state.publish_with(|| StreamEvent {
                     kind: StreamKind::DeliveryCreated,
-                    delivery: Some(state.delivery_view(&due.delivery_id, &due.record)),
+                    delivery: Some(
+                        state.delivery_view(&delivery.id, &write.delivery_record(delivery)),
+                    ),
                     attempt: None,
                     missed: None,
                 });
-                // Paused and deleted endpoints leave their deliveries to the due index.
-                let active = state
-                    .endpoints
-                    .get(endpoint)
-                    .is_some_and(|entry| !entry.record.paused);
-                if active {
+                // Only deferred deliveries go to their lanes: the others were written with their
+                // due entry because the lane was full or the endpoint paused or deleted, and the
+                // due index hands them over, so their work is not built only to be dropped.
+                let active = || {
+                    state
+                        .endpoints
+                        .get(&delivery.endpoint_id)
+                        .is_some_and(|entry| !entry.record.paused)
+                };
+                if delivery.deferred && active() {
                     let work = Work {
-                        due,
+                        due: write.due_work(delivery),
                         body: Some(body.clone()),
                     };
-                    offers.push((endpoint.clone(), work));
+                    offers.push((delivery.endpoint_id.clone(), work));
                 } else {
-                    inactive.push((endpoint.clone(), due.delivery_id));
+                    unheld.push((delivery.endpoint_id.clone(), delivery.id.clone()));
                 }
             }
         }
         state.ready.offer(offers);
         state
             .ready
-            .unreserve(inactive.iter().map(|(endpoint, id)| (endpoint, id)));
+            .unreserve(unheld.iter().map(|(endpoint, id)| (endpoint, id)));
         if derived > 0 {
             tracing::info!(
                 events,

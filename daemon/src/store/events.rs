@@ -194,20 +194,30 @@ fn new_delivery_record(event: &NewEvent, delivery: &NewDelivery) -> DeliveryReco
 
 impl NewEventWrite {
     /// Returns each delivery as the due index contains it once written, with its endpoint.
+    #[cfg(test)]
     pub(crate) fn due_works(&self) -> impl Iterator<Item = (&EndpointId, DueWork)> + '_ {
-        self.deliveries.iter().map(|delivery| {
-            let work = DueWork {
-                delivery_id: delivery.id.clone(),
-                due_key: due_key(
-                    delivery.endpoint_id.as_str(),
-                    self.event.created_at,
-                    delivery.id.as_str(),
-                ),
-                record: new_delivery_record(&self.event, delivery),
-                stored_attempt: false,
-            };
-            (&delivery.endpoint_id, work)
-        })
+        self.deliveries
+            .iter()
+            .map(|delivery| (&delivery.endpoint_id, self.due_work(delivery)))
+    }
+
+    /// Returns one of this event's deliveries as the due index contains it once written.
+    pub(crate) fn due_work(&self, delivery: &NewDelivery) -> DueWork {
+        DueWork {
+            delivery_id: delivery.id.clone(),
+            due_key: due_key(
+                delivery.endpoint_id.as_str(),
+                self.event.created_at,
+                delivery.id.as_str(),
+            ),
+            record: new_delivery_record(&self.event, delivery),
+            stored_attempt: false,
+        }
+    }
+
+    /// Returns the record of one of this event's deliveries, as it is written.
+    pub(crate) fn delivery_record(&self, delivery: &NewDelivery) -> DeliveryRecord {
+        new_delivery_record(&self.event, delivery)
     }
 }
 
