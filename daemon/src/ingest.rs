@@ -530,9 +530,9 @@ impl Accepted {
                     attempt: None,
                     missed: None,
                 });
-                // Only deferred deliveries go to their lanes: the others were written with their
-                // due entry because the lane was full or the endpoint paused or deleted, and the
-                // due index hands them over, so their work is not built only to be dropped.
+                // Only deferred deliveries go to their lanes. The others were written with their
+                // due entry, because the lane was full or the endpoint paused or deleted, and the
+                // due index hands them over. So no work is built for a lane that would drop it.
                 let active = || {
                     state
                         .endpoints

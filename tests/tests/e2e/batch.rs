@@ -1,6 +1,7 @@
 //! The batch ingest route: many events in one request, all stored or none.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use belter_common::api::{DeliveryQuery, IngestBatchResponse};
 use belter_common::headers;
@@ -9,7 +10,7 @@ use belter_common::EventType;
 use belter_tests::endpoint::subscribe;
 use belter_tests::http::{post, HttpResponse};
 use belter_tests::wait::WAIT_TIMEOUT;
-use belter_tests::{DaemonProcess, Receiver};
+use belter_tests::{DaemonProcess, Receiver, Reply};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
@@ -99,6 +100,54 @@ async fn batch_events_are_all_delivered() {
         .collect();
     let sent_kinds: BTreeSet<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
     assert_eq!(received_kinds, sent_kinds);
+}
+
+/// Batches that overflow the endpoint's ready lane still deliver every event. The deliveries
+/// that do not fit are written with their due entry, and the due index hands them over.
+#[tokio::test]
+async fn batches_past_lane_capacity_all_arrive() {
+    const BATCHES: usize = 3;
+    const PER_BATCH: usize = 1_000;
+    let daemon = DaemonProcess::start().await;
+    // Slow responses keep most of a batch's deliveries in the lane while the next batch arrives,
+    // so the lane of 1,024 deliveries cannot take the second and third batches.
+    let receiver = Receiver::with_reply(Reply::Delayed {
+        delay: Duration::from_millis(20),
+        status: 200,
+    })
+    .await;
+    subscribe(&daemon.client(), &receiver).await;
+    let body = json!({ "events": vec![sample(EventType::CsatReceived); PER_BATCH] });
+
+    let mut expected = BTreeSet::new();
+    for _ in 0..BATCHES {
+        let response = post_batch(&daemon, &body, None).await;
+        assert_eq!(
+            response.status,
+            StatusCode::ACCEPTED,
+            "{}",
+            response.error_message()
+        );
+        let answer: IngestBatchResponse =
+            serde_json::from_slice(&response.body).expect("typed ids");
+        expected.extend(
+            answer
+                .events
+                .iter()
+                .flat_map(|event| event.deliveries.iter().map(ToString::to_string)),
+        );
+    }
+
+    assert_eq!(expected.len(), BATCHES * PER_BATCH);
+    let requests = receiver
+        .wait_for_requests(expected.len(), WAIT_TIMEOUT)
+        .await;
+    let received: BTreeSet<String> = requests
+        .iter()
+        .filter_map(|request| request.header(headers::DELIVERY).map(str::to_owned))
+        .collect();
+    assert_eq!(received.len(), expected.len());
+    assert_eq!(received, expected);
 }
 
 #[tokio::test]
