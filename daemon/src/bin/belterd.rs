@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use belter_daemon::config::{self, Config};
@@ -232,7 +233,19 @@ fn check_config(file: &Path) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    // The error and its causes on one line, as `FILE:LINE: ...` for a bad config, without the
+    // backtrace that returning the error from `main` adds when RUST_BACKTRACE is set.
+    match run_command().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { file }) => return check_config(&file),
