@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::api_error::ApiError;
+use crate::envelope::Envelope;
 use crate::flush::{IdempotencyOwned, WriteError};
 use crate::ready::Work;
 use crate::routes::{self, Route};
@@ -189,18 +190,6 @@ fn check_token(state: &AppState, request_headers: &HeaderMap) -> Result<(), ApiE
 
 fn unauthorized(message: String) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, message)
-}
-
-/// The envelope of an ingest body, with `data` kept as raw text so it is stored byte for byte.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    event: Option<&'a RawValue>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-    /// Read only to point a batch body sent to the single-event route at the batch route.
-    #[serde(borrow)]
-    events: Option<&'a RawValue>,
 }
 
 /// A checked ingest request.
@@ -786,6 +775,12 @@ fn parse_event(bytes: &[u8]) -> Result<ValidEvent<'_>, ApiError> {
     let kind: EventType = name
         .parse()
         .map_err(|error| ApiError::unprocessable(format!("event: {error}")))?;
+    if let Some(key) = envelope.unknown {
+        return Err(ApiError::unprocessable(format!(
+            "unknown field {key:?}: an event has only \"event\" and \"data\", so move other \
+             fields into data. belterd sets each event's id and time itself"
+        )));
+    }
     let Some(raw_data) = envelope.data else {
         return Err(ApiError::unprocessable(format!(
             "data is required: an object with the fields of {kind}, see GET /v1/event-types"

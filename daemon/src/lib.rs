@@ -8,6 +8,7 @@ mod codec;
 pub mod config;
 mod control;
 mod deliver;
+mod envelope;
 mod flush;
 mod formats;
 mod indexer;

@@ -212,6 +212,14 @@ async fn batch_shape_errors_name_the_fix() {
             json!({ "events": [sample(EventType::CsatReceived)], "extra": 1 }),
             "unknown field `extra`",
         ),
+        (
+            json!({ "events": [sample(EventType::CsatReceived), {
+                "event": "csat.received",
+                "created_at": "2026-12-01T00:00:00Z",
+                "data": sample(EventType::CsatReceived)["data"],
+            }] }),
+            "events[1] is invalid, so nothing of the batch was stored: unknown field \"created_at\"",
+        ),
     ];
     for (body, expected) in cases {
         let response = post_batch(&daemon, &body, None).await;

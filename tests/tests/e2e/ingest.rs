@@ -210,6 +210,11 @@ async fn ingest_rejects_bad_envelopes() {
             json!({"event": 7, "data": csat_sample()["data"]}),
             "event",
         ),
+        (
+            "own event id",
+            json!({"event": "csat.received", "id": "evt_mine", "data": csat_sample()["data"]}),
+            "unknown field \"id\": an event has only \"event\" and \"data\"",
+        ),
     ];
     let daemon = DaemonProcess::start().await;
 
@@ -224,6 +229,25 @@ async fn ingest_rejects_bad_envelopes() {
         );
         assert!(message.contains(needle), "{label}: {message}");
     }
+}
+
+#[tokio::test]
+async fn ingest_rejects_repeated_event_key() {
+    let daemon = DaemonProcess::start().await;
+    let data = csat_sample()["data"].to_string();
+    let body =
+        format!(r#"{{"event": "csat.received", "event": "frustration.detected", "data": {data}}}"#);
+
+    let response = daemon.ingest(&body).await;
+
+    let message = response.error_message();
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{message}"
+    );
+    assert!(message.contains("duplicate field `event`"), "{message}");
+    assert_eq!(delivery_count(&daemon).await, 0);
 }
 
 #[tokio::test]
