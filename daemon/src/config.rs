@@ -243,6 +243,26 @@ impl Config {
         u32::try_from(self.retry_schedule.len()).unwrap_or(u32::MAX - 1) + 1
     }
 
+    /// Returns warnings about valid settings that lose data: a retention shorter than the time a
+    /// delivery can take through its retries, which deletes deliveries that still wait for one.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let retrying = self.retry_schedule.iter().sum::<Duration>()
+            + self.attempt_timeout.saturating_mul(self.max_attempts());
+        if self.retention < retrying {
+            warnings.push(format!(
+                "retention {} is shorter than the {} that a delivery can take through the retry \
+                 schedule {} and its attempt timeouts, so deliveries still waiting for a retry are \
+                 deleted: set retention to at least {}",
+                format_duration(self.retention),
+                format_duration(retrying),
+                self.retry_schedule_text(),
+                format_duration(round_up_to_unit(retrying)),
+            ));
+        }
+        warnings
+    }
+
     /// Formats the retry schedule as comma-separated text, such as `30s,5m`.
     pub fn retry_schedule_text(&self) -> String {
         let parts: Vec<String> = self
@@ -252,6 +272,17 @@ impl Config {
             .collect();
         parts.join(",")
     }
+}
+
+/// Rounds a duration up to whole hours, or to whole minutes below an hour, for a value to
+/// suggest.
+fn round_up_to_unit(duration: Duration) -> Duration {
+    let unit = if duration > Duration::from_secs(3_600) {
+        3_600
+    } else {
+        60
+    };
+    Duration::from_secs(duration.as_secs().div_ceil(unit).saturating_mul(unit))
 }
 
 /// The keys a config file may set; every key is optional. Values that need checking keep their
@@ -709,5 +740,41 @@ mod tests {
         assert!(message.contains("longer than zero"), "{message}");
         assert!(check_token("ingest_token", "short".to_owned()).is_err());
         assert!(parse_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn short_retention_is_warned() {
+        let mut config = Config::with_data_dir("/srv/belter");
+        assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+
+        config.retention = Duration::from_secs(3_600);
+        let warnings = config.warnings();
+
+        assert_eq!(warnings.len(), 1);
+        // 14h35m30s of delays and six attempts of up to 15 s each.
+        assert_eq!(
+            warnings[0],
+            "retention 1h is shorter than the 877m that a delivery can take through the retry \
+             schedule 30s,5m,30m,2h,12h and its attempt timeouts, so deliveries still waiting for \
+             a retry are deleted: set retention to at least 15h"
+        );
+    }
+
+    #[test]
+    fn retention_covering_retries_is_quiet() {
+        let mut config = Config::with_data_dir("/srv/belter");
+        config.retry_schedule = vec![Duration::from_secs(5), Duration::from_secs(10)];
+        config.attempt_timeout = Duration::from_secs(3);
+        config.retention = Duration::from_secs(24);
+        assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+
+        config.retention = Duration::from_secs(23);
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].ends_with("set retention to at least 1m"),
+            "{}",
+            warnings[0]
+        );
     }
 }

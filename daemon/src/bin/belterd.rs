@@ -229,6 +229,9 @@ fn check_config(file: &Path) -> anyhow::Result<()> {
     let mut config = Config::with_data_dir(PathBuf::new());
     config.apply_file(file)?;
     println!("{}: valid", file.display());
+    for warning in config.warnings() {
+        eprintln!("{}: warning: {warning}", file.display());
+    }
     Ok(())
 }
 
@@ -264,6 +267,9 @@ async fn run_command() -> anyhow::Result<()> {
 
     let _log_drain = init_logging(cli.args.log_format)?;
     let config = build_config(cli.args)?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(shutdown.clone()));
     let result = belter_daemon::run(config, shutdown).await;

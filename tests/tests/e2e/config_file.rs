@@ -33,6 +33,8 @@ async fn run_belterd(dir: &Path, args: &[&str]) -> Output {
         .env_remove("BELTER_CONFIG")
         .env_remove("BELTER_DATA_DIR")
         .env_remove("BELTER_INGEST_TOKEN")
+        // Set, so that any backtrace an error would print with it shows in the output.
+        .env("RUST_BACKTRACE", "1")
         .kill_on_drop(true)
         .output();
     tokio::time::timeout(RUN_TIMEOUT, run)
@@ -57,6 +59,25 @@ async fn check_config_accepts_valid_file() {
 }
 
 #[tokio::test]
+async fn check_config_warns_short_retention() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = write_config(dir.path(), "retention = \"1h\"\n");
+
+    let output = run_belterd(dir.path(), &["check-config", path.to_str().unwrap()]).await;
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("valid"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("{}: warning: retention 1h", path.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set retention to at least 15h"), "{stderr}");
+    assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+}
+
+#[tokio::test]
 async fn check_config_names_line_and_key() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = write_config(
@@ -69,9 +90,10 @@ async fn check_config_names_line_and_key() {
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&location), "{stderr}");
+    assert!(stderr.starts_with(&location), "{stderr}");
     assert!(stderr.contains("retry_schedule"), "{stderr}");
     assert!(stderr.contains("30s,5x"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(output.stdout.is_empty(), "{output:?}");
 }
 
