@@ -1,6 +1,6 @@
 //! Property tests of the event parser and validator, through `POST /v1/events` on the control
-//! socket: no input gets a 5xx or a dropped connection, and a valid event with extra fields is
-//! always accepted.
+//! socket: no input gets a 5xx or a dropped connection, a valid event with extra fields in `data`
+//! is always accepted, and one with an extra top-level key is always rejected with 422.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -121,15 +121,26 @@ fn byte_body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![random, damaged]
 }
 
-/// Builds valid samples with extra fields in `data` and in the envelope. Every extra key starts
-/// with `x_`, so none replaces a field of the schema.
+/// Extra keys for an object. Every key starts with `x_`, so none replaces a field of the schema.
+fn extras() -> impl Strategy<Value = BTreeMap<String, Value>> {
+    prop::collection::btree_map("x_[a-z0-9_]{0,10}", json_value(), 1..6)
+}
+
+/// Builds valid samples with extra fields in `data`.
 fn valid_with_extras() -> impl Strategy<Value = Vec<u8>> {
-    let extras = || prop::collection::btree_map("x_[a-z0-9_]{0,10}", json_value(), 1..6);
-    (event_type(), extras(), extras()).prop_map(|(kind, in_data, in_envelope)| {
+    (event_type(), extras()).prop_map(|(kind, in_data)| {
         let mut body = sample(kind);
         if let Some(data) = body["data"].as_object_mut() {
             data.extend(in_data);
         }
+        body.to_string().into_bytes()
+    })
+}
+
+/// Builds valid samples with extra keys beside `event` and `data`, which belterd would drop.
+fn envelope_with_extras() -> impl Strategy<Value = Vec<u8>> {
+    (event_type(), extras()).prop_map(|(kind, in_envelope)| {
+        let mut body = sample(kind);
         if let Some(envelope) = body.as_object_mut() {
             let extra: Map<String, Value> = in_envelope.into_iter().collect();
             envelope.extend(extra);
@@ -207,5 +218,15 @@ fn extra_fields_accepted() {
 
     check_property(&runtime, &daemon, valid_with_extras(), |status| {
         status == StatusCode::ACCEPTED
+    });
+}
+
+#[test]
+fn extra_envelope_keys_rejected() {
+    let runtime = Runtime::new().expect("tokio runtime");
+    let daemon = runtime.block_on(DaemonProcess::start());
+
+    check_property(&runtime, &daemon, envelope_with_extras(), |status| {
+        status == StatusCode::UNPROCESSABLE_ENTITY
     });
 }
