@@ -137,7 +137,7 @@ fn valid_with_extras() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-/// Builds valid samples with extra keys beside `event` and `data`, which belterd would drop.
+/// Builds valid samples with extra keys beside `event` and `data`, which ingest rejects.
 fn envelope_with_extras() -> impl Strategy<Value = Vec<u8>> {
     (event_type(), extras()).prop_map(|(kind, in_envelope)| {
         let mut body = sample(kind);
