@@ -79,30 +79,31 @@ fn source_name(file: &Path) -> String {
 
 fn render_accepted(response: &IngestResponse) -> String {
     let mut output = format!(
-        "event {} accepted, {} {}\n",
+        "event {} accepted, {}\n",
         response.event_id,
-        response.deliveries.len(),
-        if response.deliveries.len() == 1 {
-            "delivery"
-        } else {
-            "deliveries"
-        }
+        count_of_deliveries(response.deliveries.len())
     );
     for delivery in &response.deliveries {
         output.push_str(&format!("  {delivery}\n"));
     }
     for derived in &response.derived {
         output.push_str(&format!(
-            "derived {} {}, {} deliveries\n",
+            "derived {} {}, {}\n",
             derived.event,
             derived.event_id,
-            derived.deliveries.len()
+            count_of_deliveries(derived.deliveries.len())
         ));
         for delivery in &derived.deliveries {
             output.push_str(&format!("  {delivery}\n"));
         }
     }
     output
+}
+
+/// Formats a count of deliveries, such as `1 delivery` or `2 deliveries`.
+fn count_of_deliveries(count: usize) -> String {
+    let noun = if count == 1 { "delivery" } else { "deliveries" };
+    format!("{count} {noun}")
 }
 
 fn render_types(types: &[EventTypeInfo]) -> String {
@@ -146,6 +147,26 @@ mod tests {
         assert_eq!(
             render_accepted(&response),
             "event evt_01ARZ3NDEKTSV4RRFFQ69G5FAV accepted, 0 deliveries\n"
+        );
+    }
+
+    #[test]
+    fn derived_event_counts_in_singular() {
+        let response = IngestResponse {
+            event_id: EventId::parse("evt_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap(),
+            deliveries: vec![DeliveryId::parse("del_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap()],
+            derived: vec![belter_common::api::DerivedEvent {
+                event_id: EventId::parse("evt_01ARZ3NDEKTSV4RRFFQ69G5FAW").unwrap(),
+                event: EventType::ScoreThresholdBreached,
+                deliveries: vec![DeliveryId::parse("del_01ARZ3NDEKTSV4RRFFQ69G5FAX").unwrap()],
+            }],
+        };
+        assert_eq!(
+            render_accepted(&response),
+            "event evt_01ARZ3NDEKTSV4RRFFQ69G5FAV accepted, 1 delivery\n  \
+             del_01ARZ3NDEKTSV4RRFFQ69G5FAV\n\
+             derived score.threshold_breached evt_01ARZ3NDEKTSV4RRFFQ69G5FAW, 1 delivery\n  \
+             del_01ARZ3NDEKTSV4RRFFQ69G5FAX\n"
         );
     }
 
