@@ -197,8 +197,19 @@ async fn watch_signals(shutdown: CancellationToken) -> anyhow::Result<()> {
 /// through a queue to a thread of their own, so a reader that stops reading cannot stall the
 /// daemon. Keep the returned guard until the end: dropping it writes the queued lines.
 fn init_logging(format: LogFormat) -> anyhow::Result<DrainGuard> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BELTER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let requested = std::env::var("BELTER_LOG").ok();
+    let mut invalid = None;
+    let filter = match requested
+        .as_deref()
+        .map(tracing_subscriber::EnvFilter::try_new)
+    {
+        Some(Ok(filter)) => filter,
+        Some(Err(error)) => {
+            invalid = Some(error);
+            tracing_subscriber::EnvFilter::new("info")
+        }
+        None => tracing_subscriber::EnvFilter::new("info"),
+    };
     let notices = match format {
         LogFormat::Human => NoticeFormat::Text,
         LogFormat::Json => NoticeFormat::Json,
@@ -219,6 +230,14 @@ fn init_logging(format: LogFormat) -> anyhow::Result<DrainGuard> {
             .with_current_span(false)
             .with_span_list(false)
             .init(),
+    }
+    if let (Some(error), Some(value)) = (invalid, requested) {
+        tracing::warn!(
+            value,
+            %error,
+            "invalid BELTER_LOG, so belterd logs at info: set it to a level such as debug, or to \
+             directives such as info,belter_daemon=debug"
+        );
     }
     Ok(guard)
 }

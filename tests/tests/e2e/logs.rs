@@ -97,6 +97,27 @@ async fn json_logs_parse_with_fields() {
 }
 
 #[tokio::test]
+async fn invalid_log_filter_is_warned() {
+    let options = DaemonOptions {
+        log_filter: "belter_daemon=lol[".to_owned(),
+        ..DaemonOptions::default()
+    };
+    let mut daemon = DaemonProcess::start_with(options).await;
+    let status = daemon.stop().await;
+    assert!(status.success(), "belterd exited with {status}");
+
+    let stderr = daemon.stderr();
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("invalid BELTER_LOG"))
+        .unwrap_or_else(|| panic!("no warning about BELTER_LOG in {stderr}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("belter_daemon=lol["), "{warning}");
+    assert!(warning.contains("logs at info"), "{warning}");
+    assert!(stderr.contains("belterd started"), "{stderr}");
+}
+
+#[tokio::test]
 async fn human_logs_are_default() {
     let (lines, _, _) = log_one_delivery(&[]).await;
 
