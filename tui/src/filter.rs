@@ -98,6 +98,15 @@ impl FilterSpec {
                 }
             }
         }
+        if let (Some(since), Some(until)) = (spec.since, spec.until) {
+            let now = Timestamp::now();
+            if since.resolve(now) >= until.resolve(now) {
+                return Err(format!(
+                    "since:{since} is not before until:{until}, so no delivery can match: swap \
+                     the two times"
+                ));
+            }
+        }
         Ok(spec)
     }
 
@@ -277,15 +286,28 @@ mod tests {
     }
 
     #[test]
+    fn reversed_window_is_rejected() {
+        let error = FilterSpec::parse("since:2h until:3h").unwrap_err();
+        assert_eq!(
+            error,
+            "since:2h is not before until:3h, so no delivery can match: swap the two times"
+        );
+        assert!(FilterSpec::parse("since:3h until:2h").is_ok());
+        assert!(
+            FilterSpec::parse("since:2026-12-03T14:00:00Z until:2026-12-03T13:00:00Z").is_err()
+        );
+    }
+
+    #[test]
     fn to_filter_resolves_relative_time() {
         let now = Timestamp::from_millis(10_000_000);
-        let spec = FilterSpec::parse("since:1h until:2026-12-03T14:00:00Z").unwrap();
+        let spec = FilterSpec::parse("since:1h until:2099-12-03T14:00:00Z").unwrap();
         let filter = spec.to_filter(now);
         assert_eq!(
             filter.since,
             Some(Timestamp::from_millis(10_000_000 - 3_600_000))
         );
-        assert_eq!(filter.until, Some("2026-12-03T14:00:00Z".parse().unwrap()));
+        assert_eq!(filter.until, Some("2099-12-03T14:00:00Z".parse().unwrap()));
     }
 
     #[test]

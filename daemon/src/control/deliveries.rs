@@ -112,6 +112,18 @@ fn could_match(filter: &DeliveryFilter, record: &DeliveryRecord) -> bool {
     true
 }
 
+/// Rejects a time window that nothing can match, so that a reversed `since` and `until` get an
+/// error instead of an empty result.
+fn check_window(filter: &DeliveryFilter) -> Result<(), String> {
+    match (filter.since, filter.until) {
+        (Some(since), Some(until)) if since >= until => Err(format!(
+            "empty time window: since {since} is not before until {until}, so no delivery can \
+             match: swap the two times"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Walks the log newest first and calls `visit` with each delivery that passes `filter`, until
 /// it returns `false`.
 fn scan_filtered(
@@ -163,21 +175,18 @@ pub(super) async fn list(
         )));
     }
     let limit = limit as usize;
+    let filter = query.filter();
+    check_window(&filter).map_err(ApiError::bad_request)?;
     let mut deliveries = Vec::with_capacity(limit.min(64));
     let mut more = false;
-    scan_filtered(
-        &state,
-        &query.filter(),
-        query.cursor.clone(),
-        |delivery, _| {
-            if deliveries.len() == limit {
-                more = true;
-                return false;
-            }
-            deliveries.push(delivery);
-            true
-        },
-    )?;
+    scan_filtered(&state, &filter, query.cursor.clone(), |delivery, _| {
+        if deliveries.len() == limit {
+            more = true;
+            return false;
+        }
+        deliveries.push(delivery);
+        true
+    })?;
     let next_cursor = if more {
         deliveries.last().map(|delivery| delivery.id.clone())
     } else {
@@ -487,6 +496,7 @@ pub(super) async fn replay_many(
         tally.commit(&state).await?;
         replayed?;
     } else if let Some(filter) = &request.filter {
+        check_window(filter).map_err(ApiError::unprocessable)?;
         let mut matched = Vec::new();
         scan_filtered(&state, filter, None, |delivery, record| {
             matched.push((delivery.id, record.clone()));

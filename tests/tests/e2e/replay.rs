@@ -448,3 +448,49 @@ async fn single_replay_rejects_options() {
     assert_eq!(detail.attempts.len(), 2, "only the plain replay was sent");
     assert_eq!(receiver.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn reversed_window_is_rejected() {
+    let daemon = DaemonProcess::start().await;
+    let client = daemon.client();
+    let now = belter_common::Timestamp::now();
+    let filter = DeliveryFilter {
+        since: Some(now.minus_millis(3_600_000)),
+        until: Some(now.minus_millis(7_200_000)),
+        ..DeliveryFilter::default()
+    };
+    let query = belter_common::api::DeliveryQuery {
+        since: filter.since,
+        until: filter.until,
+        ..belter_common::api::DeliveryQuery::default()
+    };
+
+    let listed = client
+        .list_deliveries(&query)
+        .await
+        .expect_err("a reversed window lists nothing");
+    let replayed = client
+        .replay_many(&ReplayRequest {
+            ids: Vec::new(),
+            filter: Some(filter),
+            dry_run: true,
+        })
+        .await
+        .expect_err("a reversed window replays nothing");
+
+    assert_eq!(listed.status(), Some(StatusCode::BAD_REQUEST), "{listed}");
+    assert!(listed.to_string().contains("empty time window"), "{listed}");
+    assert!(
+        listed.to_string().contains("swap the two times"),
+        "{listed}"
+    );
+    assert_eq!(
+        replayed.status(),
+        Some(StatusCode::UNPROCESSABLE_ENTITY),
+        "{replayed}"
+    );
+    assert!(
+        replayed.to_string().contains("empty time window"),
+        "{replayed}"
+    );
+}
