@@ -519,9 +519,11 @@ impl Accepted {
                     attempt: None,
                     missed: None,
                 });
-                // Only deferred deliveries go to their lanes. The others were written with their
-                // due entry, because the lane was full or the endpoint paused or deleted, and the
-                // due index hands them over. So no work is built for a lane that would drop it.
+                // Only deferred deliveries of active endpoints go to their lanes. The others were
+                // written with their due entry, because the lane was full, the endpoint inactive,
+                // or belterd starting or stopping. The due index hands them over, so no work is
+                // built for a lane that would drop it. An endpoint paused since the write also
+                // leaves its deliveries to the due index.
                 let active = || {
                     state
                         .endpoints

@@ -267,8 +267,8 @@ async fn run_attempt(
         standard_webhooks: entry.record.standard_webhooks,
     };
     tracing::trace!(%delivery_id, endpoint_id = %entry.id, attempt = number, ?trigger, "attempt started");
-    // Boxed: the exchange's future is most of an attempt's size, and the attempt's future is
-    // moved several times when its task is spawned.
+    // The exchange's future is most of an attempt's size, and spawning moves the attempt's
+    // future several times, so the exchange lives on the heap.
     let result = Box::pin(deliver::send(
         &state.http,
         &state.policy,

@@ -201,7 +201,7 @@ impl NewEventWrite {
             .map(|delivery| (&delivery.endpoint_id, self.due_work(delivery)))
     }
 
-    /// Returns one of this event's deliveries as the due index contains it once written.
+    /// Builds one of this event's deliveries as the due index contains it once written.
     pub(crate) fn due_work(&self, delivery: &NewDelivery) -> DueWork {
         DueWork {
             delivery_id: delivery.id.clone(),
@@ -215,7 +215,7 @@ impl NewEventWrite {
         }
     }
 
-    /// Returns the record of one of this event's deliveries, as it is written.
+    /// Builds the stored record of one of this event's deliveries.
     pub(crate) fn delivery_record(&self, delivery: &NewDelivery) -> DeliveryRecord {
         new_delivery_record(&self.event, delivery)
     }
