@@ -16,11 +16,14 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Pause after a failed accept before the next one.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// How often [`Receiver::wait_for_count`] looks at the count. Waking a waiter on every request
+/// instead would cost the receiver a thread wake-up per request, which the baseline never pays.
+const COUNT_POLL_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How the receiver responds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,11 +38,15 @@ pub enum Behaviour {
 struct Shared {
     behaviour: Behaviour,
     /// Signing secret per request path; requests to other paths are not verified.
-    secrets: Mutex<HashMap<String, String>>,
-    count: watch::Sender<u64>,
+    secrets: Mutex<HashMap<String, Arc<str>>>,
+    count: AtomicU64,
     bad_signatures: AtomicU64,
-    first_at: Mutex<Option<Instant>>,
-    last_at: Mutex<Option<Instant>>,
+    /// Instant that `first_at` and `last_at` count nanoseconds from.
+    origin: Instant,
+    /// Nanoseconds after `origin` plus one, so that 0 means no request yet.
+    first_at: AtomicU64,
+    /// Same encoding as `first_at`.
+    last_at: AtomicU64,
     /// Arrival time per `X-Belter-Delivery` value, while recording is on.
     arrivals: Mutex<Option<HashMap<String, Instant>>>,
 }
@@ -60,10 +67,11 @@ impl Receiver {
         let shared = Arc::new(Shared {
             behaviour,
             secrets: Mutex::new(HashMap::new()),
-            count: watch::Sender::new(0),
+            count: AtomicU64::new(0),
             bad_signatures: AtomicU64::new(0),
-            first_at: Mutex::new(None),
-            last_at: Mutex::new(None),
+            origin: Instant::now(),
+            first_at: AtomicU64::new(0),
+            last_at: AtomicU64::new(0),
             arrivals: Mutex::new(None),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&shared)));
@@ -81,7 +89,7 @@ impl Receiver {
 
     /// Verifies later requests to `path` against `secret`.
     pub fn set_secret(&self, path: &str, secret: &str) {
-        lock(&self.shared.secrets).insert(path.to_owned(), secret.to_owned());
+        lock(&self.shared.secrets).insert(path.to_owned(), Arc::from(secret));
     }
 
     /// Starts recording the arrival time of each delivery id.
@@ -96,7 +104,7 @@ impl Receiver {
 
     /// Requests received so far, whether or not they were answered.
     pub fn count(&self) -> u64 {
-        *self.shared.count.borrow()
+        self.shared.count.load(Ordering::Acquire)
     }
 
     /// Requests whose signature did not match their path's secret.
@@ -106,25 +114,47 @@ impl Receiver {
 
     /// When the first request arrived since the start or the last [`reset_first`](Self::reset_first).
     pub fn first_at(&self) -> Option<Instant> {
-        *lock(&self.shared.first_at)
+        self.shared
+            .instant(self.shared.first_at.load(Ordering::Acquire))
     }
 
     /// Forgets the first arrival, so [`first_at`](Self::first_at) returns the next one.
     pub fn reset_first(&self) {
-        *lock(&self.shared.first_at) = None;
+        self.shared.first_at.store(0, Ordering::Release);
     }
 
     /// When the latest request arrived.
     pub fn last_at(&self) -> Option<Instant> {
-        *lock(&self.shared.last_at)
+        self.shared
+            .instant(self.shared.last_at.load(Ordering::Acquire))
     }
 
     /// Waits until at least `count` requests arrived; returns whether they did within `timeout`.
     pub async fn wait_for_count(&self, count: u64, timeout: Duration) -> bool {
-        let mut watcher = self.shared.count.subscribe();
-        tokio::time::timeout(timeout, watcher.wait_for(|seen| *seen >= count))
-            .await
-            .is_ok_and(|waited| waited.is_ok())
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.count() >= count {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(COUNT_POLL_INTERVAL).await;
+        }
+    }
+}
+
+impl Shared {
+    /// Encodes `at` for `first_at` and `last_at`.
+    fn stamp(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.origin).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// Decodes a `first_at` or `last_at` value.
+    fn instant(&self, stamp: u64) -> Option<Instant> {
+        let nanos = stamp.checked_sub(1)?;
+        Some(self.origin + Duration::from_nanos(nanos))
     }
 }
 
@@ -171,8 +201,11 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let body = body.collect().await?.to_bytes();
     let now = Instant::now();
-    lock(&shared.first_at).get_or_insert(now);
-    *lock(&shared.last_at) = Some(now);
+    let stamp = shared.stamp(now);
+    let _ = shared
+        .first_at
+        .compare_exchange(0, stamp, Ordering::AcqRel, Ordering::Acquire);
+    shared.last_at.fetch_max(stamp, Ordering::AcqRel);
 
     let secret = lock(&shared.secrets).get(parts.uri.path()).cloned();
     if let Some(secret) = secret {
@@ -194,7 +227,7 @@ async fn handle(
             arrivals.insert(delivery.to_owned(), now);
         }
     }
-    shared.count.send_modify(|count| *count += 1);
+    shared.count.fetch_add(1, Ordering::AcqRel);
 
     if let Behaviour::Hold(hold) = shared.behaviour {
         tokio::time::sleep(hold).await;
