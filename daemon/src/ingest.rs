@@ -467,7 +467,7 @@ impl Accepted {
                 .is_some_and(|entry| !entry.record.paused)
         });
         let written = state.flusher.write(writes, idempotency).await;
-        let (written, writes) = match written {
+        let (written, mut writes) = match written {
             Ok(written) => written,
             Err(error) => {
                 state.ready.unreserve(reserved_refs());
@@ -502,11 +502,12 @@ impl Accepted {
             .filter(|write| write.derived_from.is_some())
             .count();
         let mut offers = Vec::new();
-        let mut unheld = Vec::new();
-        for mut write in writes {
+        // Per delivery in write order, whether its lane got its work; the rest are unreserved.
+        let mut handed_over = Vec::with_capacity(reserved.len());
+        for write in &mut writes {
             let deliveries = &write.deliveries;
             state.add_waiting(i64::try_from(deliveries.len()).unwrap_or(i64::MAX));
-            cancel_for_deleted_endpoints(state, &write);
+            cancel_for_deleted_endpoints(state, write);
             state.metrics.record_event(write.event.kind);
             tracing::debug!(event_id = %write.event.id, event = %write.event.kind, deliveries = deliveries.len(), "event accepted");
             let body = Bytes::from(std::mem::take(&mut write.event.body));
@@ -530,21 +531,25 @@ impl Accepted {
                         .get(&delivery.endpoint_id)
                         .is_some_and(|entry| !entry.record.paused)
                 };
-                if delivery.deferred && active() {
+                let hand_over = delivery.deferred && active();
+                if hand_over {
                     let work = Work {
                         due: write.due_work(delivery),
                         body: Some(body.clone()),
                     };
                     offers.push((delivery.endpoint_id.clone(), work));
-                } else {
-                    unheld.push((delivery.endpoint_id.clone(), delivery.id.clone()));
                 }
+                handed_over.push(hand_over);
             }
         }
         state.ready.offer(offers);
-        state
-            .ready
-            .unreserve(unheld.iter().map(|(endpoint, id)| (endpoint, id)));
+        let unheld = writes
+            .iter()
+            .flat_map(|write| &write.deliveries)
+            .zip(handed_over)
+            .filter(|(_, handed_over)| !handed_over)
+            .map(|(delivery, _)| (&delivery.endpoint_id, &delivery.id));
+        state.ready.unreserve(unheld);
         if derived > 0 {
             tracing::info!(
                 events,

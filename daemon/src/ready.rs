@@ -171,6 +171,12 @@ pub(crate) struct Sweep {
     pub(crate) indexed_before: Option<u64>,
 }
 
+/// Checks whether a lane may take the hand-over of another new delivery, with `waiting`
+/// deliveries waiting in every lane together.
+fn has_room(lane: &Lane, waiting: usize) -> bool {
+    waiting < TOTAL_CAPACITY && lane.known.len() <= LANE_CAPACITY
+}
+
 impl ReadyLanes {
     fn lock(&self) -> std::sync::MutexGuard<'_, Lanes> {
         self.inner
@@ -179,15 +185,23 @@ impl ReadyLanes {
     }
 
     /// Notes deliveries that ingest is about to write, so that a read of the due index between
-    /// their write and their hand-over skips them.
+    /// their write and their hand-over skips them. A lane without room for a hand-over gets no
+    /// reservation: such a delivery is written with its due entry, and its lane reads it from
+    /// there, as it would after a full lane turned the hand-over down.
     pub(crate) fn reserve<'a>(
         &self,
         deliveries: impl IntoIterator<Item = (&'a EndpointId, &'a DeliveryId)>,
     ) {
         let mut guard = self.lock();
+        let Lanes { lanes, waiting, .. } = &mut *guard;
         for (endpoint, id) in deliveries {
-            let lane = guard.lanes.entry(endpoint.clone()).or_default();
-            lane.known.entry(id.clone()).or_insert(Known::Incoming);
+            let lane = match lanes.get_mut(endpoint) {
+                Some(lane) => lane,
+                None => lanes.entry(endpoint.clone()).or_default(),
+            };
+            if has_room(lane, *waiting) {
+                lane.known.entry(id.clone()).or_insert(Known::Incoming);
+            }
         }
     }
 
@@ -204,18 +218,19 @@ impl ReadyLanes {
             defer_from,
             ..
         } = &mut *guard;
-        let room = |endpoint: &EndpointId| {
-            *waiting < TOTAL_CAPACITY
-                && lanes
-                    .get(endpoint)
-                    .is_none_or(|lane| lane.known.len() <= LANE_CAPACITY)
+        // Only a reserved delivery can be handed over, so only it may go without its entry.
+        let room = |endpoint: &EndpointId, id: &DeliveryId| {
+            lanes.get(endpoint).is_some_and(|lane| {
+                lane.known.get(id) == Some(&Known::Incoming) && has_room(lane, *waiting)
+            })
         };
         for write in writes {
             let created_at = write.event.created_at;
             for delivery in &mut write.deliveries {
                 let endpoint = &delivery.endpoint_id;
-                delivery.deferred =
-                    delivery.id.timestamp_ms() >= *defer_from && room(endpoint) && active(endpoint);
+                delivery.deferred = delivery.id.timestamp_ms() >= *defer_from
+                    && room(endpoint, &delivery.id)
+                    && active(endpoint);
                 if delivery.deferred {
                     let due_key =
                         crate::store::due_key(endpoint.as_str(), created_at, delivery.id.as_str());
@@ -331,9 +346,9 @@ impl ReadyLanes {
         }
     }
 
-    /// Drops reservations that get no hand-over, after a failed write or for an endpoint that
-    /// is paused or deleted. The due index keeps whatever was written, for a later read, and
-    /// the indexer writes the entries of deferred deliveries.
+    /// Drops reservations that get no hand-over, after a failed write, for an endpoint that is
+    /// paused or deleted, or for a delivery that got no reservation. The due index keeps whatever
+    /// was written, for a later read, and the indexer writes the entries of deferred deliveries.
     pub(crate) fn unreserve<'a>(
         &self,
         deliveries: impl IntoIterator<Item = (&'a EndpointId, &'a DeliveryId)>,
@@ -343,9 +358,14 @@ impl ReadyLanes {
             let Some(lane) = guard.lanes.get_mut(endpoint) else {
                 continue;
             };
-            if lane.known.get(id) == Some(&Known::Incoming) {
-                lane.known.remove(id);
-                lane.request_scan();
+            match lane.known.get(id) {
+                Some(Known::Incoming) => {
+                    lane.known.remove(id);
+                    lane.request_scan();
+                }
+                // Read from the due index already, or even sent.
+                Some(Known::Waiting | Known::Running) => {}
+                None => lane.request_scan(),
             }
         }
     }
@@ -987,6 +1007,35 @@ mod tests {
         lanes.reserve([(&endpoint, &id)]);
         lanes.defer(&mut over, |_| true);
         assert!(!over[0].deliveries[0].deferred);
+    }
+
+    #[test]
+    fn lane_without_room_reserves_nothing_and_reads_the_index() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        answer(&lanes, &endpoint, Vec::new(), None);
+        hand_over(
+            &lanes,
+            &endpoint,
+            (0..=LANE_CAPACITY).map(|_| work(&endpoint)).collect(),
+        );
+        answer(&lanes, &endpoint, Vec::new(), None);
+        // Another request's delivery, still being written, takes the last place.
+        lanes.reserve([(&endpoint, &DeliveryId::generate())]);
+        let mut writes = [new_write(&endpoint)];
+        let id = writes[0].deliveries[0].id.clone();
+        lanes.reserve([(&endpoint, &id)]);
+        lanes.defer(&mut writes, |_| true);
+        assert!(!writes[0].deliveries[0].deferred);
+        assert!(
+            lanes.plan_scan(&endpoint, 10_000, 0).is_none(),
+            "nothing new to read before the write"
+        );
+        lanes.unreserve([(&endpoint, &id)]);
+        let plan = lanes
+            .plan_scan(&endpoint, 10_000, 0)
+            .expect("the written entry is read");
+        assert!(!plan.known.contains(&id), "it was never reserved");
     }
 
     #[test]
