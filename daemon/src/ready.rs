@@ -33,6 +33,10 @@ pub(crate) const LANE_CAPACITY: usize = 1_024;
 /// deliveries made since the last mark.
 const MARK_EVERY_MS: u64 = 10_000;
 
+/// Waiting deliveries below which a lane whose due index holds more wants a read of it, so that
+/// the read runs while the lane's attempts still have work.
+const REFILL_BELOW: usize = LANE_CAPACITY / 4;
+
 /// Maximum deliveries waiting in all lanes together.
 const TOTAL_CAPACITY: usize = 16_384;
 
@@ -421,7 +425,10 @@ impl ReadyLanes {
             lane.next_due = None;
             lane.request_scan();
         }
-        if !lane.needs_scan() || lane.ready.len() >= free || now_ms < lane.scan_not_before {
+        if !lane.needs_scan()
+            || lane.ready.len() >= free.max(REFILL_BELOW)
+            || now_ms < lane.scan_not_before
+        {
             return None;
         }
         Some(ScanPlan {
@@ -474,6 +481,28 @@ impl ReadyLanes {
         }
         *waiting -= picked.len();
         picked
+    }
+
+    /// Takes the next waiting delivery of an endpoint for the task of an attempt that just
+    /// ended, and returns it with whether the lane wants a read of its due index now.
+    pub(crate) fn take_next(&self, endpoint: &EndpointId) -> (Option<Work>, bool) {
+        let mut guard = self.lock();
+        let Lanes { lanes, waiting, .. } = &mut *guard;
+        let Some(lane) = lanes.get_mut(endpoint) else {
+            return (None, false);
+        };
+        let work = lane.ready.pop_front();
+        if let Some(work) = &work {
+            match lane.known.get_mut(&work.due.delivery_id) {
+                Some(known) => *known = Known::Running,
+                None => {
+                    lane.known
+                        .insert(work.due.delivery_id.clone(), Known::Running);
+                }
+            }
+            *waiting -= 1;
+        }
+        (work, lane.needs_scan() && lane.ready.len() < REFILL_BELOW)
     }
 
     /// Returns the earliest future due time that an endpoint's lane tracks.
@@ -641,6 +670,51 @@ mod tests {
                 next_due: next,
             },
         );
+    }
+
+    #[test]
+    fn draining_lane_asks_for_a_read_before_it_runs_dry() {
+        let lanes = ReadyLanes::default();
+        let endpoint = EndpointId::generate();
+        let plan = lanes.plan_scan(&endpoint, 1, 0).expect("a new lane reads");
+        let works = (0..=REFILL_BELOW).map(|_| work(&endpoint).due).collect();
+        let incomplete = LoadedDue {
+            works,
+            complete: false,
+            next_due: None,
+        };
+        lanes.fill(&endpoint, plan, incomplete);
+        assert!(lanes.plan_scan(&endpoint, 1, 0).is_none(), "enough waits");
+
+        let (first, wants_read) = lanes.take_next(&endpoint);
+        let first = first.expect("a delivery waits").due.delivery_id;
+        assert!(!wants_read, "{REFILL_BELOW} still wait");
+        let (second, wants_read) = lanes.take_next(&endpoint);
+        assert!(second.is_some());
+        assert!(
+            wants_read,
+            "fewer than {REFILL_BELOW} wait and the index holds more"
+        );
+
+        let plan = lanes
+            .plan_scan(&endpoint, 0, 0)
+            .expect("the read runs with every slot busy");
+        assert!(
+            plan.known.contains(&first),
+            "running deliveries are skipped"
+        );
+        lanes.fill(
+            &endpoint,
+            plan,
+            LoadedDue {
+                works: Vec::new(),
+                complete: true,
+                next_due: None,
+            },
+        );
+        assert!(!lanes.take_next(&endpoint).1, "the index is read whole");
+        assert_eq!(lanes.take(&endpoint, usize::MAX).len(), REFILL_BELOW - 2);
+        assert!(lanes.take_next(&endpoint).0.is_none());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The scheduler: takes due deliveries endpoint by endpoint within the concurrency limits and
 //! runs their attempts. Every endpoint has its own lane of ready deliveries and its own
-//! in-flight limit, so a slow or dead endpoint never holds up the others. Outcomes go to the
-//! outcome writer through a bounded queue, so an attempt waits on the store only when the
-//! writer falls behind.
+//! in-flight limit, so a slow or dead endpoint never holds up the others. An attempt's task
+//! goes on with the next delivery of its endpoint's lane while there is one, and the scheduler
+//! reads the due index into a lane before it runs dry. Outcomes go to the outcome writer through
+//! a bounded queue, so an attempt waits on the store only when the writer falls behind.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -127,8 +128,9 @@ fn dispatch_due(
             .max_in_flight_per_endpoint
             .saturating_sub(busy)
             .min(global.available_permits());
+        // A lane may want a read with every slot busy, so that its attempts find work after it.
+        load_lane(state, &entry, free, now);
         if free > 0 {
-            load_lane(state, &entry, free, now);
             for work in state.ready.take(&entry.id, free) {
                 let Ok(permit) = global.clone().try_acquire_owned() else {
                     // Only the scheduler takes permits, so this is not expected. The delivery
@@ -140,7 +142,7 @@ fn dispatch_due(
                     continue;
                 };
                 entry.health.in_flight.fetch_add(1, Ordering::Relaxed);
-                attempts.spawn(run_attempt(
+                attempts.spawn(run_attempts(
                     Arc::clone(state),
                     Arc::clone(&entry),
                     work,
@@ -205,14 +207,64 @@ fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> Att
     )))
 }
 
-/// Runs one attempt and hands its outcome to the outcome writer. The permit and the
-/// endpoint's in-flight count are released once the writer has taken the outcome.
-async fn run_attempt(
+/// Runs attempts in one task: the one it was started with, and then, while the endpoint's lane
+/// has work, the next ones, without a scheduler pass or a new task for each. The permit and the
+/// endpoint's in-flight count are released when the task ends, after the writer has taken the
+/// last outcome.
+async fn run_attempts(
     state: Arc<AppState>,
-    entry: Arc<EndpointEntry>,
+    mut entry: Arc<EndpointEntry>,
     mut work: Work,
     permit: OwnedSemaphorePermit,
 ) {
+    loop {
+        if !run_attempt(&state, &entry, work).await {
+            finish(&state, &entry, permit);
+            // The read that the skipped delivery requested needs a scheduler pass, however
+            // many slots are free.
+            state.wake_scheduler.notify_one();
+            return;
+        }
+        match next_work(&state, &entry, &permit) {
+            Some((current, next)) => {
+                entry = current;
+                work = next;
+            }
+            None => break,
+        }
+    }
+    finish(&state, &entry, permit);
+}
+
+/// Takes the next delivery for a task whose attempt ended: from the same endpoint's lane, with the
+/// endpoint's current entry. There is none when belterd is stopping, the endpoint was paused or
+/// deleted, or the global limit has a scheduler step or fewer slots free, so that the scheduler
+/// shares them out among the endpoints.
+fn next_work(
+    state: &AppState,
+    entry: &EndpointEntry,
+    permit: &OwnedSemaphorePermit,
+) -> Option<(Arc<EndpointEntry>, Work)> {
+    if state.shutdown.is_cancelled() {
+        return None;
+    }
+    if permit.semaphore().available_permits() <= step(state.config.max_in_flight_per_endpoint) {
+        return None;
+    }
+    let current = state
+        .endpoints
+        .get(&entry.id)
+        .filter(|current| !current.record.paused)?;
+    let (next, wants_read) = state.ready.take_next(&entry.id);
+    if wants_read {
+        state.wake_scheduler.notify_one();
+    }
+    Some((current, next?))
+}
+
+/// Runs one attempt and hands its outcome to the outcome writer. Returns `false` when the
+/// delivery was skipped because its event is gone or could not be read.
+async fn run_attempt(state: &Arc<AppState>, entry: &Arc<EndpointEntry>, mut work: Work) -> bool {
     let delivery_id = work.due.delivery_id.clone();
     let record = &work.due.record;
     let number = record.attempt_count + 1;
@@ -229,12 +281,11 @@ async fn run_attempt(
         }
     });
 
-    let body = match attempt_body(&state, &entry, &mut work) {
+    let body = match attempt_body(state, entry, &mut work) {
         AttemptBody::Ready(body) => body,
         skipped => {
             // A pruned delivery's due entry is removed when it is read next. After a failed
             // read, the next read of the queue waits, so the same error does not repeat at once.
-            finish(&state, &entry, permit);
             state.ready.request_scan(&entry.id);
             state.ready.finished(&entry.id, &delivery_id, None);
             // NOTE: no test makes the store fail to read an event, so this branch has not run.
@@ -243,9 +294,7 @@ async fn run_attempt(
                     .ready
                     .defer_scan(&entry.id, started_at + REREAD_AFTER_MS);
             }
-            // The requested read needs a scheduler pass, however many slots are free.
-            state.wake_scheduler.notify_one();
-            return;
+            return false;
         }
     };
     let record = &work.due.record;
@@ -301,7 +350,7 @@ async fn run_attempt(
         let before = &work.due.record;
         let succeeded_before = trigger == AttemptTrigger::Replay
             && !result.succeeded
-            && succeeded_once(&state, &delivery_id, before);
+            && succeeded_once(state, &delivery_id, before);
         retry::after_attempt(
             &state.config.retry_schedule,
             before.scheduled_attempts,
@@ -327,10 +376,10 @@ async fn run_attempt(
         signature: result.signatures.belter,
         standard_signature: result.signatures.standard,
     };
-    log_outcome(&delivery_id, &entry, &attempt, completion);
+    log_outcome(&delivery_id, entry, &attempt, completion);
     state.metrics.record_attempt(&attempt, completion);
     entry.health.record(attempt.succeeded, ended_at);
-    track_failing_run(&state, &entry, attempt.succeeded, ended_at);
+    track_failing_run(state, entry, attempt.succeeded, ended_at);
     let sent = state
         .outcomes
         .send(Box::new(Outcome {
@@ -349,9 +398,9 @@ async fn run_attempt(
     if !sent {
         tracing::warn!(endpoint_id = %entry.id, "the outcome writer has stopped; the delivery is sent again after a restart");
     }
-    // The slot is released once the writer has taken the outcome, so attempts cannot run ahead
-    // of the store without bound.
-    finish(&state, &entry, permit);
+    // The task goes on, or releases its slot, once the writer has taken the outcome, so
+    // attempts cannot run ahead of the store without bound.
+    true
 }
 
 /// Returns whether any attempt of a delivery succeeded, so a failed replay of it does not start
@@ -413,8 +462,9 @@ fn track_failing_run(state: &AppState, entry: &EndpointEntry, succeeded: bool, n
     }
 }
 
-/// Releases an attempt's concurrency slot, and wakes the scheduler when [`wakes_scheduler`]
-/// allows it. Under load one pass then starts several attempts instead of one per ended attempt.
+/// Releases the concurrency slot of an attempt task that ends, and wakes the scheduler when
+/// [`wakes_scheduler`] allows it. Under load one pass then starts several attempts instead of
+/// one per ended task.
 fn finish(state: &AppState, entry: &EndpointEntry, permit: OwnedSemaphorePermit) {
     let before = entry.health.in_flight.fetch_sub(1, Ordering::Relaxed);
     let global_free = permit.semaphore().available_permits() + 1;
@@ -425,14 +475,19 @@ fn finish(state: &AppState, entry: &EndpointEntry, permit: OwnedSemaphorePermit)
     }
 }
 
-/// Checks whether an ended attempt wakes the scheduler. A step is an eighth of `limit`, from 1 to
-/// 16. It wakes when the endpoint, with `in_flight` attempts still running, has a step of free
+/// Checks whether an attempt task that ends wakes the scheduler. A step is an eighth of `limit`,
+/// from 1 to 16. It wakes when the endpoint, with `in_flight` attempts still running, has a step of free
 /// slots, or when the global limit has a step or fewer (`global_free`, the released slot
 /// included), because another endpoint may be waiting for a global slot. Other freed slots wait
 /// for the next pass, at the latest after [`MAX_IDLE`].
 fn wakes_scheduler(limit: usize, in_flight: usize, global_free: usize) -> bool {
-    let step = (limit / 8).clamp(1, 16);
+    let step = step(limit);
     limit.saturating_sub(in_flight) >= step || global_free <= step
+}
+
+/// The scheduler's step for a per-endpoint limit: an eighth of it, from 1 to 16.
+fn step(limit: usize) -> usize {
+    (limit / 8).clamp(1, 16)
 }
 
 fn log_outcome(
