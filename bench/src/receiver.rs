@@ -21,7 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Pause after a failed accept before the next one.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(10);
 
-/// How often [`Receiver::wait_for_count`] looks at the count. Waking a waiter on every request
+/// How often [`Receiver::wait_for_count`] reads the count. Waking a waiter on every request
 /// instead would cost the receiver a thread wake-up per request, which the baseline never pays.
 const COUNT_POLL_INTERVAL: Duration = Duration::from_millis(1);
 

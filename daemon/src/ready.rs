@@ -33,8 +33,8 @@ pub(crate) const LANE_CAPACITY: usize = 1_024;
 /// deliveries made since the last mark.
 const MARK_EVERY_MS: u64 = 10_000;
 
-/// Waiting deliveries below which a lane whose due index holds more wants a read of it, so that
-/// the read runs while the lane's attempts still have work.
+/// Waiting deliveries below which a lane whose due index contains more requests a read of it, so
+/// that the read runs while the lane's attempts still have work.
 const REFILL_BELOW: usize = LANE_CAPACITY / 4;
 
 /// Maximum deliveries waiting in all lanes together.
@@ -222,7 +222,8 @@ impl ReadyLanes {
             defer_from,
             ..
         } = &mut *guard;
-        // Only a reserved delivery can be handed over, so only it may go without its entry.
+        // Only a reserved delivery can be handed over, so only a reserved one may be written
+        // without its due entry.
         let room = |endpoint: &EndpointId, id: &DeliveryId| {
             lanes.get(endpoint).is_some_and(|lane| {
                 lane.known.get(id) == Some(&Known::Incoming) && has_room(lane, *waiting)
@@ -673,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn draining_lane_asks_for_a_read_before_it_runs_dry() {
+    fn low_lane_requests_early_read() {
         let lanes = ReadyLanes::default();
         let endpoint = EndpointId::generate();
         let plan = lanes.plan_scan(&endpoint, 1, 0).expect("a new lane reads");

@@ -237,7 +237,7 @@ async fn run_attempts(
 }
 
 /// Takes the next delivery for a task whose attempt ended: from the same endpoint's lane, with the
-/// endpoint's current entry. There is none when belterd is stopping, the endpoint was paused or
+/// endpoint's current entry. Returns nothing when belterd is stopping, the endpoint was paused or
 /// deleted, or the global limit has a scheduler step or fewer slots free, so that the scheduler
 /// shares them out among the endpoints.
 fn next_work(
