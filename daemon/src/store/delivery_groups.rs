@@ -80,7 +80,7 @@ impl Store {
 
     fn write_single_deliveries(&self, deliveries: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
         for (id, record) in deliveries {
-            self.deliveries.insert(id.as_bytes(), record.as_slice())?;
+            self.put_own_record(id.as_bytes(), record)?;
         }
         Ok(())
     }
@@ -117,7 +117,7 @@ impl Store {
     /// Reads the stored record of one delivery: its own key in `deliveries` when it has one,
     /// its copy in the request's delivery group otherwise.
     pub(super) fn delivery_bytes(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
-        if let Some(value) = self.deliveries.get(id.as_bytes())? {
+        if let Some(value) = self.own_record(id.as_bytes())? {
             let range = 0..value.len();
             return Ok(Some(StoredRecord { value, range }));
         }
@@ -134,7 +134,7 @@ impl Store {
     ) -> Result<FxHashSet<DeliveryId>, StoreError> {
         let mut by_group: BTreeMap<Vec<u8>, MemberUpdates<'_>> = BTreeMap::new();
         for &(id, record) in records {
-            if self.deliveries.contains_key(id.as_str().as_bytes())? {
+            if self.own_record(id.as_str().as_bytes())?.is_some() {
                 continue;
             }
             let key = find_group_key(

@@ -348,7 +348,7 @@ impl Store {
         // events, so the group is written only when they all went under one key.
         self.write_new_deliveries(&encoded.deliveries, one_key)?;
         for (id, record) in &encoded.derived_deliveries {
-            self.deliveries.insert(id.as_bytes(), record.as_slice())?;
+            self.put_own_record(id.as_bytes(), record)?;
         }
         for (key, value) in &encoded.due {
             self.due.insert(key.as_slice(), value.as_slice())?;

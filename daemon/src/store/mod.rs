@@ -6,7 +6,9 @@
 //!   id, a zero byte and the first id → a record group of their [`EventRecord`]s, see the `codec`
 //!   module. An event written later whose id falls in that span, after the clock went back,
 //!   joins the group.
-//! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt
+//! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt. Every
+//!   write goes through `Store::put_own_record`, so that the `own_records` filter can tell
+//!   which deliveries surely have no key here
 //! - `delivery_groups`: for the new deliveries of one ingest request's events, the last id, a
 //!   zero byte and the first id → a record group of their [`DeliveryRecord`]s. A record in
 //!   `deliveries` takes precedence, as the `delivery_groups` module describes
@@ -36,6 +38,7 @@ mod events;
 mod groups;
 mod health;
 mod log;
+mod own_records;
 mod queue;
 mod records;
 mod rules;
@@ -117,6 +120,8 @@ pub(crate) struct Store {
     delivery_groups_end: std::sync::Arc<Vec<u8>>,
     /// Delivery groups read last, shared by every handle.
     recent_delivery_groups: std::sync::Arc<groups::RecentGroups>,
+    /// Which deliveries may have a record of their own, shared by every handle.
+    own_records: std::sync::Arc<own_records::OwnRecords>,
     /// Due groups whose handed-out deliveries are waiting for outcomes.
     groups_in_flight: std::sync::Arc<queue::GroupsInFlight>,
 }
@@ -142,15 +147,22 @@ impl Store {
         endpoint_failures.set_merge_operator(health::merge_count);
         let events = db.open_tree("events")?;
         let delivery_groups = db.open_tree("delivery_groups")?;
+        let deliveries = db.open_tree("deliveries")?;
+        let delivery_groups_end = groups::tree_end(&delivery_groups)?;
+        let last_own = deliveries.last()?.map(|(key, _)| key.to_vec());
+        let stored_before = last_own
+            .unwrap_or_default()
+            .max(delivery_groups_end.clone());
         let store = Self {
-            delivery_groups_end: std::sync::Arc::new(groups::tree_end(&delivery_groups)?),
+            own_records: std::sync::Arc::new(own_records::OwnRecords::new(stored_before)),
+            delivery_groups_end: std::sync::Arc::new(delivery_groups_end),
             recent_delivery_groups: std::sync::Arc::default(),
             delivery_groups,
             events_end: std::sync::Arc::new(events::events_end(&events)?),
             recent_groups: std::sync::Arc::default(),
             groups_in_flight: std::sync::Arc::default(),
             events,
-            deliveries: db.open_tree("deliveries")?,
+            deliveries,
             attempts: db.open_tree("attempts")?,
             due: db.open_tree("due")?,
             inflight: db.open_tree("inflight")?,
@@ -165,6 +177,21 @@ impl Store {
         };
         store.check_format()?;
         Ok(store)
+    }
+
+    /// Writes a delivery's record of its own in `deliveries`, noting first that it has one.
+    fn put_own_record(&self, id: &[u8], record: &[u8]) -> Result<(), StoreError> {
+        self.own_records.note(id);
+        self.deliveries.insert(id, record)?;
+        Ok(())
+    }
+
+    /// Reads a delivery's record of its own, skipping sled when it surely has none.
+    fn own_record(&self, id: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        if !self.own_records.may_have(id) {
+            return Ok(None);
+        }
+        Ok(self.deliveries.get(id)?)
     }
 
     /// Rejects a store of a newer format, and records [`STORE_FORMAT`] in an older one. A store

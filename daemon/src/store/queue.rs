@@ -327,7 +327,7 @@ impl Store {
             self.due.insert(key.as_slice(), &[][..])?;
         }
         if !record_written {
-            self.deliveries.insert(id, encode(updated)?)?;
+            self.put_own_record(id, &encode(updated)?)?;
         }
         let ended = if group {
             self.groups_in_flight.settled(due_key_now)
@@ -413,7 +413,7 @@ impl Store {
         record.updated_at = now_ms;
         let new_key = due_key(&record.endpoint_id, now_ms, delivery_id.as_str());
         self.due.insert(new_key.as_slice(), &[][..])?;
-        self.deliveries.insert(id, encode(&record)?)?;
+        self.put_own_record(id, &encode(&record)?)?;
         if let Some(old_key) = old_key.filter(|old_key| *old_key != new_key) {
             self.due.remove(old_key)?;
         }
@@ -447,8 +447,7 @@ impl Store {
                 record.status = DeliveryStatus::Cancelled;
                 record.next_attempt_at = None;
                 record.updated_at = now_ms;
-                self.deliveries
-                    .insert(delivery_id.as_str().as_bytes(), encode(&record)?)?;
+                self.put_own_record(delivery_id.as_str().as_bytes(), &encode(&record)?)?;
                 cancelled.push(delivery_id);
             }
             // A running delivery of a group needs no entry: its outcome writes its next one.
@@ -471,7 +470,7 @@ impl Store {
                 record.updated_at = now_ms;
                 self.due
                     .insert(due_key(&record.endpoint_id, now_ms, &delivery_id), &[][..])?;
-                self.deliveries.insert(&id, encode(&record)?)?;
+                self.put_own_record(&id, &encode(&record)?)?;
             }
             self.inflight.remove(&id)?;
             recovered += 1;
@@ -1195,6 +1194,31 @@ mod tests {
         assert_eq!(store.recover_unindexed().unwrap(), 0);
         assert_eq!(store.due.len(), 1);
         assert_eq!(load(&store, &endpoint, 100).works.len(), 3);
+    }
+
+    #[test]
+    fn own_record_wins_before_and_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Store::open(&path).unwrap();
+        let (_, ids) = queued_group(&store, 100, 3);
+        assert!(store.deliveries.is_empty(), "the three share one group");
+        let replayed = store.requeue(&ids[1], "http://127.0.0.1:9/moved", 300);
+        assert!(matches!(replayed, Ok(ReplayOutcome::Queued(_))));
+        let url = |store: &Store, id: &DeliveryId| store.delivery(id).unwrap().unwrap().target_url;
+        assert_eq!(url(&store, &ids[1]), "http://127.0.0.1:9/moved");
+        assert_eq!(url(&store, &ids[2]), "http://127.0.0.1:9/");
+        drop(store);
+
+        let store = crate::store::reopen(&path).unwrap();
+        assert_eq!(url(&store, &ids[1]), "http://127.0.0.1:9/moved");
+        assert_eq!(url(&store, &ids[0]), "http://127.0.0.1:9/");
+        let later = queued_group(&store, 400, 2).1;
+        store
+            .requeue(&later[0], "http://127.0.0.1:9/later", 500)
+            .unwrap();
+        assert_eq!(url(&store, &later[0]), "http://127.0.0.1:9/later");
+        assert_eq!(url(&store, &later[1]), "http://127.0.0.1:9/");
     }
 
     #[test]
