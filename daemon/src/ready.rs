@@ -175,10 +175,10 @@ pub(crate) struct Sweep {
     pub(crate) indexed_before: Option<u64>,
 }
 
-/// Checks whether a lane may take the hand-over of another new delivery, with `waiting`
+/// Checks whether a lane may take the hand-over of one more new delivery, with `waiting`
 /// deliveries waiting in every lane together.
 fn has_room(lane: &Lane, waiting: usize) -> bool {
-    waiting < TOTAL_CAPACITY && lane.known.len() <= LANE_CAPACITY
+    waiting < TOTAL_CAPACITY && lane.known.len() < LANE_CAPACITY
 }
 
 impl ReadyLanes {
@@ -223,10 +223,12 @@ impl ReadyLanes {
             ..
         } = &mut *guard;
         // Only a reserved delivery can be handed over, so only a reserved one may be written
-        // without its due entry.
+        // without its due entry. Its reservation is one of the deliveries the lane tracks.
         let room = |endpoint: &EndpointId, id: &DeliveryId| {
             lanes.get(endpoint).is_some_and(|lane| {
-                lane.known.get(id) == Some(&Known::Incoming) && has_room(lane, *waiting)
+                lane.known.get(id) == Some(&Known::Incoming)
+                    && *waiting < TOTAL_CAPACITY
+                    && lane.known.len() <= LANE_CAPACITY
             })
         };
         for write in writes {
@@ -421,13 +423,20 @@ impl ReadyLanes {
         now_ms: u64,
     ) -> Option<ScanPlan> {
         let mut guard = self.lock();
+        // Every lane together keeps at most `TOTAL_CAPACITY` waiting, beyond the free slots.
+        let total_room = TOTAL_CAPACITY.saturating_sub(guard.waiting);
         let lane = guard.lanes.entry(endpoint.clone()).or_default();
         if lane.next_due.is_some_and(|due| due <= now_ms) {
             lane.next_due = None;
             lane.request_scan();
         }
+        let room = LANE_CAPACITY
+            .saturating_sub(lane.ready.len())
+            .min(total_room)
+            .max(free);
         if !lane.needs_scan()
             || lane.ready.len() >= free.max(REFILL_BELOW)
+            || room == 0
             || now_ms < lane.scan_not_before
         {
             return None;
@@ -435,7 +444,7 @@ impl ReadyLanes {
         Some(ScanPlan {
             token: lane.scan_requests,
             known: lane.known.keys().cloned().collect(),
-            room: LANE_CAPACITY.saturating_sub(lane.ready.len()).max(free),
+            room,
         })
     }
 
@@ -1095,8 +1104,6 @@ mod tests {
             (0..=LANE_CAPACITY).map(|_| work(&endpoint)).collect(),
         );
         answer(&lanes, &endpoint, Vec::new(), None);
-        // Another request's delivery, still being written, takes the last place.
-        lanes.reserve([(&endpoint, &DeliveryId::generate())]);
         let mut writes = [new_write(&endpoint)];
         let id = writes[0].deliveries[0].id.clone();
         lanes.reserve([(&endpoint, &id)]);
@@ -1111,6 +1118,25 @@ mod tests {
             .plan_scan(&endpoint, 10_000, 0)
             .expect("the written entry is read");
         assert!(!plan.known.contains(&id), "it was never reserved");
+    }
+
+    #[test]
+    fn reads_stop_at_total_capacity() {
+        let lanes = ReadyLanes::default();
+        for _ in 0..TOTAL_CAPACITY / LANE_CAPACITY {
+            let endpoint = EndpointId::generate();
+            let works = (0..LANE_CAPACITY).map(|_| work(&endpoint).due).collect();
+            answer(&lanes, &endpoint, works, None);
+        }
+        let last = EndpointId::generate();
+        assert!(
+            lanes.plan_scan(&last, 0, 0).is_none(),
+            "no read while every lane together is full"
+        );
+        let plan = lanes
+            .plan_scan(&last, 4, 0)
+            .expect("free slots still get work");
+        assert_eq!(plan.room, 4);
     }
 
     #[test]

@@ -249,6 +249,9 @@ fn next_work(
         return None;
     }
     if permit.semaphore().available_permits() <= step(state.config.max_in_flight_per_endpoint) {
+        // The release that follows may not reach the scheduler's wake-up threshold, so this
+        // wakes it to hand the slot out.
+        state.wake_scheduler.notify_one();
         return None;
     }
     let current = state

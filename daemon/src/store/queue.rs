@@ -912,7 +912,9 @@ mod tests {
         };
         let mut bytes = vec![crate::codec::FIRST_VERSION];
         bytes.extend(bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap());
-        store.deliveries.insert(id.as_str(), bytes).unwrap();
+        store
+            .put_own_record(id.as_str().as_bytes(), &bytes)
+            .unwrap();
         store
             .attempts
             .insert(
