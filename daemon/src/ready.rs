@@ -789,16 +789,23 @@ mod tests {
         assert!(lanes.plan_scan(&endpoint, 1, 500).is_some());
     }
 
-    #[test]
-    fn full_lane_leaves_new_work_to_the_index() {
-        let lanes = ReadyLanes::default();
+    /// Returns an endpoint whose lane read its empty index and was then offered one delivery
+    /// more than it can hold.
+    fn overfilled_lane(lanes: &ReadyLanes) -> EndpointId {
         let endpoint = EndpointId::generate();
-        answer(&lanes, &endpoint, Vec::new(), None);
+        answer(lanes, &endpoint, Vec::new(), None);
         hand_over(
-            &lanes,
+            lanes,
             &endpoint,
             (0..=LANE_CAPACITY).map(|_| work(&endpoint)).collect(),
         );
+        endpoint
+    }
+
+    #[test]
+    fn full_lane_leaves_new_work_to_the_index() {
+        let lanes = ReadyLanes::default();
+        let endpoint = overfilled_lane(&lanes);
         assert!(lanes.plan_scan(&endpoint, LANE_CAPACITY + 1, 0).is_some());
         assert_eq!(lanes.take(&endpoint, usize::MAX).len(), LANE_CAPACITY);
     }
@@ -1096,13 +1103,7 @@ mod tests {
     #[test]
     fn lane_without_room_reserves_nothing_and_reads_the_index() {
         let lanes = ReadyLanes::default();
-        let endpoint = EndpointId::generate();
-        answer(&lanes, &endpoint, Vec::new(), None);
-        hand_over(
-            &lanes,
-            &endpoint,
-            (0..=LANE_CAPACITY).map(|_| work(&endpoint)).collect(),
-        );
+        let endpoint = overfilled_lane(&lanes);
         answer(&lanes, &endpoint, Vec::new(), None);
         let mut writes = [new_write(&endpoint)];
         let id = writes[0].deliveries[0].id.clone();
