@@ -502,7 +502,7 @@ impl Accepted {
             .filter(|write| write.derived_from.is_some())
             .count();
         let mut offers = Vec::new();
-        // Per delivery in write order, whether its lane got its work; the rest are unreserved.
+        // Per delivery in write order, whether its lane got its work. The rest are unreserved.
         let mut handed_over = Vec::with_capacity(reserved.len());
         for write in &mut writes {
             let deliveries = &write.deliveries;

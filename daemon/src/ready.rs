@@ -128,6 +128,16 @@ impl Lane {
     fn request_scan(&mut self) {
         self.scan_requests += 1;
     }
+
+    /// Marks a delivery taken from `ready` as running, without a new key when it has one.
+    fn mark_running(&mut self, id: &DeliveryId) {
+        match self.known.get_mut(id) {
+            Some(known) => *known = Known::Running,
+            None => {
+                self.known.insert(id.clone(), Known::Running);
+            }
+        }
+    }
 }
 
 /// Every endpoint's lane.
@@ -486,8 +496,7 @@ impl ReadyLanes {
         let count = count.min(lane.ready.len());
         let picked: Vec<Work> = lane.ready.drain(..count).collect();
         for work in &picked {
-            lane.known
-                .insert(work.due.delivery_id.clone(), Known::Running);
+            lane.mark_running(&work.due.delivery_id);
         }
         *waiting -= picked.len();
         picked
@@ -503,13 +512,7 @@ impl ReadyLanes {
         };
         let work = lane.ready.pop_front();
         if let Some(work) = &work {
-            match lane.known.get_mut(&work.due.delivery_id) {
-                Some(known) => *known = Known::Running,
-                None => {
-                    lane.known
-                        .insert(work.due.delivery_id.clone(), Known::Running);
-                }
-            }
+            lane.mark_running(&work.due.delivery_id);
             *waiting -= 1;
         }
         (work, lane.needs_scan() && lane.ready.len() < REFILL_BELOW)
@@ -1101,7 +1104,7 @@ mod tests {
     }
 
     #[test]
-    fn lane_without_room_reserves_nothing_and_reads_the_index() {
+    fn full_lane_reserves_nothing() {
         let lanes = ReadyLanes::default();
         let endpoint = overfilled_lane(&lanes);
         answer(&lanes, &endpoint, Vec::new(), None);

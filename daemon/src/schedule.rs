@@ -128,7 +128,7 @@ fn dispatch_due(
             .max_in_flight_per_endpoint
             .saturating_sub(busy)
             .min(global.available_permits());
-        // A lane may want a read with every slot busy, so that its attempts find work after it.
+        // A lane may request a read with every slot busy, so that its attempts find work after it.
         load_lane(state, &entry, free, now);
         if free > 0 {
             for work in state.ready.take(&entry.id, free) {
@@ -488,7 +488,7 @@ fn wakes_scheduler(limit: usize, in_flight: usize, global_free: usize) -> bool {
     limit.saturating_sub(in_flight) >= step || global_free <= step
 }
 
-/// The scheduler's step for a per-endpoint limit: an eighth of it, from 1 to 16.
+/// Returns the scheduler's step for a per-endpoint limit: an eighth of it, from 1 to 16.
 fn step(limit: usize) -> usize {
     (limit / 8).clamp(1, 16)
 }

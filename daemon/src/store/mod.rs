@@ -120,7 +120,7 @@ pub(crate) struct Store {
     delivery_groups_end: std::sync::Arc<Vec<u8>>,
     /// Delivery groups read last, shared by every handle.
     recent_delivery_groups: std::sync::Arc<groups::RecentGroups>,
-    /// Which deliveries may have a record of their own, shared by every handle.
+    /// Filter of the deliveries that may have a record of their own, shared by every handle.
     own_records: std::sync::Arc<own_records::OwnRecords>,
     /// Due groups whose handed-out deliveries are waiting for outcomes.
     groups_in_flight: std::sync::Arc<queue::GroupsInFlight>,
@@ -150,11 +150,11 @@ impl Store {
         let deliveries = db.open_tree("deliveries")?;
         let delivery_groups_end = groups::tree_end(&delivery_groups)?;
         let last_own = deliveries.last()?.map(|(key, _)| key.to_vec());
-        let stored_before = last_own
+        let last_stored = last_own
             .unwrap_or_default()
             .max(delivery_groups_end.clone());
         let store = Self {
-            own_records: std::sync::Arc::new(own_records::OwnRecords::new(stored_before)),
+            own_records: std::sync::Arc::new(own_records::OwnRecords::new(last_stored)),
             delivery_groups_end: std::sync::Arc::new(delivery_groups_end),
             recent_delivery_groups: std::sync::Arc::default(),
             delivery_groups,

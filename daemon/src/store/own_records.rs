@@ -1,5 +1,6 @@
-//! Which deliveries may have a record of their own in `deliveries`, so that a read of a grouped
-//! delivery's record, and the outcome writer, skip a lookup that nearly always misses.
+//! A filter of the deliveries that may have a record of their own in `deliveries`. With it, a
+//! read of a grouped delivery's record, and the outcome writer, skip a lookup that nearly always
+//! misses.
 //!
 //! Every delivery stored when the store opened has an id at or before the last id of
 //! `deliveries` and of `delivery_groups`, and its lookup always goes to sled. A later id was
@@ -22,16 +23,16 @@ const PROBES: u64 = 3;
 
 /// The filter and the id from which it applies.
 pub(super) struct OwnRecords {
-    /// The last delivery id stored when the store opened. Ids up to it always count as maybe.
-    stored_before: Vec<u8>,
+    /// The last delivery id stored when the store opened. Ids up to it always count as "maybe".
+    last_stored: Vec<u8>,
     bits: Box<[AtomicU64]>,
 }
 
 impl OwnRecords {
-    /// Creates an empty filter for ids after `stored_before`.
-    pub(super) fn new(stored_before: Vec<u8>) -> Self {
+    /// Creates an empty filter for ids after `last_stored`.
+    pub(super) fn new(last_stored: Vec<u8>) -> Self {
         Self {
-            stored_before,
+            last_stored,
             bits: (0..WORDS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -45,7 +46,7 @@ impl OwnRecords {
 
     /// Checks whether `id` may have a record of its own. `false` means it has none.
     pub(super) fn may_have(&self, id: &[u8]) -> bool {
-        if id <= self.stored_before.as_slice() {
+        if id <= self.last_stored.as_slice() {
             return true;
         }
         probes(id).all(|bit| self.bits[bit / 64].load(Ordering::SeqCst) & (1 << (bit % 64)) != 0)
