@@ -24,6 +24,18 @@ async fn post_batch(daemon: &DaemonProcess, body: &Value, key: Option<&str>) -> 
     post_batch_bytes(daemon, body.to_string().into_bytes(), key).await
 }
 
+/// Posts `body` to the batch route without a key, checks for a 202, and returns its ids.
+async fn post_accepted_batch(daemon: &DaemonProcess, body: &Value) -> IngestBatchResponse {
+    let response = post_batch(daemon, body, None).await;
+    assert_eq!(
+        response.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        response.error_message()
+    );
+    serde_json::from_slice(&response.body).expect("typed ids")
+}
+
 /// Posts `body` unchanged to the batch route, with the headers of [`post_batch`].
 async fn post_batch_bytes(
     daemon: &DaemonProcess,
@@ -70,15 +82,8 @@ async fn batch_events_are_all_delivered() {
     ];
     let body = json!({ "events": kinds.iter().map(|kind| sample(*kind)).collect::<Vec<_>>() });
 
-    let response = post_batch(&daemon, &body, None).await;
+    let answer = post_accepted_batch(&daemon, &body).await;
 
-    assert_eq!(
-        response.status,
-        StatusCode::ACCEPTED,
-        "{}",
-        response.error_message()
-    );
-    let answer: IngestBatchResponse = serde_json::from_slice(&response.body).expect("typed ids");
     assert_eq!(answer.events.len(), kinds.len());
     let requests = receiver.wait_for_requests(kinds.len(), WAIT_TIMEOUT).await;
     let expected: BTreeSet<String> = answer
@@ -121,15 +126,7 @@ async fn batches_past_lane_capacity_all_arrive() {
 
     let mut expected = BTreeSet::new();
     for _ in 0..BATCHES {
-        let response = post_batch(&daemon, &body, None).await;
-        assert_eq!(
-            response.status,
-            StatusCode::ACCEPTED,
-            "{}",
-            response.error_message()
-        );
-        let answer: IngestBatchResponse =
-            serde_json::from_slice(&response.body).expect("typed ids");
+        let answer = post_accepted_batch(&daemon, &body).await;
         expected.extend(
             answer
                 .events
