@@ -140,6 +140,53 @@ pub(crate) fn encode_group<I: AsRef<[u8]>, R: AsRef<[u8]>>(
     Ok(bytes)
 }
 
+/// First byte of a stored value that points to a record group in the event log, in place of the
+/// group itself. The group's segment (u64), offset (u64), length (u32) and CRC-32 (u32) follow,
+/// big-endian. A group itself starts with its version byte, which is never this one.
+const LOGGED_GROUP_TAG: u8 = 0x80;
+
+/// Bytes of a stored pointer to a group in the event log.
+const LOGGED_GROUP_BYTES: usize = 1 + 8 + 8 + 4 + 4;
+
+/// Where a record group lies in the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupPointer {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) crc: u32,
+}
+
+/// Encodes the stored value that points to a group in the event log.
+pub(crate) fn encode_group_pointer(pointer: &GroupPointer) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(LOGGED_GROUP_BYTES);
+    bytes.push(LOGGED_GROUP_TAG);
+    bytes.extend_from_slice(&pointer.segment.to_be_bytes());
+    bytes.extend_from_slice(&pointer.offset.to_be_bytes());
+    bytes.extend_from_slice(&pointer.len.to_be_bytes());
+    bytes.extend_from_slice(&pointer.crc.to_be_bytes());
+    bytes
+}
+
+/// Reads the pointer that a stored group value holds, or `None` when the value is the group
+/// itself.
+pub(crate) fn decode_group_pointer(bytes: &[u8]) -> Result<Option<GroupPointer>, CodecError> {
+    if bytes.first() != Some(&LOGGED_GROUP_TAG) {
+        return Ok(None);
+    }
+    let Ok(fields) = <&[u8; LOGGED_GROUP_BYTES]>::try_from(bytes) else {
+        return Err(CodecError::Group("event log pointer of the wrong length"));
+    };
+    let u64_at = |at: usize| u64::from_be_bytes(std::array::from_fn(|i| fields[at + i]));
+    let u32_at = |at: usize| u32::from_be_bytes(std::array::from_fn(|i| fields[at + i]));
+    Ok(Some(GroupPointer {
+        segment: u64_at(1),
+        offset: u64_at(9),
+        len: u32_at(17),
+        crc: u32_at(21),
+    }))
+}
+
 /// A member of a record group: its id and its encoded record.
 pub(crate) type GroupMember<'a> = (&'a [u8], &'a [u8]);
 

@@ -45,6 +45,11 @@ pub(crate) async fn sweep(state: &AppState) {
         }
         tokio::task::yield_now().await;
     }
+    match state.store.remove_emptied_segments().await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "deleted event log segments past retention"),
+        Err(error) => tracing::error!(%error, "cannot delete event log segments past retention"),
+    }
     if let Err(error) = state.store.prune_idempotency(cutoff) {
         tracing::error!(%error, "cannot prune idempotency keys");
     }

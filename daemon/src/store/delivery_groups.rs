@@ -17,7 +17,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use belter_common::DeliveryId;
 
-use super::groups::{find_group_key, find_member, group_key, key_span};
+use super::groups::{find_group_key, find_member, group_key, key_span, stored_in_tree};
 use super::{DeliveryRecord, Store, StoreError};
 use crate::codec::{encode, encode_group, GroupIndex};
 
@@ -121,7 +121,12 @@ impl Store {
             let range = 0..value.len();
             return Ok(Some(StoredRecord { value, range }));
         }
-        let found = find_member(&self.delivery_groups, &self.recent_delivery_groups, id)?;
+        let found = find_member(
+            &self.delivery_groups,
+            &self.recent_delivery_groups,
+            id,
+            stored_in_tree,
+        )?;
         Ok(found.map(|(value, range)| StoredRecord { value, range }))
     }
 

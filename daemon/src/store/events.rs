@@ -14,7 +14,9 @@ use super::{
     due_group_key, due_key, DeliveryRecord, DueWork, EventRecord, IdempotencyRecord, Store,
     StoreError,
 };
-use crate::codec::{decode, encode, encode_group, group_members};
+use crate::codec::{
+    decode, decode_group_pointer, encode, encode_group, encode_group_pointer, group_members,
+};
 
 /// An event accepted at ingest, ready to store.
 #[derive(Debug)]
@@ -256,6 +258,23 @@ pub(super) fn events_end(events: &sled::Tree) -> Result<Vec<u8>, StoreError> {
     Ok(tree_end(events)?)
 }
 
+/// Counts the pointers into each event log segment that the events tree holds.
+pub(super) fn count_log_pointers(
+    events: &sled::Tree,
+) -> Result<rustc_hash::FxHashMap<u64, u64>, StoreError> {
+    let mut live = rustc_hash::FxHashMap::default();
+    for entry in events.iter() {
+        let (key, stored) = entry?;
+        if !is_group_key(&key) {
+            continue;
+        }
+        if let Some(pointer) = decode_group_pointer(&stored)? {
+            *live.entry(pointer.segment).or_default() += 1;
+        }
+    }
+    Ok(live)
+}
+
 /// What one retention sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pruned {
@@ -366,7 +385,7 @@ impl Store {
         if let [(first, _), .., (last, _)] = events {
             if self.after_stored_events(first) || self.span_is_free(first, last)? {
                 let group = encode_group(events)?;
-                self.events.insert(group_key(first, last), group)?;
+                self.put_logged_group(&group_key(first, last), &group)?;
                 return Ok(true);
             }
         }
@@ -380,17 +399,23 @@ impl Store {
     fn write_event_alone(&self, id: &str, record: &[u8]) -> Result<(), StoreError> {
         if !self.after_stored_events(id) {
             if let Some(entry) = self.events.range(id.as_bytes()..).next() {
-                let (key, bytes) = entry?;
+                let (key, stored) = entry?;
                 let (first, last) = key_span(&key);
-                if is_group_key(&key) && first < id.as_bytes() && id.as_bytes() <= last {
-                    let mut members = group_members(&bytes)?;
-                    members.retain(|(member, _)| *member != id.as_bytes());
-                    members.push((id.as_bytes(), record));
-                    members.sort_unstable_by(|left, right| left.0.cmp(right.0));
-                    let group = encode_group(&members)?;
-                    self.events.insert(key, group)?;
-                    self.recent_groups.clear();
-                    return Ok(());
+                let in_span = is_group_key(&key) && first < id.as_bytes() && id.as_bytes() <= last;
+                // A group that the event log lost cannot take the event, which goes alone.
+                if let Some(bytes) = in_span.then(|| self.load_event_group(stored.clone())) {
+                    if let Some(bytes) = bytes? {
+                        let mut members = group_members(&bytes)?;
+                        members.retain(|(member, _)| *member != id.as_bytes());
+                        members.push((id.as_bytes(), record));
+                        members.sort_unstable_by(|left, right| left.0.cmp(right.0));
+                        // Joins are rare, so the joined group stays in sled.
+                        let group = encode_group(&members)?;
+                        self.events.insert(key, group)?;
+                        self.release_stored_group(&stored);
+                        self.recent_groups.clear();
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -449,7 +474,52 @@ impl Store {
     /// that value it lies. A group read recently is searched first. An id that the kept group
     /// lacks may have joined the group since, so sled is read then.
     fn find_event(&self, id: &str) -> Result<Option<(sled::IVec, Range<usize>)>, StoreError> {
-        find_member(&self.events, &self.recent_groups, id)
+        find_member(&self.events, &self.recent_groups, id, |stored| {
+            self.load_event_group(stored)
+        })
+    }
+
+    /// Writes a record group to the event log, and the pointer to it under `key`.
+    fn put_logged_group(&self, key: &[u8], group: &[u8]) -> Result<(), StoreError> {
+        let pointer = self.event_log.append(group)?;
+        match self.events.insert(key, encode_group_pointer(&pointer)) {
+            Ok(replaced) => {
+                if let Some(replaced) = replaced {
+                    self.release_stored_group(&replaced);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.event_log.release(pointer.segment);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Returns the bytes that a value of the events tree stands for: the value itself, or the
+    /// group in the event log that it points to. `None` when the event log lost that group.
+    fn load_event_group(&self, stored: sled::IVec) -> Result<Option<sled::IVec>, StoreError> {
+        match decode_group_pointer(&stored)? {
+            None => Ok(Some(stored)),
+            Some(pointer) => Ok(self.event_log.read(&pointer)?.map(sled::IVec::from)),
+        }
+    }
+
+    /// Counts off the event log's pointer that a value removed from the events tree held.
+    fn release_stored_group(&self, stored: &[u8]) {
+        if let Ok(Some(pointer)) = decode_group_pointer(stored) {
+            self.event_log.release(pointer.segment);
+        }
+    }
+
+    /// Deletes the event log segments that retention left without events, once sled has the
+    /// removals on disk. Returns how many it deleted.
+    pub(crate) async fn remove_emptied_segments(&self) -> Result<usize, StoreError> {
+        if !self.event_log.has_emptied() {
+            return Ok(0);
+        }
+        self.db.flush_async().await?;
+        Ok(self.event_log.remove_emptied()?)
     }
 
     /// Decodes the events under one key of the events tree: one event, or a record group.
@@ -478,7 +548,15 @@ impl Store {
             let Some(entry) = entries.next() else {
                 break;
             };
-            let (key, bytes) = entry?;
+            let (key, stored) = entry?;
+            let Some(bytes) = self.load_event_group(stored.clone())? else {
+                // TODO: the deliveries of a lost group stay in the store.
+                tracing::error!(key = %String::from_utf8_lossy(&key), "removing an event group that the event log lost");
+                self.events.remove(&key)?;
+                self.release_stored_group(&stored);
+                self.recent_groups.clear();
+                continue;
+            };
             let events = Self::events_under(&key, &bytes)?;
             if events.iter().any(|event| event.created_at >= cutoff_ms) {
                 break;
@@ -497,7 +575,8 @@ impl Store {
                 self.deliveries.remove(delivery_id.as_bytes())?;
             }
             // The events go last, so a crash mid-way leaves them for the next sweep to finish.
-            self.events.remove(key)?;
+            self.events.remove(&key)?;
+            self.release_stored_group(&stored);
             self.recent_groups.clear();
             pruned.events += events.len() as u64;
         }
@@ -822,7 +901,8 @@ mod tests {
 
         // A read that raced the join below and kept the group as it was before it.
         let generation = store.recent_groups.generation();
-        let (key, before) = store.events.first().unwrap().unwrap();
+        let (key, stored) = store.events.first().unwrap().unwrap();
+        let before = store.load_event_group(stored).unwrap().unwrap();
         let mut inside = write_with_id(&ids[1], 2_000);
         inside.event.body = b"{\"joined\":true}".to_vec();
         store
@@ -931,5 +1011,85 @@ mod tests {
         for write in &writes {
             assert!(store.event(write.event.id.as_str()).unwrap().is_some());
         }
+    }
+
+    fn segment_count(path: &std::path::Path) -> usize {
+        std::fs::read_dir(path.join(super::super::EVENT_LOG_DIR))
+            .unwrap()
+            .count()
+    }
+
+    #[test]
+    fn logged_group_outlives_reopen_until_retention_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let ids = EventId::generate_run(3);
+        let writes: Vec<_> = ids.iter().map(|id| write_with_id(id, 1_000)).collect();
+        {
+            let store = Store::open(&path).unwrap();
+            store.write_events(&writes, None).unwrap();
+            let (_, stored) = store.events.first().unwrap().unwrap();
+            assert!(
+                decode_group_pointer(&stored).unwrap().is_some(),
+                "sled holds a pointer, not the group"
+            );
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(store.flush()).unwrap();
+        }
+        let store = crate::store::reopen(&path).unwrap();
+        assert_readable(&store, &writes);
+        assert_eq!(segment_count(&path), 1);
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(
+            runtime.block_on(store.remove_emptied_segments()).unwrap(),
+            0
+        );
+        assert_eq!(store.prune_before(2_000, 100).unwrap().events, 3);
+        assert_eq!(
+            runtime.block_on(store.remove_emptied_segments()).unwrap(),
+            1
+        );
+        assert_eq!(segment_count(&path), 0);
+    }
+
+    #[test]
+    fn group_lost_from_the_log_reads_as_gone_and_retention_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let ids = EventId::generate_run(2);
+        let lost: Vec<_> = ids.iter().map(|id| write_with_id(id, 1_000)).collect();
+        {
+            let store = Store::open(&path).unwrap();
+            store.write_events(&lost, None).unwrap();
+            store.db.flush().unwrap();
+        }
+        // As after a power loss: sled flushed the pointer, but the group never reached the disk.
+        for entry in std::fs::read_dir(path.join(super::super::EVENT_LOG_DIR)).unwrap() {
+            std::fs::File::options()
+                .write(true)
+                .open(entry.unwrap().path())
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+        }
+        let store = crate::store::reopen(&path).unwrap();
+        assert!(store.event_body(ids[0].as_str()).unwrap().is_none());
+        let kept: Vec<_> = EventId::generate_run(2)
+            .iter()
+            .map(|id| write_with_id(id, 3_000))
+            .collect();
+        store.write_events(&kept, None).unwrap();
+        store.prune_before(2_000, 100).unwrap();
+        assert_eq!(
+            store.events.len(),
+            1,
+            "the lost group is gone, the new one stays"
+        );
+        assert_readable(&store, &kept);
     }
 }

@@ -46,11 +46,13 @@ pub(super) fn tree_end(tree: &sled::Tree) -> Result<Vec<u8>, sled::Error> {
 
 /// Finds the stored record of `id` in a tree of records and record groups: the stored value that
 /// contains it, and where in that value it lies. A group read recently is searched first. An id
-/// that the kept group lacks may have joined the group since, so sled is read then.
+/// that the kept group lacks may have joined the group since, so sled is read then. `load` turns
+/// a stored group value into the group's bytes, or `None` when they are lost.
 pub(super) fn find_member(
     tree: &sled::Tree,
     recent: &RecentGroups,
     id: &str,
+    load: impl FnOnce(sled::IVec) -> Result<Option<sled::IVec>, StoreError>,
 ) -> Result<Option<(sled::IVec, Range<usize>)>, StoreError> {
     if let Some(group) = recent.containing(id) {
         if let Some(record) = group.index.find(&group.bytes, id) {
@@ -66,13 +68,18 @@ pub(super) fn find_member(
         let whole = 0..bytes.len();
         return Ok(Some((bytes, whole)));
     }
-    let Some(group) = read_group(key, bytes, id)? else {
+    let Some(group) = read_group(key, bytes, id, load)? else {
         return Ok(None);
     };
     let found = group.index.find(&group.bytes, id);
     let found = found.map(|record| (group.bytes.clone(), record));
     recent.keep(group, generation);
     Ok(found)
+}
+
+/// Returns a stored group value as it is, for a tree that keeps its groups in sled.
+pub(super) fn stored_in_tree(bytes: sled::IVec) -> Result<Option<sled::IVec>, StoreError> {
+    Ok(Some(bytes))
 }
 
 /// Finds the key of the record group in `tree` that has `id` as a member, and keeps the group.
@@ -91,7 +98,7 @@ pub(super) fn find_group_key(
         return Ok(None);
     };
     let (key, bytes) = entry?;
-    let Some(group) = read_group(key, bytes, id)? else {
+    let Some(group) = read_group(key, bytes, id, stored_in_tree)? else {
         return Ok(None);
     };
     if group.index.find(&group.bytes, id).is_none() {
@@ -102,16 +109,21 @@ pub(super) fn find_group_key(
     Ok(Some(key))
 }
 
-/// Reads the record group stored under `key` when its span contains `id`.
+/// Reads the record group stored under `key` when its span contains `id`, loading its bytes with
+/// `load`.
 fn read_group(
     key: sled::IVec,
     bytes: sled::IVec,
     id: &str,
+    load: impl FnOnce(sled::IVec) -> Result<Option<sled::IVec>, StoreError>,
 ) -> Result<Option<CachedGroup>, StoreError> {
     let (first, last) = key_span(&key);
     if !is_group_key(&key) || first > id.as_bytes() || id.as_bytes() > last {
         return Ok(None);
     }
+    let Some(bytes) = load(bytes)? else {
+        return Ok(None);
+    };
     let index = GroupIndex::read(&bytes)?;
     Ok(Some(CachedGroup { key, bytes, index }))
 }

@@ -4,8 +4,10 @@
 //! Trees and their keys:
 //! - `events`: event id → [`EventRecord`]; or, for the events of one ingest request, the last
 //!   id, a zero byte and the first id → a record group of their [`EventRecord`]s, see the `codec`
-//!   module. An event written later whose id falls in that span, after the clock went back,
-//!   joins the group.
+//!   module. Ingest writes such a group to the event log, in the `event-log` directory beside
+//!   sled's files, and stores a pointer to it here; see the `event_log` module. An event written
+//!   later whose id falls in that span, after the clock went back, joins the group, which is
+//!   then stored here whole.
 //! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt. Every
 //!   write goes through `Store::put_own_record`, so that the `own_records` filter can tell
 //!   which deliveries surely have no key here
@@ -34,6 +36,7 @@
 
 mod delivery_groups;
 mod endpoints;
+mod event_log;
 mod events;
 mod groups;
 mod health;
@@ -70,6 +73,9 @@ pub enum StoreError {
     /// A stored record could not be encoded or decoded.
     #[error("store record error: {0}")]
     Codec(#[from] CodecError),
+    /// The event log could not be read or written.
+    #[error("store error: {0}")]
+    EventLog(#[from] event_log::EventLogError),
     /// A blocking store task ended without a result.
     #[error("store task failed: {0}")]
     Task(String),
@@ -116,6 +122,8 @@ pub(crate) struct Store {
     events_end: std::sync::Arc<Vec<u8>>,
     /// Event record groups read last, shared by every handle.
     recent_groups: std::sync::Arc<groups::RecentGroups>,
+    /// The segment files that hold the event record groups, shared by every handle.
+    event_log: std::sync::Arc<event_log::EventLog>,
     /// The span end of the last key in `delivery_groups` when the store opened.
     delivery_groups_end: std::sync::Arc<Vec<u8>>,
     /// Delivery groups read last, shared by every handle.
@@ -146,6 +154,10 @@ impl Store {
         let endpoint_failures = db.open_tree("endpoint_failures")?;
         endpoint_failures.set_merge_operator(health::merge_count);
         let events = db.open_tree("events")?;
+        let event_log = event_log::EventLog::open(
+            &path.join(EVENT_LOG_DIR),
+            events::count_log_pointers(&events)?,
+        )?;
         let delivery_groups = db.open_tree("delivery_groups")?;
         let deliveries = db.open_tree("deliveries")?;
         let delivery_groups_end = groups::tree_end(&delivery_groups)?;
@@ -160,6 +172,7 @@ impl Store {
             delivery_groups,
             events_end: std::sync::Arc::new(events::events_end(&events)?),
             recent_groups: std::sync::Arc::default(),
+            event_log: std::sync::Arc::new(event_log),
             groups_in_flight: std::sync::Arc::default(),
             events,
             deliveries,
@@ -243,9 +256,15 @@ impl Store {
             .map(u64::from_be_bytes))
     }
 
-    /// Writes every change so far to disk.
+    /// Writes every change so far to disk: the event log's new groups, and sled's log.
     pub(crate) async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let event_log = std::sync::Arc::clone(&self.event_log);
+        let synced = tokio::task::spawn_blocking(move || event_log.sync());
+        let flushed = self.db.flush_async().await;
+        synced
+            .await
+            .map_err(|error| StoreError::Task(error.to_string()))??;
+        flushed?;
         Ok(())
     }
 }
@@ -253,9 +272,12 @@ impl Store {
 /// The newest record layout this build writes: 2 since delivery records keep their latest
 /// attempt, 3 since the events of one ingest request share a record group, and its queued
 /// deliveries to one endpoint a due group, 4 since the new deliveries of one request share
-/// delivery groups. Builds before format 2 do not check it, so they start on a newer store and
+/// delivery groups, 5 since event groups are kept in the event log. Builds before format 2 do not check it, so they start on a newer store and
 /// then fail to read its delivery records.
-pub(crate) const STORE_FORMAT: u8 = 4;
+pub(crate) const STORE_FORMAT: u8 = 5;
+
+/// Directory of the event log, inside the store's directory.
+const EVENT_LOG_DIR: &str = "event-log";
 
 /// Key of the store format in the `meta` tree.
 const STORE_FORMAT_KEY: &[u8] = b"store_format";
