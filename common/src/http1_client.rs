@@ -4,7 +4,7 @@
 //! general client's work per request. It has no TLS, so `https://` URLs need a general client.
 
 use std::collections::HashMap;
-use std::io::{self, Write as _};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -94,7 +94,10 @@ struct Idle {
     since: Instant,
 }
 
-type Pools = Mutex<HashMap<String, Vec<Idle>>>;
+type Pools = Mutex<HashMap<PoolKey, Vec<Idle>>>;
+
+/// The host and port that a pool of idle connections leads to.
+type PoolKey = (String, u16);
 
 /// The client: the idle connections by `host:port`, the connect timeout and the address policy.
 #[derive(Clone)]
@@ -147,7 +150,7 @@ impl Http1Client {
         let url = request.url;
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(80);
-        let key = format!("{host}:{port}");
+        let key = (host.to_owned(), port);
         let stream = match (!fresh).then(|| self.checkout(&key)).flatten() {
             Some(stream) => stream,
             None => self.connect(url, host, port).await?,
@@ -165,7 +168,7 @@ impl Http1Client {
     }
 
     /// Takes the newest idle connection to `key` that is still open and quiet.
-    fn checkout(&self, key: &str) -> Option<TcpStream> {
+    fn checkout(&self, key: &PoolKey) -> Option<TcpStream> {
         let mut pools = lock(&self.pools);
         let idle = pools.get_mut(key)?;
         while let Some(entry) = idle.pop() {
@@ -176,7 +179,7 @@ impl Http1Client {
         None
     }
 
-    fn checkin(&self, key: String, stream: TcpStream) {
+    fn checkin(&self, key: PoolKey, stream: TcpStream) {
         let mut pools = lock(&self.pools);
         let idle = pools.entry(key).or_default();
         if idle.len() >= MAX_IDLE_PER_HOST {
@@ -261,7 +264,7 @@ impl Http1Client {
     }
 }
 
-fn lock(pools: &Pools) -> MutexGuard<'_, HashMap<String, Vec<Idle>>> {
+fn lock(pools: &Pools) -> MutexGuard<'_, HashMap<PoolKey, Vec<Idle>>> {
     pools
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -311,8 +314,8 @@ fn request_bytes(request: &Request<'_>, host: &str, port: Option<u16>) -> Vec<u8
     bytes.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     bytes.extend_from_slice(host.as_bytes());
     if let Some(port) = port {
-        // Writing into a Vec cannot fail.
-        let _ = write!(bytes, ":{port}");
+        bytes.push(b':');
+        push_decimal(&mut bytes, u64::from(port));
     }
     bytes.extend_from_slice(b"\r\n");
     for (name, value) in request.headers {
@@ -321,9 +324,26 @@ fn request_bytes(request: &Request<'_>, host: &str, port: Option<u16>) -> Vec<u8
         bytes.extend_from_slice(value.as_bytes());
         bytes.extend_from_slice(b"\r\n");
     }
-    let _ = write!(bytes, "content-length: {}\r\n\r\n", request.body.len());
+    bytes.extend_from_slice(b"content-length: ");
+    push_decimal(&mut bytes, request.body.len() as u64);
+    bytes.extend_from_slice(b"\r\n\r\n");
     bytes.extend_from_slice(request.body);
     bytes
+}
+
+/// Appends `number` in decimal, without the formatting machinery that `write!` brings.
+fn push_decimal(bytes: &mut Vec<u8>, mut number: u64) {
+    let mut digits = [0_u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            break;
+        }
+    }
+    bytes.extend_from_slice(&digits[at..]);
 }
 
 fn head_too_long() -> ExchangeError {
@@ -808,6 +828,15 @@ mod tests {
         });
         let url = url::Url::parse(&format!("http://127.0.0.1:{port}/hook?x=1#part")).unwrap();
         (url, connections)
+    }
+
+    #[test]
+    fn decimals_match_display() {
+        for number in [0, 7, 10, 99, 443, 8080, 65_535, u64::MAX] {
+            let mut bytes = b"x".to_vec();
+            push_decimal(&mut bytes, number);
+            assert_eq!(bytes, format!("x{number}").into_bytes());
+        }
     }
 
     fn client() -> Http1Client {
