@@ -148,7 +148,7 @@ const LOGGED_GROUP_TAG: u8 = 0x80;
 /// Bytes of a stored pointer to a group in the event log.
 const LOGGED_GROUP_BYTES: usize = 1 + 8 + 8 + 4 + 4;
 
-/// Where a record group lies in the event log.
+/// The location of a record group in the event log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GroupPointer {
     pub(crate) segment: u64,

@@ -32,7 +32,7 @@ use crate::codec::GroupPointer;
 /// A segment takes new groups until it reaches this size.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Extension of segment files; the stem is the segment number, zero-padded to 20 digits.
+/// Extension of segment files. The stem is the segment number, zero-padded to 20 digits.
 const SEGMENT_EXTENSION: &str = "log";
 
 /// An event log operation that failed.
@@ -55,7 +55,7 @@ struct Current {
     len: u64,
 }
 
-/// What appends, releases and syncs share.
+/// The log's changing state, shared by appends, releases and syncs.
 struct State {
     current: Option<Current>,
     next_number: u64,
@@ -63,7 +63,7 @@ struct State {
     unsynced: BTreeMap<u64, Arc<File>>,
     /// Whether a segment was created since the last sync of the directory.
     directory_unsynced: bool,
-    /// Pointers into each segment that still has any.
+    /// Count of the pointers into each segment that still has any.
     live: FxHashMap<u64, u64>,
     /// Segments without pointers, to delete after the next flush of sled.
     emptied: Vec<u64>,
@@ -80,7 +80,7 @@ pub(crate) struct EventLog {
 
 impl EventLog {
     /// Opens the log in `dir`, creating it when missing. `live` counts the pointers into each
-    /// segment that the store holds; segments without any are deleted.
+    /// segment that the store holds, and segments without any are deleted.
     pub(crate) fn open(dir: &Path, live: FxHashMap<u64, u64>) -> Result<Self, EventLogError> {
         Self::open_with_segment_bytes(dir, live, SEGMENT_BYTES)
     }
@@ -158,7 +158,19 @@ impl EventLog {
         if full {
             self.start_segment(&mut state)?;
         }
-        let current = state.current.as_mut().expect("a segment was just started");
+        let State {
+            current: Some(current),
+            unsynced,
+            live,
+            ..
+        } = &mut *state
+        else {
+            return Err(EventLogError::Io {
+                action: "write",
+                path: self.dir.clone(),
+                source: std::io::Error::other("no segment to write to"),
+            });
+        };
         let (number, offset) = (current.number, current.len);
         current
             .file
@@ -169,9 +181,10 @@ impl EventLog {
                 source,
             })?;
         current.len += u64::from(len);
-        let file = Arc::clone(&current.file);
-        state.unsynced.entry(number).or_insert(file);
-        *state.live.entry(number).or_default() += 1;
+        unsynced
+            .entry(number)
+            .or_insert_with(|| Arc::clone(&current.file));
+        *live.entry(number).or_default() += 1;
         Ok(GroupPointer {
             segment: number,
             offset,

@@ -5,9 +5,9 @@
 //! - `events`: event id → [`EventRecord`]; or, for the events of one ingest request, the last
 //!   id, a zero byte and the first id → a record group of their [`EventRecord`]s, see the `codec`
 //!   module. Ingest writes such a group to the event log, in the `event-log` directory beside
-//!   sled's files, and stores a pointer to it here; see the `event_log` module. An event written
-//!   later whose id falls in that span, after the clock went back, joins the group, which is
-//!   then stored here whole.
+//!   sled's files, and stores a pointer to it here, as the `event_log` module describes. An event
+//!   written later whose id falls in that span, after the clock went back, joins the group. The
+//!   joined group is then stored here whole.
 //! - `deliveries`: delivery id → [`DeliveryRecord`], which contains the latest attempt. Every
 //!   write goes through `Store::put_own_record`, so that the `own_records` filter can tell
 //!   which deliveries surely have no key here
