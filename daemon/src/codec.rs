@@ -38,6 +38,14 @@ pub enum CodecError {
     /// A record group is truncated or has an impossible member entry.
     #[error("corrupt record group: {0}")]
     Group(&'static str),
+    /// A stored pointer to a group in the event log has the wrong length.
+    #[error("corrupt event log pointer: {found} bytes, expected {expected}")]
+    GroupPointer {
+        /// The length of the stored value.
+        found: usize,
+        /// The length of every pointer.
+        expected: usize,
+    },
 }
 
 /// A record type of the store, with the version byte it is written with.
@@ -175,7 +183,10 @@ pub(crate) fn decode_group_pointer(bytes: &[u8]) -> Result<Option<GroupPointer>,
         return Ok(None);
     }
     let Ok(fields) = <&[u8; LOGGED_GROUP_BYTES]>::try_from(bytes) else {
-        return Err(CodecError::Group("event log pointer of the wrong length"));
+        return Err(CodecError::GroupPointer {
+            found: bytes.len(),
+            expected: LOGGED_GROUP_BYTES,
+        });
     };
     let u64_at = |at: usize| u64::from_be_bytes(std::array::from_fn(|i| fields[at + i]));
     let u32_at = |at: usize| u32::from_be_bytes(std::array::from_fn(|i| fields[at + i]));

@@ -115,6 +115,8 @@ impl EventLog {
                 remove_segment(&path)?;
             }
         }
+        // A segment file can be gone while sled still points to it, so its number stays used.
+        let newest = live.keys().copied().fold(newest, u64::max);
         let log = Self {
             dir: dir.to_owned(),
             segment_bytes,
@@ -228,28 +230,28 @@ impl EventLog {
     /// Reads the group that `pointer` names. `None` when its segment is gone, or its bytes are
     /// not the ones written.
     pub(crate) fn read(&self, pointer: &GroupPointer) -> Result<Option<Vec<u8>>, EventLogError> {
+        let io = |action, source| EventLogError::Io {
+            action,
+            path: self.path_of(pointer.segment),
+            source,
+        };
         let Some(file) = self.reader(pointer.segment)? else {
             return Ok(None);
         };
-        let mut bytes = vec![0; pointer.len as usize];
-        match file.read_exact_at(&mut bytes, pointer.offset) {
-            Ok(()) => {}
-            Err(error) if error.kind() == ErrorKind::UnexpectedEof => {
-                tracing::error!(
-                    segment = pointer.segment,
-                    offset = pointer.offset,
-                    "event log segment ends before a group it should hold; the group is lost"
-                );
-                return Ok(None);
-            }
-            Err(source) => {
-                return Err(EventLogError::Io {
-                    action: "read",
-                    path: self.path_of(pointer.segment),
-                    source,
-                })
-            }
+        let file_len = file.metadata().map_err(|source| io("read", source))?.len();
+        if pointer.offset.saturating_add(u64::from(pointer.len)) > file_len {
+            tracing::error!(
+                segment = pointer.segment,
+                offset = pointer.offset,
+                len = pointer.len,
+                file_len,
+                "event log segment ends before a group it should hold; the group is lost"
+            );
+            return Ok(None);
         }
+        let mut bytes = vec![0; pointer.len as usize];
+        file.read_exact_at(&mut bytes, pointer.offset)
+            .map_err(|source| io("read", source))?;
         if crc32fast::hash(&bytes) != pointer.crc {
             tracing::error!(
                 segment = pointer.segment,
@@ -261,9 +263,11 @@ impl EventLog {
         Ok(Some(bytes))
     }
 
-    /// Returns a handle to read segment `number`, opening it the first time.
+    /// Returns a handle to read segment `number`, opening it the first time. The open runs under
+    /// the lock that deletion holds too, so a handle to a deleted segment is never kept.
     fn reader(&self, number: u64) -> Result<Option<Arc<File>>, EventLogError> {
-        if let Some(file) = self.readers().get(&number) {
+        let mut readers = self.readers();
+        if let Some(file) = readers.get(&number) {
             return Ok(Some(Arc::clone(file)));
         }
         let path = self.path_of(number);
@@ -278,12 +282,13 @@ impl EventLog {
                 })
             }
         };
-        self.readers().insert(number, Arc::clone(&file));
+        readers.insert(number, Arc::clone(&file));
         Ok(Some(file))
     }
 
     /// Takes off the count of a pointer that sled no longer holds. A segment left without any,
-    /// other than the current one, is deleted by the next [`EventLog::remove_emptied`].
+    /// other than the current one, is deleted once [`EventLog::take_emptied`] returned it and
+    /// sled was flushed.
     pub(crate) fn release(&self, segment: u64) {
         let mut state = self.state();
         let Some(count) = state.live.get_mut(&segment) else {
@@ -300,24 +305,39 @@ impl EventLog {
         }
     }
 
-    /// Checks whether a segment waits for deletion.
-    pub(crate) fn has_emptied(&self) -> bool {
-        !self.state().emptied.is_empty()
+    /// Takes the segments left without pointers so far. The caller flushes sled, so that the
+    /// removal of their last pointers is on disk, and then passes them to
+    /// [`EventLog::remove_segments`]. A segment emptied after this call waits for the next one.
+    pub(crate) fn take_emptied(&self) -> Vec<u64> {
+        std::mem::take(&mut self.state().emptied)
     }
 
-    /// Deletes the segments left without pointers. The caller flushes sled first, so that the
-    /// removal of the last pointer is on disk. Returns how many it deleted.
-    pub(crate) fn remove_emptied(&self) -> Result<usize, EventLogError> {
-        let emptied = std::mem::take(&mut self.state().emptied);
+    /// Deletes segments that [`EventLog::take_emptied`] returned. Returns how many it deleted; a
+    /// segment it could not delete waits for the next call.
+    pub(crate) fn remove_segments(&self, emptied: Vec<u64>) -> Result<usize, EventLogError> {
         for (at, &number) in emptied.iter().enumerate() {
-            self.readers().remove(&number);
+            let mut readers = self.readers();
+            readers.remove(&number);
             if let Err(error) = remove_segment(&self.path_of(number)) {
+                drop(readers);
                 self.state().emptied.extend_from_slice(&emptied[at..]);
                 return Err(error);
             }
+            drop(readers);
             tracing::info!(segment = number, "event log segment deleted");
         }
         Ok(emptied.len())
+    }
+
+    /// Checks whether a segment was written since the last sync.
+    #[cfg(test)]
+    pub(crate) fn has_unsynced(&self) -> bool {
+        !self.state().unsynced.is_empty()
+    }
+
+    /// Returns the segments taken but not deleted, for a caller whose flush failed.
+    pub(crate) fn keep_emptied(&self, emptied: Vec<u64>) {
+        self.state().emptied.extend(emptied);
     }
 
     /// Syncs every segment written since the last sync, and the directory when a segment was
@@ -464,18 +484,19 @@ mod tests {
         let old = log.append(b"old group").unwrap();
         let new = log.append(b"new group").unwrap();
         log.release(new.segment);
-        assert!(!log.has_emptied(), "the current segment stays");
+        assert!(log.take_emptied().is_empty(), "the current segment stays");
         log.release(old.segment);
-        assert!(log.has_emptied());
+        let emptied = log.take_emptied();
+        assert_eq!(emptied, [old.segment]);
         assert_eq!(
             segment_files(dir.path()),
             [1, 2],
             "nothing goes before it is asked"
         );
-        assert_eq!(log.remove_emptied().unwrap(), 1);
+        assert_eq!(log.remove_segments(emptied).unwrap(), 1);
         assert_eq!(segment_files(dir.path()), [2]);
         assert_eq!(log.read(&old).unwrap(), None);
-        assert!(!log.has_emptied());
+        assert!(log.take_emptied().is_empty());
     }
 
     #[test]
@@ -484,9 +505,10 @@ mod tests {
         let log = EventLog::open_with_segment_bytes(dir.path(), FxHashMap::default(), 4).unwrap();
         let first = log.append(b"first").unwrap();
         log.release(first.segment);
-        assert!(!log.has_emptied());
+        assert!(log.take_emptied().is_empty());
         log.append(b"second").unwrap();
-        assert_eq!(log.remove_emptied().unwrap(), 1);
+        let emptied = log.take_emptied();
+        assert_eq!(log.remove_segments(emptied).unwrap(), 1);
         assert_eq!(segment_files(dir.path()), [2]);
     }
 
@@ -513,6 +535,42 @@ mod tests {
         );
         let next = log.append(b"after reopen").unwrap();
         assert_eq!(next.segment, 4, "a number is never used twice");
+    }
+
+    #[test]
+    fn segment_emptied_after_the_take_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open_with_segment_bytes(dir.path(), FxHashMap::default(), 4).unwrap();
+        let first = log.append(b"first").unwrap();
+        let second = log.append(b"second").unwrap();
+        log.append(b"third").unwrap();
+        log.release(first.segment);
+        let taken = log.take_emptied();
+        // Released while sled's flush for `taken` runs: not yet on disk, so not deleted.
+        log.release(second.segment);
+        assert_eq!(log.remove_segments(taken).unwrap(), 1);
+        assert_eq!(segment_files(dir.path()), [2, 3]);
+        assert_eq!(log.take_emptied(), [second.segment]);
+    }
+
+    #[test]
+    fn numbers_continue_after_segments_only_sled_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = FxHashMap::from_iter([(7, 1)]);
+        let log = EventLog::open(dir.path(), live).unwrap();
+        assert_eq!(log.append(b"group").unwrap().segment, 8);
+    }
+
+    #[test]
+    fn pointer_past_the_end_allocates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), FxHashMap::default()).unwrap();
+        let pointer = log.append(b"group").unwrap();
+        let huge = GroupPointer {
+            len: u32::MAX,
+            ..pointer
+        };
+        assert_eq!(log.read(&huge).unwrap(), None);
     }
 
     #[test]

@@ -373,6 +373,9 @@ impl Store {
             self.due.insert(key.as_slice(), value.as_slice())?;
         }
         if let Some((key, record)) = &encoded.idempotency {
+            // sled may flush the key before the flush stage syncs the event log. A key on disk
+            // answers repeats with 202, so the groups it covers must be on disk first.
+            self.event_log.sync()?;
             self.idempotency.insert(key.as_bytes(), record.as_slice())?;
         }
         Ok(IngestWrite::Written)
@@ -411,8 +414,9 @@ impl Store {
                         members.sort_unstable_by(|left, right| left.0.cmp(right.0));
                         // Joins are rare, so the joined group stays in sled.
                         let group = encode_group(&members)?;
-                        self.events.insert(key, group)?;
-                        self.release_stored_group(&stored);
+                        if let Some(replaced) = self.events.insert(key, group)? {
+                            self.release_stored_group(&replaced);
+                        }
                         self.recent_groups.clear();
                         return Ok(());
                     }
@@ -515,11 +519,16 @@ impl Store {
     /// Deletes the event log segments that retention left without events, once sled has the
     /// removals on disk. Returns how many it deleted.
     pub(crate) async fn remove_emptied_segments(&self) -> Result<usize, StoreError> {
-        if !self.event_log.has_emptied() {
+        // Only segments emptied before the flush starts have their last removal in it.
+        let emptied = self.event_log.take_emptied();
+        if emptied.is_empty() {
             return Ok(0);
         }
-        self.db.flush_async().await?;
-        Ok(self.event_log.remove_emptied()?)
+        if let Err(error) = self.db.flush_async().await {
+            self.event_log.keep_emptied(emptied);
+            return Err(error.into());
+        }
+        Ok(self.event_log.remove_segments(emptied)?)
     }
 
     /// Decodes the events under one key of the events tree: one event, or a record group.
@@ -552,8 +561,9 @@ impl Store {
             let Some(bytes) = self.load_event_group(stored.clone())? else {
                 // TODO: the deliveries of a lost group stay in the store.
                 tracing::error!(key = %String::from_utf8_lossy(&key), "removing an event group that the event log lost");
-                self.events.remove(&key)?;
-                self.release_stored_group(&stored);
+                if let Some(removed) = self.events.remove(&key)? {
+                    self.release_stored_group(&removed);
+                }
                 self.recent_groups.clear();
                 continue;
             };
@@ -575,8 +585,9 @@ impl Store {
                 self.deliveries.remove(delivery_id.as_bytes())?;
             }
             // The events go last, so a crash mid-way leaves them for the next sweep to finish.
-            self.events.remove(&key)?;
-            self.release_stored_group(&stored);
+            if let Some(removed) = self.events.remove(&key)? {
+                self.release_stored_group(&removed);
+            }
             self.recent_groups.clear();
             pruned.events += events.len() as u64;
         }
@@ -1092,5 +1103,79 @@ mod tests {
             "the lost group is gone, the new one stays"
         );
         assert_readable(&store, &kept);
+    }
+
+    #[test]
+    fn join_releases_the_logged_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = EventId::generate_run(5);
+        let (store, group) = group_before_clock_went_back(&dir, &ids);
+        let inside = write_with_id(&ids[1], 2_000);
+        store
+            .write_events(std::slice::from_ref(&inside), None)
+            .unwrap();
+        assert_readable(&store, group.iter().chain([&inside]));
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let removed = runtime.block_on(store.remove_emptied_segments()).unwrap();
+        assert_eq!(removed, 1, "the joined group no longer points into the log");
+        assert_readable(&store, group.iter().chain([&inside]));
+    }
+
+    #[test]
+    fn idempotency_key_follows_synced_groups() {
+        let (_dir, store) = open_temp();
+        let writes: Vec<_> = EventId::generate_run(2)
+            .iter()
+            .map(|id| write_with_id(id, 1_000))
+            .collect();
+        let idempotency = Idempotency {
+            key: "retry-1",
+            response: b"{}",
+            fingerprint: b"f",
+        };
+        store.write_events(&writes, Some(idempotency)).unwrap();
+        assert!(
+            !store.event_log.has_unsynced(),
+            "the groups are synced before the key is written"
+        );
+    }
+
+    #[test]
+    fn newer_format_keeps_the_event_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = Store::open(&path).unwrap();
+            let writes: Vec<_> = EventId::generate_run(2)
+                .iter()
+                .map(|id| write_with_id(id, 1_000))
+                .collect();
+            store.write_events(&writes, None).unwrap();
+            store
+                .meta
+                .insert(
+                    super::super::STORE_FORMAT_KEY,
+                    &[super::super::STORE_FORMAT + 1],
+                )
+                .unwrap();
+            store.db.flush().unwrap();
+        }
+        // A segment whose pointers only the newer build can read.
+        let unknown = path
+            .join(super::super::EVENT_LOG_DIR)
+            .join("00000000000000000009.log");
+        std::fs::write(&unknown, b"newer groups").unwrap();
+        assert!(matches!(
+            crate::store::reopen(&path),
+            Err(StoreError::NewerFormat { .. })
+        ));
+        assert!(
+            unknown.exists(),
+            "a store this build cannot read keeps its log"
+        );
+        assert_eq!(segment_count(&path), 2);
     }
 }

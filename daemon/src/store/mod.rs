@@ -153,6 +153,9 @@ impl Store {
         endpoint_streaks.set_merge_operator(health::merge_streak);
         let endpoint_failures = db.open_tree("endpoint_failures")?;
         endpoint_failures.set_merge_operator(health::merge_count);
+        let meta = db.open_tree("meta")?;
+        // Before the event log opens, which deletes segments that this build sees no pointer to.
+        check_format(&meta)?;
         let events = db.open_tree("events")?;
         let event_log = event_log::EventLog::open(
             &path.join(EVENT_LOG_DIR),
@@ -185,10 +188,9 @@ impl Store {
             stats,
             endpoint_streaks,
             endpoint_failures,
-            meta: db.open_tree("meta")?,
+            meta,
             db,
         };
-        store.check_format()?;
         Ok(store)
     }
 
@@ -205,25 +207,6 @@ impl Store {
             return Ok(None);
         }
         Ok(self.deliveries.get(id)?)
-    }
-
-    /// Rejects a store of a newer format, and records [`STORE_FORMAT`] in an older one. A store
-    /// without the key predates it and has format 1.
-    fn check_format(&self) -> Result<(), StoreError> {
-        let found = match self.meta.get(STORE_FORMAT_KEY)? {
-            Some(bytes) => bytes.first().copied().unwrap_or(1),
-            None => 1,
-        };
-        if found > STORE_FORMAT {
-            return Err(StoreError::NewerFormat {
-                found,
-                supported: STORE_FORMAT,
-            });
-        }
-        if found < STORE_FORMAT {
-            self.meta.insert(STORE_FORMAT_KEY, &[STORE_FORMAT])?;
-        }
-        Ok(())
     }
 
     /// Keeps the count of waiting deliveries for the next start; a clean stop calls this last.
@@ -267,6 +250,25 @@ impl Store {
         flushed?;
         Ok(())
     }
+}
+
+/// Rejects a store of a newer format, and records [`STORE_FORMAT`] in an older one. A store
+/// without the key predates it and has format 1.
+fn check_format(meta: &sled::Tree) -> Result<(), StoreError> {
+    let found = match meta.get(STORE_FORMAT_KEY)? {
+        Some(bytes) => bytes.first().copied().unwrap_or(1),
+        None => 1,
+    };
+    if found > STORE_FORMAT {
+        return Err(StoreError::NewerFormat {
+            found,
+            supported: STORE_FORMAT,
+        });
+    }
+    if found < STORE_FORMAT {
+        meta.insert(STORE_FORMAT_KEY, &[STORE_FORMAT])?;
+    }
+    Ok(())
 }
 
 /// The newest record layout this build writes: 2 since delivery records keep their latest
