@@ -16,7 +16,8 @@
 //! The flush before a 202 syncs the segments written since the last flush. sled can flush a
 //! pointer on its own before that, so after a power loss a pointer of a request that never got
 //! its 202 can name bytes that did not reach the disk. A read then finds the length or the
-//! checksum wrong and reports the group as lost.
+//! checksum wrong and reports the group as lost. A request with an idempotency key syncs the log
+//! before its key is written, so that a key on disk always covers groups on disk.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
