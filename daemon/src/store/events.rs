@@ -268,8 +268,13 @@ pub(super) fn count_log_pointers(
         if !is_group_key(&key) {
             continue;
         }
-        if let Some(pointer) = decode_group_pointer(&stored)? {
-            *live.entry(pointer.segment).or_default() += 1;
+        match decode_group_pointer(&stored) {
+            Ok(Some(pointer)) => *live.entry(pointer.segment).or_default() += 1,
+            Ok(None) => {}
+            // A read of the group reports it again; the store still opens.
+            Err(error) => {
+                tracing::error!(%error, key = %String::from_utf8_lossy(&key), "cannot read an event group's pointer");
+            }
         }
     }
     Ok(live)
@@ -1177,5 +1182,26 @@ mod tests {
             "a store this build cannot read keeps its log"
         );
         assert_eq!(segment_count(&path), 2);
+    }
+
+    #[test]
+    fn corrupt_pointer_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let ids = EventId::generate_run(2);
+        {
+            let store = Store::open(&path).unwrap();
+            let writes: Vec<_> = ids.iter().map(|id| write_with_id(id, 1_000)).collect();
+            store.write_events(&writes, None).unwrap();
+            let (key, _) = store.events.first().unwrap().unwrap();
+            store.events.insert(key, &[0x80, 1, 2, 3][..]).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = crate::store::reopen(&path).unwrap();
+        let error = store.event_body(ids[0].as_str()).unwrap_err();
+        assert!(
+            error.to_string().contains("4 bytes, expected 25"),
+            "{error}"
+        );
     }
 }
