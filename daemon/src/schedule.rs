@@ -174,7 +174,7 @@ fn load_lane(state: &AppState, entry: &EndpointEntry, free: usize, now: u64) {
 /// The body of an attempt, or why there is none.
 enum AttemptBody {
     Ready(Bytes),
-    /// The event was pruned with the delivery.
+    /// The event was pruned with the delivery, or the event log lost it.
     Gone,
     /// The store failed to read the event.
     Unreadable,
@@ -188,7 +188,7 @@ fn attempt_body(state: &AppState, entry: &EndpointEntry, work: &mut Work) -> Att
         None => match state.store.event_body(&work.due.record.event_id) {
             Ok(Some(body)) => body,
             Ok(None) => {
-                tracing::warn!(delivery_id = %work.due.delivery_id, event_id = %work.due.record.event_id, "event is gone, delivery dropped");
+                tracing::warn!(delivery_id = %work.due.delivery_id, event_id = %work.due.record.event_id, "event is gone, so the delivery ends as failed");
                 return AttemptBody::Gone;
             }
             Err(error) => {
@@ -266,7 +266,7 @@ fn next_work(
 }
 
 /// Runs one attempt and hands its outcome to the outcome writer. Returns `false` when the
-/// delivery was skipped because its event is gone or could not be read.
+/// delivery was skipped because its event could not be read.
 async fn run_attempt(state: &Arc<AppState>, entry: &Arc<EndpointEntry>, mut work: Work) -> bool {
     let delivery_id = work.due.delivery_id.clone();
     let record = &work.due.record;
@@ -286,17 +286,18 @@ async fn run_attempt(state: &Arc<AppState>, entry: &Arc<EndpointEntry>, mut work
 
     let body = match attempt_body(state, entry, &mut work) {
         AttemptBody::Ready(body) => body,
-        skipped => {
-            // A pruned delivery's due entry is removed when it is read next. After a failed
-            // read, the next read of the queue waits, so the same error does not repeat at once.
+        AttemptBody::Gone => {
+            return end_without_event(state, entry, work, number, trigger, started_at).await;
+        }
+        AttemptBody::Unreadable => {
+            // After a failed read, the next read of the queue waits, so the same error does not
+            // repeat at once.
             state.ready.request_scan(&entry.id);
             state.ready.finished(&entry.id, &delivery_id, None);
             // NOTE: no test makes the store fail to read an event, so this branch has not run.
-            if matches!(skipped, AttemptBody::Unreadable) {
-                state
-                    .ready
-                    .defer_scan(&entry.id, started_at + REREAD_AFTER_MS);
-            }
+            state
+                .ready
+                .defer_scan(&entry.id, started_at + REREAD_AFTER_MS);
             return false;
         }
     };
@@ -403,6 +404,59 @@ async fn run_attempt(state: &Arc<AppState>, entry: &Arc<EndpointEntry>, mut work
     }
     // The task goes on, or releases its slot, once the writer has taken the outcome, so
     // attempts cannot run ahead of the store without bound.
+    true
+}
+
+/// Ends a delivery whose event is gone as failed, with the cause in an attempt that sent
+/// nothing. Without an outcome, a delivery whose record outlived its event, because the event
+/// log lost the group, would be read from the queue and handed out again at once. The outcome
+/// writer leaves a delivery that retention removed as it is. Returns whether the task may go on.
+async fn end_without_event(
+    state: &Arc<AppState>,
+    entry: &Arc<EndpointEntry>,
+    mut work: Work,
+    number: u32,
+    trigger: AttemptTrigger,
+    started_at: u64,
+) -> bool {
+    let completion = Completion::Final(DeliveryStatus::Failed);
+    let attempt = AttemptRecord {
+        number,
+        trigger,
+        started_at,
+        latency_ms: 0,
+        succeeded: false,
+        status_code: None,
+        failure: Some(FailureKind::Other),
+        error: Some(
+            "the event's body is missing from the store, so nothing was sent; restore the data \
+             directory from a backup to send it"
+                .to_owned(),
+        ),
+        response_body: None,
+        signature: String::new(),
+        standard_signature: None,
+    };
+    log_outcome(&work.due.delivery_id, entry, &attempt, completion);
+    state.metrics.record_attempt(&attempt, completion);
+    let sent = state
+        .outcomes
+        .send(Box::new(Outcome {
+            endpoint_id: entry.id.clone(),
+            due: DueWork {
+                delivery_id: work.due.delivery_id,
+                due_key: std::mem::take(&mut work.due.due_key),
+                record: work.due.record,
+                stored_attempt: work.due.stored_attempt,
+            },
+            attempt,
+            completion,
+            ended_at: now_ms(),
+        }))
+        .await;
+    if !sent {
+        tracing::warn!(endpoint_id = %entry.id, "the outcome writer has stopped; the delivery is read again after a restart");
+    }
     true
 }
 

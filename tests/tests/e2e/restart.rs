@@ -343,3 +343,62 @@ async fn endpoint_health_survives_restart() {
     assert_eq!(after.consecutive_failures, before.consecutive_failures);
     assert_eq!(after.recent_failures, before.recent_failures);
 }
+
+/// A batch whose events the event log lost ends each delivery once, as failed, with the cause
+/// in its attempt. Its deliveries are not handed out again and again.
+#[tokio::test]
+async fn lost_event_group_fails_its_deliveries_once() {
+    let mut daemon = DaemonProcess::start().await;
+    let receiver = Receiver::start().await;
+    let created = subscribe_with(&daemon.client(), &receiver, EventSelection::All, true).await;
+    let batch = daemon
+        .ingest_batch_accepted(&[sample_body(EventType::CsatReceived); BATCH_EVENTS])
+        .await;
+    let ids: BTreeSet<DeliveryId> = batch
+        .events
+        .into_iter()
+        .flat_map(|event| event.deliveries)
+        .collect();
+    assert!(daemon.stop().await.success());
+    // As if the disk lost the groups: every segment of the event log is cut to nothing.
+    let log_dir = daemon.data_dir().join("store").join("event-log");
+    for entry in std::fs::read_dir(&log_dir).expect("event log directory") {
+        let path = entry.expect("segment").path();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_len(0))
+            .expect("truncate segment");
+    }
+
+    daemon.start_again().await;
+    let client = daemon.client();
+    client
+        .resume_endpoint(&created.endpoint.id)
+        .await
+        .expect("resume");
+    let query = DeliveryQuery {
+        status: Some(DeliveryStatus::Failed),
+        ..DeliveryQuery::default()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    let failed = loop {
+        let page = client.list_deliveries(&query).await.expect("list");
+        if page.deliveries.len() == ids.len() || tokio::time::Instant::now() > deadline {
+            break page.deliveries;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Time for a loop that hands the deliveries out again to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = client.list_deliveries(&query).await.expect("list again");
+
+    let listed: BTreeSet<DeliveryId> = failed.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(listed, ids);
+    for delivery in &again.deliveries {
+        assert_eq!(delivery.attempt_count, 1, "{}", delivery.id);
+        let error = delivery.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("body is missing"), "{error}");
+    }
+    assert_eq!(receiver.count(), 0, "nothing was sent");
+}
