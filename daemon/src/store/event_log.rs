@@ -237,12 +237,16 @@ impl EventLog {
             source,
         };
         let Some(file) = self.reader(pointer.segment)? else {
+            tracing::error!(
+                path = %self.path_of(pointer.segment).display(),
+                "event log segment is missing; the groups it held are lost"
+            );
             return Ok(None);
         };
         let file_len = file.metadata().map_err(|source| io("read", source))?.len();
         if pointer.offset.saturating_add(u64::from(pointer.len)) > file_len {
             tracing::error!(
-                segment = pointer.segment,
+                path = %self.path_of(pointer.segment).display(),
                 offset = pointer.offset,
                 len = pointer.len,
                 file_len,
@@ -255,8 +259,9 @@ impl EventLog {
             .map_err(|source| io("read", source))?;
         if crc32fast::hash(&bytes) != pointer.crc {
             tracing::error!(
-                segment = pointer.segment,
+                path = %self.path_of(pointer.segment).display(),
                 offset = pointer.offset,
+                len = pointer.len,
                 "event log group fails its checksum; the group is lost"
             );
             return Ok(None);
