@@ -24,7 +24,7 @@ use crate::ready::Work;
 use crate::registry::EndpointEntry;
 use crate::retry::{self, AttemptOutcome};
 use crate::state::AppState;
-use crate::store::{AttemptRecord, Completion, DeliveryRecord, DueWork};
+use crate::store::{AttemptRecord, Completion, DeliveryRecord};
 
 /// Longest the scheduler sleeps without a wake-up, as a guard against a missed notification.
 const MAX_IDLE: Duration = Duration::from_secs(5);
@@ -384,16 +384,26 @@ async fn run_attempt(state: &Arc<AppState>, entry: &Arc<EndpointEntry>, mut work
     state.metrics.record_attempt(&attempt, completion);
     entry.health.record(attempt.succeeded, ended_at);
     track_failing_run(state, entry, attempt.succeeded, ended_at);
+    hand_over_outcome(state, entry, work, attempt, completion, ended_at).await;
+    // The task goes on, or releases its slot, once the writer has taken the outcome, so
+    // attempts cannot run ahead of the store without bound.
+    true
+}
+
+/// Hands an attempt's outcome to the outcome writer, waiting while its queue is full.
+async fn hand_over_outcome(
+    state: &AppState,
+    entry: &EndpointEntry,
+    work: Work,
+    attempt: AttemptRecord,
+    completion: Completion,
+    ended_at: u64,
+) {
     let sent = state
         .outcomes
         .send(Box::new(Outcome {
             endpoint_id: entry.id.clone(),
-            due: DueWork {
-                delivery_id,
-                due_key: std::mem::take(&mut work.due.due_key),
-                record: work.due.record,
-                stored_attempt: work.due.stored_attempt,
-            },
+            due: work.due,
             attempt,
             completion,
             ended_at,
@@ -402,9 +412,6 @@ async fn run_attempt(state: &Arc<AppState>, entry: &Arc<EndpointEntry>, mut work
     if !sent {
         tracing::warn!(endpoint_id = %entry.id, "the outcome writer has stopped; the delivery is sent again after a restart");
     }
-    // The task goes on, or releases its slot, once the writer has taken the outcome, so
-    // attempts cannot run ahead of the store without bound.
-    true
 }
 
 /// Ends a delivery whose event is gone as failed, with the cause in an attempt that sent
@@ -414,7 +421,7 @@ async fn run_attempt(state: &Arc<AppState>, entry: &Arc<EndpointEntry>, mut work
 async fn end_without_event(
     state: &Arc<AppState>,
     entry: &Arc<EndpointEntry>,
-    mut work: Work,
+    work: Work,
     number: u32,
     trigger: AttemptTrigger,
     started_at: u64,
@@ -439,24 +446,7 @@ async fn end_without_event(
     };
     log_outcome(&work.due.delivery_id, entry, &attempt, completion);
     state.metrics.record_attempt(&attempt, completion);
-    let sent = state
-        .outcomes
-        .send(Box::new(Outcome {
-            endpoint_id: entry.id.clone(),
-            due: DueWork {
-                delivery_id: work.due.delivery_id,
-                due_key: std::mem::take(&mut work.due.due_key),
-                record: work.due.record,
-                stored_attempt: work.due.stored_attempt,
-            },
-            attempt,
-            completion,
-            ended_at: now_ms(),
-        }))
-        .await;
-    if !sent {
-        tracing::warn!(endpoint_id = %entry.id, "the outcome writer has stopped; the delivery is read again after a restart");
-    }
+    hand_over_outcome(state, entry, work, attempt, completion, now_ms()).await;
     true
 }
 

@@ -39,7 +39,10 @@ const SEGMENT_EXTENSION: &str = "log";
 /// An event log operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
-    #[error("cannot {action} event log file {path}: {source}")]
+    #[error(
+        "cannot {action} {path} of the event log: {source}; check that the data directory is \
+         writable and has free space"
+    )]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -270,7 +273,7 @@ impl EventLog {
     }
 
     /// Returns a handle to read segment `number`, opening it the first time. The open runs under
-    /// the lock that deletion holds too, so a handle to a deleted segment is never kept.
+    /// the lock that deletion holds too, so no handle to a deleted segment stays in the cache.
     fn reader(&self, number: u64) -> Result<Option<Arc<File>>, EventLogError> {
         let mut readers = self.readers();
         if let Some(file) = readers.get(&number) {
@@ -292,9 +295,9 @@ impl EventLog {
         Ok(Some(file))
     }
 
-    /// Takes off the count of a pointer that sled no longer holds. A segment left without any,
-    /// other than the current one, is deleted once [`EventLog::take_emptied`] returned it and
-    /// sled was flushed.
+    /// Counts off a pointer that sled no longer contains. A segment left without pointers, other
+    /// than the current one, is deleted after [`EventLog::take_emptied`] returns it and sled
+    /// is flushed.
     pub(crate) fn release(&self, segment: u64) {
         let mut state = self.state();
         let Some(count) = state.live.get_mut(&segment) else {
@@ -311,25 +314,27 @@ impl EventLog {
         }
     }
 
-    /// Takes the segments left without pointers so far. The caller flushes sled, so that the
-    /// removal of their last pointers is on disk, and then passes them to
-    /// [`EventLog::remove_segments`]. A segment emptied after this call waits for the next one.
+    /// Takes the segments left without pointers so far. The caller flushes sled, which puts the
+    /// removal of their last pointers on disk, then passes them to [`EventLog::remove_segments`].
+    /// A segment emptied after this call waits for the next one.
     pub(crate) fn take_emptied(&self) -> Vec<u64> {
         std::mem::take(&mut self.state().emptied)
     }
 
-    /// Deletes segments that [`EventLog::take_emptied`] returned. Returns how many it deleted; a
-    /// segment it could not delete waits for the next call.
+    /// Deletes segments that [`EventLog::take_emptied`] returned, and returns how many. A
+    /// segment that cannot be deleted waits for the next call, with those after it.
     pub(crate) fn remove_segments(&self, emptied: Vec<u64>) -> Result<usize, EventLogError> {
         for (at, &number) in emptied.iter().enumerate() {
-            let mut readers = self.readers();
-            readers.remove(&number);
-            if let Err(error) = remove_segment(&self.path_of(number)) {
-                drop(readers);
+            // Under the readers' lock, so no read opens the segment between the two steps.
+            let removed = {
+                let mut readers = self.readers();
+                readers.remove(&number);
+                remove_segment(&self.path_of(number))
+            };
+            if let Err(error) = removed {
                 self.state().emptied.extend_from_slice(&emptied[at..]);
                 return Err(error);
             }
-            drop(readers);
             tracing::info!(segment = number, "event log segment deleted");
         }
         Ok(emptied.len())
@@ -354,40 +359,34 @@ impl EventLog {
             let files = std::mem::take(&mut state.unsynced);
             (files, std::mem::take(&mut state.directory_unsynced))
         };
-        let mut failed = None;
-        let mut left = BTreeMap::new();
-        for (number, file) in files {
-            if failed.is_some() {
-                left.insert(number, file);
-                continue;
-            }
+        let mut pending = files.into_iter();
+        while let Some((number, file)) = pending.next() {
             if let Err(source) = file.sync_data() {
-                failed = Some(EventLogError::Io {
+                // The failed segment and the ones after it wait for the next sync.
+                let mut state = self.state();
+                state.directory_unsynced |= directory;
+                state.unsynced.entry(number).or_insert(file);
+                for (number, file) in pending {
+                    state.unsynced.entry(number).or_insert(file);
+                }
+                return Err(EventLogError::Io {
                     action: "sync",
                     path: self.path_of(number),
                     source,
                 });
-                left.insert(number, file);
             }
         }
-        if failed.is_none() && directory {
+        if directory {
             if let Err(source) = File::open(&self.dir).and_then(|dir| dir.sync_all()) {
-                failed = Some(EventLogError::Io {
+                self.state().directory_unsynced = true;
+                return Err(EventLogError::Io {
                     action: "sync",
                     path: self.dir.clone(),
                     source,
                 });
             }
         }
-        let Some(error) = failed else {
-            return Ok(());
-        };
-        let mut state = self.state();
-        state.directory_unsynced |= directory;
-        for (number, file) in left {
-            state.unsynced.entry(number).or_insert(file);
-        }
-        Err(error)
+        Ok(())
     }
 }
 
@@ -484,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn segment_without_pointers_is_deleted_when_asked() {
+    fn empty_segment_deleted_on_request() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open_with_segment_bytes(dir.path(), FxHashMap::default(), 4).unwrap();
         let old = log.append(b"old group").unwrap();
@@ -506,7 +505,7 @@ mod tests {
     }
 
     #[test]
-    fn emptied_current_segment_goes_once_the_next_starts() {
+    fn emptied_current_segment_waits_for_next() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open_with_segment_bytes(dir.path(), FxHashMap::default(), 4).unwrap();
         let first = log.append(b"first").unwrap();
@@ -519,32 +518,32 @@ mod tests {
     }
 
     #[test]
-    fn open_deletes_segments_without_pointers_and_numbers_after_the_newest() {
+    fn open_deletes_unreferenced_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let kept = {
+        let referenced = {
             let log =
                 EventLog::open_with_segment_bytes(dir.path(), FxHashMap::default(), 4).unwrap();
-            let kept = log.append(b"kept group").unwrap();
+            let referenced = log.append(b"referenced group").unwrap();
             log.append(b"orphan").unwrap();
             log.append(b"newest orphan").unwrap();
             log.sync().unwrap();
-            kept
+            referenced
         };
         std::fs::write(dir.path().join("notes.txt"), b"not a segment").unwrap();
-        let live = FxHashMap::from_iter([(kept.segment, 1)]);
+        let live = FxHashMap::from_iter([(referenced.segment, 1)]);
         let log = EventLog::open(dir.path(), live).unwrap();
         assert_eq!(segment_files(dir.path()), [1]);
         assert!(dir.path().join("notes.txt").exists(), "other files stay");
         assert_eq!(
-            log.read(&kept).unwrap().as_deref(),
-            Some(&b"kept group"[..])
+            log.read(&referenced).unwrap().as_deref(),
+            Some(&b"referenced group"[..])
         );
         let next = log.append(b"after reopen").unwrap();
         assert_eq!(next.segment, 4, "a number is never used twice");
     }
 
     #[test]
-    fn segment_emptied_after_the_take_stays() {
+    fn segment_emptied_after_take_stays() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open_with_segment_bytes(dir.path(), FxHashMap::default(), 4).unwrap();
         let first = log.append(b"first").unwrap();
@@ -560,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_continue_after_segments_only_sled_names() {
+    fn numbers_skip_segments_sled_names() {
         let dir = tempfile::tempdir().unwrap();
         let live = FxHashMap::from_iter([(7, 1)]);
         let log = EventLog::open(dir.path(), live).unwrap();

@@ -378,8 +378,8 @@ impl Store {
             self.due.insert(key.as_slice(), value.as_slice())?;
         }
         if let Some((key, record)) = &encoded.idempotency {
-            // sled may flush the key before the flush stage syncs the event log. A key on disk
-            // answers repeats with 202, so the groups it covers must be on disk first.
+            // sled may flush the key before the flush stage syncs the event log. A repeat of a key
+            // on disk gets 202, so the groups that the key covers go to disk first.
             self.event_log.sync()?;
             self.idempotency.insert(key.as_bytes(), record.as_slice())?;
         }
@@ -411,20 +411,23 @@ impl Store {
                 let (first, last) = key_span(&key);
                 let in_span = is_group_key(&key) && first < id.as_bytes() && id.as_bytes() <= last;
                 // A group that the event log lost cannot take the event, which goes alone.
-                if let Some(bytes) = in_span.then(|| self.load_event_group(stored.clone())) {
-                    if let Some(bytes) = bytes? {
-                        let mut members = group_members(&bytes)?;
-                        members.retain(|(member, _)| *member != id.as_bytes());
-                        members.push((id.as_bytes(), record));
-                        members.sort_unstable_by(|left, right| left.0.cmp(right.0));
-                        // Joins are rare, so the joined group stays in sled.
-                        let group = encode_group(&members)?;
-                        if let Some(replaced) = self.events.insert(key, group)? {
-                            self.release_stored_group(&replaced);
-                        }
-                        self.recent_groups.clear();
-                        return Ok(());
+                let group = if in_span {
+                    self.load_event_group(stored)?
+                } else {
+                    None
+                };
+                if let Some(bytes) = group {
+                    let mut members = group_members(&bytes)?;
+                    members.retain(|(member, _)| *member != id.as_bytes());
+                    members.push((id.as_bytes(), record));
+                    members.sort_unstable_by(|left, right| left.0.cmp(right.0));
+                    // Joins are rare, so the joined group stays in sled.
+                    let joined = encode_group(&members)?;
+                    if let Some(replaced) = self.events.insert(key, joined)? {
+                        self.release_stored_group(&replaced);
                     }
+                    self.recent_groups.clear();
+                    return Ok(());
                 }
             }
         }
@@ -491,18 +494,14 @@ impl Store {
     /// Writes a record group to the event log, and the pointer to it under `key`.
     fn put_logged_group(&self, key: &[u8], group: &[u8]) -> Result<(), StoreError> {
         let pointer = self.event_log.append(group)?;
-        match self.events.insert(key, encode_group_pointer(&pointer)) {
-            Ok(replaced) => {
-                if let Some(replaced) = replaced {
-                    self.release_stored_group(&replaced);
-                }
-                Ok(())
-            }
-            Err(error) => {
-                self.event_log.release(pointer.segment);
-                Err(error.into())
-            }
+        let replaced = self
+            .events
+            .insert(key, encode_group_pointer(&pointer))
+            .inspect_err(|_| self.event_log.release(pointer.segment))?;
+        if let Some(replaced) = replaced {
+            self.release_stored_group(&replaced);
         }
+        Ok(())
     }
 
     /// Returns the bytes that a value of the events tree stands for: the value itself, or the
@@ -563,7 +562,7 @@ impl Store {
                 break;
             };
             let (key, stored) = entry?;
-            let Some(bytes) = self.load_event_group(stored.clone())? else {
+            let Some(bytes) = self.load_event_group(stored)? else {
                 // TODO: the deliveries of a lost group stay in the store.
                 tracing::error!(key = %String::from_utf8_lossy(&key), "removing an event group that the event log lost");
                 if let Some(removed) = self.events.remove(&key)? {

@@ -154,7 +154,8 @@ impl Store {
         let endpoint_failures = db.open_tree("endpoint_failures")?;
         endpoint_failures.set_merge_operator(health::merge_count);
         let meta = db.open_tree("meta")?;
-        // Before the event log opens, which deletes segments that this build sees no pointer to.
+        // The check runs before the event log opens, because the log deletes every segment that
+        // this build finds no pointer to.
         check_format(&meta)?;
         let events = db.open_tree("events")?;
         let event_log = event_log::EventLog::open(
