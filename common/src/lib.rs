@@ -11,6 +11,7 @@ pub mod http1_client;
 pub mod ids;
 #[cfg(feature = "openapi")]
 mod openapi;
+pub mod quick_check;
 pub mod records;
 pub mod rules;
 pub mod samples;

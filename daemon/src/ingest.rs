@@ -1,6 +1,8 @@
 //! The ingest API: services post events, the daemon validates them, stores the event with one
 //! delivery per subscribed endpoint, flushes, and only then responds 202.
 
+use std::cell::OnceCell;
+
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -11,7 +13,8 @@ use belter_common::api::{
 };
 use belter_common::records::{Health, StreamEvent, StreamKind};
 use belter_common::{
-    headers, schema, unique_keys, DeliveryId, EndpointId, EventId, EventType, Timestamp,
+    headers, quick_check, schema, unique_keys, DeliveryId, EndpointId, EventId, EventType,
+    Timestamp,
 };
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
@@ -196,7 +199,23 @@ fn unauthorized(message: String) -> ApiError {
 struct ValidEvent<'a> {
     kind: EventType,
     raw_data: &'a str,
-    data: serde_json::Value,
+    /// `data` as a value. The quick check passes most events without one, so it is built when
+    /// a filter or a threshold rule first reads it.
+    data: OnceCell<serde_json::Value>,
+}
+
+impl ValidEvent<'_> {
+    fn data(&self) -> &serde_json::Value {
+        self.data
+            .get_or_init(|| match unique_keys::parse(self.raw_data, "data") {
+                Ok(data) => data,
+                Err(error) => {
+                    // The quick check accepts only data that parses, so this is a bug.
+                    tracing::error!(%error, kind = %self.kind, "checked data does not parse; filters and rules read it as null");
+                    serde_json::Value::Null
+                }
+            })
+    }
 }
 
 /// Builds the stored body of an event: `{"id", "event", "created_at", "data"}`, with `data`
@@ -223,10 +242,10 @@ fn stored_body(id: &EventId, kind: EventType, created_at: Timestamp, raw_data: &
 
 /// Lists the endpoints that take an event: each one that subscribes to `kind` and whose filter
 /// passes `data`, with its URL.
-fn targets(
+fn targets<'v>(
     state: &AppState,
     kind: EventType,
-    data: &serde_json::Value,
+    data: &dyn Fn() -> &'v serde_json::Value,
 ) -> Vec<(EndpointId, String)> {
     state.endpoints.subscribers(kind, data)
 }
@@ -260,7 +279,7 @@ fn derive_breaches(
                     kind,
                     created_at: created_at.as_millis(),
                 },
-                targets: targets(state, kind, &breach.data),
+                targets: targets(state, kind, &|| &breach.data),
                 derived_from: Some((breach.rule_id, source.to_string())),
             }
         })
@@ -288,11 +307,11 @@ fn event_writes(
             created_at: created_at.as_millis(),
             body: stored_body(&event_id, valid.kind, created_at, valid.raw_data),
         },
-        targets: targets(state, valid.kind, &valid.data),
+        targets: targets(state, valid.kind, &|| valid.data()),
         derived_from: None,
     }];
     if valid.kind == EventType::EvaluationCompleted {
-        writes.extend(derive_breaches(state, &event_id, created_at, &valid.data));
+        writes.extend(derive_breaches(state, &event_id, created_at, valid.data()));
     }
     writes
 }
@@ -793,6 +812,13 @@ fn parse_event(bytes: &[u8]) -> Result<ValidEvent<'_>, ApiError> {
             "data is required: an object with the fields of {kind}, see GET /v1/event-types"
         )));
     };
+    if quick_check::passes(kind, raw_data.get()) {
+        return Ok(ValidEvent {
+            kind,
+            raw_data: raw_data.get(),
+            data: OnceCell::new(),
+        });
+    }
     // A repeated key would let the schema check one value while a receiver reads another.
     let data = unique_keys::parse(raw_data.get(), "data").map_err(|error| match error {
         unique_keys::ParseError::Invalid(error) => {
@@ -806,7 +832,7 @@ fn parse_event(bytes: &[u8]) -> Result<ValidEvent<'_>, ApiError> {
     Ok(ValidEvent {
         kind,
         raw_data: raw_data.get(),
-        data,
+        data: OnceCell::from(data),
     })
 }
 
@@ -839,6 +865,16 @@ mod tests {
             valid.raw_data,
             r#"{"conversation_id":"c1", "level":0.9,"threshold":0.7,"extra":[1, 2]}"#
         );
+        assert!(valid.data.get().is_none(), "valid data is parsed on demand");
+        assert_eq!(valid.data()["extra"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn escaped_key_takes_the_full_check() {
+        let body = r#"{"event":"frustration.detected","data":{"conversation_id":"c1","level":0.9,"thr\u0065shold":0.7}}"#;
+        let valid = parse_event(body.as_bytes()).unwrap();
+        assert!(valid.data.get().is_some());
+        assert_eq!(valid.data()["threshold"], serde_json::json!(0.7));
     }
 
     #[test]

@@ -151,10 +151,10 @@ impl CompiledFilter {
         }
     }
 
-    fn passes(&self, kind: EventType, data: &serde_json::Value) -> bool {
+    fn passes<'v>(&self, kind: EventType, data: &dyn Fn() -> &'v serde_json::Value) -> bool {
         match self {
             CompiledFilter::None => true,
-            CompiledFilter::Parsed(filter) => filter.matches(kind.as_str(), data),
+            CompiledFilter::Parsed(filter) => filter.matches(kind.as_str(), data()),
             CompiledFilter::Broken => false,
         }
     }
@@ -240,11 +240,11 @@ impl Registry {
     }
 
     /// The endpoints subscribed to an event type whose filter passes `data`, paused ones
-    /// included.
-    pub(crate) fn subscribers(
+    /// included. `data` is called only when an endpoint has a filter.
+    pub(crate) fn subscribers<'v>(
         &self,
         kind: EventType,
-        data: &serde_json::Value,
+        data: &dyn Fn() -> &'v serde_json::Value,
     ) -> Vec<(EndpointId, String)> {
         self.read()
             .values()
