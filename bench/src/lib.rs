@@ -38,7 +38,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     };
 
     system::settle().await;
-    let baseline = baseline::run(&options).await?;
+    let baseline = baseline::run(&options, true).await?;
     if options.runs(Scenario::Throughput) {
         system::settle().await;
         match throughput::run(&options, &baseline).await {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use belter_bench::options::{Options, Scenario};
+use belter_bench::scenarios::baseline;
 use clap::Parser;
 
 /// A scenario on the command line: one of [`Scenario`], or all of them.
@@ -59,6 +60,10 @@ struct Args {
     /// The belterd binary [default: belterd next to this program].
     #[arg(long)]
     belterd: Option<PathBuf>,
+    /// Runs only the baseline's client against this receiver URL for --duration and prints its
+    /// report as JSON. The bench starts itself this way, so the client has a process of its own.
+    #[arg(long, hide = true)]
+    baseline_client: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -97,6 +102,9 @@ fn default_belterd() -> anyhow::Result<PathBuf> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(url) = &args.baseline_client {
+        return baseline::client_main(url, args.concurrency as usize, args.duration).await;
+    }
     let belterd = match args.belterd {
         Some(path) => path,
         None => default_belterd()?,

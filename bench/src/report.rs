@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::options::Options;
 use crate::percentiles::Spread;
 use crate::scenarios::backlog::{BacklogResult, QueryResult, QueryTiming};
-use crate::scenarios::baseline::BaselineResult;
+use crate::scenarios::baseline::{ratio, BaselineResult};
 use crate::scenarios::fanout::FanoutResult;
 use crate::scenarios::isolation::IsolationResult;
 use crate::scenarios::latency::LatencyResult;
@@ -120,13 +120,27 @@ impl Report {
             ));
             rows.push(row(
                 "baseline",
-                "CPU, client and receiver",
+                "CPU, client / receiver",
                 format!(
-                    "{:.2} cores, {:.0} µs per request",
-                    baseline.cpu.bench_cores, baseline.cpu_us_per_request
+                    "{:.2} / {:.2} cores, {:.0} µs per request",
+                    baseline.client_cores, baseline.receiver_cores, baseline.cpu_us_per_request
                 ),
                 String::new(),
             ));
+            if let Some(in_process) = &baseline.in_process {
+                rows.push(row(
+                    "baseline",
+                    "client in the bench's process, POSTs/s",
+                    format!(
+                        "{:.0}, {:.0} µs CPU per request",
+                        in_process.requests_per_sec, in_process.cpu_us_per_request
+                    ),
+                    percent(ratio(
+                        in_process.requests_per_sec,
+                        baseline.requests_per_sec,
+                    )),
+                ));
+            }
         }
         if let Some(throughput) = &results.throughput {
             let phase = &throughput.phase;

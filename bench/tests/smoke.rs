@@ -104,6 +104,17 @@ fn short_run_writes_report() {
             > 0.0,
         "the baseline's CPU per request is measured"
     );
+    assert!(
+        results["baseline"]["client_cores"].as_f64().unwrap_or(0.0) > 0.0,
+        "the client process's CPU is measured"
+    );
+    assert!(
+        results["baseline"]["in_process"]["requests_per_sec"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0,
+        "the client is also measured in the bench's process"
+    );
 
     let throughput = &results["throughput"];
     let accepted = throughput["accepted"].as_u64().unwrap_or(0);

@@ -1,22 +1,29 @@
 //! The baseline: a plain client signs the delivery body with HMAC-SHA256 and posts it straight
 //! to the receiver, with the scenario's concurrency. The client is the HTTP/1.1 client that
-//! belterd sends `http://` deliveries with, the fastest one at hand. Its rate is the limit of
-//! signing plus loopback HTTP on this machine, which belterd's delivery rates are compared with.
+//! belterd sends `http://` deliveries with, the fastest one at hand. It runs in a process of its
+//! own, this program started again with `--baseline-client`, because belterd runs in one too:
+//! its rate is the limit of signing plus loopback HTTP between two processes on this machine,
+//! which belterd's delivery rates are compared with.
+//!
+//! The first baseline of a run also measures the client inside this process, beside the
+//! receiver, for comparison with runs before the client had a process of its own.
 
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use belter_common::http1_client::{Http1Client, Request};
 use belter_common::{headers, signing, DeliveryId, EventId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::options::Options;
 use crate::payload::{delivery_body, EVENT_TYPE};
 use crate::percentiles::Spread;
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
-use crate::system::{CpuMeter, CpuUse};
+use crate::system::{cpu_seconds, CpuMeter};
 
 /// Secret the baseline signs with; its length matches belterd's generated secrets.
 const SECRET: &str = "whsec_YmVsdGVyLWJlbmNoLWJhc2VsaW5lLXNlY3JldC0wMDAwMA==";
@@ -26,6 +33,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Response bytes the baseline keeps, as belterd keeps an excerpt of each response.
 const EXCERPT_BYTES: usize = 4 * 1024;
+
+/// The receiver's path the baseline posts to.
+const PATH: &str = "/hook";
 
 /// Results of the baseline.
 #[derive(Debug, Clone, Serialize)]
@@ -44,37 +54,62 @@ pub struct BaselineResult {
     pub body_bytes: usize,
     /// Requests whose signature the receiver rejected.
     pub bad_signatures: u64,
-    /// CPU the client and receiver used, in cores.
-    pub cpu: CpuUse,
+    /// CPU of the client's process, in cores.
+    pub client_cores: f64,
+    /// CPU of this process, which runs the receiver, in cores.
+    pub receiver_cores: f64,
+    /// CPU of the client and receiver together per request, in µs.
+    pub cpu_us_per_request: f64,
+    /// The same client run inside this process beside the receiver, in the first baseline of a
+    /// run only.
+    pub in_process: Option<InProcessResult>,
+}
+
+/// The baseline's client run inside the bench's process.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct InProcessResult {
+    /// Requests with a 200 response per second.
+    pub requests_per_sec: f64,
     /// CPU of the client and receiver together per request, in µs.
     pub cpu_us_per_request: f64,
 }
 
-/// Runs the baseline for the run's duration.
-pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
+/// What one run of the client reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientRun {
+    /// Requests that got a 2xx response with a whole body.
+    pub requests: u64,
+    /// Requests that failed or got another status.
+    pub errors: u64,
+    /// Time from the first request to the end of the last, in seconds.
+    pub elapsed_secs: f64,
+    /// Time from signing to the full response.
+    pub latency: Option<Spread>,
+}
+
+/// Runs the baseline for the run's duration, with the client in a process of its own. With
+/// `in_process`, it first runs the client inside this process as well.
+pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<BaselineResult> {
     let receiver = Arc::new(Receiver::start(Behaviour::Answer).await?);
-    receiver.set_secret("/hook", SECRET);
-    let url = url::Url::parse(&receiver.url("/hook"))?;
-    let body = delivery_body(EVENT_TYPE)?;
-    let event_id = EventId::generate().to_string();
-    // belterd's client for `http://` endpoints, with an address policy that permits all.
-    let client = Http1Client::new(CONNECT_TIMEOUT, Arc::new(|_| true));
-    let user_agent = headers::user_agent();
+    receiver.set_secret(PATH, SECRET);
+    let url = receiver.url(PATH);
+    let in_process = match in_process {
+        true => Some(run_in_process(options, &url).await?),
+        false => None,
+    };
 
     note(
         "baseline",
         &format!(
-            "{} signed POSTs in flight for {:?}",
+            "{} signed POSTs in flight for {:?}, from a client process",
             options.concurrency, options.duration
         ),
     );
-    let requests = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let latencies_ms = Arc::new(Mutex::new(Vec::new()));
     let ticker = {
-        let requests = Arc::clone(&requests);
+        let receiver = Arc::clone(&receiver);
+        let count_at_start = receiver.count();
         Ticker::start("baseline", move |elapsed| {
-            let done = requests.load(Ordering::Relaxed);
+            let done = receiver.count() - count_at_start;
             format!(
                 "{:.0}s: {done} requests ({:.0}/s)",
                 elapsed.as_secs_f64(),
@@ -82,11 +117,127 @@ pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
             )
         })
     };
+    let own_start = cpu_seconds(std::process::id()).unwrap_or(0.0);
+    let started = Instant::now();
+    let (run, client_cpu_secs) = spawn_client(options, &url).await?;
+    let receiver_cpu_secs = cpu_seconds(std::process::id()).unwrap_or(0.0) - own_start;
+    let wall_secs = started.elapsed().as_secs_f64();
+    drop(ticker);
+
+    let requests_per_sec = rate(run.requests, run.elapsed_secs);
+    let cpu_per_second = (client_cpu_secs + receiver_cpu_secs) / wall_secs.max(f64::EPSILON);
+    let result = BaselineResult {
+        concurrency: options.concurrency,
+        requests: run.requests,
+        errors: run.errors,
+        requests_per_sec,
+        latency: run.latency,
+        body_bytes: delivery_body(EVENT_TYPE)?.len(),
+        bad_signatures: receiver.bad_signatures(),
+        client_cores: client_cpu_secs / wall_secs.max(f64::EPSILON),
+        receiver_cores: receiver_cpu_secs / wall_secs.max(f64::EPSILON),
+        cpu_us_per_request: micros_per(cpu_per_second, requests_per_sec),
+        in_process,
+    };
+    note(
+        "baseline",
+        &format!("{:.0} requests/s", result.requests_per_sec),
+    );
+    Ok(result)
+}
+
+/// Runs the client inside this process, beside the receiver at `url`.
+async fn run_in_process(options: &Options, url: &str) -> anyhow::Result<InProcessResult> {
+    note(
+        "baseline",
+        &format!(
+            "{} signed POSTs in flight for {:?}, from a client in this process",
+            options.concurrency, options.duration
+        ),
+    );
     let cpu_meter = CpuMeter::start(None);
     let started = Instant::now();
-    let deadline = started + options.duration;
+    let run = post_signed(url, options.concurrency, options.duration).await?;
+    let cpu = cpu_meter.read(started.elapsed());
+    let requests_per_sec = rate(run.requests, run.elapsed_secs);
+    note(
+        "baseline",
+        &format!("{requests_per_sec:.0} requests/s in this process"),
+    );
+    Ok(InProcessResult {
+        requests_per_sec,
+        cpu_us_per_request: micros_per(cpu.bench_cores, requests_per_sec),
+    })
+}
+
+/// Starts this program as the baseline's client of `url`, waits for it, and returns its
+/// report and the CPU seconds it used.
+async fn spawn_client(options: &Options, url: &str) -> anyhow::Result<(ClientRun, f64)> {
+    let program = std::env::current_exe().context("cannot locate the running program")?;
+    let output = tokio::process::Command::new(&program)
+        .arg("--baseline-client")
+        .arg(url)
+        .arg("--concurrency")
+        .arg(options.concurrency.to_string())
+        .arg("--duration")
+        .arg(format!("{}ms", options.duration.as_millis()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("cannot start the baseline client {}", program.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the baseline client exited with {}",
+        output.status
+    );
+    let report: ClientReport = serde_json::from_slice(&output.stdout)
+        .context("the baseline client printed no valid report")?;
+    Ok((report.run, report.cpu_secs))
+}
+
+/// What the client process prints: its run and the CPU seconds it used in all.
+#[derive(Debug, Serialize, Deserialize)]
+struct ClientReport {
+    run: ClientRun,
+    cpu_secs: f64,
+}
+
+/// The body of the client process: posts to `url` for `duration` with `concurrency` requests
+/// in flight, and prints its report as JSON on standard output.
+pub async fn client_main(url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<()> {
+    let run = post_signed(url, concurrency, duration).await?;
+    let report = ClientReport {
+        run,
+        cpu_secs: cpu_seconds(std::process::id())
+            .context("cannot read this process's CPU time from /proc")?,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Signs and posts the delivery body to `url` for `duration`, with `concurrency` loops that
+/// each wait for a response before the next request.
+pub async fn post_signed(
+    url: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<ClientRun> {
+    let url = url::Url::parse(url).with_context(|| format!("invalid receiver URL {url}"))?;
+    let body = delivery_body(EVENT_TYPE)?;
+    let event_id = EventId::generate().to_string();
+    // belterd's client for `http://` endpoints, with an address policy that permits all.
+    let client = Http1Client::new(CONNECT_TIMEOUT, Arc::new(|_| true));
+    let user_agent = headers::user_agent();
+    let requests = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies_ms = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..options.concurrency {
+    for _ in 0..concurrency {
         let client = client.clone();
         let url = url.clone();
         let body = body.clone();
@@ -137,31 +288,23 @@ pub async fn run(options: &Options) -> anyhow::Result<BaselineResult> {
         });
     }
     while tasks.join_next().await.is_some() {}
-    let elapsed = started.elapsed();
-    let cpu = cpu_meter.read(elapsed);
-    drop(ticker);
-
-    let requests = requests.load(Ordering::Relaxed);
-    let latencies = latencies_ms
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let result = BaselineResult {
-        concurrency: options.concurrency,
-        requests,
+    let elapsed_secs = started.elapsed().as_secs_f64();
+    let latency = Spread::of(&latencies_ms.lock().unwrap_or_else(PoisonError::into_inner));
+    Ok(ClientRun {
+        requests: requests.load(Ordering::Relaxed),
         errors: errors.load(Ordering::Relaxed),
-        requests_per_sec: per_second(requests, elapsed),
-        latency: Spread::of(&latencies),
-        body_bytes: body.len(),
-        bad_signatures: receiver.bad_signatures(),
-        cpu,
-        cpu_us_per_request: micros_per(cpu.bench_cores, per_second(requests, elapsed)),
-    };
-    note(
-        "baseline",
-        &format!("{:.0} requests/s", result.requests_per_sec),
-    );
-    Ok(result)
+        elapsed_secs,
+        latency,
+    })
+}
+
+/// `count` over `seconds`, per second; 0 for an empty interval.
+fn rate(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
 }
 
 /// CPU time per item in µs, from the cores used and the items per second; 0 without items.
@@ -178,6 +321,15 @@ pub fn per_second(count: u64, elapsed: Duration) -> f64 {
     let seconds = elapsed.as_secs_f64();
     if seconds > 0.0 {
         count as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// `part` over `whole`; 0 when `whole` is not positive.
+pub fn ratio(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole
     } else {
         0.0
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use belter_common::records::EventSelection;
 use serde::Serialize;
 
-use super::baseline::{micros_per, per_second, BaselineResult};
+use super::baseline::{micros_per, per_second, ratio, BaselineResult};
 use crate::daemon::{endpoint_request, Daemon, DaemonSettings};
 use crate::ingest::{post_closed_loop, IngestClient, PostCounts, PostLimit};
 use crate::memory::PeakMemory;
@@ -117,7 +117,7 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
     // The machine's speed can drift within minutes, so the phase is compared with a baseline on
     // each side of it.
     crate::system::settle().await;
-    let after = super::baseline::run(options).await?;
+    let after = super::baseline::run(options, false).await?;
     let baseline_mean = (baseline.requests_per_sec + after.requests_per_sec) / 2.0;
     let event_cpu_us = phase.daemon_cpu_us_per_event + phase.bench_cpu_us_per_event;
     let result = ThroughputResult {
@@ -141,15 +141,6 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         ),
     );
     Ok(result)
-}
-
-/// `part` over `whole`; 0 when `whole` is not positive.
-fn ratio(part: f64, whole: f64) -> f64 {
-    if whole > 0.0 {
-        part / whole
-    } else {
-        0.0
-    }
 }
 
 /// Posts events as fast as `daemon` accepts them for the run's duration, then waits until
