@@ -284,27 +284,32 @@ fn group_header(bytes: &[u8]) -> Result<(u32, &[u8]), CodecError> {
 }
 
 /// Reads one member entry: its id, the end of its record, and what follows the entry.
+///
+/// These readers run for every member of every group read, so they build an error only on the
+/// way out: an eager `ok_or` builds and drops one per call.
 fn take_entry(bytes: &[u8]) -> Result<(&[u8], usize, &[u8]), CodecError> {
-    let (&length, after) = bytes.split_first().ok_or(CodecError::Group("truncated"))?;
-    let id = after
-        .get(..usize::from(length))
-        .ok_or(CodecError::Group("truncated"))?;
+    let Some((&length, after)) = bytes.split_first() else {
+        return Err(CodecError::Group("truncated"));
+    };
+    let Some(id) = after.get(..usize::from(length)) else {
+        return Err(CodecError::Group("truncated"));
+    };
     let (end, after) = take_u32(&after[usize::from(length)..])?;
     Ok((id, end as usize, after))
 }
 
 fn member_record(records: &[u8], start: usize, end: usize) -> Result<&[u8], CodecError> {
-    records
-        .get(start..end)
-        .ok_or(CodecError::Group("member outside the group"))
+    match records.get(start..end) {
+        Some(record) => Ok(record),
+        None => Err(CodecError::Group("member outside the group")),
+    }
 }
 
 fn take_u32(bytes: &[u8]) -> Result<(u32, &[u8]), CodecError> {
-    let head: [u8; 4] = bytes
-        .get(..4)
-        .and_then(|head| head.try_into().ok())
-        .ok_or(CodecError::Group("truncated"))?;
-    Ok((u32::from_be_bytes(head), &bytes[4..]))
+    match bytes.split_first_chunk::<4>() {
+        Some((head, rest)) => Ok((u32::from_be_bytes(*head), rest)),
+        None => Err(CodecError::Group("truncated")),
+    }
 }
 
 #[cfg(test)]
