@@ -1,9 +1,9 @@
-//! A one-pass check of an event's `data` that builds no value and allocates nothing. It says yes
-//! only to text that [`unique_keys::parse`](crate::unique_keys::parse) parses and
-//! [`schema::validate`](crate::schema::validate) accepts. For anything else it says "not sure",
+//! A one-pass check of an event's `data` that builds no value and allocates nothing. It returns
+//! `true` only for text that [`unique_keys::parse`](crate::unique_keys::parse) parses and
+//! [`schema::validate`](crate::schema::validate) accepts. For anything else it returns `false`,
 //! and the caller runs those two for the verdict and the error message.
 //!
-//! Two kinds of valid data get "not sure" on purpose, because checking them here would cost
+//! Two kinds of valid data get `false` on purpose, because checking them here would cost
 //! allocations: an object key written with an escape such as `\u0061`, whose text differs from
 //! the key it means, and an object of more than [`MAX_KEYS`] keys.
 
@@ -15,18 +15,18 @@ use crate::event_type::EventType;
 use crate::schema::{fields, Field, FieldKind};
 use crate::timestamp::is_rfc3339;
 
-/// Keys one object may hold before the check gives up on it.
+/// Maximum number of keys in one object; the check gives up on larger objects.
 pub const MAX_KEYS: usize = 32;
 
-/// Fields a schema object may list; each needs a bit in a `u64`.
+/// Maximum number of fields in one schema object, because each needs a bit in a `u64`.
 const MAX_FIELDS: usize = 64;
 
-/// The top of a `csat.received` rating scale when `scale_max` is absent, as the schema says.
+/// The top of a `csat.received` rating scale when `scale_max` is absent, as the schema documents it.
 const DEFAULT_SCALE_MAX: f64 = 5.0;
 
-/// Whether `raw_data`, the text of an event's `data`, is certainly valid for `kind`: a JSON
-/// object that repeats no key at any depth and matches the type's schema. `false` means the
-/// caller must run the full check, not that the data is invalid.
+/// Checks whether `raw_data`, the text of an event's `data`, is certainly valid for `kind`: a
+/// JSON object that repeats no key at any depth and matches the type's schema. `false` means
+/// that the caller must run the full check, not that the data is invalid.
 pub fn passes(kind: EventType, raw_data: &str) -> bool {
     let mut deserializer = serde_json::Deserializer::from_str(raw_data);
     let mut numbers = TopNumbers::default();

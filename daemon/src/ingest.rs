@@ -211,7 +211,7 @@ impl ValidEvent<'_> {
                 Ok(data) => data,
                 Err(error) => {
                     // The quick check accepts only data that parses, so this is a bug.
-                    tracing::error!(%error, kind = %self.kind, "checked data does not parse; filters and rules read it as null");
+                    tracing::error!(%error, kind = %self.kind, "event data that passed the quick check does not parse, so filters and rules read it as null");
                     serde_json::Value::Null
                 }
             })

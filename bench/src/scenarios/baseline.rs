@@ -1,9 +1,9 @@
 //! The baseline: a plain client signs the delivery body with HMAC-SHA256 and posts it straight
 //! to the receiver, with the scenario's concurrency. The client is the HTTP/1.1 client that
 //! belterd sends `http://` deliveries with, the fastest one at hand. It runs in a process of its
-//! own, this program started again with `--baseline-client`, because belterd runs in one too:
-//! its rate is the limit of signing plus loopback HTTP between two processes on this machine,
-//! which belterd's delivery rates are compared with.
+//! own, this program started again with `--baseline-client`, because belterd runs in one too.
+//! Its rate is the limit of signing plus loopback HTTP between two processes on this machine,
+//! and belterd's delivery rates are compared with it.
 //!
 //! The first baseline of a run also measures the client inside this process, beside the
 //! receiver, for comparison with runs before the client had a process of its own.
@@ -74,7 +74,7 @@ pub struct InProcessResult {
     pub cpu_us_per_request: f64,
 }
 
-/// What one run of the client reports.
+/// The counts and request times of one run of the client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientRun {
     /// Requests that got a 2xx response with a whole body.
@@ -198,15 +198,15 @@ async fn spawn_client(options: &Options, url: &str) -> anyhow::Result<(ClientRun
     Ok((report.run, report.cpu_secs))
 }
 
-/// What the client process prints: its run and the CPU seconds it used in all.
+/// The client process's output: its run and the CPU seconds the whole process used.
 #[derive(Debug, Serialize, Deserialize)]
 struct ClientReport {
     run: ClientRun,
     cpu_secs: f64,
 }
 
-/// The body of the client process: posts to `url` for `duration` with `concurrency` requests
-/// in flight, and prints its report as JSON on standard output.
+/// Runs the client process: posts to `url` for `duration` with `concurrency` requests in
+/// flight, and prints its report as JSON on standard output.
 pub async fn client_main(url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<()> {
     let run = post_signed(url, concurrency, duration).await?;
     let report = ClientReport {
