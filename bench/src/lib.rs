@@ -12,6 +12,7 @@ pub mod progress;
 pub mod receiver;
 pub mod report;
 pub mod scenarios;
+pub mod speed;
 pub mod system;
 pub mod targets;
 
@@ -37,6 +38,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         });
     };
 
+    speed::start();
     system::settle().await;
     let baseline = baseline::run(&options, true).await?;
     if options.runs(Scenario::Throughput) {
@@ -79,6 +81,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     }
     results.baseline = Some(baseline);
 
+    speed::stop();
     let targets = targets::check(&results);
     Ok(Report {
         started_at,

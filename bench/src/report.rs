@@ -76,6 +76,15 @@ fn spread_text(spread: Option<Spread>) -> String {
     }
 }
 
+/// Formats speed probe medians as `a / b / c`, with `-` for a phase without a timing.
+fn probe_text(medians: &[Option<f64>]) -> String {
+    medians
+        .iter()
+        .map(|median| median.map_or("-".to_owned(), |micros| format!("{micros:.0}")))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 fn percent(ratio: f64) -> String {
     format!("{:.0} %", ratio * 100.0)
 }
@@ -127,6 +136,12 @@ impl Report {
                 ),
                 String::new(),
             ));
+            rows.push(row(
+                "baseline",
+                "speed probe, µs (lower is faster)",
+                probe_text(&[baseline.speed_probe_us]),
+                String::new(),
+            ));
             if let Some(in_process) = &baseline.in_process {
                 rows.push(row(
                     "baseline",
@@ -154,6 +169,16 @@ impl Report {
                 "throughput",
                 "baseline again, after the phase",
                 format!("{:.0}", throughput.baseline_after_per_sec),
+                String::new(),
+            ));
+            rows.push(row(
+                "throughput",
+                "speed probe, µs: posting / drain / baseline after",
+                probe_text(&[
+                    phase.posting_speed_probe_us,
+                    phase.drain_speed_probe_us,
+                    throughput.baseline_after_speed_probe_us,
+                ]),
                 String::new(),
             ));
             rows.push(row(

@@ -23,6 +23,7 @@ use crate::payload::{delivery_body, EVENT_TYPE};
 use crate::percentiles::Spread;
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
+use crate::speed;
 use crate::system::{cpu_seconds, CpuMeter};
 
 /// Secret the baseline signs with; its length matches belterd's generated secrets.
@@ -63,6 +64,8 @@ pub struct BaselineResult {
     /// The same client run inside this process beside the receiver, in the first baseline of a
     /// run only.
     pub in_process: Option<InProcessResult>,
+    /// The speed probe's median while the client ran, in µs; lower is faster.
+    pub speed_probe_us: Option<f64>,
 }
 
 /// The baseline's client run inside the bench's process.
@@ -72,6 +75,8 @@ pub struct InProcessResult {
     pub requests_per_sec: f64,
     /// CPU of the client and receiver together per request, in µs.
     pub cpu_us_per_request: f64,
+    /// The speed probe's median while the client ran, in µs; lower is faster.
+    pub speed_probe_us: Option<f64>,
 }
 
 /// The counts and request times of one run of the client.
@@ -122,6 +127,7 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
     let (run, client_cpu_secs) = spawn_client(options, &url).await?;
     let receiver_cpu_secs = cpu_seconds(std::process::id()).unwrap_or(0.0) - own_start;
     let wall_secs = started.elapsed().as_secs_f64();
+    let speed_probe_us = speed::median_us(started, Instant::now());
     drop(ticker);
 
     let requests_per_sec = rate(run.requests, run.elapsed_secs);
@@ -138,6 +144,7 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
         receiver_cores: receiver_cpu_secs / wall_secs.max(f64::EPSILON),
         cpu_us_per_request: micros_per(cpu_per_second, requests_per_sec),
         in_process,
+        speed_probe_us,
     };
     note(
         "baseline",
@@ -167,6 +174,7 @@ async fn run_in_process(options: &Options, url: &str) -> anyhow::Result<InProces
     Ok(InProcessResult {
         requests_per_sec,
         cpu_us_per_request: micros_per(cpu.bench_cores, requests_per_sec),
+        speed_probe_us: speed::median_us(started, Instant::now()),
     })
 }
 

@@ -15,6 +15,7 @@ use crate::options::Options;
 use crate::payload::{batch_body, ingest_body, EVENT_TYPE};
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
+use crate::speed;
 use crate::system::{CpuMeter, CpuUse};
 
 /// Shortest wait after posting stops for belterd to deliver every accepted event. Posting
@@ -69,6 +70,10 @@ pub struct PhaseResult {
     pub daemon_cpu_us_per_drained: f64,
     /// The bench's CPU per delivery after posting ended, in µs: mostly its receiver's.
     pub bench_cpu_us_per_drained: f64,
+    /// The speed probe's median while posting, in µs; lower is faster.
+    pub posting_speed_probe_us: Option<f64>,
+    /// The speed probe's median after posting, in µs.
+    pub drain_speed_probe_us: Option<f64>,
 }
 
 /// Results of the throughput scenario.
@@ -81,6 +86,8 @@ pub struct ThroughputResult {
     pub phase: PhaseResult,
     /// The baseline measured again right after the phase, in requests per second.
     pub baseline_after_per_sec: f64,
+    /// The speed probe's median during that baseline, in µs; lower is faster.
+    pub baseline_after_speed_probe_us: Option<f64>,
     /// CPU of the client and receiver per request in that baseline, in µs.
     pub baseline_after_cpu_us_per_request: f64,
     /// Delivered per second over the mean of the baseline before and after the phase.
@@ -123,6 +130,7 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
     let result = ThroughputResult {
         posters: options.concurrency,
         baseline_after_per_sec: after.requests_per_sec,
+        baseline_after_speed_probe_us: after.speed_probe_us,
         baseline_after_cpu_us_per_request: after.cpu_us_per_request,
         delivered_over_baseline: ratio(phase.delivered_per_sec, baseline_mean),
         cpu_ratio: ratio(
@@ -194,6 +202,8 @@ pub async fn saturate(
     .await;
     let post_time = started.elapsed();
     let posting_cpu = cpu_meter.read(post_time);
+    let posting_speed_probe_us = speed::median_us(started, Instant::now());
+    let drain_started = Instant::now();
     let drain_meter = CpuMeter::start(daemon.pid());
     let delivered_while_posting = receiver.count() - before;
     let accepted = counts.accepted();
@@ -203,6 +213,7 @@ pub async fn saturate(
     let elapsed = started.elapsed();
     let cpu = cpu_meter.read(elapsed);
     let drain_cpu = drain_meter.read(elapsed.saturating_sub(post_time));
+    let drain_speed_probe_us = speed::median_us(drain_started, Instant::now());
     drop(ticker);
 
     let delivered = receiver.count() - before;
@@ -236,5 +247,7 @@ pub async fn saturate(
         drain_per_sec,
         daemon_cpu_us_per_drained: micros_per(drain_cpu.daemon_cores, drain_per_sec),
         bench_cpu_us_per_drained: micros_per(drain_cpu.bench_cores, drain_per_sec),
+        posting_speed_probe_us,
+        drain_speed_probe_us,
     })
 }
