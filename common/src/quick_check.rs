@@ -1,5 +1,6 @@
-//! A one-pass check of an event's `data` that builds no value and allocates nothing. It returns
-//! `true` only for text that [`unique_keys::parse`](crate::unique_keys::parse) parses and
+//! A one-pass check of an event's `data` that builds no value and, on valid data, allocates
+//! nothing. It returns `true` only for text that
+//! [`unique_keys::parse`](crate::unique_keys::parse) parses and
 //! [`schema::validate`](crate::schema::validate) accepts. For anything else it returns `false`,
 //! and the caller runs those two for the verdict and the error message.
 //!

@@ -240,18 +240,38 @@ impl Registry {
     }
 
     /// The endpoints subscribed to an event type whose filter passes `data`, paused ones
-    /// included. `data` is called only when an endpoint has a filter.
+    /// included. `data` is called only when an endpoint has a filter, and after the registry's
+    /// lock is released, because it may parse the event's data.
     pub(crate) fn subscribers<'v>(
         &self,
         kind: EventType,
         data: &dyn Fn() -> &'v serde_json::Value,
     ) -> Vec<(EndpointId, String)> {
-        self.read()
-            .values()
-            .filter(|entry| entry.record.selection().includes(kind))
-            .filter(|entry| entry.filter.passes(kind, data))
-            .map(|entry| (entry.id.clone(), entry.record.url.clone()))
-            .collect()
+        let mut filtered = Vec::new();
+        let mut subscribers: Vec<(EndpointId, String)> = Vec::new();
+        for entry in self.read().values() {
+            if !entry.record.selection().includes(kind) {
+                continue;
+            }
+            match &entry.filter {
+                CompiledFilter::None => {
+                    subscribers.push((entry.id.clone(), entry.record.url.clone()));
+                }
+                _ => filtered.push(Arc::clone(entry)),
+            }
+        }
+        if filtered.is_empty() {
+            return subscribers;
+        }
+        subscribers.extend(
+            filtered
+                .iter()
+                .filter(|entry| entry.filter.passes(kind, data))
+                .map(|entry| (entry.id.clone(), entry.record.url.clone())),
+        );
+        // In the registry's order, as without filters.
+        subscribers.sort_unstable_by(|left, right| left.0.cmp(&right.0));
+        subscribers
     }
 
     /// Whether an endpoint is paused; a deleted endpoint counts as not paused.
@@ -356,6 +376,46 @@ mod tests {
             routing_key: None,
             standard_webhooks: false,
         }
+    }
+
+    #[test]
+    fn subscribers_read_data_for_filters_only() {
+        let (_dir, store) = crate::store::open_temp();
+        let registry = Registry::new(Vec::new());
+        let plain = EndpointId::generate();
+        let filtered = EndpointId::generate();
+        let refused = EndpointId::generate();
+        registry
+            .insert(&store, &plain, endpoint_record("whsec_plain"))
+            .unwrap();
+        let kind = EventType::FrustrationDetected;
+        let data = serde_json::json!({"level": 0.9});
+        let reads = std::cell::Cell::new(0);
+        let read_data = || {
+            reads.set(reads.get() + 1);
+            &data
+        };
+        let found = registry.subscribers(kind, &read_data);
+        assert_eq!(found.len(), 1);
+        assert_eq!(reads.get(), 0, "no filter, so the data is not read");
+
+        for (id, filter) in [
+            (&filtered, "data.level > 0.5"),
+            (&refused, "data.level < 0.5"),
+        ] {
+            let mut record = endpoint_record("whsec_filtered");
+            record.filter = Some(filter.to_owned());
+            registry.insert(&store, id, record).unwrap();
+        }
+        let found: Vec<EndpointId> = registry
+            .subscribers(kind, &read_data)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let mut expected = vec![plain, filtered];
+        expected.sort();
+        assert_eq!(found, expected, "in the registry's order");
+        assert!(reads.get() > 0, "the filters read the data");
     }
 
     #[test]

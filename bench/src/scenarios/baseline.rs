@@ -35,6 +35,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Response bytes the baseline keeps, as belterd keeps an excerpt of each response.
 const EXCERPT_BYTES: usize = 4 * 1024;
 
+/// Time the client process may take beyond its duration to start and report.
+const CLIENT_GRACE: Duration = Duration::from_secs(30);
+
 /// The receiver's path the baseline posts to.
 const PATH: &str = "/hook";
 
@@ -43,7 +46,7 @@ const PATH: &str = "/hook";
 pub struct BaselineResult {
     /// Requests in flight.
     pub concurrency: usize,
-    /// Requests that got a 200 response.
+    /// Requests that got a 2xx response with a whole body.
     pub requests: u64,
     /// Requests that failed or got another status.
     pub errors: u64,
@@ -123,6 +126,7 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
         })
     };
     let own_start = cpu_seconds(std::process::id()).unwrap_or(0.0);
+    let bad_before = receiver.bad_signatures();
     let started = Instant::now();
     let (run, client_cpu_secs) = spawn_client(options, &url).await?;
     let receiver_cpu_secs = cpu_seconds(std::process::id()).unwrap_or(0.0) - own_start;
@@ -131,7 +135,11 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
     drop(ticker);
 
     let requests_per_sec = rate(run.requests, run.elapsed_secs);
-    let cpu_per_second = (client_cpu_secs + receiver_cpu_secs) / wall_secs.max(f64::EPSILON);
+    let cpu_us_per_request = if run.requests > 0 {
+        (client_cpu_secs + receiver_cpu_secs) / run.requests as f64 * 1e6
+    } else {
+        0.0
+    };
     let result = BaselineResult {
         concurrency: options.concurrency,
         requests: run.requests,
@@ -139,10 +147,10 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
         requests_per_sec,
         latency: run.latency,
         body_bytes: delivery_body(EVENT_TYPE)?.len(),
-        bad_signatures: receiver.bad_signatures(),
+        bad_signatures: receiver.bad_signatures() - bad_before,
         client_cores: client_cpu_secs / wall_secs.max(f64::EPSILON),
         receiver_cores: receiver_cpu_secs / wall_secs.max(f64::EPSILON),
-        cpu_us_per_request: micros_per(cpu_per_second, requests_per_sec),
+        cpu_us_per_request,
         in_process,
         speed_probe_us,
     };
@@ -182,27 +190,41 @@ async fn run_in_process(options: &Options, url: &str) -> anyhow::Result<InProces
 /// report and the CPU seconds it used.
 async fn spawn_client(options: &Options, url: &str) -> anyhow::Result<(ClientRun, f64)> {
     let program = std::env::current_exe().context("cannot locate the running program")?;
-    let output = tokio::process::Command::new(&program)
+    let mut child = tokio::process::Command::new(&program)
         .arg("--baseline-client")
         .arg(url)
         .arg("--concurrency")
         .arg(options.concurrency.to_string())
         .arg("--duration")
         .arg(format!("{}ms", options.duration.as_millis()))
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
-        .output()
-        .await
+        .spawn()
         .with_context(|| format!("cannot start the baseline client {}", program.display()))?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the baseline client exited with {}",
-        output.status
-    );
-    let report: ClientReport = serde_json::from_slice(&output.stdout)
-        .context("the baseline client printed no valid report")?;
+    // The client stops when its standard input closes, which happens when this process ends
+    // however it ends, so the input stays open until the client has exited.
+    let input = child.stdin.take();
+    let mut stdout = child
+        .stdout
+        .take()
+        .context("the baseline client has no standard output")?;
+    let finished = async {
+        let mut report = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut report).await?;
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>((status, report))
+    };
+    let limit = options.duration + CLIENT_GRACE;
+    let (status, report) = tokio::time::timeout(limit, finished)
+        .await
+        .with_context(|| format!("the baseline client did not finish within {limit:?}"))?
+        .context("cannot read the baseline client's report")?;
+    drop(input);
+    anyhow::ensure!(status.success(), "the baseline client exited with {status}");
+    let report: ClientReport =
+        serde_json::from_slice(&report).context("the baseline client printed no valid report")?;
     Ok((report.run, report.cpu_secs))
 }
 
@@ -216,6 +238,25 @@ struct ClientReport {
 /// Runs the client process: posts to `url` for `duration` with `concurrency` requests in
 /// flight, and prints its report as JSON on standard output.
 pub async fn client_main(url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<()> {
+    let parsed = url::Url::parse(url).with_context(|| format!("invalid receiver URL {url}"))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(address)) => address.is_loopback(),
+        Some(url::Host::Ipv6(address)) => address.is_loopback(),
+        _ => false,
+    };
+    anyhow::ensure!(
+        loopback,
+        "--baseline-client takes a receiver on a loopback address such as 127.0.0.1, got {url}"
+    );
+    // The bench keeps this process's standard input open while it waits, so end of input
+    // means that the bench has stopped and nobody will read the report.
+    std::thread::spawn(|| {
+        let mut buffer = [0_u8; 64];
+        let mut input = std::io::stdin();
+        while matches!(std::io::Read::read(&mut input, &mut buffer), Ok(1..)) {}
+        eprintln!("[baseline] the bench that started this client stopped, so the client stops too");
+        std::process::exit(1);
+    });
     let run = post_signed(url, concurrency, duration).await?;
     let report = ClientReport {
         run,
@@ -340,5 +381,25 @@ pub fn ratio(part: f64, whole: f64) -> f64 {
         part / whole
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn client_rejects_other_hosts() {
+        // Rejected before any request, so nothing is sent to the documentation address.
+        let error = client_main("http://192.0.2.1:9/hook", 1, Duration::from_millis(1))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("loopback"), "{error}");
+    }
+
+    #[test]
+    fn rate_of_empty_interval_is_zero() {
+        assert_eq!(rate(10, 0.0), 0.0);
+        assert_eq!(rate(10, 2.0), 5.0);
     }
 }
