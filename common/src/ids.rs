@@ -74,6 +74,30 @@ fn check(kind: &'static str, prefix: &'static str, value: &str) -> Result<(), Id
     }
 }
 
+/// Characters in a ULID's time part: 48 bits, 5 per character.
+const ULID_TIME_CHARS: usize = 10;
+
+/// Decodes the time part of a valid ULID's text, its first 10 characters in Crockford's base 32,
+/// in either case. It reads 10 characters where a full decode reads all 26, for callers that
+/// sort or filter many ids by time. `None` for a character outside that alphabet.
+fn ulid_time_ms(text: &str) -> Option<u64> {
+    let time = text.as_bytes().get(..ULID_TIME_CHARS)?;
+    time.iter().try_fold(0_u64, |value, &character| {
+        let digit = match character.to_ascii_uppercase() {
+            digit @ b'0'..=b'9' => digit - b'0',
+            letter @ b'A'..=b'H' => letter - b'A' + 10,
+            b'J' => 18,
+            b'K' => 19,
+            b'M' => 20,
+            b'N' => 21,
+            letter @ b'P'..=b'T' => letter - b'P' + 22,
+            letter @ b'V'..=b'Z' => letter - b'V' + 27,
+            _ => return None,
+        };
+        Some(value << 5 | u64::from(digit))
+    })
+}
+
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $prefix:literal) => {
         $(#[$doc])*
@@ -118,9 +142,7 @@ macro_rules! typed_id {
 
             /// Creation time of the id in milliseconds since the Unix epoch, from its ULID.
             pub fn timestamp_ms(&self) -> u64 {
-                ulid::Ulid::from_string(&self.0[$prefix.len()..])
-                    .map(|ulid| ulid.timestamp_ms())
-                    .unwrap_or(0)
+                ulid_time_ms(&self.0[$prefix.len()..]).unwrap_or(0)
             }
         }
 
@@ -190,6 +212,23 @@ typed_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ulid_time_matches_full_decode() {
+        let mut times = vec![0, 1, 31, 32, (1 << 48) - 1, 1_765_000_000_000];
+        times.extend((0..200_u64).map(|step| step.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16));
+        for ms in times {
+            let ulid = ulid::Ulid::from_parts(ms, u128::from(ms) * 7919);
+            let text = ulid.to_string();
+            assert_eq!(ulid_time_ms(&text), Some(ms), "{text}");
+            assert_eq!(ulid_time_ms(&text.to_ascii_lowercase()), Some(ms), "{text}");
+        }
+        let id = EventId::generate();
+        let full = ulid::Ulid::from_string(&id.as_str()[EventId::PREFIX.len()..]).unwrap();
+        assert_eq!(id.timestamp_ms(), full.timestamp_ms());
+        assert_eq!(ulid_time_ms("01ARZ3NDEU"), None, "U is not in the alphabet");
+        assert_eq!(ulid_time_ms("01AR"), None, "too short");
+    }
 
     #[test]
     fn run_of_ids_increases() {

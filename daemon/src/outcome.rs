@@ -264,7 +264,7 @@ fn write_batch(state: &AppState, batch: &mut Vec<Outcome>) {
                     state.publish_with(|| StreamEvent {
                         kind: StreamKind::AttemptFinished,
                         delivery: Some(state.delivery_view(&delivery_id, &record)),
-                        attempt: record.latest_attempt.as_ref().map(AttemptRecord::to_api),
+                        attempt: record.latest_attempt.as_deref().map(AttemptRecord::to_api),
                         missed: None,
                     });
                 } else {

@@ -313,7 +313,7 @@ impl Store {
         };
         let moved = match displaced {
             Displaced::Attempt(attempt) => Some(attempt),
-            Displaced::Stored => stored_attempt.as_ref(),
+            Displaced::Stored => stored_attempt.as_deref(),
             Displaced::Nothing => None,
         };
         if let Some(attempt) = moved {
@@ -537,7 +537,7 @@ impl Store {
                 attempts.push(attempt);
             }
         }
-        attempts.extend(record.latest_attempt.clone());
+        attempts.extend(record.latest_attempt.as_deref().cloned());
         Ok(attempts)
     }
 }

@@ -117,8 +117,9 @@ pub(crate) struct DeliveryRecord {
     pub(crate) last_error: Option<String>,
     pub(crate) last_latency_ms: Option<u64>,
     /// The latest attempt. The next attempt's outcome moves it to the attempts tree, so that
-    /// each outcome writes one record instead of two.
-    pub(crate) latest_attempt: Option<AttemptRecord>,
+    /// each outcome writes one record instead of two. Boxed, because queued work moves records
+    /// several times and most of them have none; serde encodes a box as its contents.
+    pub(crate) latest_attempt: Option<Box<AttemptRecord>>,
 }
 
 impl Record for DeliveryRecord {
@@ -229,7 +230,9 @@ impl DeliveryRecord {
                 self.next_attempt_at = None;
             }
         }
-        self.latest_attempt.replace(attempt)
+        self.latest_attempt
+            .replace(Box::new(attempt))
+            .map(|old| *old)
     }
 
     /// Converts to the API view. A pending delivery of a paused endpoint shows as `paused`.
