@@ -199,8 +199,8 @@ fn unauthorized(message: String) -> ApiError {
 struct ValidEvent<'a> {
     kind: EventType,
     raw_data: &'a str,
-    /// `data` as a value. The quick check passes most events without one, so it is built when
-    /// a filter or a threshold rule first reads it.
+    /// `data` as a value. An event that passed the quick check starts without one, and it is
+    /// built when a filter or a threshold rule first reads it.
     data: OnceCell<serde_json::Value>,
 }
 
@@ -210,7 +210,8 @@ impl ValidEvent<'_> {
             .get_or_init(|| match unique_keys::parse(self.raw_data, "data") {
                 Ok(data) => data,
                 Err(error) => {
-                    // The quick check accepts only data that parses, so this is a bug.
+                    // The quick check accepts only data that parses, so reaching this branch
+                    // means a bug in the quick check.
                     tracing::error!(%error, kind = %self.kind, "event data that passed the quick check does not parse, so filters and rules read it as null");
                     serde_json::Value::Null
                 }
@@ -263,11 +264,15 @@ fn derive_breaches(
     state: &AppState,
     source: &EventId,
     created_at: Timestamp,
-    data: &serde_json::Value,
+    valid: &ValidEvent<'_>,
 ) -> Vec<PlannedWrite> {
     let kind = EventType::ScoreThresholdBreached;
     let rules = state.rules.evaluator_rules();
-    find_breaches(&rules, data, source.as_str())
+    if rules.is_empty() {
+        // Without rules, the data is not read, so it is not built either.
+        return Vec::new();
+    }
+    find_breaches(&rules, valid.data(), source.as_str())
         .into_iter()
         .map(|breach| {
             let id = EventId::generate();
@@ -311,7 +316,7 @@ fn event_writes(
         derived_from: None,
     }];
     if valid.kind == EventType::EvaluationCompleted {
-        writes.extend(derive_breaches(state, &event_id, created_at, valid.data()));
+        writes.extend(derive_breaches(state, &event_id, created_at, valid));
     }
     writes
 }
