@@ -594,6 +594,19 @@ impl Connection {
         let mut transfer_encoding = false;
         let mut close = !http11;
         for header in response.headers.iter() {
+            // Only the headers below are read, so the others skip the UTF-8 check.
+            const READ: [&str; 4] = [
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "retry-after",
+            ];
+            if !READ
+                .iter()
+                .any(|name| header.name.eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
             let value = String::from_utf8_lossy(header.value);
             let value = value.trim();
             if header.name.eq_ignore_ascii_case("content-length") {
