@@ -1,7 +1,7 @@
 //! A probe of the machine's compute speed during a run. A thread times the same piece of work,
 //! an HMAC-SHA256 over 256 KiB, every 200 ms, in the CPU time of its own thread, so that waiting
 //! for a core does not count. Each phase reports the probe's median beside its rates, so that a
-//! slower machine can be told from a slower program.
+//! slower machine can be distinguished from a slower program.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};

@@ -79,7 +79,7 @@ const ULID_TIME_CHARS: usize = 10;
 
 /// Decodes the time part of a valid ULID's text, its first 10 characters in Crockford's base 32,
 /// in either case. It reads 10 characters where a full decode reads all 26, for callers that
-/// sort or filter many ids by time. `None` for a character outside that alphabet.
+/// sort or filter many ids by time. Returns `None` for a character outside that alphabet.
 fn ulid_time_ms(text: &str) -> Option<u64> {
     let time = text.as_bytes().get(..ULID_TIME_CHARS)?;
     time.iter().try_fold(0_u64, |value, &character| {

@@ -16,7 +16,7 @@ use crate::event_type::EventType;
 use crate::schema::{fields, Field, FieldKind};
 use crate::timestamp::is_rfc3339;
 
-/// Maximum number of keys in one object; the check gives up on larger objects.
+/// Maximum number of keys in one object. The check gives up on larger objects.
 pub const MAX_KEYS: usize = 32;
 
 /// Maximum number of fields in one schema object, because each needs a bit in a `u64`.
@@ -51,13 +51,13 @@ struct TopNumbers {
     scale_max: Option<f64>,
 }
 
-/// The reason every visitor gives up with; the caller only sees `false`.
+/// Returns the error every visitor gives up with; the caller sees only `false`.
 fn give_up<E: serde::de::Error>() -> E {
     E::custom("not certainly valid")
 }
 
 /// An object key as written in the text, so that two keys compare as their meaning does. A key
-/// with an escape arrives decoded into a buffer and is refused.
+/// with an escape arrives decoded into a buffer and is rejected.
 struct PlainKey;
 
 impl<'de> Visitor<'de> for PlainKey {
@@ -94,7 +94,7 @@ impl<'de> SeenKeys<'de> {
         }
     }
 
-    /// Reads the next key; gives up on a repeated key and on one past [`MAX_KEYS`].
+    /// Reads the next key, and gives up on a repeated key or on one past [`MAX_KEYS`].
     fn next<A: MapAccess<'de>>(&mut self, map: &mut A) -> Result<Option<&'de str>, A::Error> {
         let Some(key) = map.next_key_seed(PlainKey)? else {
             return Ok(None);
@@ -164,10 +164,10 @@ impl<'de> Visitor<'de> for AnySeed {
     }
 }
 
-/// An object with the given schema fields; other keys may hold any value.
+/// An object with the given schema fields, whose other keys may hold any value.
 struct ObjectSeed<'n> {
     fields: &'static [Field],
-    /// Where the top-level object records the numbers a rule across fields reads.
+    /// The record of the numbers that a rule across fields reads, for the top-level object only.
     top: Option<&'n mut TopNumbers>,
 }
 
@@ -336,7 +336,7 @@ mod tests {
     use crate::schema::{fields, validate};
     use crate::unique_keys;
 
-    /// The verdict of the full check: parse without repeated keys, then the schema.
+    /// Returns the verdict of the full check: parse without repeated keys, then the schema.
     fn full_check(kind: EventType, text: &str) -> bool {
         unique_keys::parse(text, "data").is_ok_and(|data| validate(kind, &data).is_ok())
     }
@@ -433,7 +433,7 @@ mod tests {
     }
 
     #[test]
-    fn escaped_and_large_objects_are_left_to_the_full_check() {
+    fn escaped_and_large_objects_fall_back() {
         let kind = EventType::CsatReceived;
         let escaped = r#"{"conversation_id":"c","rating":4,"\u0076ia":"api"}"#;
         let mut large = sample_data(kind);
@@ -552,7 +552,7 @@ mod tests {
         #![proptest_config(Config { cases: 4096, failure_persistence: None, ..Config::default() })]
 
         /// Without escaped keys and within the key limit, the quick check agrees with the full
-        /// check both ways: it never accepts what the full check rejects, and it leaves nothing
+        /// check both ways. It never accepts what the full check rejects, and it sends nothing
         /// valid to the slower path.
         #[test]
         fn agrees_with_the_full_check(

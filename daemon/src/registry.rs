@@ -384,7 +384,7 @@ mod tests {
         let registry = Registry::new(Vec::new());
         let plain = EndpointId::generate();
         let filtered = EndpointId::generate();
-        let refused = EndpointId::generate();
+        let excluded = EndpointId::generate();
         registry
             .insert(&store, &plain, endpoint_record("whsec_plain"))
             .unwrap();
@@ -401,7 +401,7 @@ mod tests {
 
         for (id, filter) in [
             (&filtered, "data.level > 0.5"),
-            (&refused, "data.level < 0.5"),
+            (&excluded, "data.level < 0.5"),
         ] {
             let mut record = endpoint_record("whsec_filtered");
             record.filter = Some(filter.to_owned());

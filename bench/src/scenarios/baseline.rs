@@ -50,7 +50,7 @@ pub struct BaselineResult {
     pub requests: u64,
     /// Requests that failed or got another status.
     pub errors: u64,
-    /// Requests with a 200 response per second.
+    /// Requests with a 2xx response per second.
     pub requests_per_sec: f64,
     /// Time from signing to the full response.
     pub latency: Option<Spread>,
@@ -74,7 +74,7 @@ pub struct BaselineResult {
 /// The baseline's client run inside the bench's process.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct InProcessResult {
-    /// Requests with a 200 response per second.
+    /// Requests with a 2xx response per second.
     pub requests_per_sec: f64,
     /// CPU of the client and receiver together per request, in µs.
     pub cpu_us_per_request: f64,
@@ -101,9 +101,10 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
     let receiver = Arc::new(Receiver::start(Behaviour::Answer).await?);
     receiver.set_secret(PATH, SECRET);
     let url = receiver.url(PATH);
-    let in_process = match in_process {
-        true => Some(run_in_process(options, &url).await?),
-        false => None,
+    let in_process = if in_process {
+        Some(run_in_process(options, &url).await?)
+    } else {
+        None
     };
 
     note(
@@ -134,12 +135,8 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
     let speed_probe_us = speed::median_us(started, Instant::now());
     drop(ticker);
 
-    let requests_per_sec = rate(run.requests, run.elapsed_secs);
-    let cpu_us_per_request = if run.requests > 0 {
-        (client_cpu_secs + receiver_cpu_secs) / run.requests as f64 * 1e6
-    } else {
-        0.0
-    };
+    let requests_per_sec = ratio(run.requests as f64, run.elapsed_secs);
+    let cpu_secs_per_request = ratio(client_cpu_secs + receiver_cpu_secs, run.requests as f64);
     let result = BaselineResult {
         concurrency: options.concurrency,
         requests: run.requests,
@@ -148,9 +145,9 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
         latency: run.latency,
         body_bytes: delivery_body(EVENT_TYPE)?.len(),
         bad_signatures: receiver.bad_signatures() - bad_before,
-        client_cores: client_cpu_secs / wall_secs.max(f64::EPSILON),
-        receiver_cores: receiver_cpu_secs / wall_secs.max(f64::EPSILON),
-        cpu_us_per_request,
+        client_cores: ratio(client_cpu_secs, wall_secs),
+        receiver_cores: ratio(receiver_cpu_secs, wall_secs),
+        cpu_us_per_request: cpu_secs_per_request * 1e6,
         in_process,
         speed_probe_us,
     };
@@ -174,7 +171,7 @@ async fn run_in_process(options: &Options, url: &str) -> anyhow::Result<InProces
     let started = Instant::now();
     let run = post_signed(url, options.concurrency, options.duration).await?;
     let cpu = cpu_meter.read(started.elapsed());
-    let requests_per_sec = rate(run.requests, run.elapsed_secs);
+    let requests_per_sec = ratio(run.requests as f64, run.elapsed_secs);
     note(
         "baseline",
         &format!("{requests_per_sec:.0} requests/s in this process"),
@@ -203,6 +200,7 @@ async fn spawn_client(options: &Options, url: &str) -> anyhow::Result<(ClientRun
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start the baseline client {}", program.display()))?;
+
     // The client stops when its standard input closes, which happens when this process ends
     // however it ends, so the input stays open until the client has exited.
     let input = child.stdin.take();
@@ -216,12 +214,14 @@ async fn spawn_client(options: &Options, url: &str) -> anyhow::Result<(ClientRun
         let status = child.wait().await?;
         Ok::<_, std::io::Error>((status, report))
     };
+
     let limit = options.duration + CLIENT_GRACE;
     let (status, report) = tokio::time::timeout(limit, finished)
         .await
         .with_context(|| format!("the baseline client did not finish within {limit:?}"))?
         .context("cannot read the baseline client's report")?;
     drop(input);
+
     anyhow::ensure!(status.success(), "the baseline client exited with {status}");
     let report: ClientReport =
         serde_json::from_slice(&report).context("the baseline client printed no valid report")?;
@@ -249,7 +249,7 @@ pub async fn client_main(url: &str, concurrency: usize, duration: Duration) -> a
         "--baseline-client takes a receiver on a loopback address such as 127.0.0.1, got {url}"
     );
     // The bench keeps this process's standard input open while it waits, so end of input
-    // means that the bench has stopped and nobody will read the report.
+    // means that the bench has stopped and the report would be lost.
     std::thread::spawn(|| {
         let mut buffer = [0_u8; 64];
         let mut input = std::io::stdin();
@@ -347,15 +347,6 @@ pub async fn post_signed(
     })
 }
 
-/// `count` over `seconds`, per second; 0 for an empty interval.
-fn rate(count: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        count as f64 / seconds
-    } else {
-        0.0
-    }
-}
-
 /// CPU time per item in µs, from the cores used and the items per second; 0 without items.
 pub fn micros_per(cores: f64, per_second: f64) -> f64 {
     if per_second > 0.0 {
@@ -398,8 +389,8 @@ mod tests {
     }
 
     #[test]
-    fn rate_of_empty_interval_is_zero() {
-        assert_eq!(rate(10, 0.0), 0.0);
-        assert_eq!(rate(10, 2.0), 5.0);
+    fn ratio_of_zero_whole_is_zero() {
+        assert_eq!(ratio(10.0, 0.0), 0.0);
+        assert_eq!(ratio(10.0, 2.0), 5.0);
     }
 }

@@ -117,8 +117,9 @@ pub(crate) struct DeliveryRecord {
     pub(crate) last_error: Option<String>,
     pub(crate) last_latency_ms: Option<u64>,
     /// The latest attempt. The next attempt's outcome moves it to the attempts tree, so that
-    /// each outcome writes one record instead of two. Boxed, because queued work moves records
-    /// several times and most of them have none; serde encodes a box as its contents.
+    /// each outcome writes one record instead of two. It is boxed because queued work, which
+    /// carries none, moves records several times. serde encodes a box as its contents, so the
+    /// stored bytes are the same.
     pub(crate) latest_attempt: Option<Box<AttemptRecord>>,
 }
 
