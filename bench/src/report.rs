@@ -13,7 +13,7 @@ use crate::scenarios::fanout::FanoutResult;
 use crate::scenarios::isolation::IsolationResult;
 use crate::scenarios::latency::LatencyResult;
 use crate::scenarios::throughput::ThroughputResult;
-use crate::system::{CpuUse, Machine};
+use crate::system::{CpuUse, Machine, Wakeups};
 use crate::targets::TargetCheck;
 
 /// The results of each scenario that ran.
@@ -97,6 +97,17 @@ fn cpu_split(daemon_us: f64, bench_us: f64, cpu: CpuUse) -> String {
     )
 }
 
+/// Wake-ups per item as `context switches / function-call interrupts`, `-` for a count that
+/// this machine does not show.
+fn wakeup_text(wakeups: Wakeups) -> String {
+    let count = |count: Option<f64>| count.map_or("-".to_owned(), |count| format!("{count:.3}"));
+    format!(
+        "{} / {}",
+        count(wakeups.context_switches),
+        count(wakeups.call_interrupts)
+    )
+}
+
 fn row(scenario: &'static str, metric: &str, value: String, relative: String) -> Row {
     (scenario, metric.to_owned(), value, relative)
 }
@@ -140,6 +151,12 @@ impl Report {
                 "baseline",
                 "speed probe, µs (lower is faster)",
                 probe_text(&[baseline.speed_probe_us]),
+                String::new(),
+            ));
+            rows.push(row(
+                "baseline",
+                "wake-ups per request: switches / CPU calls",
+                wakeup_text(baseline.wakeups),
                 String::new(),
             ));
             if let Some(in_process) = &baseline.in_process {
@@ -239,6 +256,16 @@ impl Report {
                     phase.daemon_cpu_us_per_drained,
                     phase.bench_cpu_us_per_drained,
                     phase.drain_cpu,
+                ),
+                String::new(),
+            ));
+            rows.push(row(
+                "throughput",
+                "wake-ups: drain per delivery | baseline after",
+                format!(
+                    "{} | {}",
+                    wakeup_text(phase.drain_wakeups),
+                    wakeup_text(throughput.baseline_after_wakeups)
                 ),
                 String::new(),
             ));

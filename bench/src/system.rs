@@ -135,6 +135,74 @@ impl CpuMeter {
     }
 }
 
+/// Counts of the machine's wake-ups so far: context switches (`ctxt` of `/proc/stat`) and
+/// function-call interrupts between CPUs (the `CAL` row of `/proc/interrupts`, which x86 has and
+/// other architectures name otherwise). A wake-up of a thread on another CPU sends such an
+/// interrupt, which costs a guest VM an exit. Runs of one build where the loopback exchange is
+/// slower show more of both per request.
+#[derive(Debug, Clone, Copy)]
+pub struct WakeupMeter {
+    context_switches: Option<u64>,
+    call_interrupts: Option<u64>,
+}
+
+/// Wake-ups per request or per delivered event over a phase, machine-wide.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Wakeups {
+    /// Context switches, or none when `/proc/stat` cannot be read.
+    pub context_switches: Option<f64>,
+    /// Function-call interrupts between CPUs, or none when `/proc/interrupts` has no `CAL` row.
+    pub call_interrupts: Option<f64>,
+}
+
+impl WakeupMeter {
+    /// Reads the counts now.
+    pub fn start() -> Self {
+        Self {
+            context_switches: read_counter("/proc/stat", parse_context_switches),
+            call_interrupts: read_counter("/proc/interrupts", parse_call_interrupts),
+        }
+    }
+
+    /// Returns the wake-ups since the start over `count` requests or deliveries.
+    pub fn per(&self, count: u64) -> Wakeups {
+        let now = Self::start();
+        let per = |start: Option<u64>, end: Option<u64>| match (start, end) {
+            (Some(start), Some(end)) if count > 0 => {
+                Some(end.saturating_sub(start) as f64 / count as f64)
+            }
+            _ => None,
+        };
+        Wakeups {
+            context_switches: per(self.context_switches, now.context_switches),
+            call_interrupts: per(self.call_interrupts, now.call_interrupts),
+        }
+    }
+}
+
+fn read_counter(path: &str, parse: fn(&str) -> Option<u64>) -> Option<u64> {
+    parse(&std::fs::read_to_string(path).ok()?)
+}
+
+/// Reads the `ctxt` line of `/proc/stat`.
+fn parse_context_switches(stat: &str) -> Option<u64> {
+    stat.lines()
+        .find_map(|line| line.strip_prefix("ctxt "))
+        .and_then(|count| count.trim().parse().ok())
+}
+
+/// Sums the per-CPU counts of the `CAL:` row of `/proc/interrupts`; the words after them name
+/// the interrupt.
+fn parse_call_interrupts(interrupts: &str) -> Option<u64> {
+    let row = interrupts
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix("CAL:"))?;
+    let counts = row
+        .split_whitespace()
+        .map_while(|field| field.parse::<u64>().ok());
+    Some(counts.sum())
+}
+
 /// Parses the value of a `Name:   1234 kB` line.
 fn status_field_kib(text: &str, name: &str) -> Option<u64> {
     text.lines()
@@ -195,6 +263,29 @@ mod tests {
         assert_eq!(parse_cpu_seconds(line), Some(3.0));
         assert_eq!(parse_cpu_seconds("42 (x) S 1"), None);
         assert!(cpu_seconds(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn wakeup_counters_parse() {
+        let stat = "cpu  1 2 3 4\nintr 99 1 2\nctxt 123456\nbtime 1\n";
+        assert_eq!(parse_context_switches(stat), Some(123_456));
+        assert_eq!(parse_context_switches("cpu 1 2\n"), None);
+        let interrupts = "           CPU0       CPU1\n  RES:     11809975     300   Rescheduling interrupts\n  CAL:   19443328   1000   Function call interrupts\n";
+        assert_eq!(parse_call_interrupts(interrupts), Some(19_444_328));
+        assert_eq!(parse_call_interrupts("  RES: 1 2 Rescheduling\n"), None);
+    }
+
+    #[test]
+    fn wakeups_are_counted_per_request() {
+        let meter = WakeupMeter {
+            context_switches: Some(0),
+            call_interrupts: None,
+        };
+        let wakeups = meter.per(1_000);
+        // This machine has switched contexts since it booted, so the count from zero is positive.
+        assert!(wakeups.context_switches.unwrap() > 0.0);
+        assert_eq!(wakeups.call_interrupts, None);
+        assert_eq!(meter.per(0).context_switches, None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::percentiles::Spread;
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
 use crate::speed;
-use crate::system::{cpu_seconds, CpuMeter};
+use crate::system::{cpu_seconds, CpuMeter, WakeupMeter, Wakeups};
 
 /// Secret the baseline signs with; its length matches belterd's generated secrets.
 const SECRET: &str = "whsec_YmVsdGVyLWJlbmNoLWJhc2VsaW5lLXNlY3JldC0wMDAwMA==";
@@ -69,6 +69,8 @@ pub struct BaselineResult {
     pub in_process: Option<InProcessResult>,
     /// The speed probe's median while the client ran, in µs; lower is faster.
     pub speed_probe_us: Option<f64>,
+    /// The machine's wake-ups per request while the client ran.
+    pub wakeups: Wakeups,
 }
 
 /// The baseline's client run inside the bench's process.
@@ -128,8 +130,10 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
     };
     let own_start = cpu_seconds(std::process::id()).unwrap_or(0.0);
     let bad_before = receiver.bad_signatures();
+    let wakeup_meter = WakeupMeter::start();
     let started = Instant::now();
     let (run, client_cpu_secs) = spawn_client(options, &url).await?;
+    let wakeups = wakeup_meter.per(run.requests);
     let receiver_cpu_secs = cpu_seconds(std::process::id()).unwrap_or(0.0) - own_start;
     let wall_secs = started.elapsed().as_secs_f64();
     let speed_probe_us = speed::median_us(started, Instant::now());
@@ -150,6 +154,7 @@ pub async fn run(options: &Options, in_process: bool) -> anyhow::Result<Baseline
         cpu_us_per_request: cpu_secs_per_request * 1e6,
         in_process,
         speed_probe_us,
+        wakeups,
     };
     note(
         "baseline",

@@ -16,7 +16,7 @@ use crate::payload::{batch_body, ingest_body, EVENT_TYPE};
 use crate::progress::{note, Ticker};
 use crate::receiver::{Behaviour, Receiver};
 use crate::speed;
-use crate::system::{CpuMeter, CpuUse};
+use crate::system::{CpuMeter, CpuUse, WakeupMeter, Wakeups};
 
 /// Shortest wait after posting stops for belterd to deliver every accepted event. Posting
 /// accepts events several times faster than belterd delivers them, so the drain takes several
@@ -74,6 +74,8 @@ pub struct PhaseResult {
     pub posting_speed_probe_us: Option<f64>,
     /// The speed probe's median after posting, in µs.
     pub drain_speed_probe_us: Option<f64>,
+    /// The machine's wake-ups per delivery after posting ended.
+    pub drain_wakeups: Wakeups,
 }
 
 /// Results of the throughput scenario.
@@ -90,6 +92,8 @@ pub struct ThroughputResult {
     pub baseline_after_speed_probe_us: Option<f64>,
     /// CPU of the client and receiver per request in that baseline, in µs.
     pub baseline_after_cpu_us_per_request: f64,
+    /// The machine's wake-ups per request in that baseline.
+    pub baseline_after_wakeups: Wakeups,
     /// Delivered per second over the mean of the baseline before and after the phase.
     pub delivered_over_baseline: f64,
     /// The baselines' mean CPU per request over the CPU per delivered event of belterd and the
@@ -132,6 +136,7 @@ pub async fn run(options: &Options, baseline: &BaselineResult) -> anyhow::Result
         baseline_after_per_sec: after.requests_per_sec,
         baseline_after_speed_probe_us: after.speed_probe_us,
         baseline_after_cpu_us_per_request: after.cpu_us_per_request,
+        baseline_after_wakeups: after.wakeups,
         delivered_over_baseline: ratio(phase.delivered_per_sec, baseline_mean),
         cpu_ratio: ratio(
             (baseline.cpu_us_per_request + after.cpu_us_per_request) / 2.0,
@@ -205,6 +210,7 @@ pub async fn saturate(
     let posting_speed_probe_us = speed::median_us(started, Instant::now());
     let drain_started = Instant::now();
     let drain_meter = CpuMeter::start(daemon.pid());
+    let drain_wakeup_meter = WakeupMeter::start();
     let delivered_while_posting = receiver.count() - before;
     let accepted = counts.accepted();
     let drained = receiver
@@ -226,6 +232,7 @@ pub async fn saturate(
         elapsed.saturating_sub(post_time),
     );
     let accepted_per_sec = per_second(accepted, post_time);
+    let drain_wakeups = drain_wakeup_meter.per(delivered - delivered_while_posting);
     Ok(PhaseResult {
         post_secs: post_time.as_secs_f64(),
         accepted,
@@ -249,5 +256,6 @@ pub async fn saturate(
         bench_cpu_us_per_drained: micros_per(drain_cpu.bench_cores, drain_per_sec),
         posting_speed_probe_us,
         drain_speed_probe_us,
+        drain_wakeups,
     })
 }
