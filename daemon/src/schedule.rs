@@ -335,9 +335,10 @@ async fn run_attempt(state: &Arc<AppState>, entry: &Arc<EndpointEntry>, mut work
         tracing::info!(%delivery_id, endpoint_id = %entry.id, "a resend on a new connection was reset too, so this endpoint gets no resends after a reset for {} minutes", crate::registry::RESEND_PAUSE_MS / 60_000);
     }
 
-    let endpoint_gone = state.endpoints.get(&entry.id).is_none();
     let blocked = result.failure == Some(FailureKind::BlockedByPolicy);
-    let completion = if endpoint_gone && !result.succeeded {
+    // A success ends the delivery whatever became of its endpoint, so only a failure looks the
+    // endpoint up.
+    let completion = if !result.succeeded && state.endpoints.get(&entry.id).is_none() {
         Completion::Final(DeliveryStatus::Cancelled)
     } else if blocked {
         // The policy only changes with a restart, so a retry would be blocked again; a replay
