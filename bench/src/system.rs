@@ -135,11 +135,10 @@ impl CpuMeter {
     }
 }
 
-/// Counts of the machine's wake-ups so far: context switches (`ctxt` of `/proc/stat`) and
-/// function-call interrupts between CPUs (the `CAL` row of `/proc/interrupts`, which x86 has and
-/// other architectures name otherwise). A wake-up of a thread on another CPU sends such an
-/// interrupt, which costs a guest VM an exit. Runs of one build where the loopback exchange is
-/// slower show more of both per request.
+/// A reading of the machine's wake-up counters: context switches (`ctxt` of `/proc/stat`) and
+/// function-call interrupts between CPUs (the `CAL` row of `/proc/interrupts` on x86). Waking a
+/// thread on another CPU can send such an interrupt, which in a VM usually costs an exit to the
+/// host.
 #[derive(Debug, Clone, Copy)]
 pub struct WakeupMeter {
     context_switches: Option<u64>,
@@ -191,8 +190,8 @@ fn parse_context_switches(stat: &str) -> Option<u64> {
         .and_then(|count| count.trim().parse().ok())
 }
 
-/// Sums the per-CPU counts of the `CAL:` row of `/proc/interrupts`; the words after them name
-/// the interrupt.
+/// Sums the per-CPU counts of the `CAL:` row of `/proc/interrupts`. The words after the counts
+/// name the interrupt.
 fn parse_call_interrupts(interrupts: &str) -> Option<u64> {
     let row = interrupts
         .lines()

@@ -34,8 +34,8 @@ fn next_ulid() -> ulid::Ulid {
 }
 
 /// Makes `count` ULIDs in one hold of the generator, so no other id of this process sorts
-/// between the first and the last of them. They share one reading of the clock: a batch of
-/// 100 events makes about 200 ids, and a reading per id cost about 1 % of ingest's time.
+/// between the first and the last of them. They share one reading of the clock, because a
+/// batch of 100 events makes about 200 ids and a reading per id took about 1 % of ingest's time.
 fn next_ulids(count: usize) -> Vec<ulid::Ulid> {
     let now = SystemTime::now();
     with_generator(|generator| (0..count).map(|_| make_ulid(generator, now)).collect())
