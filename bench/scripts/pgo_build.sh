@@ -3,11 +3,11 @@
 # bench's throughput and latency scenarios on 127.0.0.1, and rustc then optimizes belterd for the
 # branches and calls that ran most. The result is target/pgo/optimized/release/belterd, and a
 # plain `cargo build --release` is unchanged. The profile comes from the bench's workload, one
-# endpoint that answers 200, so paths such as retries and fan-out gain less.
+# endpoint that responds 200, so paths such as retries and fan-out may gain less.
 #
 # Needs the llvm-profdata of the same toolchain: `rustup component add llvm-tools`. The three
-# builds take about 12 minutes on 2 cores, because each set of compiler flags rebuilds every
-# dependency in a target directory of its own.
+# builds and the training take about 11 minutes on 2 cores, because each set of compiler flags
+# rebuilds every dependency in a target directory of its own.
 #
 # usage: bench/scripts/pgo_build.sh [--duration D]   (D: each training phase, default 4s)
 

@@ -105,20 +105,27 @@ async fn main() -> anyhow::Result<()> {
     if let Some(url) = &args.baseline_client {
         return baseline::client_main(url, args.concurrency as usize, args.duration).await;
     }
+    let scenarios = scenarios(&args.scenarios);
     let belterd = match args.belterd {
         Some(path) => path,
         None => default_belterd()?,
     };
-    anyhow::ensure!(
-        !belterd.is_dir(),
-        "{} is a directory: pass the belterd program itself with --belterd PATH",
-        belterd.display()
-    );
-    anyhow::ensure!(
-        belterd.is_file(),
-        "{} does not exist: build it with `cargo build --release -p belter-daemon`, or pass --belterd PATH",
-        belterd.display()
-    );
+    // The baseline alone runs no daemon, so it needs no belterd program.
+    if scenarios
+        .iter()
+        .any(|scenario| *scenario != Scenario::Baseline)
+    {
+        anyhow::ensure!(
+            !belterd.is_dir(),
+            "{} is a directory: pass the belterd program itself with --belterd PATH",
+            belterd.display()
+        );
+        anyhow::ensure!(
+            belterd.is_file(),
+            "{} does not exist: build it with `cargo build --release -p belter-daemon`, or pass --belterd PATH",
+            belterd.display()
+        );
+    }
     // A report path that cannot be written fails at once instead of after minutes of
     // measuring. The check opens the file without truncating it, so an earlier report survives
     // a run that is stopped.
@@ -134,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
     let options = Options {
-        scenarios: scenarios(&args.scenarios),
+        scenarios,
         duration: args.duration,
         concurrency: args.concurrency as usize,
         backlog: args.backlog,

@@ -231,6 +231,36 @@ fn unwritable_report_fails_first() {
 }
 
 #[test]
+fn baseline_alone_needs_no_belterd() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let json_path = dir.path().join("results.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_belter-bench"))
+        .args([
+            "--scenario",
+            "baseline",
+            "--duration",
+            "1s",
+            "--concurrency",
+            "4",
+        ])
+        .arg("--belterd")
+        .arg(dir.path().join("no-such-belterd"))
+        .arg("--json")
+        .arg(&json_path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run belter-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("read the report"))
+            .expect("parse the report");
+    let requests = report["results"]["baseline"]["requests"].as_u64();
+    assert!(requests.is_some_and(|count| count > 0), "{report}");
+    assert!(report["results"]["throughput"].is_null(), "{report}");
+}
+
+#[test]
 fn directory_as_belterd_rejected() {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let stderr = rejected_run(&["--belterd".as_ref(), dir.path().as_os_str()]);
