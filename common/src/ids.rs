@@ -61,7 +61,7 @@ fn with_generator<T>(make: impl FnOnce(&mut ulid::Generator) -> T) -> T {
 /// with its random part plus one, so ids keep increasing when the clock goes back.
 fn make_ulid(generator: &mut ulid::Generator, now: SystemTime) -> ulid::Ulid {
     // The monotonic generator fails only when 2^80 ids are made in one millisecond. Falling back
-    // to a fresh random ULID then keeps ids unique, though not ordered within that millisecond.
+    // to a fresh random ULID then keeps ids unique, but it may sort before earlier ids.
     generator
         .generate_from_datetime(now)
         .unwrap_or_else(|_| ulid::Ulid::from_datetime(now))
