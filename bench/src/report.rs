@@ -97,8 +97,8 @@ fn cpu_split(daemon_us: f64, bench_us: f64, cpu: CpuUse) -> String {
     )
 }
 
-/// Wake-ups per item as `context switches / function-call interrupts`, `-` for a count that
-/// this machine does not show.
+/// Formats wake-ups per item as `context switches / function-call interrupts`, with `-` for a
+/// missing count.
 fn wakeup_text(wakeups: Wakeups) -> String {
     let count = |count: Option<f64>| count.map_or("-".to_owned(), |count| format!("{count:.3}"));
     format!(

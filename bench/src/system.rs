@@ -135,10 +135,10 @@ impl CpuMeter {
     }
 }
 
-/// A reading of the machine's wake-up counters: context switches (`ctxt` of `/proc/stat`) and
-/// function-call interrupts between CPUs (the `CAL` row of `/proc/interrupts` on x86). Waking a
-/// thread on another CPU can send such an interrupt, which in a VM usually costs an exit to the
-/// host.
+/// The machine's wake-up counters as read at the start of a phase: context switches (`ctxt` of
+/// `/proc/stat`) and function-call interrupts between CPUs (the `CAL` row of `/proc/interrupts`
+/// on x86). Waking a thread on another CPU can send such an interrupt, which in a VM usually
+/// costs an exit to the host.
 #[derive(Debug, Clone, Copy)]
 pub struct WakeupMeter {
     context_switches: Option<u64>,
@@ -148,9 +148,10 @@ pub struct WakeupMeter {
 /// Wake-ups per request or per delivered event over a phase, machine-wide.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Wakeups {
-    /// Context switches, or none when `/proc/stat` cannot be read.
+    /// Context switches, or none when `/proc/stat` cannot be read or nothing was counted.
     pub context_switches: Option<f64>,
-    /// Function-call interrupts between CPUs, or none when `/proc/interrupts` has no `CAL` row.
+    /// Function-call interrupts between CPUs, or none when `/proc/interrupts` has no `CAL` row
+    /// or nothing was counted.
     pub call_interrupts: Option<f64>,
 }
 
@@ -163,7 +164,8 @@ impl WakeupMeter {
         }
     }
 
-    /// Returns the wake-ups since the start over `count` requests or deliveries.
+    /// Returns the wake-ups since the start over `count` requests or deliveries, none for a
+    /// count of 0.
     pub fn per(&self, count: u64) -> Wakeups {
         let now = Self::start();
         let per = |start: Option<u64>, end: Option<u64>| match (start, end) {
